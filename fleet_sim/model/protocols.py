@@ -1,0 +1,40 @@
+"""The seams through which the model calls what lives in higher layers.
+
+The model defines these Protocols; ``results`` and ``policies`` implement them and
+``scenarios.build`` injects the implementations (dependency inversion, STYLE §6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+Appender = Callable[..., None]
+
+
+class Recorder(Protocol):
+    """Where the model writes change points and events (DESIGN §5)."""
+
+    def columns(self, table: str, names: Sequence[str]) -> Appender | None:
+        """An ``append(*values)`` for rows of ``table`` with these column names,
+        or None when the run does not record that table (so hot paths skip it)."""
+        ...
+
+    def event(self, t: float, kind: str, entity: str, detail: str = "") -> None:
+        """Record a discrete event (``oom_kill``, ``boot``, ``host_failure``...)."""
+        ...
+
+
+class NullRecorder:
+    """A recorder that keeps nothing (for quick experiments and benchmarks)."""
+
+    def columns(self, table: str, names: Sequence[str]) -> Appender | None:
+        return None
+
+    def event(self, t: float, kind: str, entity: str, detail: str = "") -> None:
+        return None
+
+
+def describe(obj: Any) -> str:
+    """Short text of an object for event details."""
+    return str(obj)

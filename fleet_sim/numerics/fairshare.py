@@ -1,0 +1,189 @@
+"""Weighted max-min fair sharing (water-filling), flat and over a tree (DESIGN §3.1).
+
+Pure math: no simulator, no domain words. The CPU scheduler and the network model
+both call these functions; there is no second allocator.
+
+Flat problem: share ``capacity`` among children with upper limits ``hi`` (demand
+already clipped by caps), lower bounds ``lo`` (reservations, clipped to ``hi``) and
+weights ``w > 0``. The answer is ``a_i = clamp(w_i * L, lo_i, hi_i)`` with the
+water level ``L`` chosen so that ``sum(a) == capacity``, or ``a = hi`` when
+everything fits. This is work-conserving (nothing idle while a child below its
+limit wants more) and weights are respected between unsatisfied children
+(``a_i / w_i == L`` for every child strictly between its bounds).
+
+Tree problem: every node has a weight, an optional cap, an optional reservation
+and a ``scale`` (resource units consumed per unit handed to its children, e.g. a
+virtualization overhead of 1.1). Leaves have a demand. A node's effective demand
+is ``min(cap, scale * sum(children's effective demands))``; allocation flows top
+down, each node water-filling what it got among its children.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+INF = math.inf
+
+
+def waterfill(
+    capacity: float,
+    hi: Sequence[float],
+    weights: Sequence[float] | None = None,
+    lo: Sequence[float] | None = None,
+) -> list[float]:
+    """Weighted max-min fair shares of ``capacity`` among children.
+
+    Parameters are in any one unit (cores, MB/s). ``hi``: each child's limit
+    (``min(demand, cap)``), ``>= 0``. ``weights``: positive shares (default 1).
+    ``lo``: reservations (default 0), clipped to ``hi``. If the reservations alone
+    exceed ``capacity`` they are scaled down in proportion.
+
+    Raises ValueError if a weight is not positive or a limit is negative.
+    """
+    n = len(hi)
+    if n == 0:
+        return []
+    w = [1.0] * n if weights is None else list(weights)
+    if len(w) != n:
+        raise ValueError("weights and hi must have the same length")
+    for x in w:
+        if not x > 0:
+            raise ValueError(f"weights must be > 0, got {x!r}")
+    total_hi = 0.0
+    for h in hi:
+        if h < 0:
+            raise ValueError(f"limits must be >= 0, got {h!r}")
+        total_hi += h
+    if total_hi <= capacity:
+        return list(hi)
+    if capacity <= 0:
+        return [0.0] * n
+    if lo is None or not any(lo):
+        return _fill_no_floor(capacity, hi, w)
+    return _fill_with_floor(capacity, hi, w, [min(a, b) for a, b in zip(lo, hi, strict=True)])
+
+
+def _fill_no_floor(capacity: float, hi: Sequence[float], w: list[float]) -> list[float]:
+    """Classic progressive filling: satisfy children in order of hi/w."""
+    order = sorted(range(len(hi)), key=lambda i: hi[i] / w[i])
+    out = [0.0] * len(hi)
+    rest_c = capacity
+    rest_w = math.fsum(w)
+    for k, i in enumerate(order):
+        level = rest_c / rest_w
+        if hi[i] <= w[i] * level:
+            out[i] = hi[i]
+            rest_c -= hi[i]
+            rest_w -= w[i]
+        else:
+            for j in order[k:]:
+                out[j] = w[j] * level
+            break
+    return out
+
+
+def _fill_with_floor(
+    capacity: float, hi: Sequence[float], w: list[float], lo: list[float]
+) -> list[float]:
+    """Sweep the water level L over the breakpoints of sum(clamp(w L, lo, hi))."""
+    total_lo = math.fsum(lo)
+    if total_lo >= capacity:
+        return [x * capacity / total_lo for x in lo]
+    # breakpoints: at lo/w a child starts rising (slope +w), at hi/w it stops (-w)
+    events = sorted(
+        [(lo[i] / w[i], w[i]) for i in range(len(hi))]
+        + [(hi[i] / w[i], -w[i]) for i in range(len(hi))]
+    )
+    level, value, slope = 0.0, total_lo, 0.0
+    for pos, dslope in events:
+        reach = value + slope * (pos - level)
+        if reach >= capacity and slope > 0:
+            level += (capacity - value) / slope
+            break
+        level, value, slope = pos, reach, slope + dslope
+    return [min(max(w[i] * level, lo[i]), hi[i]) for i in range(len(hi))]
+
+
+class FairNode:
+    """A node of a sharing tree: weight, cap, reservation, scale; a leaf has a demand.
+
+    ``eff`` (effective demand) and ``alloc`` (allocation, in the parent's units)
+    are written by :func:`allocate_tree`.
+    """
+
+    __slots__ = ("alloc", "cap", "children", "demand", "eff", "floor", "parent", "scale",
+                 "weight")
+
+    def __init__(self, weight: float = 1.0, cap: float = INF, floor: float = 0.0,
+                 scale: float = 1.0, demand: float = 0.0):
+        if not weight > 0:
+            raise ValueError(f"weight must be > 0, got {weight!r}")
+        if cap < 0 or floor < 0 or demand < 0 or not scale > 0:
+            raise ValueError("cap, floor and demand must be >= 0 and scale > 0")
+        self.weight = weight
+        self.cap = cap
+        self.floor = floor
+        self.scale = scale
+        self.demand = demand
+        self.children: list[FairNode] = []
+        self.parent: FairNode | None = None
+        self.eff = 0.0
+        self.alloc = 0.0
+
+    def add(self, child: FairNode) -> FairNode:
+        """Attach ``child`` below this node and return it."""
+        child.parent = self
+        self.children.append(child)
+        return child
+
+    def remove(self, child: FairNode) -> None:
+        """Detach ``child`` from this node."""
+        self.children.remove(child)
+        child.parent = None
+
+    def path_caps(self) -> list[float]:
+        """Caps from this node up to the root (for invariant checks)."""
+        caps, node = [], self
+        while node is not None:
+            caps.append(node.cap)
+            node = node.parent
+        return caps
+
+
+def effective_demand(node: FairNode) -> float:
+    """Compute ``eff`` bottom-up below and at ``node`` and return it."""
+    if node.children:
+        total = 0.0
+        for c in node.children:
+            total += effective_demand(c)
+        node.eff = min(node.cap, node.scale * total)
+    else:
+        node.eff = min(node.cap, node.demand)
+    return node.eff
+
+
+def distribute(node: FairNode, amount: float) -> None:
+    """Give ``node`` the allocation ``amount`` and share it down its subtree.
+
+    ``eff`` must be current below ``node`` (see :func:`effective_demand`).
+    """
+    node.alloc = amount
+    kids = node.children
+    if not kids:
+        return
+    inner = amount / node.scale
+    shares = waterfill(inner, [c.eff for c in kids], [c.weight for c in kids],
+                       [c.floor for c in kids])
+    for c, a in zip(kids, shares, strict=True):
+        distribute(c, a)
+
+
+def allocate_tree(root: FairNode, capacity: float) -> float:
+    """Allocate ``capacity`` over the tree under ``root``; return the root's allocation."""
+    eff = effective_demand(root)
+    amount = min(capacity, eff)
+    if root.floor and amount < root.floor:
+        amount = min(capacity, root.floor, eff)
+    distribute(root, amount)
+    return amount

@@ -187,3 +187,28 @@ def allocate_tree(root: FairNode, capacity: float) -> float:
         amount = min(capacity, root.floor, eff)
     distribute(root, amount)
     return amount
+
+
+def redistribute(node: FairNode, amount: float, dirty: set[FairNode],
+                 changed: list[FairNode]) -> None:
+    """Re-share ``amount`` below ``node``, descending only where something moved.
+
+    Same result as :func:`distribute`, but a child is revisited only if it is in
+    ``dirty`` (its subtree's demands changed) or its own allocation changed; leaves
+    whose allocation changed are appended to ``changed``. On a saturated host this
+    leaves untouched the many children whose share stays at their demand.
+    """
+    old = node.alloc
+    node.alloc = amount
+    kids = node.children
+    if not kids:
+        if amount != old:
+            changed.append(node)
+        return
+    if amount == old and node not in dirty:
+        return
+    shares = waterfill(amount / node.scale, [c.eff for c in kids], [c.weight for c in kids],
+                       [c.floor for c in kids])
+    for c, a in zip(kids, shares, strict=True):
+        if a != c.alloc or c in dirty:
+            redistribute(c, a, dirty, changed)

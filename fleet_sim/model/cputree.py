@@ -1,0 +1,56 @@
+"""Nodes of a host's CPU tree (DESIGN §3.1): structure only, no scheduling.
+
+The tree is host → {processes, hypervisor → VMs → …, runtime → containers → …}.
+Every node has a weight, an optional cap and reservation (cores) and a ``scale``
+(host core-s consumed per core-s handed to its children: ``1 + virt_overhead``
+for a VM). Leaves are demand workloads or jobs and carry a demand (cores).
+
+Besides the allocator's fields, each node keeps running sums the scheduler
+maintains incrementally: ``dsum`` (sum of children's effective demands) and
+``raw`` (demand before any cap, in the node's own units).
+"""
+
+from __future__ import annotations
+
+from fleet_sim.numerics.fairshare import INF, FairNode
+
+#: tables a node can be recorded in
+WORKLOADS, INSTANCES = "workloads", "instances"
+
+
+class CpuNode(FairNode):
+    """A named node of a CPU tree; ``table`` says where its allocation is recorded."""
+
+    __slots__ = ("dsum", "free", "instance", "last", "name", "raw", "t_used", "table",
+                 "used_core_s")
+    is_job = False
+
+    def __init__(self, name: str, weight: float = 1.0, cap: float = INF, floor: float = 0.0,
+                 scale: float = 1.0, table: str | None = None, instance: str = ""):
+        super().__init__(weight=weight, cap=cap, floor=floor, scale=scale)
+        self.name = name
+        self.table = table
+        self.instance = instance
+        self.raw = 0.0
+        self.dsum = 0.0
+        self.free = 0.0
+        self.used_core_s = 0.0  # ∫ alloc dt, kept only for metered nodes
+        self.t_used = 0.0
+        self.last: tuple[float, float, float, float] | None = None
+
+    def leaves(self) -> list[FairNode]:
+        """All leaves below (or at) this node."""
+        if not self.children:
+            return [self]
+        out: list[FairNode] = []
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            if node.children:
+                stack.extend(node.children)
+            else:
+                out.append(node)
+        return out
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, alloc={self.alloc:g}, eff={self.eff:g})"

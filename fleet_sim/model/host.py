@@ -1,0 +1,146 @@
+"""Host: a physical server with cores, per-core speed, RAM and a power model.
+
+A host owns its CPU tree (root node named after the host) and the
+:class:`~fleet_sim.model.scheduler.HostCpuScheduler` that shares its cores. It
+turns the scheduler's callbacks into rows of the ``hosts``, ``workloads``,
+``instances`` and ``jobs`` tables through the injected Recorder.
+
+Time: the scheduler runs lazily (see scheduler module). Anything that touches the
+host from a SimPy process calls :meth:`sync` first, which brings the host up to
+``env.now``; :meth:`finalize` brings it to the end of the run. With
+``eager=True`` the host also wakes SimPy at each of its own events, for models
+that must react to a job completion the moment it happens.
+"""
+
+from __future__ import annotations
+
+import math
+
+import simpy
+
+from fleet_sim.hosting import defaults
+from fleet_sim.model.cputree import INSTANCES, WORKLOADS, CpuNode
+from fleet_sim.model.jobs import JOB_COLUMNS
+from fleet_sim.model.protocols import NullRecorder, Recorder
+from fleet_sim.model.scheduler import HostCpuScheduler
+from fleet_sim.numerics.power import LinearPower
+
+HOST_COLUMNS = ("t", "host", "cpu_used_cores", "cpu_capacity_cores", "power_w", "ram_used_mib")
+NODE_COLUMNS = ("t", "workload", "host", "instance", "demand_cores", "allocated_cores",
+                "throttled_cores", "contention_cores")
+INSTANCE_COLUMNS = ("t", "instance", "host", "demand_cores", "allocated_cores",
+                    "throttled_cores", "contention_cores")
+
+
+class Host:
+    """One server. ``cores`` (physical), ``speed`` (work per core-second relative to
+    nominal), ``ram_mib``, ``power`` (anything with ``power_w(util)``; default linear
+    idle→peak from :mod:`fleet_sim.hosting.defaults`)."""
+
+    def __init__(self, env: simpy.Environment, name: str, cores: float, ram_mib: float = 65_536,
+                 speed: float = 1.0, power=None, recorder: Recorder | None = None,
+                 eager: bool = False):
+        if not cores > 0 or not ram_mib > 0 or not speed > 0:
+            raise ValueError(f"host {name}: cores, ram_mib and speed must be > 0")
+        self.env = env
+        self.name = name
+        self.cores = float(cores)
+        self.speed = float(speed)
+        self.ram_mib = float(ram_mib)
+        self.ram_used_mib = 0.0
+        self.power = power or LinearPower(defaults.HOST_IDLE_W, defaults.HOST_PEAK_W)
+        self.recorder = recorder or NullRecorder()
+        self.eager = eager
+        self.up = True
+        self.root = CpuNode(name)
+        self.cpu = HostCpuScheduler(cores, self.root, speed)
+        self._wake_at = math.inf
+        rec = self.recorder
+        self._host_row = rec.columns("hosts", HOST_COLUMNS)
+        self._node_rows = {WORKLOADS: rec.columns(WORKLOADS, NODE_COLUMNS),
+                           INSTANCES: rec.columns(INSTANCES, INSTANCE_COLUMNS)}
+        self._job_row = rec.columns("jobs", JOB_COLUMNS)
+        if self._host_row is not None:
+            self.cpu.on_host = self._on_host
+            self._on_host(0.0, 0.0)
+        if any(self._node_rows.values()):
+            self.cpu.on_node = self._on_node
+        self.cpu.on_job_done = self._on_job_done
+
+    # ------------------------------------------------------------------ time
+    def sync(self) -> None:
+        """Bring the host's CPU state up to ``env.now``."""
+        self.cpu.advance(self.env.now)
+
+    def woke(self) -> None:
+        """In eager mode, make sure SimPy wakes this host at its next own event."""
+        if not self.eager:
+            return
+        nxt = self.cpu.next_time()
+        if nxt is not None and nxt < self._wake_at:
+            self._wake_at = nxt
+            ev = self.env.timeout(max(0.0, nxt - self.env.now))
+            ev.callbacks.append(self._wake)
+
+    def _wake(self, _event: simpy.Event) -> None:
+        self._wake_at = math.inf
+        self.sync()
+        self.woke()
+
+    def finalize(self, t_end: float) -> None:
+        """Advance to ``t_end`` (end of the run)."""
+        self.cpu.advance(t_end)
+
+    # ------------------------------------------------------------------ tree
+    def attach(self, node: CpuNode, parent: CpuNode | None = None) -> CpuNode:
+        """Hang ``node`` under ``parent`` (default: the host's root) now."""
+        self.sync()
+        self.cpu.attach(node, parent if parent is not None else self.root)
+        self.woke()
+        return node
+
+    def detach(self, node: CpuNode) -> list:
+        """Remove ``node`` and its subtree now; return its unfinished jobs."""
+        self.sync()
+        jobs = self.cpu.detach(node)
+        self.woke()
+        return jobs
+
+    def set_demand(self, node: CpuNode, cores: float, weight: float | None = None) -> None:
+        """A leaf's demand changes now (cores)."""
+        self.sync()
+        self.cpu.set_demand(node, cores, weight)
+        self.woke()
+
+    def set_ram_used(self, ram_used_mib: float) -> None:
+        """Record the host's RAM in use now (MiB)."""
+        self.ram_used_mib = ram_used_mib
+        if self._host_row is not None:
+            self._on_host(self.env.now, self.root.alloc)
+
+    # ------------------------------------------------------------------ recording
+    @property
+    def utilization(self) -> float:
+        """Cores in use / cores, now."""
+        return self.root.alloc / self.cores
+
+    def _on_host(self, t: float, used: float) -> None:
+        self._host_row(t, self.name, used, self.cores,  # type: ignore[misc]
+                       self.power.power_w(used / self.cores), self.ram_used_mib)
+
+    def _on_node(self, t, node, demand, alloc, throttled, contention) -> None:
+        row = self._node_rows[node.table]
+        if row is None:
+            return
+        if node.table == WORKLOADS:
+            row(t, node.name, self.name, node.instance, demand, alloc, throttled, contention)
+        else:
+            row(t, node.name, self.name, demand, alloc, throttled, contention)
+
+    def _on_job_done(self, job) -> None:
+        wl = job.workload
+        if self._job_row is not None:
+            self._job_row(job.job_id, wl.name, self.name, job.arrival, job.start, job.finish,
+                          job.work_core_s, job.max_cores)
+        if wl.keep_jobs:
+            wl.finished.append(job)

@@ -1,0 +1,188 @@
+"""Jobs and job workloads (DESIGN §3.2).
+
+A ``JobWorkload`` is a node of a host's CPU tree; its jobs are leaves below it, so
+they share the workload's allocation by max-min (each job wants ``max_cores``).
+Nothing is lost: the figures of merit are response time and slowdown.
+
+Arrivals come either from outside (``submit`` at the current SimPy time) or from
+*feeds* the host's scheduler fires by itself: ``PoissonJobs`` (open arrivals; also
+used for spike bursts) and ``TraceJobs`` (a replayed job trace).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+
+import numpy as np
+
+from fleet_sim.model.cputree import WORKLOADS, CpuNode
+from fleet_sim.model.distributions import Distribution
+from fleet_sim.numerics.fairshare import INF
+
+JOB_COLUMNS = ("job_id", "workload", "host", "arrival", "start", "finish", "work_core_s",
+               "max_cores")
+
+
+class Job(CpuNode):
+    """A piece of work: ``work_core_s`` core-seconds, running on at most ``max_cores``."""
+
+    __slots__ = ("arrival", "finish", "job_id", "max_cores", "rate", "rem", "start", "t0",
+                 "version", "work_core_s", "workload")
+    is_job = True
+
+    def __init__(self, work_core_s: float, max_cores: float = 1.0, job_id: int = -1,
+                 arrival: float | None = None):
+        if work_core_s < 0 or not max_cores > 0:
+            raise ValueError(f"need work_core_s >= 0 and max_cores > 0, got "
+                             f"{work_core_s!r}, {max_cores!r}")
+        # a leaf: set the allocator's fields directly (no children list to allocate)
+        self.weight = 1.0
+        self.cap = INF
+        self.floor = 0.0
+        self.scale = 1.0
+        self.demand = self.raw = self.eff = self.alloc = self.dsum = self.free = 0.0
+        self.children = ()
+        self.parent = None
+        self.table = None
+        self.name = ""
+        self.work_core_s = float(work_core_s)
+        self.max_cores = float(max_cores)
+        self.job_id = job_id
+        self.arrival = arrival
+        self.start: float | None = None
+        self.finish: float | None = None
+        self.rem = self.work_core_s
+        self.rate = 0.0
+        self.t0 = 0.0
+        self.version = -1
+        self.workload: JobWorkload | None = None
+
+    @property
+    def response_time_s(self) -> float:
+        """finish − arrival (NaN while unfinished)."""
+        if self.finish is None or self.arrival is None:
+            return math.nan
+        return self.finish - self.arrival
+
+
+class JobWorkload(CpuNode):
+    """A stream of jobs sharing one allocation on a host (a node in its CPU tree).
+
+    Parameters: ``host`` (a :class:`fleet_sim.model.host.Host`), ``name``,
+    ``parent`` node (default the host's root), ``weight``, ``cap`` (cores).
+    Finished jobs are kept in ``finished`` only if ``keep_jobs`` (tests); the
+    ``jobs`` table is the record for large runs.
+    """
+
+    __slots__ = ("_next_id", "feeds", "finished", "host", "keep_jobs")
+
+    def __init__(self, host, name: str, parent: CpuNode | None = None, weight: float = 1.0,
+                 cap: float = INF, keep_jobs: bool = True, instance: str = ""):
+        super().__init__(name, weight=weight, cap=cap, table=WORKLOADS, instance=instance)
+        self.host = host
+        self.keep_jobs = keep_jobs
+        self.finished: list[Job] = []
+        self.feeds: list[tuple[object, float]] = []
+        self._next_id = 0
+        host.attach(self, parent)
+
+    def new_id(self) -> int:
+        """The next job id of this workload (0, 1, 2, …)."""
+        self._next_id += 1
+        return self._next_id - 1
+
+    def submit(self, job: Job) -> Job:
+        """Start ``job`` now (at the host's current time)."""
+        self.host.sync()
+        self._submit(job)
+        self.host.woke()
+        return job
+
+    def _submit(self, job: Job) -> None:
+        job.workload = self
+        if job.job_id < 0:
+            job.job_id = self.new_id()
+        self.host.cpu.submit(job, self)
+
+    def add_feed(self, feed: JobFeed) -> None:
+        """Let ``feed`` deliver jobs to this workload from its first arrival on."""
+        t0 = feed.first(self)
+        if t0 is not None:
+            self.host.cpu.add_feed(feed, t0)
+
+
+class JobFeed(ABC):
+    """Base of feeds that deliver jobs from an iterator of (t, work_core_s, max_cores)."""
+
+    def __init__(self) -> None:
+        self.workload: JobWorkload | None = None
+        self._it: Iterator[tuple[float, float, float, int]] | None = None
+        self._pending: tuple[float, float, float, int] | None = None
+
+    @abstractmethod
+    def arrivals(self) -> Iterator[tuple[float, float, float, int]]:
+        """(t, work_core_s, max_cores, job_id or -1) in non-decreasing t."""
+
+    def first(self, workload: JobWorkload) -> float | None:
+        self.workload = workload
+        self._it = self.arrivals()
+        self._pending = next(self._it, None)
+        return None if self._pending is None else self._pending[0]
+
+    def fire(self, sched, t: float) -> float | None:
+        _, work, cores, job_id = self._pending  # type: ignore[misc]
+        self.workload._submit(Job(work, cores, job_id, t))  # type: ignore[union-attr]
+        self._pending = next(self._it, None)  # type: ignore[arg-type]
+        return None if self._pending is None else self._pending[0]
+
+
+class PoissonJobs(JobFeed):
+    """Open Poisson arrivals of jobs with a size distribution.
+
+    ``rate_per_s`` arrivals per second between ``t_start`` and ``t_end``;
+    ``work`` draws each job's core-seconds; ``max_cores`` per job. Draws come
+    in chunks from two streams (arrivals and sizes), so the arrival times do not
+    depend on the size distribution (common random numbers).
+    """
+
+    CHUNK = 512
+
+    def __init__(self, rate_per_s: float, work: Distribution, max_cores: float,
+                 arrivals_rng: np.random.Generator, sizes_rng: np.random.Generator,
+                 t_start: float = 0.0, t_end: float = INF):
+        super().__init__()
+        if not rate_per_s > 0 or not max_cores > 0:
+            raise ValueError("rate_per_s and max_cores must be > 0")
+        self.rate_per_s = rate_per_s
+        self.work = work
+        self.max_cores = max_cores
+        self.arrivals_rng = arrivals_rng
+        self.sizes_rng = sizes_rng
+        self.t_start = t_start
+        self.t_end = t_end
+
+    def arrivals(self) -> Iterator[tuple[float, float, float, int]]:
+        t = self.t_start
+        mean_gap = 1.0 / self.rate_per_s
+        cores = self.max_cores
+        while True:
+            gaps = self.arrivals_rng.exponential(mean_gap, self.CHUNK).tolist()
+            works = self.work.sample(self.sizes_rng, self.CHUNK).tolist()
+            for gap, work in zip(gaps, works, strict=True):
+                t += gap
+                if t >= self.t_end:
+                    return
+                yield t, work, cores, -1
+
+
+class TraceJobs(JobFeed):
+    """Jobs replayed from arrays (already sorted by time), with their own ids."""
+
+    def __init__(self, times, works, max_cores, job_ids):
+        super().__init__()
+        self.rows = list(zip(times, works, max_cores, job_ids, strict=True))
+
+    def arrivals(self) -> Iterator[tuple[float, float, float, int]]:
+        return iter(self.rows)

@@ -1,0 +1,390 @@
+"""HostCpuScheduler: exact fluid CPU sharing on one host (DESIGN §3.1, STYLE §6).
+
+Between changes every rate is constant, so each job's finish time is exact. On a
+change (job arrives or finishes, demand step, node attached or detached) the
+scheduler settles the work done so far, re-allocates only the part of the tree
+the change can affect, and re-computes finish times of the jobs whose rate moved.
+There is no time-step loop.
+
+*What a change can affect.* If no node on the path from the changed node to the
+root is constrained (its children's demand fits its cap, and the host is not
+saturated), every node simply gets its effective demand, so only the changed
+subtree moves: an arrival on a host with spare cores touches one job. Otherwise
+the subtree of the highest constrained node is re-shared, or the whole tree when
+the host is saturated before or after the change.
+
+*Lazy time.* The scheduler keeps its own clock ``now`` and a heap of its own
+future events (job completions and *feeds*: pre-drawn arrival streams and demand
+steps). ``advance(t)`` processes them in time order up to ``t``. The host calls
+it before any outside interaction, so a host that nobody touches costs no SimPy
+events at all; results are identical to waking at every event because a host's
+evolution depends only on its own state and feeds between interactions.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+from typing import Protocol
+
+from fleet_sim.model.cputree import CpuNode
+from fleet_sim.numerics.fairshare import distribute, redistribute
+
+#: heap entry kinds; at equal times completions go before feed events
+FINISH, FEED = 0, 1
+
+
+class Feed(Protocol):
+    """A source of timed changes that the scheduler fires by itself."""
+
+    def fire(self, sched: HostCpuScheduler, t: float) -> float | None:
+        """Apply the change due at ``t``; return the time of the next one, or None."""
+        ...
+
+
+NodeRow = Callable[[float, CpuNode, float, float, float, float], None]
+
+
+class HostCpuScheduler:
+    """Shares ``cores`` of one host over a tree rooted at ``root``.
+
+    ``speed`` is the per-core speed factor: a job progresses at
+    ``allocated cores × speed`` core-s per second. Callbacks (set by the host):
+    ``on_host(t, used_cores)`` when the host's total allocation changes,
+    ``on_node(t, node, demand, allocated, throttled, contention)`` when a recorded
+    node changes, ``on_job_done(job)`` when a job completes.
+    """
+
+    def __init__(self, cores: float, root: CpuNode, speed: float = 1.0):
+        if not cores > 0 or not speed > 0:
+            raise ValueError(f"cores and speed must be > 0, got {cores!r}, {speed!r}")
+        self.capacity = float(cores)
+        self.speed = float(speed)
+        self.root = root
+        self.now = 0.0
+        self._heap: list[tuple[float, int, int, object]] = []
+        self._seq = itertools.count()
+        self.n_constrained = 0
+        self.used_core_s = 0.0       # ∫ allocated cores dt (host busy time)
+        self.delivered_core_s = 0.0  # ∫ Σ job progress rates dt (work done on jobs)
+        self._job_rate = 0.0
+        self.events = 0
+        self.on_host: Callable[[float, float], None] | None = None
+        self.on_node: NodeRow | None = None
+        self.on_job_done: Callable[[object], None] | None = None
+        self._metered: list[CpuNode] = []
+
+    # ------------------------------------------------------------------ time
+    def next_time(self) -> float | None:
+        """Time of the next internal event, or None."""
+        return self._heap[0][0] if self._heap else None
+
+    def advance(self, t_end: float) -> None:
+        """Process every internal event with time ``<= t_end``; then set the clock."""
+        heap = self._heap
+        pop = heapq.heappop
+        while heap and heap[0][0] <= t_end:
+            t, kind, seq, obj = pop(heap)
+            if kind == FINISH:
+                if obj.version != seq:  # type: ignore[attr-defined]
+                    continue  # stale: the job's rate changed since this was pushed
+                self._tick(t)
+                self.events += 1
+                self._complete(obj)
+            else:
+                self._tick(t)
+                self.events += 1
+                nxt = obj.fire(self, t)  # type: ignore[attr-defined]
+                if nxt is not None:
+                    heapq.heappush(heap, (nxt, FEED, next(self._seq), obj))
+        if t_end > self.now:
+            self._tick(t_end)
+
+    def _tick(self, t: float) -> None:
+        dt = t - self.now
+        if dt > 0:
+            self.used_core_s += self.root.alloc * dt
+            self.delivered_core_s += self._job_rate * dt
+            self.now = t
+
+    def add_feed(self, feed: Feed, t_first: float) -> None:
+        """Register a feed whose first change is due at ``t_first``."""
+        heapq.heappush(self._heap, (t_first, FEED, next(self._seq), feed))
+
+    # ------------------------------------------------------------------ jobs
+    def submit(self, job, parent: CpuNode) -> None:
+        """Start ``job`` (a leaf with ``max_cores``) under ``parent`` at ``now``."""
+        job.t0 = self.now
+        job.rem = job.work_core_s
+        job.rate = 0.0
+        if job.arrival is None:
+            job.arrival = self.now
+        parent.add(job)
+        if job.work_core_s <= 0:
+            job.start = self.now
+            self._complete(job)
+            return
+        self.set_demand(job, job.max_cores)
+
+    def _complete(self, job) -> None:
+        job.rem = 0.0
+        job.finish = self.now
+        if job.parent is not None:
+            self.set_demand(job, 0.0)
+            job.parent.remove(job)
+        if self.on_job_done is not None:
+            self.on_job_done(job)
+
+    def remaining(self, job) -> float:
+        """Work left of ``job`` at ``now``, core-s."""
+        return max(0.0, job.rem - job.rate * (self.now - job.t0))
+
+    # ------------------------------------------------------------------ meters
+    def meter(self, node: CpuNode) -> None:
+        """Track ``node``'s CPU usage (∫ allocation dt) from now on; see :meth:`usage_core_s`."""
+        if node not in self._metered:
+            node.used_core_s = 0.0
+            node.t_used = self.now
+            self._metered.append(node)
+
+    def unmeter(self, node: CpuNode) -> None:
+        """Stop tracking ``node``'s usage."""
+        if node in self._metered:
+            self._metered.remove(node)
+
+    def usage_core_s(self, node: CpuNode) -> float:
+        """Host core-s a metered node has used since :meth:`meter` (at ``now``)."""
+        return node.used_core_s + node.alloc * (self.now - node.t_used)
+
+    def _settle_meters(self) -> None:
+        now = self.now
+        for n in self._metered:
+            n.used_core_s += n.alloc * (now - n.t_used)
+            n.t_used = now
+
+    # ------------------------------------------------------------------ changes
+    def set_demand(self, node: CpuNode, demand: float, weight: float | None = None) -> None:
+        """A leaf now wants ``demand`` cores (and, for CFS, has a new ``weight``)."""
+        if demand < 0:
+            raise ValueError(f"demand must be >= 0, got {demand!r}")
+        old_eff = node.eff
+        raw_delta = demand - node.raw
+        node.demand = node.raw = demand
+        node.eff = min(node.cap, demand)
+        force = weight is not None and weight != node.weight
+        if force:
+            node.weight = weight
+        self._propagate(node, node.eff - old_eff, raw_delta, force)
+
+    def set_limits(self, node: CpuNode, cap: float | None = None,
+                   weight: float | None = None) -> None:
+        """Change a node's cap and/or weight (e.g. a cgroup edit or a quota period)."""
+        if cap is not None:
+            node.cap = cap
+        if weight is not None:
+            node.weight = weight
+        self._reshare_all()
+
+    def attach(self, node: CpuNode, parent: CpuNode) -> None:
+        """Hang ``node`` (possibly with children) below ``parent`` at ``now``."""
+        for leaf in node.leaves():
+            if leaf.is_job:
+                leaf.t0 = self.now
+        parent.add(node)
+        self._reshare_all()
+
+    def detach(self, node: CpuNode) -> list:
+        """Remove ``node`` and its subtree at ``now``; return its unfinished jobs."""
+        jobs = [j for j in node.leaves() if j.is_job and j is not node]
+        if node.is_job:
+            jobs = [node]
+        self._settle(jobs)
+        for j in jobs:
+            self._set_rate(j, 0.0)
+        node.parent.remove(node)
+        self._reshare_all()
+        return jobs
+
+    def _reshare_all(self) -> None:
+        if self._metered:
+            self._settle_meters()
+        old_used = self.root.alloc
+        self._refresh(self.root)
+        self._reallocate(self.root, None, None)
+        self._host_changed(old_used)
+
+    # ------------------------------------------------------------------ core
+    def _propagate(self, node: CpuNode, delta: float, raw_delta: float, force: bool) -> None:
+        """Push a change of ``node``'s effective demand up; re-share what it affects."""
+        if self._metered:
+            self._settle_meters()
+        capacity = self.capacity
+        root = self.root
+        old_used = root.alloc
+        sat_before = root.eff > capacity
+        top = stop = None
+        path = [node]
+        n = node.parent
+        while n is not None:
+            if raw_delta:
+                raw_delta *= n.scale
+                n.raw += raw_delta
+            if stop is None:
+                if delta:
+                    path.append(n)
+                    scale = n.scale
+                    was = scale * n.dsum > n.cap
+                    n.dsum = n.dsum + delta if n.children else 0.0
+                    want = scale * n.dsum
+                    now_c = want > n.cap
+                    if now_c is not was:
+                        self.n_constrained += 1 if now_c else -1
+                    if was or now_c:
+                        top = n
+                    new_eff = n.cap if now_c else (want if want > 0.0 else 0.0)
+                    delta = new_eff - n.eff
+                    n.eff = new_eff
+                    if not delta:
+                        stop = n
+                else:
+                    stop = path[-1]
+            elif not raw_delta:
+                break
+            n = n.parent
+        if force and (self.n_constrained or sat_before or root.eff > capacity):
+            self._reallocate(root, None, None)
+        elif stop is not None and stop is not root:
+            self._reallocate(stop, stop.alloc, path)
+        elif sat_before or root.eff > capacity:
+            self._reallocate(root, None, path)
+        else:
+            apex = top if top is not None else node
+            n = apex.parent
+            while n is not None:
+                n.alloc = n.eff
+                n = n.parent
+            self._reallocate(apex, apex.eff, path)
+        if root.alloc != old_used and self.on_host is not None:
+            self.on_host(self.now, root.alloc)
+
+    def _refresh(self, node: CpuNode) -> float:
+        """Recompute ``dsum``/``raw``/``eff`` exactly below ``node``; count constraints."""
+        if node is self.root:
+            self.n_constrained = 0
+        if not node.children:
+            node.eff = min(node.cap, node.demand)
+            node.raw = node.demand
+            return node.eff
+        dsum = raw = 0.0
+        for c in node.children:
+            dsum += self._refresh(c)
+            raw += c.raw
+        node.dsum = dsum
+        node.raw = node.scale * raw
+        want = node.scale * dsum
+        if want > node.cap:
+            self.n_constrained += 1
+            node.eff = node.cap
+        else:
+            node.eff = want
+        return node.eff
+
+    def _reallocate(self, apex: CpuNode, amount: float | None, dirty: list | None) -> None:
+        """Re-share ``amount`` (None: the host's cores, from the root) below ``apex``.
+
+        ``dirty``: the nodes whose demand changed; without it (or when nodes are
+        recorded) the whole subtree is re-shared, else only what moved.
+        """
+        speed = self.speed
+        if amount is None:
+            root = self.root
+            amount = min(self.capacity, root.eff)
+            if self.on_node is not None and root.eff > self.capacity:
+                distribute(root, root.eff)  # what each node would get on an idle host
+                self._store_free(root)
+                dirty = None
+        if dirty is None or self.on_node is not None:
+            jobs = [j for j in apex.leaves() if j.is_job]
+            self._settle(jobs)
+            distribute(apex, amount)
+            if self.on_node is not None:
+                if not self.root.eff > self.capacity:
+                    self._store_free(apex)
+                self._record_subtree(apex)
+            for j in jobs:
+                self._set_rate(j, j.alloc * speed)
+            return
+        changed: list = []
+        redistribute(apex, amount, set(dirty), changed)
+        now = self.now
+        for j in changed:
+            if j.is_job:
+                if j.rate:
+                    j.rem -= j.rate * (now - j.t0)
+                j.t0 = now
+                self._set_rate(j, j.alloc * speed)
+
+    def _host_changed(self, old_used: float) -> None:
+        if self.root.alloc != old_used and self.on_host is not None:
+            self.on_host(self.now, self.root.alloc)
+
+    def _store_free(self, apex: CpuNode) -> None:
+        if self.on_node is None:
+            return
+        stack = [apex]
+        while stack:
+            n = stack.pop()
+            n.free = n.alloc
+            stack.extend(n.children)
+
+    def _settle(self, jobs: list) -> None:
+        now = self.now
+        for j in jobs:
+            if j.rate:
+                j.rem -= j.rate * (now - j.t0)
+            j.t0 = now
+
+    def _set_rate(self, job, rate: float) -> None:
+        if rate == job.rate:
+            return
+        self._job_rate += rate - job.rate
+        job.rate = rate
+        if rate > 0:
+            if job.start is None:
+                job.start = self.now
+            seq = next(self._seq)
+            job.version = seq
+            finish = self.now + max(0.0, job.rem) / rate
+            heapq.heappush(self._heap, (finish, FINISH, seq, job))
+        else:
+            job.version = -1
+
+    # ------------------------------------------------------------------ recording
+    def _record_subtree(self, apex: CpuNode) -> None:
+        if self.on_node is None:
+            return
+        stack = [apex]
+        while stack:
+            n = stack.pop()
+            if n.table is not None:
+                self._record(n)
+            if n.children and not n.is_job:
+                stack.extend(n.children)
+        self._record_path(apex.parent)
+
+    def _record_path(self, node: CpuNode | None) -> None:
+        if self.on_node is None:
+            return
+        while node is not None:
+            if node.table is not None:
+                if self.root.eff <= self.capacity:
+                    node.free = node.alloc
+                self._record(node)
+            node = node.parent
+
+    def _record(self, n: CpuNode) -> None:
+        vals = (n.raw, n.alloc, max(0.0, n.raw - n.free), max(0.0, n.free - n.alloc))
+        if vals != n.last:
+            n.last = vals
+            self.on_node(self.now, n, *vals)  # type: ignore[misc]

@@ -37,16 +37,16 @@ class Job(CpuNode):
         if work_core_s < 0 or not max_cores > 0:
             raise ValueError(f"need work_core_s >= 0 and max_cores > 0, got "
                              f"{work_core_s!r}, {max_cores!r}")
-        # a leaf: set the allocator's fields directly (no children list to allocate)
+        # a leaf: set only the fields a leaf uses (no children list to allocate);
+        # this runs millions of times in a large run
         self.weight = 1.0
         self.cap = INF
         self.floor = 0.0
         self.scale = 1.0
-        self.demand = self.raw = self.eff = self.alloc = self.dsum = self.free = 0.0
+        self.demand = self.raw = self.eff = self.alloc = self.free = 0.0
         self.children = ()
         self.parent = None
         self.table = None
-        self.name = ""
         self.work_core_s = float(work_core_s)
         self.max_cores = float(max_cores)
         self.job_id = job_id
@@ -58,6 +58,9 @@ class Job(CpuNode):
         self.t0 = 0.0
         self.version = -1
         self.workload: JobWorkload | None = None
+
+    def __repr__(self) -> str:
+        return f"Job({self.job_id}, work={self.work_core_s:g}, max_cores={self.max_cores:g})"
 
     @property
     def response_time_s(self) -> float:
@@ -147,7 +150,7 @@ class PoissonJobs(JobFeed):
     depend on the size distribution (common random numbers).
     """
 
-    CHUNK = 512
+    CHUNK = 32  # draws per numpy call: amortises the call, keeps 20k feeds small
 
     def __init__(self, rate_per_s: float, work: Distribution, max_cores: float,
                  arrivals_rng: np.random.Generator, sizes_rng: np.random.Generator,

@@ -86,15 +86,17 @@ class HostCpuScheduler:
         pop = heapq.heappop
         while heap and heap[0][0] <= t_end:
             t, kind, seq, obj = pop(heap)
+            if kind == FINISH and obj.version != seq:  # type: ignore[attr-defined]
+                continue  # stale: the job's rate changed since this was pushed
+            dt = t - self.now
+            if dt > 0:
+                self.used_core_s += self.root.alloc * dt
+                self.delivered_core_s += self._job_rate * dt
+                self.now = t
+            self.events += 1
             if kind == FINISH:
-                if obj.version != seq:  # type: ignore[attr-defined]
-                    continue  # stale: the job's rate changed since this was pushed
-                self._tick(t)
-                self.events += 1
                 self._complete(obj)
             else:
-                self._tick(t)
-                self.events += 1
                 nxt = obj.fire(self, t)  # type: ignore[attr-defined]
                 if nxt is not None:
                     heapq.heappush(heap, (nxt, FEED, next(self._seq), obj))
@@ -297,6 +299,14 @@ class HostCpuScheduler:
         recorded) the whole subtree is re-shared, else only what moved.
         """
         speed = self.speed
+        if not apex.children and amount is not None and self.on_node is None:
+            apex.alloc = amount  # a single leaf: the common case on a host with room
+            if apex.is_job:
+                if apex.rate:
+                    apex.rem -= apex.rate * (self.now - apex.t0)
+                apex.t0 = self.now
+                self._set_rate(apex, amount * speed)
+            return
         if amount is None:
             root = self.root
             amount = min(self.capacity, root.eff)

@@ -212,3 +212,83 @@ def redistribute(node: FairNode, amount: float, dirty: set[FairNode],
     for c, a in zip(kids, shares, strict=True):
         if a != c.alloc or c in dirty:
             redistribute(c, a, dirty, changed)
+
+
+def maxmin_flows(
+    capacities: Sequence[float],
+    routes: Sequence[Sequence[int]],
+    weights: Sequence[float] | None = None,
+    limits: Sequence[float] | None = None,
+) -> list[float]:
+    """Weighted max-min fair rates of flows that each cross several links.
+
+    ``capacities[l]``: capacity of link ``l`` (any one rate unit, e.g. MB/s).
+    ``routes[f]``: indices of the links flow ``f`` crosses. ``weights``: positive
+    shares (default 1). ``limits``: each flow's own maximum rate (default none).
+
+    Progressive filling, bottleneck link first (Bertsekas & Gallager, *Data
+    Networks*, §6.5.2): every unfrozen flow runs at ``w_f * L`` while the level
+    ``L`` rises; the first link to fill is a bottleneck and freezes the flows
+    crossing it, a flow reaching its limit freezes alone, and the rest rise on.
+    A link's fill level is ``spare / (weight of its rising flows)``; a heap keeps
+    the next one, so the cost is O(sum of route lengths × log). On a single link
+    the result equals :func:`waterfill` with ``hi = limits``.
+
+    Raises ValueError if a weight is not positive, a capacity or limit is
+    negative, or a flow crosses no link and has no limit.
+    """
+    import heapq
+
+    n, m = len(routes), len(capacities)
+    w = [1.0] * n if weights is None else [float(x) for x in weights]
+    lim = [INF] * n if limits is None else [float(x) for x in limits]
+    if len(w) != n or len(lim) != n:
+        raise ValueError("weights and limits must have one entry per route")
+    if any(not x > 0 for x in w):
+        raise ValueError("weights must be > 0")
+    if any(x < 0 for x in lim) or any(c < 0 for c in capacities):
+        raise ValueError("capacities and limits must be >= 0")
+    spare = [float(c) for c in capacities]  # capacity not yet taken by frozen flows
+    rising_w = [0.0] * m  # weight of the still-rising flows on each link
+    rising_n = [0] * m
+    on_link: list[list[int]] = [[] for _ in range(m)]
+    for f, route in enumerate(routes):
+        if not route and lim[f] == INF:
+            raise ValueError(f"flow {f} crosses no link and has no limit")
+        for k in route:
+            on_link[k].append(f)
+            rising_w[k] += w[f]
+            rising_n[k] += 1
+    version = [0] * m
+    # entries (level, kind, index, version): kind 0 = a link fills, 1 = a flow hits its limit
+    heap = [(spare[k] / rising_w[k], 0, k, 0) for k in range(m) if rising_n[k]]
+    heap += [(lim[f] / w[f], 1, f, 0) for f in range(n) if lim[f] < INF]
+    heapq.heapify(heap)
+    rate = [0.0] * n
+    frozen = [False] * n
+    left = n
+    while left:
+        level, kind, i, ver = heapq.heappop(heap)
+        if kind == 0:
+            if ver != version[i]:
+                continue  # stale: the link's level moved since this entry
+            batch = [(f, w[f] * level) for f in on_link[i] if not frozen[f]]
+        elif frozen[i]:
+            continue
+        else:
+            batch = [(i, lim[i])]
+        touched: dict[int, None] = {}
+        for f, r in batch:
+            rate[f] = r
+            frozen[f] = True
+            left -= 1
+            for k in routes[f]:
+                spare[k] -= r
+                rising_w[k] -= w[f]
+                rising_n[k] -= 1
+                touched[k] = None
+        for k in touched:
+            version[k] += 1
+            if rising_n[k]:
+                heapq.heappush(heap, (max(level, spare[k] / rising_w[k]), 0, k, version[k]))
+    return rate

@@ -1,0 +1,226 @@
+"""Flow-level network: transfers share link capacities by max-min fairness (DESIGN §3.4).
+
+Roles: a :class:`Link` has a capacity (MB/s); a node (the registry, a host) owns
+an ``up`` link (what it sends) and a ``down`` link (what it receives); a rack,
+if any, adds an ``up`` and a ``down`` link between its hosts and the core. A
+transfer is one flow along the route ``src.up → [src rack.up → dst rack.down]
+→ dst.down`` (rack links only when the racks differ). There are no packets.
+
+Process: the model is an exact fluid one. Whenever flows start or finish, the
+network settles the bytes each affected flow and link carried at the old rates,
+recomputes the rates of the connected group of flows that share links with the
+change (:func:`~fleet_sim.numerics.fairshare.maxmin_flows`, the same fair
+sharing as the CPU model), and keeps ONE pending wake-up, for the earliest
+completion; a generation counter makes superseded wake-ups no-ops. Changes at
+one instant are batched into one reallocation. There is no time-step loop.
+
+Recording: one ``links`` row ``(t, link, allocated_mb_s, bytes_mb)`` each time a
+link's allocated rate changes; ``bytes_mb`` is what the link carried up to ``t``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable
+
+import simpy
+
+from fleet_sim.model.protocols import Recorder
+from fleet_sim.numerics.fairshare import maxmin_flows
+
+LINK_COLUMNS = ("t", "link", "allocated_mb_s", "bytes_mb")
+
+
+class Link:
+    """A link of ``capacity_mb_s`` MB/s shared by the flows crossing it."""
+
+    __slots__ = ("bytes_mb", "capacity_mb_s", "flows", "name", "rate_mb_s", "t")
+
+    def __init__(self, name: str, capacity_mb_s: float):
+        if capacity_mb_s < 0:
+            raise ValueError(f"capacity_mb_s of {name} must be >= 0, got {capacity_mb_s!r}")
+        self.name = name
+        self.capacity_mb_s = float(capacity_mb_s)
+        self.flows: dict[_Flow, None] = {}  # active flows, in start order
+        self.rate_mb_s = 0.0  # allocated to its flows since t
+        self.bytes_mb = 0.0  # carried up to t
+        self.t = 0.0
+
+    def settle(self, now: float) -> None:
+        """Account for what the link carried since its last change."""
+        self.bytes_mb += self.rate_mb_s * (now - self.t)
+        self.t = now
+
+
+class _Flow:
+    """One transfer in progress."""
+
+    __slots__ = ("done", "links", "rate_mb_s", "remaining_mb", "seq", "t", "version")
+
+    def __init__(self, seq: int, links: tuple[Link, ...], size_mb: float, done: simpy.Event,
+                 now: float):
+        self.seq = seq
+        self.links = links
+        self.remaining_mb = size_mb
+        self.rate_mb_s = 0.0
+        self.t = now
+        self.done = done
+        self.version = 0  # bumped whenever the rate changes; stale finish entries differ
+
+    def settle(self, now: float) -> None:
+        self.remaining_mb -= self.rate_mb_s * (now - self.t)
+        self.t = now
+
+
+class Network:
+    """Links between nodes and racks, and the transfers over them."""
+
+    def __init__(self, env: simpy.Environment, recorder: Recorder):
+        self.env = env
+        self.links: dict[str, Link] = {}
+        self._rack_of: dict[str, str | None] = {}
+        self._record = recorder.columns("links", LINK_COLUMNS)
+        self._seq = 0
+        self._dirty: dict[Link, None] = {}
+        self._realloc_pending = False
+        self._finishes: list[tuple[float, int, int, _Flow]] = []  # (t, seq, version, flow)
+        self._wake_t = math.inf
+        self._generation = 0
+
+    # --- topology -------------------------------------------------------------------
+    def add_link(self, name: str, capacity_mb_s: float) -> Link:
+        """Create link ``name``. Raises ValueError if it exists."""
+        if name in self.links:
+            raise ValueError(f"link {name!r} already exists")
+        link = self.links[name] = Link(name, capacity_mb_s)
+        return link
+
+    def add_rack(self, rack: str, up_mb_s: float, down_mb_s: float) -> None:
+        """A rack whose hosts reach the core through ``rack.up`` / ``rack.down``."""
+        self.add_link(f"{rack}.up", up_mb_s)
+        self.add_link(f"{rack}.down", down_mb_s)
+
+    def attach(self, node: str, up_mb_s: float, down_mb_s: float, rack: str | None = None) -> None:
+        """Connect ``node`` (in ``rack``, or to the core) with its NIC's two directions."""
+        if rack is not None and f"{rack}.up" not in self.links:
+            raise ValueError(f"unknown rack {rack!r}; add it with add_rack first")
+        self.add_link(f"{node}.up", up_mb_s)
+        self.add_link(f"{node}.down", down_mb_s)
+        self._rack_of[node] = rack
+
+    def rack_of(self, node: str) -> str | None:
+        """The rack of ``node`` (None: attached to the core)."""
+        return self._rack_of[node]
+
+    def route(self, src: str, dst: str) -> tuple[Link, ...]:
+        """Links a transfer from ``src`` to ``dst`` crosses. Raises KeyError if unknown."""
+        a, b = self._rack_of[src], self._rack_of[dst]
+        names = [f"{src}.up"]
+        if a != b:
+            if a is not None:
+                names.append(f"{a}.up")
+            if b is not None:
+                names.append(f"{b}.down")
+        names.append(f"{dst}.down")
+        return tuple(self.links[n] for n in names)
+
+    # --- transfers ------------------------------------------------------------------
+    def transfer(self, src: str, dst: str, size_mb: float) -> simpy.Event:
+        """Send ``size_mb`` MB from ``src`` to ``dst``; the event succeeds on arrival."""
+        if size_mb < 0:
+            raise ValueError(f"size_mb must be >= 0, got {size_mb!r}")
+        done = self.env.event()
+        if src == dst or size_mb == 0:
+            return done.succeed()
+        links = self.route(src, dst)
+        self._seq += 1
+        flow = _Flow(self._seq, links, float(size_mb), done, self.env.now)
+        for link in links:
+            link.flows[flow] = None
+        self._touch(links)
+        return done
+
+    def _touch(self, links: Iterable[Link]) -> None:
+        """Mark links changed; reallocate once, after everything else at this instant."""
+        self._dirty.update(dict.fromkeys(links))
+        if not self._realloc_pending:
+            self._realloc_pending = True
+            self.env.timeout(0).callbacks.append(self._reallocate)
+
+    def _component(self) -> tuple[list[_Flow], list[Link]]:
+        """Flows and links connected (by shared links) to the dirty links."""
+        links: dict[Link, None] = dict(self._dirty)
+        flows: dict[_Flow, None] = {}
+        stack = list(links)
+        while stack:
+            for flow in stack.pop().flows:
+                if flow not in flows:
+                    flows[flow] = None
+                    for link in flow.links:
+                        if link not in links:
+                            links[link] = None
+                            stack.append(link)
+        self._dirty.clear()
+        return list(flows), list(links)
+
+    def _reallocate(self, _event: simpy.Event) -> None:
+        self._realloc_pending = False
+        now = self.env.now
+        flows, links = self._component()
+        index = {link: k for k, link in enumerate(links)}
+        rates = maxmin_flows([link.capacity_mb_s for link in links],
+                             [[index[x] for x in f.links] for f in flows])
+        totals = [0.0] * len(links)
+        for flow, rate in zip(flows, rates, strict=True):
+            for link in flow.links:
+                totals[index[link]] += rate
+            if rate != flow.rate_mb_s:
+                flow.settle(now)
+                flow.rate_mb_s = rate
+                flow.version += 1
+                if rate > 0:
+                    finish = now + flow.remaining_mb / rate
+                    heapq.heappush(self._finishes, (finish, flow.seq, flow.version, flow))
+        for link, total in zip(links, totals, strict=True):
+            if total != link.rate_mb_s:
+                link.settle(now)
+                link.rate_mb_s = total
+                if self._record is not None:
+                    self._record(now, link.name, total, link.bytes_mb)
+        self._schedule_wake()
+
+    def _next_finish(self) -> float:
+        """Time of the earliest valid completion (stale heap entries dropped)."""
+        heap = self._finishes
+        while heap and heap[0][2] != heap[0][3].version:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else math.inf
+
+    def _schedule_wake(self) -> None:
+        t = self._next_finish()
+        if t < self._wake_t:
+            self._wake_t = t
+            self._generation += 1
+            gen = self._generation
+            wake = self.env.timeout(max(0.0, t - self.env.now))
+            wake.callbacks.append(lambda _e: self._on_wake(gen))
+
+    def _on_wake(self, generation: int) -> None:
+        """Complete every flow due now (within float noise), then reallocate."""
+        if generation != self._generation:
+            return
+        now = self.env.now
+        self._wake_t = math.inf
+        due = now + 1e-9 * max(1.0, now)
+        heap = self._finishes
+        while self._next_finish() <= due:
+            flow = heapq.heappop(heap)[3]
+            flow.remaining_mb = 0.0
+            flow.version += 1
+            for link in flow.links:
+                del link.flows[flow]
+            self._touch(flow.links)
+            flow.done.succeed()
+        if not self._realloc_pending:
+            self._schedule_wake()

@@ -1,0 +1,171 @@
+"""Exact hand cases of the per-host CPU scheduler (DESIGN §3.1, §3.2)."""
+
+from __future__ import annotations
+
+import pytest
+import simpy
+
+from fleet_sim.model.cputree import CpuNode
+from fleet_sim.model.host import Host
+from fleet_sim.model.jobs import Job, JobWorkload
+from fleet_sim.results.recorder import ChangePointRecorder
+
+
+def finishes(wl: JobWorkload) -> dict[int, float]:
+    return {j.job_id: j.finish for j in wl.finished}
+
+
+def test_small_jobs_finish_at_1_big_at_2_5():
+    env = simpy.Environment()
+    host = Host(env, "h0", cores=4)
+    wl = JobWorkload(host, "w")
+    for work, cores in [(8, 4), (1, 1), (1, 1)]:
+        wl.submit(Job(work, cores))
+    env.run()
+    host.finalize(10)
+    assert finishes(wl) == {0: 2.5, 1: 1.0, 2: 1.0}
+
+
+def test_weights_two_to_one_finish_at_1_5w_and_2w():
+    # SimGrid exec-basic: two equal jobs on one core with weights 2:1
+    env = simpy.Environment()
+    host = Host(env, "h", cores=1)
+    a, b = JobWorkload(host, "a", weight=2), JobWorkload(host, "b", weight=1)
+    w = 0.001
+    a.submit(Job(w, 1))
+    b.submit(Job(w, 1))
+    host.finalize(1)
+    assert a.finished[0].finish == pytest.approx(1.5 * w, rel=1e-12)
+    assert b.finished[0].finish == pytest.approx(2 * w, rel=1e-12)
+
+
+def test_staggered_arrival_slows_the_first_job():
+    # 2 cores: A (4 core-s, 2 cores) alone for 1 s, then shares with B (1 core-s, 1 core)
+    env = simpy.Environment()
+    host = Host(env, "h", cores=2)
+    wl = JobWorkload(host, "w")
+
+    def later():
+        yield env.timeout(1)
+        wl.submit(Job(1, 1))
+
+    wl.submit(Job(4, 2))
+    env.process(later())
+    env.run()
+    host.finalize(10)
+    assert finishes(wl) == {0: 2.5, 1: 2.0}
+
+
+def test_workloads_share_equally_and_jobs_max_min_inside():
+    # 2 cores, workload a has three 1-core jobs, b one 1-core job: a gets 1, b 1;
+    # inside a each job runs at 1/3 core
+    env = simpy.Environment()
+    host = Host(env, "h", cores=2)
+    a, b = JobWorkload(host, "a"), JobWorkload(host, "b")
+    for _ in range(3):
+        a.submit(Job(1, 1))
+    b.submit(Job(1, 1))
+    host.finalize(10)
+    assert finishes(b) == {0: 1.0}
+    # a's jobs: 1/3 core until t=1 (1/3 done), then 2 cores shared -> 2/3 each: +1 s
+    assert all(f == pytest.approx(2.0) for f in finishes(a).values())
+
+
+def test_speed_scales_progress():
+    env = simpy.Environment()
+    host = Host(env, "h", cores=2, speed=2.0)
+    wl = JobWorkload(host, "w")
+    wl.submit(Job(4, 1))
+    host.finalize(10)
+    assert finishes(wl) == {0: 2.0}
+
+
+def test_cap_on_workload_limits_its_jobs():
+    env = simpy.Environment()
+    host = Host(env, "h", cores=8)
+    wl = JobWorkload(host, "w", cap=2)
+    wl.submit(Job(4, 4))
+    host.finalize(10)
+    assert finishes(wl) == {0: 2.0}
+
+
+def test_scaled_node_charges_overhead():
+    # a VM-like node with 25% overhead and a 4-core cap: a 3-core job gets 3.2 guest cores
+    env = simpy.Environment()
+    host = Host(env, "h", cores=16)
+    vm = host.attach(CpuNode("vm", cap=4, scale=1.25))
+    wl = JobWorkload(host, "w", parent=vm)
+    wl.submit(Job(6.4, 8))
+    host.finalize(10)
+    assert finishes(wl) == {0: pytest.approx(2.0)}
+    assert host.cpu.used_core_s == pytest.approx(8.0)
+
+
+def test_queued_start_when_capacity_is_zero_until_attach():
+    env = simpy.Environment()
+    host = Host(env, "h", cores=2)
+    vm = CpuNode("vm", cap=0.0)
+    host.attach(vm)
+    wl = JobWorkload(host, "w", parent=vm)
+    wl.submit(Job(1, 1))
+
+    def boot():
+        yield env.timeout(5)
+        host.sync()
+        host.cpu.set_limits(vm, cap=2)
+
+    env.process(boot())
+    env.run()
+    host.finalize(10)
+    job = wl.finished[0]
+    assert (job.arrival, job.start, job.finish) == (0.0, 5.0, 6.0)
+
+
+def test_host_table_records_used_cores_and_power():
+    env = simpy.Environment()
+    rec = ChangePointRecorder(["hosts"])
+    host = Host(env, "h", cores=4, recorder=rec)
+    wl = JobWorkload(host, "w")
+    wl.submit(Job(4, 2))
+    host.finalize(10)
+    cols = rec.data["hosts"]
+    assert list(cols["t"]) == [0.0, 0.0, 2.0]
+    assert list(cols["cpu_used_cores"]) == [0.0, 2.0, 0.0]
+    assert list(cols["power_w"]) == [100.0, 250.0, 100.0]
+
+
+def test_contention_and_throttled_split():
+    # 2 cores; a (cap 1) wants 3, b wants 3: a gets 1 (throttled 2), b gets 1 (contention 2)
+    env = simpy.Environment()
+    rec = ChangePointRecorder(["workloads"])
+    host = Host(env, "h", cores=2, recorder=rec)
+    a = JobWorkload(host, "a", cap=1)
+    b = JobWorkload(host, "b")
+    a.submit(Job(100, 3))
+    b.submit(Job(100, 3))
+    host.finalize(1)
+    cols = rec.data["workloads"]
+    last = {}
+    for i, name in enumerate(cols["workload"]):
+        last[name] = (cols["demand_cores"][i], cols["allocated_cores"][i],
+                      cols["throttled_cores"][i], cols["contention_cores"][i])
+    assert last["a"] == (3.0, 1.0, 2.0, 0.0)
+    assert last["b"] == (3.0, 1.0, 0.0, 2.0)
+
+
+def test_eager_host_wakes_simpy_at_completion():
+    env = simpy.Environment()
+    host = Host(env, "h", cores=1, eager=True)
+    wl = JobWorkload(host, "w")
+    seen = []
+    wl.submit(Job(3, 1))
+
+    def watcher():
+        while not wl.finished:
+            yield env.timeout(0.5)
+        seen.append(env.now)
+
+    env.process(watcher())
+    env.run(until=10)
+    assert wl.finished[0].finish == 3.0
+    assert seen == [3.0]

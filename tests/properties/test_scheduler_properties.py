@@ -1,0 +1,125 @@
+"""Property tests: the incremental scheduler always equals a from-scratch allocation.
+
+Random trees (caps, weights, overhead scales, reservations) and random job
+streams; after every change the allocation the scheduler holds must equal what
+``numerics.fairshare.allocate_tree`` computes from scratch, and DESIGN §3.1's
+invariants must hold.
+"""
+
+from __future__ import annotations
+
+import math
+
+import simpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fleet_sim.model.cputree import CpuNode
+from fleet_sim.model.host import Host
+from fleet_sim.model.jobs import Job, JobWorkload
+from fleet_sim.numerics.fairshare import allocate_tree
+from fleet_sim.results.recorder import ChangePointRecorder
+
+node_specs = st.lists(
+    st.tuples(
+        st.sampled_from([math.inf, 0.5, 1.0, 2.0, 3.5]),   # cap
+        st.sampled_from([1.0, 2.0, 4.0]),                  # weight
+        st.sampled_from([1.0, 1.1, 1.5]),                  # scale
+        st.integers(1, 3),                                 # workloads below
+    ),
+    min_size=1, max_size=4,
+)
+job_specs = st.lists(
+    st.tuples(
+        st.floats(0.0, 3.0),                               # gap before arrival, s
+        st.integers(0, 11),                                # workload index (mod n)
+        st.floats(0.01, 5.0),                              # work, core-s
+        st.sampled_from([0.5, 1.0, 2.0, 4.0]),             # max_cores
+    ),
+    min_size=1, max_size=25,
+)
+
+
+def build(cores, nodes, recorder=None):
+    env = simpy.Environment()
+    host = Host(env, "h", cores=cores, recorder=recorder)
+    workloads = []
+    for i, (cap, weight, scale, n_wl) in enumerate(nodes):
+        node = host.attach(CpuNode(f"n{i}", cap=cap, weight=weight, scale=scale))
+        for k in range(n_wl):
+            workloads.append(JobWorkload(host, f"n{i}.w{k}", parent=node, weight=1 + k))
+    return env, host, workloads
+
+
+def check(host):
+    sched = host.cpu
+    leaves = [(leaf, leaf.alloc) for leaf in host.root.leaves() if leaf.is_job]
+    internal = []
+    stack = [host.root]
+    while stack:
+        n = stack.pop()
+        internal.append((n, n.eff))
+        stack.extend(c for c in n.children if not c.is_job)
+    allocate_tree(host.root, sched.capacity)  # the reference, from scratch
+    for leaf, alloc in leaves:
+        assert math.isclose(alloc, leaf.alloc, rel_tol=1e-9, abs_tol=1e-9)
+        assert alloc <= leaf.max_cores + 1e-9
+        assert math.isclose(leaf.rate, alloc * sched.speed, rel_tol=1e-9, abs_tol=1e-12)
+    for n, eff in internal:
+        assert math.isclose(eff, n.eff, rel_tol=1e-9, abs_tol=1e-9)
+        kids = sum(c.alloc for c in n.children)
+        assert kids * n.scale <= n.alloc + 1e-9           # children within the parent
+        assert n.alloc <= n.cap + 1e-9                     # caps on every path
+    used = host.root.alloc
+    assert used <= sched.capacity + 1e-9
+    # work conservation: nothing idle while some demand is unmet
+    assert math.isclose(used, min(sched.capacity, host.root.eff), rel_tol=1e-9, abs_tol=1e-9)
+
+
+def run(cores, nodes, jobs, recorder=None, checks=True):
+    env, host, workloads = build(cores, nodes, recorder)
+    if checks:
+        inner = host.cpu.on_job_done
+
+        def checked(job):
+            inner(job)
+            check(host)
+
+        host.cpu.on_job_done = checked
+
+    def arrivals():
+        for gap, idx, work, max_cores in jobs:
+            yield env.timeout(gap)
+            workloads[idx % len(workloads)].submit(Job(work, max_cores))
+            if checks:
+                check(host)
+
+    env.process(arrivals())
+    env.run()
+    host.finalize(env.now + 1e6)
+    return host, workloads
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from([1.0, 2.0, 3.0, 8.0]), node_specs, job_specs)
+def test_incremental_equals_from_scratch(cores, nodes, jobs):
+    host, workloads = run(cores, nodes, jobs)
+    done = sum(len(w.finished) for w in workloads)
+    assert done == len(jobs)
+    # conservation: work delivered = work of finished jobs (all finished)
+    work = sum(j.work_core_s for w in workloads for j in w.finished)
+    assert math.isclose(host.cpu.delivered_core_s, work, rel_tol=1e-9, abs_tol=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from([1.0, 2.0, 8.0]), node_specs, job_specs)
+def test_recording_does_not_change_finish_times(cores, nodes, jobs):
+    # recording takes the whole-subtree path; the lazy run re-shares only what moved
+    _, plain = run(cores, nodes, jobs, checks=False)
+    _, recorded = run(cores, nodes, jobs, recorder=ChangePointRecorder(), checks=False)
+    for a, b in zip(plain, recorded, strict=True):
+        fa = sorted((j.job_id, j.finish) for j in a.finished)
+        fb = sorted((j.job_id, j.finish) for j in b.finished)
+        assert [x[0] for x in fa] == [x[0] for x in fb]
+        for (_, x), (_, y) in zip(fa, fb, strict=True):
+            assert math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-9)

@@ -7,7 +7,10 @@ The model defines these Protocols; ``results`` and ``policies`` implement them a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from fleet_sim.model.views import RolloutAction, RolloutView
 
 Appender = Callable[..., None]
 
@@ -38,3 +41,11 @@ class NullRecorder:
 def describe(obj: Any) -> str:
     """Short text of an object for event details."""
     return str(obj)
+
+
+class RolloutStrategy(Protocol):
+    """Decides what a rollout does next (implemented in ``policies.rollout``)."""
+
+    def next_actions(self, view: RolloutView) -> Sequence[RolloutAction]:
+        """The actions to take now, given the fleet's state; empty means wait."""
+        ...

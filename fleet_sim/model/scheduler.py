@@ -100,7 +100,7 @@ class HostCpuScheduler:
                 nxt = obj.fire(self, t)  # type: ignore[attr-defined]
                 if nxt is not None:
                     heapq.heappush(heap, (nxt, FEED, next(self._seq), obj))
-        if t_end > self.now:
+        if self.now < t_end < float("inf"):
             self._tick(t_end)
 
     def _tick(self, t: float) -> None:

@@ -1,0 +1,200 @@
+"""Rollout strategies: given the fleet's state, what to do next (DESIGN §3.4).
+
+Each strategy is a small pure class: ``next_actions(view)`` reads a
+:class:`~fleet_sim.model.views.RolloutView` and returns
+:class:`~fleet_sim.model.views.Create`, :class:`~fleet_sim.model.views.Retire`
+or :class:`~fleet_sim.model.views.Abort` actions; an empty answer means "wait
+for the next change". ``model.rollout.RolloutRun`` carries them out. The same
+strategy drives a rollback, with old and new swapped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from fleet_sim.model.protocols import RolloutStrategy
+from fleet_sim.model.views import (
+    Abort,
+    Create,
+    InstanceState,
+    Retire,
+    RolloutAction,
+    RolloutView,
+    SlotView,
+)
+
+ABSENT, PROVISIONING, HEALTHY, FAILED = (
+    InstanceState.ABSENT, InstanceState.PROVISIONING, InstanceState.HEALTHY,
+    InstanceState.FAILED)
+
+
+def _replace(slot: SlotView) -> list[RolloutAction]:
+    """Take ``slot``'s old instance out of service and create its new one."""
+    retire: list[RolloutAction] = [Retire(slot.host)] if slot.old is HEALTHY else []
+    return [*retire, Create(slot.host)]
+
+
+def _batch(slots: Sequence[SlotView], size: int) -> list[RolloutAction]:
+    """Replace the next ``size`` slots still to do, once no new instance is in flight."""
+    if any(s.new is PROVISIONING for s in slots):
+        return []
+    todo = [s for s in slots if s.new is ABSENT][:size]
+    return [a for s in todo for a in _replace(s)]
+
+
+class AllAtOnce:
+    """Replace every instance at once (Kubernetes ``Recreate``): fastest, no capacity kept."""
+
+    def next_actions(self, view: RolloutView) -> list[RolloutAction]:
+        """Replace every slot that has no new instance yet."""
+        return _batch(view.slots, view.replicas)
+
+
+class Batches:
+    """Replace ``size`` hosts at a time; the next batch starts when one has settled."""
+
+    def __init__(self, size: int):
+        if not isinstance(size, int) or size < 1:
+            raise ValueError(f"batch size must be an integer >= 1, got {size!r}")
+        self.size = size
+
+    def next_actions(self, view: RolloutView) -> list[RolloutAction]:
+        """The next batch of hosts, or nothing while a batch is in flight."""
+        return _batch(view.slots, self.size)
+
+
+def _scaled(value: int | str, replicas: int, round_up: bool, name: str) -> int:
+    """A count, or a percentage of ``replicas`` rounded as Kubernetes does."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a count or a percentage such as '25%', got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value!r}")
+        return value
+    text = value.strip()
+    try:
+        percent = float(text[:-1]) if text.endswith("%") else math.nan
+    except ValueError:
+        percent = math.nan
+    if not percent >= 0:
+        raise ValueError(f"{name} must be a count or a percentage such as '25%', got {value!r}")
+    exact = percent * replicas / 100
+    return math.ceil(exact) if round_up else math.floor(exact)
+
+
+class Rolling:
+    """Kubernetes rolling update: at most ``max_surge`` instances above the replicas and
+    at most ``max_unavailable`` below them serving.
+
+    Each is a count or a percentage of the replicas (``"25%"``, the Kubernetes
+    default for both); a surge percentage rounds up, an unavailable one down,
+    and if both round to 0, one instance may be unavailable (Kubernetes'
+    ``ResolveFenceposts``). Like the deployment controller, each step retires old
+    instances while more than ``replicas - max_unavailable`` serve (first where
+    the new instance already serves, then on hosts still to do) and creates new
+    ones while fewer than ``replicas + max_surge`` exist (on emptied hosts
+    first). In place (bare metal) nothing can surge, so ``max_unavailable``
+    must allow at least one instance.
+
+    Raises ValueError if both are given as 0 or a value is malformed.
+    """
+
+    def __init__(self, max_surge: int | str = "25%", max_unavailable: int | str = "25%"):
+        for name, value in (("max_surge", max_surge), ("max_unavailable", max_unavailable)):
+            _scaled(value, 100, True, name)
+        if _scaled(max_unavailable, 100, False, "max_unavailable") > 100:
+            raise ValueError(f"max_unavailable must be at most 100%, got {max_unavailable!r}")
+        if _is_zero(max_surge) and _is_zero(max_unavailable):
+            raise ValueError("max_surge and max_unavailable cannot both be 0")
+        self.max_surge = max_surge
+        self.max_unavailable = max_unavailable
+
+    def budgets(self, replicas: int) -> tuple[int, int]:
+        """(surge, unavailable) instance counts for ``replicas`` replicas."""
+        surge = _scaled(self.max_surge, replicas, True, "max_surge")
+        unavailable = min(replicas, _scaled(self.max_unavailable, replicas, False,
+                                            "max_unavailable"))
+        if surge == 0 and unavailable == 0:
+            unavailable = 1
+        return surge, unavailable
+
+    def next_actions(self, view: RolloutView) -> list[RolloutAction]:
+        """Retire what the unavailability budget allows, then create what the surge allows."""
+        surge, unavailable = self.budgets(view.replicas)
+        if view.in_place and unavailable == 0:
+            raise ValueError(
+                f"an in-place rollout cannot surge: max_unavailable={self.max_unavailable!r} "
+                f"allows no instance of {view.replicas} to be down")
+        actions: list[RolloutAction] = []
+        healthy, alive = view.healthy, view.alive
+        floor = view.replicas - unavailable
+        serving_old = [s for s in view.slots if s.old is HEALTHY]
+        for group in (HEALTHY, ABSENT):
+            for s in serving_old:
+                if healthy <= floor:
+                    break
+                if s.new is group:
+                    actions.append(Retire(s.host))
+                    healthy -= 1
+                    alive -= 1
+        retired = {a.host for a in actions}
+        room = view.replicas + surge - alive
+        vacant = [s for s in view.slots
+                  if s.new is ABSENT and (s.old is ABSENT or s.host in retired)]
+        if not view.in_place:
+            vacant += [s for s in view.slots
+                       if s.new is ABSENT and s.old is HEALTHY and s.host not in retired]
+        actions += [Create(s.host) for s in vacant[:max(0, room)]]
+        return actions
+
+
+def _is_zero(value: int | str) -> bool:
+    return _scaled(value, 100, True, "value") == 0
+
+
+class Canary:
+    """Replace a ``fraction`` of the hosts first; if they all come up healthy, hand
+    the rest to ``then`` (default: :class:`Rolling` with its defaults), else abort.
+
+    The canary is ``ceil(fraction × replicas)`` hosts (at least one), the first in
+    rollout order, replaced together.
+    """
+
+    def __init__(self, fraction: float, then: RolloutStrategy | None = None):
+        if not 0 < fraction <= 1:
+            raise ValueError(f"canary fraction must be in (0, 1], got {fraction!r}")
+        self.fraction = fraction
+        self.then = Rolling() if then is None else then
+
+    def next_actions(self, view: RolloutView) -> Sequence[RolloutAction]:
+        """Canary hosts first; then abort on a failed canary, or delegate."""
+        size = max(1, math.ceil(self.fraction * view.replicas))
+        canary = view.slots[:size]
+        if not all(s.done for s in canary):
+            return _batch(canary, size)
+        failed = sum(s.new is FAILED for s in canary)
+        if failed and not view.rolling_back:
+            return [Abort(f"canary: {failed} of {size} instances failed")]
+        return self.then.next_actions(view)
+
+
+class BlueGreen:
+    """Bring up a full parallel fleet on the new version, then switch all traffic to it
+    at once; if any new instance fails, abort before switching.
+
+    Needs room for two instances per host, so it cannot run in place (bare metal).
+    """
+
+    def next_actions(self, view: RolloutView) -> list[RolloutAction]:
+        """Create every new instance; once all serve, retire every old one."""
+        if view.in_place:
+            raise ValueError("blue-green needs a parallel fleet; an in-place (bare-metal) "
+                             "rollout has no room for one")
+        creates: list[RolloutAction] = [Create(s.host) for s in view.slots if s.new is ABSENT]
+        if creates or view.provisioning:
+            return creates
+        failed = sum(s.new is FAILED for s in view.slots)
+        if failed and not view.rolling_back:
+            return [Abort(f"green fleet: {failed} of {view.replicas} instances failed")]
+        return [Retire(s.host) for s in view.slots if s.old is HEALTHY and s.new is HEALTHY]

@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("trace", help="CSV with time,host,workload,core_seconds,max_cores")
     ap.add_argument("--cores", type=float, required=True, help="cores of every host")
     ap.add_argument("--speed", type=float, default=1.0, help="per-core speed factor (1.0)")
-    ap.add_argument("--out", required=True, help="CSV to write job_id,workload,arrival,start,finish")
+    ap.add_argument("--out", required=True,
+                    help="CSV to write: job_id,workload,arrival,start,finish")
     args = ap.parse_args(argv)
     try:
         out = replay(args.trace, args.cores, args.speed)

@@ -103,3 +103,54 @@ HOST_MONTHLY_COST_USD = 450.0
 #: 2-socket Xeon servers: ~ 50-120 W idle, 300-500 W at 100%).
 HOST_IDLE_W = 100.0
 HOST_PEAK_W = 400.0
+
+# --- hosting modes (lifecycle) ------------------------------------------------------
+#: Kubernetes resets the CrashLoopBackOff delay once a container has run for 10
+#: minutes without a problem (kubernetes.io, "Pod Lifecycle", container restarts).
+RESTART_BACKOFF_RESET_S = 600.0
+#: A bare-metal app runs as a systemd service with Restart=on-failure; systemd waits
+#: RestartSec before restarting it, 100 ms by default (systemd.service(5)).
+SERVICE_RESTART_BACKOFF_S = 0.1
+#: Coefficient of variation of a VM boot time: VM_BOOT_SD_S / VM_BOOT_MEAN_S.
+VM_BOOT_CV = VM_BOOT_SD_S / VM_BOOT_MEAN_S
+#: Coefficient of variation of a container start: CONTAINER_START_SD_S / MEAN.
+CONTAINER_START_CV = CONTAINER_START_SD_S / CONTAINER_START_MEAN_S
+#: A vCPU:pCPU overcommit ratio operators use for general-purpose VMs: VMware's
+#: vSphere guidance reports 1:1 to 3:1 as "no problem", 3:1 to 5:1 as degrading
+#: (VMware, "Performance Best Practices for vSphere"; vCPU sizing white papers).
+VCPU_OVERCOMMIT_RATIO = 3.0
+
+# --- rollout ---------------------------------------------------------------------
+#: Layers one image pull downloads at once: dockerd's --max-concurrent-downloads
+#: defaults to 3 (Docker Engine dockerd reference).
+MAX_CONCURRENT_DOWNLOADS = 3
+#: Space a host keeps for cached image layers, MB. kubelet's image garbage
+#: collection frees the least recently used images above 85% disk use
+#: (--image-gc-high-threshold); we assume 50 GB of a server's disk for images.
+LAYER_CACHE_MB = 50_000.0
+#: Uploads a peer serves at once in P2P distribution: BitTorrent clients unchoke
+#: 4 peers (Cohen, "Incentives build robustness in BitTorrent", 2003).
+P2P_UPLOAD_SLOTS = 4
+#: Share of a bare-metal install spent on dependencies (the rest on the app
+#: itself). Planning assumption: OS package installs dominate a playbook run.
+INSTALL_DEPENDENCIES_SHARE = 0.7
+#: Package a bare-metal dependency step and an app step need when pinning a
+#: shared library (the classic shared-OS conflict: OpenSSL 1.1 vs 3.0).
+SHARED_LIBRARY = "openssl"
+SHARED_LIBRARY_OLD = "1.1"
+SHARED_LIBRARY_NEW = "3.0"
+#: Restarting an app's systemd service once installed: a few seconds (stop on
+#: SIGTERM, start, bind ports); planning figure.
+SERVICE_RESTART_S = 5.0
+#: Hosts a team works on at once when installing by hand (two operators, one
+#: host each); planning assumption.
+MANUAL_OPERATORS = 2
+#: Attempts after the first when an instance fails to come up. Deploy tools
+#: retry a failed host once before marking it failed (planning figure; AWS
+#: CodeDeploy itself does not retry, Kubernetes retries with back-off).
+PROVISION_MAX_RETRIES = 1
+#: Hosts per rack (a 42U rack of 1U servers with top-of-rack switches).
+RACK_HOSTS = 40
+#: Rack uplink to the core: 4 x 40 GbE ≈ 20 000 MB/s, i.e. 2.5:1 oversubscription
+#: for 40 hosts at 10 GbE (a common leaf-spine design ratio, 2:1-3:1).
+RACK_UPLINK_MB_S = 20_000.0

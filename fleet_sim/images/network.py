@@ -35,13 +35,14 @@ LINK_COLUMNS = ("t", "link", "allocated_mb_s", "bytes_mb")
 class Link:
     """A link of ``capacity_mb_s`` MB/s shared by the flows crossing it."""
 
-    __slots__ = ("bytes_mb", "capacity_mb_s", "flows", "name", "rate_mb_s", "t")
+    __slots__ = ("bytes_mb", "capacity_mb_s", "flows", "index", "name", "rate_mb_s", "t")
 
-    def __init__(self, name: str, capacity_mb_s: float):
+    def __init__(self, name: str, capacity_mb_s: float, index: int):
         if capacity_mb_s < 0:
             raise ValueError(f"capacity_mb_s of {name} must be >= 0, got {capacity_mb_s!r}")
         self.name = name
         self.capacity_mb_s = float(capacity_mb_s)
+        self.index = index  # position in the network's list of capacities
         self.flows: dict[_Flow, None] = {}  # active flows, in start order
         self.rate_mb_s = 0.0  # allocated to its flows since t
         self.bytes_mb = 0.0  # carried up to t
@@ -54,23 +55,20 @@ class Link:
 
 
 class _Flow:
-    """One transfer in progress."""
+    """One transfer in progress; ``epoch`` is the reallocation that last set its rate."""
 
-    __slots__ = ("done", "links", "rate_mb_s", "remaining_mb", "seq", "t", "version")
+    __slots__ = ("done", "epoch", "finish_t", "link_ids", "links", "rate_mb_s", "remaining_mb",
+                 "t")
 
-    def __init__(self, seq: int, links: tuple[Link, ...], size_mb: float, done: simpy.Event,
-                 now: float):
-        self.seq = seq
+    def __init__(self, links: tuple[Link, ...], size_mb: float, done: simpy.Event, now: float):
         self.links = links
+        self.link_ids = tuple(link.index for link in links)
         self.remaining_mb = size_mb
         self.rate_mb_s = 0.0
         self.t = now
+        self.finish_t = math.inf
         self.done = done
-        self.version = 0  # bumped whenever the rate changes; stale finish entries differ
-
-    def settle(self, now: float) -> None:
-        self.remaining_mb -= self.rate_mb_s * (now - self.t)
-        self.t = now
+        self.epoch = -1
 
 
 class Network:
@@ -79,12 +77,14 @@ class Network:
     def __init__(self, env: simpy.Environment, recorder: Recorder):
         self.env = env
         self.links: dict[str, Link] = {}
+        self._capacities: list[float] = []
         self._rack_of: dict[str, str | None] = {}
         self._record = recorder.columns("links", LINK_COLUMNS)
-        self._seq = 0
         self._dirty: dict[Link, None] = {}
         self._realloc_pending = False
-        self._finishes: list[tuple[float, int, int, _Flow]] = []  # (t, seq, version, flow)
+        self._epoch = 0
+        # (earliest finish, epoch, flows) of each reallocated group of flows
+        self._finishes: list[tuple[float, int, list[_Flow]]] = []
         self._wake_t = math.inf
         self._generation = 0
 
@@ -93,9 +93,9 @@ class Network:
         """Create link ``name``. Raises ValueError if it exists."""
         if name in self.links:
             raise ValueError(f"link {name!r} already exists")
-        link = self.links[name] = Link(name, capacity_mb_s)
+        link = self.links[name] = Link(name, capacity_mb_s, len(self._capacities))
+        self._capacities.append(link.capacity_mb_s)
         return link
-
     def add_rack(self, rack: str, up_mb_s: float, down_mb_s: float) -> None:
         """A rack whose hosts reach the core through ``rack.up`` / ``rack.down``."""
         self.add_link(f"{rack}.up", up_mb_s)
@@ -134,8 +134,7 @@ class Network:
         if src == dst or size_mb == 0:
             return done.succeed()
         links = self.route(src, dst)
-        self._seq += 1
-        flow = _Flow(self._seq, links, float(size_mb), done, self.env.now)
+        flow = _Flow(links, float(size_mb), done, self.env.now)
         for link in links:
             link.flows[flow] = None
         self._touch(links)
@@ -165,24 +164,27 @@ class Network:
         return list(flows), list(links)
 
     def _reallocate(self, _event: simpy.Event) -> None:
+        """Settle and re-share the flows connected to what changed; note their next finish."""
         self._realloc_pending = False
         now = self.env.now
         flows, links = self._component()
-        index = {link: k for k, link in enumerate(links)}
-        rates = maxmin_flows([link.capacity_mb_s for link in links],
-                             [[index[x] for x in f.links] for f in flows])
-        totals = [0.0] * len(links)
+        rates = maxmin_flows(self._capacities, [f.link_ids for f in flows])
+        totals = dict.fromkeys(links, 0.0)
+        self._epoch += 1
+        first = math.inf
         for flow, rate in zip(flows, rates, strict=True):
             for link in flow.links:
-                totals[index[link]] += rate
+                totals[link] += rate
             if rate != flow.rate_mb_s:
-                flow.settle(now)
+                flow.remaining_mb -= flow.rate_mb_s * (now - flow.t)
+                flow.t = now
                 flow.rate_mb_s = rate
-                flow.version += 1
-                if rate > 0:
-                    finish = now + flow.remaining_mb / rate
-                    heapq.heappush(self._finishes, (finish, flow.seq, flow.version, flow))
-        for link, total in zip(links, totals, strict=True):
+                flow.finish_t = now + flow.remaining_mb / rate if rate > 0 else math.inf
+            flow.epoch = self._epoch
+            first = min(first, flow.finish_t)
+        if first < math.inf:
+            heapq.heappush(self._finishes, (first, self._epoch, flows))
+        for link, total in totals.items():
             if total != link.rate_mb_s:
                 link.settle(now)
                 link.rate_mb_s = total
@@ -191,9 +193,14 @@ class Network:
         self._schedule_wake()
 
     def _next_finish(self) -> float:
-        """Time of the earliest valid completion (stale heap entries dropped)."""
+        """Time of the earliest completion (entries of superseded groups dropped).
+
+        A group is re-shared as a whole or not at all (it was one connected
+        component, and any change to it reaches all of it), so its first flow
+        tells whether its entry is current.
+        """
         heap = self._finishes
-        while heap and heap[0][2] != heap[0][3].version:
+        while heap and heap[0][2][0].epoch != heap[0][1]:
             heapq.heappop(heap)
         return heap[0][0] if heap else math.inf
 
@@ -213,14 +220,14 @@ class Network:
         now = self.env.now
         self._wake_t = math.inf
         due = now + 1e-9 * max(1.0, now)
-        heap = self._finishes
         while self._next_finish() <= due:
-            flow = heapq.heappop(heap)[3]
-            flow.remaining_mb = 0.0
-            flow.version += 1
-            for link in flow.links:
-                del link.flows[flow]
-            self._touch(flow.links)
-            flow.done.succeed()
+            _, epoch, group = heapq.heappop(self._finishes)
+            for flow in group:
+                if flow.epoch == epoch and flow.finish_t <= due:
+                    flow.epoch = -1  # done: no group holds it any more
+                    for link in flow.links:
+                        del link.flows[flow]
+                    self._touch(flow.links)
+                    flow.done.succeed()
         if not self._realloc_pending:
             self._schedule_wake()

@@ -175,6 +175,8 @@ class RolloutRun:
             if actions:
                 for action in actions:
                     self._apply(action)
+                    if isinstance(action, Abort):
+                        break  # what followed was decided for the abandoned target
                 continue
             if not self._in_flight:
                 break
@@ -199,7 +201,7 @@ class RolloutRun:
                 raise ValueError(f"{action!r}: no old instance there")
             slot.old.stopped = self.env.now
             slot.old = None
-        else:
+        elif isinstance(action, Create):
             if slot.new is not None:
                 raise ValueError(f"{action!r}: host already has a new instance")
             if self.in_place and slot.old is not None:
@@ -207,6 +209,8 @@ class RolloutRun:
             slot.new = self._instance(slot.host, self._target, queued=self.env.now)
             self._in_flight += 1
             self.env.process(self._provision(slot, slot.new))
+        else:
+            raise TypeError(f"unknown rollout action {action!r}")
         self._views[slot.host] = slot.view()
 
     def _provision(self, slot: _Slot, instance: InstanceRecord) -> ProcessGenerator:

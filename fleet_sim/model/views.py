@@ -117,3 +117,131 @@ class Abort:
 
 
 RolloutAction = Create | Retire | Abort
+
+
+# --- placement -------------------------------------------------------------------
+
+#: slack (cores, MiB) when comparing sums of float requests with a capacity
+FIT_EPS = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementRequest:
+    """What one instance needs from a host, as a placement policy sees it.
+
+    ``cpu_cores``: committed against the host's shared cores × ``cpu_ratio``, or
+    taken whole from its cores when ``dedicated`` (a pinned VM, an exclusive cpuset).
+    ``ram_mib``: reserved. ``dependencies``: (name, version) pairs that must not
+    conflict with the versions installed on a shared OS (empty when the instance
+    brings its own OS or image).
+    """
+
+    name: str
+    cpu_cores: float
+    ram_mib: float
+    dependencies: tuple[tuple[str, str], ...] = ()
+    dedicated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HostView:
+    """One host as placement sees it (cores, MiB).
+
+    ``cores``: physical cores; ``cpu_ratio``: overcommit ratio of the shared cores
+    (cores not dedicated); ``committed_cpu_cores``: shared requests placed;
+    ``dedicated_cores``: cores taken whole; ``ram_mib``: RAM capacity;
+    ``reserved_ram_mib``: RAM reserved (OS footprints included);
+    ``dependencies``: (name, version) installed on its shared OS.
+    """
+
+    name: str
+    cores: float
+    ram_mib: float
+    cpu_ratio: float = 1.0
+    committed_cpu_cores: float = 0.0
+    dedicated_cores: float = 0.0
+    reserved_ram_mib: float = 0.0
+    instance_count: int = 0
+    dependencies: tuple[tuple[str, str], ...] = ()
+    up: bool = True
+
+    @property
+    def cpu_capacity_cores(self) -> float:
+        """Shared cores × overcommit ratio: what shared requests may add up to."""
+        return (self.cores - self.dedicated_cores) * self.cpu_ratio
+
+    @property
+    def free_cpu_cores(self) -> float:
+        """Shared CPU left to commit (cores × ratio − committed)."""
+        return self.cpu_capacity_cores - self.committed_cpu_cores
+
+    @property
+    def free_ram_mib(self) -> float:
+        """RAM not reserved (MiB)."""
+        return self.ram_mib - self.reserved_ram_mib
+
+    def conflicts(self, request: PlacementRequest) -> tuple[str, ...]:
+        """Dependencies the request needs in a version other than the installed one."""
+        installed = dict(self.dependencies)
+        return tuple(f"{dep} {version} (installed: {installed[dep]})"
+                     for dep, version in request.dependencies
+                     if installed.get(dep, version) != version)
+
+    def why_not(self, request: PlacementRequest) -> str:
+        """Why ``request`` does not fit here ('' when it fits)."""
+        if not self.up:
+            return f"host {self.name} is down"
+        if request.dedicated:
+            left = self.cores - self.dedicated_cores - request.cpu_cores
+            if left < -FIT_EPS or self.committed_cpu_cores > left * self.cpu_ratio + FIT_EPS:
+                return (f"needs {request.cpu_cores:g} dedicated cores, host {self.name} has "
+                        f"{self.cores - self.dedicated_cores:g} not dedicated with "
+                        f"{self.committed_cpu_cores:g} cores committed on them")
+        elif request.cpu_cores > self.free_cpu_cores + FIT_EPS:
+            return (f"needs {request.cpu_cores:g} cores, host {self.name} has "
+                    f"{max(0.0, self.free_cpu_cores):g} of {self.cpu_capacity_cores:g} free "
+                    f"(cores × overcommit ratio {self.cpu_ratio:g})")
+        if request.ram_mib > self.free_ram_mib + FIT_EPS:
+            return (f"needs {request.ram_mib:g} MiB, host {self.name} has "
+                    f"{max(0.0, self.free_ram_mib):g} of {self.ram_mib:g} MiB free")
+        bad = self.conflicts(request)
+        if bad:
+            return f"dependency conflict on host {self.name}'s shared OS: {', '.join(bad)}"
+        return ""
+
+    def fits(self, request: PlacementRequest) -> bool:
+        """Whether ``request`` fits: CPU (with the ratio), RAM and dependencies."""
+        return not self.why_not(request)
+
+    def with_placed(self, request: PlacementRequest) -> HostView:
+        """This host after ``request`` is placed on it."""
+        deps = dict(self.dependencies)
+        deps.update(request.dependencies)
+        return HostView(
+            name=self.name, cores=self.cores, ram_mib=self.ram_mib, cpu_ratio=self.cpu_ratio,
+            committed_cpu_cores=self.committed_cpu_cores + (
+                0.0 if request.dedicated else request.cpu_cores),
+            dedicated_cores=self.dedicated_cores + (
+                request.cpu_cores if request.dedicated else 0.0),
+            reserved_ram_mib=self.reserved_ram_mib + request.ram_mib,
+            instance_count=self.instance_count + 1,
+            dependencies=tuple(sorted(deps.items())), up=self.up)
+
+
+@dataclass(frozen=True, slots=True)
+class FleetView:
+    """The hosts a placement policy chooses from, in fleet order."""
+
+    hosts: tuple[HostView, ...]
+
+    def __len__(self) -> int:
+        return len(self.hosts)
+
+    def __iter__(self):
+        return iter(self.hosts)
+
+    def replaced(self, index: int, view: HostView) -> FleetView:
+        """This fleet with host ``index`` replaced by ``view``."""
+        hosts = list(self.hosts)
+        hosts[index] = view
+        return FleetView(tuple(hosts))

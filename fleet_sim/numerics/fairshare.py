@@ -222,9 +222,11 @@ def maxmin_flows(
 ) -> list[float]:
     """Weighted max-min fair rates of flows that each cross several links.
 
-    ``capacities[l]``: capacity of link ``l`` (any one rate unit, e.g. MB/s).
-    ``routes[f]``: indices of the links flow ``f`` crosses. ``weights``: positive
-    shares (default 1). ``limits``: each flow's own maximum rate (default none).
+    ``capacities[l]``: capacity of link ``l`` (any one rate unit, e.g. MB/s);
+    only the links some route uses are read, so a caller may pass the capacities
+    of a whole network with the flows of one part of it. ``routes[f]``: indices
+    of the links flow ``f`` crosses. ``weights``: positive shares (default 1).
+    ``limits``: each flow's own maximum rate (default none).
 
     Progressive filling, bottleneck link first (Bertsekas & Gallager, *Data
     Networks*, §6.5.2): every unfrozen flow runs at ``w_f * L`` while the level
@@ -239,29 +241,27 @@ def maxmin_flows(
     """
     import heapq
 
-    n, m = len(routes), len(capacities)
+    n = len(routes)
     w = [1.0] * n if weights is None else [float(x) for x in weights]
     lim = [INF] * n if limits is None else [float(x) for x in limits]
     if len(w) != n or len(lim) != n:
         raise ValueError("weights and limits must have one entry per route")
-    if any(not x > 0 for x in w):
-        raise ValueError("weights must be > 0")
-    if any(x < 0 for x in lim) or any(c < 0 for c in capacities):
-        raise ValueError("capacities and limits must be >= 0")
-    spare = [float(c) for c in capacities]  # capacity not yet taken by frozen flows
-    rising_w = [0.0] * m  # weight of the still-rising flows on each link
-    rising_n = [0] * m
-    on_link: list[list[int]] = [[] for _ in range(m)]
+    if any(not x > 0 for x in w) or any(x < 0 for x in lim):
+        raise ValueError("weights must be > 0 and limits >= 0")
+    on_link: dict[int, list[int]] = {}  # link -> flows crossing it
     for f, route in enumerate(routes):
         if not route and lim[f] == INF:
             raise ValueError(f"flow {f} crosses no link and has no limit")
         for k in route:
-            on_link[k].append(f)
-            rising_w[k] += w[f]
-            rising_n[k] += 1
-    version = [0] * m
+            on_link.setdefault(k, []).append(f)
+    spare = {k: float(capacities[k]) for k in on_link}  # capacity not taken by frozen flows
+    if any(c < 0 for c in spare.values()):
+        raise ValueError("capacities must be >= 0")
+    rising_w = {k: math.fsum(w[f] for f in fs) for k, fs in on_link.items()}
+    rising_n = {k: len(fs) for k, fs in on_link.items()}
+    version = dict.fromkeys(on_link, 0)
     # entries (level, kind, index, version): kind 0 = a link fills, 1 = a flow hits its limit
-    heap = [(spare[k] / rising_w[k], 0, k, 0) for k in range(m) if rising_n[k]]
+    heap = [(spare[k] / rising_w[k], 0, k, 0) for k in on_link]
     heap += [(lim[f] / w[f], 1, f, 0) for f in range(n) if lim[f] < INF]
     heapq.heapify(heap)
     rate = [0.0] * n

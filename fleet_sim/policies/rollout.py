@@ -36,11 +36,14 @@ def _replace(slot: SlotView) -> list[RolloutAction]:
 
 
 def _batch(slots: Sequence[SlotView], size: int) -> list[RolloutAction]:
-    """Replace the next ``size`` slots still to do, once no new instance is in flight."""
-    if any(s.new is PROVISIONING for s in slots):
-        return []
-    todo = [s for s in slots if s.new is ABSENT][:size]
-    return [a for s in todo for a in _replace(s)]
+    """Retire old instances whose replacement serves; replace the next ``size`` slots
+    still to do once no new instance is in flight."""
+    actions: list[RolloutAction] = [
+        Retire(s.host) for s in slots if s.old is HEALTHY and s.new is HEALTHY]
+    if not any(s.new is PROVISIONING for s in slots):
+        todo = [s for s in slots if s.new is ABSENT][:size]
+        actions += [a for s in todo for a in _replace(s)]
+    return actions
 
 
 class AllAtOnce:
@@ -64,22 +67,28 @@ class Batches:
         return _batch(view.slots, self.size)
 
 
-def _scaled(value: int | str, replicas: int, round_up: bool, name: str) -> int:
-    """A count, or a percentage of ``replicas`` rounded as Kubernetes does."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a count or a percentage such as '25%', got {value!r}")
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"{name} must be >= 0, got {value!r}")
-        return value
-    text = value.strip()
-    try:
-        percent = float(text[:-1]) if text.endswith("%") else math.nan
-    except ValueError:
-        percent = math.nan
-    if not percent >= 0:
-        raise ValueError(f"{name} must be a count or a percentage such as '25%', got {value!r}")
-    exact = percent * replicas / 100
+def _parse(value: int | str, name: str) -> tuple[float, bool]:
+    """(amount, is_percentage) of a count such as 3 or a percentage such as "25%"."""
+    amount = math.nan
+    if isinstance(value, int) and not isinstance(value, bool):
+        amount = float(value)
+    elif isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            amount = float(value.strip()[:-1])
+        except ValueError:
+            amount = math.nan
+    if not amount >= 0:
+        raise ValueError(f"{name} must be a count >= 0 or a percentage such as '25%', "
+                         f"got {value!r}")
+    return amount, isinstance(value, str)
+
+
+def _resolve(value: int | str, replicas: int, round_up: bool) -> int:
+    """A count, or a percentage of ``replicas`` rounded up or down."""
+    amount, is_percentage = _parse(value, "value")
+    if not is_percentage:
+        return int(amount)
+    exact = amount * replicas / 100
     return math.ceil(exact) if round_up else math.floor(exact)
 
 
@@ -101,20 +110,19 @@ class Rolling:
     """
 
     def __init__(self, max_surge: int | str = "25%", max_unavailable: int | str = "25%"):
-        for name, value in (("max_surge", max_surge), ("max_unavailable", max_unavailable)):
-            _scaled(value, 100, True, name)
-        if _scaled(max_unavailable, 100, False, "max_unavailable") > 100:
+        surge, _ = _parse(max_surge, "max_surge")
+        unavailable, is_percentage = _parse(max_unavailable, "max_unavailable")
+        if is_percentage and unavailable > 100:
             raise ValueError(f"max_unavailable must be at most 100%, got {max_unavailable!r}")
-        if _is_zero(max_surge) and _is_zero(max_unavailable):
+        if surge == 0 and unavailable == 0:
             raise ValueError("max_surge and max_unavailable cannot both be 0")
         self.max_surge = max_surge
         self.max_unavailable = max_unavailable
 
     def budgets(self, replicas: int) -> tuple[int, int]:
         """(surge, unavailable) instance counts for ``replicas`` replicas."""
-        surge = _scaled(self.max_surge, replicas, True, "max_surge")
-        unavailable = min(replicas, _scaled(self.max_unavailable, replicas, False,
-                                            "max_unavailable"))
+        surge = _resolve(self.max_surge, replicas, round_up=True)
+        unavailable = min(replicas, _resolve(self.max_unavailable, replicas, round_up=False))
         if surge == 0 and unavailable == 0:
             unavailable = 1
         return surge, unavailable
@@ -147,10 +155,6 @@ class Rolling:
                        if s.new is ABSENT and s.old is HEALTHY and s.host not in retired]
         actions += [Create(s.host) for s in vacant[:max(0, room)]]
         return actions
-
-
-def _is_zero(value: int | str) -> bool:
-    return _scaled(value, 100, True, "value") == 0
 
 
 class Canary:

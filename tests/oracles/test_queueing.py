@@ -9,7 +9,7 @@ import simpy
 
 from fleet_sim.model.distributions import Exponential
 from fleet_sim.model.host import Host
-from fleet_sim.model.jobs import Job, JobWorkload, PoissonJobs
+from fleet_sim.model.jobs import JobWorkload, PoissonJobs
 from fleet_sim.rng import Streams
 
 pytestmark = pytest.mark.oracle
@@ -39,7 +39,7 @@ def test_mm1_ps_mean_response_time(rho):
 
 def test_ps_conditional_response_is_linear_in_size():
     # M/G/1-PS: E[T | work = x] = x / (1 - rho); check small vs large jobs at rho = 0.5
-    rts, _, wl = mm1_ps(0.5, 11, 60_000)
+    _, _, wl = mm1_ps(0.5, 11, 60_000)
     small = [j.response_time_s / j.work_core_s for j in wl.finished if j.work_core_s < 0.5]
     large = [j.response_time_s / j.work_core_s for j in wl.finished if j.work_core_s > 2.0]
     assert statistics.fmean(small) == pytest.approx(2.0, rel=0.1)

@@ -1,0 +1,79 @@
+"""Placement policies: which host gets the next app, VM or container (DESIGN §3.3, §6).
+
+Each policy is a small pure class over read-only :mod:`fleet_sim.model.views`
+(STYLE §3): ``place(request, fleet, rng) -> host name or None``. A host is a
+candidate only if :meth:`HostView.fits` (CPU committed within cores × overcommit
+ratio, RAM, dependency versions on a shared OS, host up); ``None`` means no host
+fits. Ties are broken with the injected ``numpy.random.Generator``, so a fixed
+stream gives a fixed placement.
+
+- :class:`FirstFit`: the first candidate in fleet order (packs the front of the fleet).
+- :class:`BestFit`: the candidate left with the least free resources (packs tightly).
+- :class:`WorstFit`: the candidate left with the most free resources (spreads load).
+
+"Free resources" after placement is the sum of the free shares of shared CPU and RAM,
+each divided by the host's capacity, so hosts of different sizes compare fairly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fleet_sim.model.views import FleetView, HostView, PlacementRequest
+
+
+def leftover(view: HostView, request: PlacementRequest) -> float:
+    """Free share of CPU plus free share of RAM of ``view`` after placing ``request``."""
+    after = view.with_placed(request)
+    cpu = after.free_cpu_cores / view.cpu_capacity_cores if view.cpu_capacity_cores > 0 else 0.0
+    return cpu + after.free_ram_mib / view.ram_mib
+
+
+class FirstFit:
+    """Decides: the first host in fleet order that fits."""
+
+    name = "first-fit"
+
+    def place(self, request: PlacementRequest, fleet: FleetView,
+              rng: np.random.Generator | None = None) -> str | None:
+        for view in fleet.hosts:
+            if view.fits(request):
+                return view.name
+        return None
+
+
+class _ScoredFit:
+    """Chooses the fitting host with the best score (``sign`` × leftover, lowest wins)."""
+
+    name = ""
+    sign = 1.0
+
+    def place(self, request: PlacementRequest, fleet: FleetView,
+              rng: np.random.Generator) -> str | None:
+        best: list[str] = []
+        best_score = 0.0
+        for view in fleet.hosts:
+            if not view.fits(request):
+                continue
+            score = self.sign * leftover(view, request)
+            if not best or score < best_score:
+                best, best_score = [view.name], score
+            elif score == best_score:
+                best.append(view.name)
+        if not best:
+            return None
+        return best[0] if len(best) == 1 else best[int(rng.integers(len(best)))]
+
+
+class BestFit(_ScoredFit):
+    """Decides: the host left with the least free CPU + RAM share (tight packing)."""
+
+    name = "best-fit"
+    sign = 1.0
+
+
+class WorstFit(_ScoredFit):
+    """Decides: the host left with the most free CPU + RAM share (spread)."""
+
+    name = "worst-fit"
+    sign = -1.0

@@ -1,0 +1,47 @@
+"""Policies by name: scenario files choose them with kebab-case strings (STYLE §8).
+
+Each family is a table of name -> factory; :func:`lookup` turns an unknown name
+into an error that lists the valid ones. Add a family (placement, autoscaling)
+with its own table and a one-line builder like :func:`rollout_strategy`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from fleet_sim.model.protocols import RolloutStrategy
+from fleet_sim.policies.rollout import AllAtOnce, Batches, BlueGreen, Canary, Rolling
+
+T = TypeVar("T")
+
+
+def lookup(family: str, table: Mapping[str, T], name: str) -> T:
+    """The entry ``name`` of ``table``. Raises ValueError listing the valid names."""
+    try:
+        return table[name]
+    except KeyError:
+        raise ValueError(f"unknown {family} {name!r}; valid names: "
+                         f"{', '.join(sorted(table))}") from None
+
+
+def _canary(fraction: float, then: Mapping[str, Any] | None = None) -> Canary:
+    """Canary whose ``then`` is given by name and parameters, e.g. ``{"name": "rolling"}``."""
+    if then is None:
+        return Canary(fraction)
+    params = dict(then)
+    return Canary(fraction, then=rollout_strategy(params.pop("name"), **params))
+
+
+ROLLOUT_STRATEGIES: Mapping[str, Callable[..., RolloutStrategy]] = {
+    "all-at-once": AllAtOnce,
+    "rolling": Rolling,
+    "batches": Batches,
+    "canary": _canary,
+    "blue-green": BlueGreen,
+}
+
+
+def rollout_strategy(name: str, **params: Any) -> RolloutStrategy:
+    """Build the rollout strategy ``name`` with ``params`` (e.g. ``max_surge="25%"``)."""
+    return lookup("rollout strategy", ROLLOUT_STRATEGIES, name)(**params)

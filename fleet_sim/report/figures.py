@@ -1,0 +1,773 @@
+"""Figures a fleet engineer expects, drawn from the result tables (STYLE §6, "Faces ↔ results").
+
+Every function takes DataFrames as :func:`fleet_sim.load` or :func:`fleet_sim.run`
+return them (one run, or many runs concatenated with ``run_id``, ``seed``,
+``replication`` and swept-parameter columns), draws on ``ax`` (a new figure if
+None) and returns the Axes. Nothing is computed that the tables do not hold,
+except time-weighted aggregation of change points through
+:mod:`fleet_sim.numerics.timeweighted` (and sums over hosts or instances through
+:func:`fleet_sim.results.tables.sum_series`). :func:`plotted` gives the numbers
+behind any figure drawn here, in the tables' units, for tests and notebooks.
+
+Figures compare hosting modes where they can: ``by="mode"`` groups rows by the
+``mode`` column (or ``hosting.mode`` when the mode is a swept parameter); any
+other column name groups by that column; ``None`` draws one group. A hosting
+mode has the same colour in every figure (:mod:`fleet_sim.report.style`).
+Time series (memory, power, serving capacity) show one run per group, the
+first replication; distributions pool every run of a group.
+
+Change points: a value holds from its ``t`` until the next row of the same key
+and the last one until ``t_end``, the end of the run (s). Pass ``t_end`` (e.g.
+``summary.duration_s``; a mapping run_id → s for many runs); without it the last
+change point in the table is taken as the end.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from weakref import WeakKeyDictionary
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.colors import to_hex
+from matplotlib.ticker import FuncFormatter, PercentFormatter
+
+from fleet_sim.numerics import timeweighted
+from fleet_sim.report.style import (
+    CPU_COLORS,
+    CPU_HATCHES,
+    HEATMAP_CMAP,
+    OTHER_COLOR,
+    RC,
+    ModeStyle,
+    mode_order,
+    mode_style,
+)
+from fleet_sim.results.tables import sum_series
+from fleet_sim.units import DAY_S, GIB_MIB, HOUR_S, J_PER_KWH, MINUTE_S
+
+#: column names that hold the hosting mode, in order of preference
+MODE_COLUMNS = ("mode", "hosting.mode")
+#: columns that identify one run, in order of preference
+RUN_KEYS = ("run_id", "seed", "replication")
+#: most points drawn per empirical CDF (every drawn point is an exact point of it)
+MAX_CDF_POINTS = 4000
+
+TEnd = float | Mapping[Any, float] | pd.Series | None
+
+_PLOTTED: WeakKeyDictionary[Axes, pd.DataFrame] = WeakKeyDictionary()
+
+
+def plotted(ax: Axes) -> pd.DataFrame:
+    """The numbers behind a figure drawn by this module on ``ax``, in table units.
+
+    Raises KeyError if ``ax`` was not drawn by a function of this module.
+    """
+    try:
+        return _PLOTTED[ax]
+    except KeyError:
+        raise KeyError("these Axes were not drawn by fleet_sim.report") from None
+
+
+def _styled(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Draw inside the report's rc settings (fonts, grid) without touching global state."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with mpl.rc_context(RC):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _new_axes(ax: Axes | None, figsize: tuple[float, float] | None = None) -> Axes:
+    if ax is not None:
+        ax.grid(True, color=RC["grid.color"], linewidth=RC["grid.linewidth"])
+        ax.set_axisbelow(True)
+        return ax
+    import matplotlib.pyplot as plt  # only here: the module stays free of pyplot state
+
+    _, new = plt.subplots(figsize=figsize or RC["figure.figsize"], layout="constrained")
+    return new
+
+
+# ---------------------------------------------------------------- grouping and runs
+def natural_key(text: object) -> tuple:
+    """Sort key that puts ``host2`` before ``host10``."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(text)))
+
+
+def mode_column(frame: pd.DataFrame) -> str | None:
+    """The column holding the hosting mode (``mode`` or ``hosting.mode``), or None."""
+    return next((c for c in MODE_COLUMNS if c in frame.columns), None)
+
+
+def _group_column(frame: pd.DataFrame, by: str | None) -> str | None:
+    if by is None:
+        return None
+    if by == "mode" or by in MODE_COLUMNS:
+        return mode_column(frame)
+    if by not in frame.columns:
+        raise KeyError(f"no column {by!r} to group by; columns: {', '.join(map(str, frame))}")
+    return by
+
+
+def _groups(frame: pd.DataFrame, by: str | None) -> list[tuple[str, pd.DataFrame, ModeStyle]]:
+    """(label, rows, style) per group, modes in the canonical order, others naturally."""
+    col = _group_column(frame, by)
+    if col is None:
+        return [("", frame, ModeStyle(OTHER_COLOR))]
+    values = list(frame[col].dropna().unique())
+    if col in MODE_COLUMNS:
+        labels = mode_order(map(str, values))
+        return [(m, frame[frame[col].astype(str) == m], mode_style(m)) for m in labels]
+    values.sort(key=natural_key)
+    cmap = mpl.colormaps["cividis"]
+    out = []
+    for i, v in enumerate(values):
+        color = to_hex(cmap(0.1 + 0.75 * i / max(1, len(values) - 1)))
+        out.append((f"{col}={v}", frame[frame[col] == v], ModeStyle(color)))
+    return out
+
+
+def _run_keys(frame: pd.DataFrame) -> list[str]:
+    if "run_id" in frame.columns:
+        return ["run_id"]
+    return [c for c in ("seed", "replication") if c in frame.columns]
+
+
+def _runs(frame: pd.DataFrame) -> list[tuple[Any, pd.DataFrame]]:
+    """(run key, rows) of each run in ``frame``, first replication first."""
+    keys = _run_keys(frame)
+    if not keys:
+        return [(None, frame)]
+    runs = [(k if len(keys) > 1 else k[0], g)
+            for k, g in frame.groupby(keys, sort=False, dropna=False)]
+    if "replication" in frame.columns:
+        runs.sort(key=lambda kg: int(kg[1]["replication"].iloc[0]))
+    return runs
+
+
+def _first_run(frame: pd.DataFrame) -> tuple[Any, pd.DataFrame, int]:
+    """(run key, rows, number of runs) of the first replication in ``frame``."""
+    runs = _runs(frame)
+    if not runs:
+        return None, frame, 0
+    key, rows = runs[0]
+    return key, rows, len(runs)
+
+
+def _single_run(frame: pd.DataFrame, what: str) -> pd.DataFrame:
+    runs = _runs(frame)
+    if len(runs) > 1:
+        keys = _run_keys(frame)
+        shown = ", ".join(str(k) for k, _ in runs[:5])
+        raise ValueError(f"{what} draws one run but the table holds {len(runs)} (by "
+                         f"{'/'.join(keys)}: {shown}{', …' if len(runs) > 5 else ''}); "
+                         f"select one, e.g. frame[frame.{keys[0]} == …]")
+    return frame
+
+
+def _t_end(frame: pd.DataFrame, t_end: TEnd, run: Any = None, column: str = "t") -> float:
+    """The end of the run (s) for ``frame`` (rows of one run)."""
+    if t_end is None:
+        if frame.empty:
+            raise ValueError("cannot infer t_end from an empty table; pass t_end")
+        return float(frame[column].max())
+    if isinstance(t_end, Mapping | pd.Series):
+        if run not in t_end:
+            raise KeyError(f"t_end has no entry for run {run!r}")
+        return float(t_end[run])
+    return float(t_end)
+
+
+def _time_unit(t_end_s: float) -> tuple[float, str]:
+    """(seconds per unit, unit name) that keeps time tick labels short."""
+    if t_end_s <= 10 * MINUTE_S:
+        return 1.0, "s"
+    if t_end_s <= 3 * HOUR_S:
+        return MINUTE_S, "min"
+    if t_end_s <= 3 * DAY_S:
+        return HOUR_S, "h"
+    return DAY_S, "days"
+
+
+def _duration_text(seconds: float) -> str:
+    for unit_s, unit in ((DAY_S, "days"), (HOUR_S, "h"), (MINUTE_S, "min")):
+        if seconds >= unit_s:
+            return f"{seconds / unit_s:.3g} {unit}"
+    return f"{seconds:.3g} s"
+
+
+def _steps(t: np.ndarray, v: np.ndarray, t_end: float) -> tuple[np.ndarray, np.ndarray]:
+    """x, y of a step line through change points, held until ``t_end``."""
+    keep = t <= t_end
+    t, v = t[keep], v[keep]
+    return np.append(t, t_end), np.append(v, v[-1] if v.size else np.nan)
+
+
+def _series(frame: pd.DataFrame, key: Sequence[str], column: str) -> tuple[np.ndarray,
+                                                                           np.ndarray]:
+    """Change points of Σ ``column`` over ``key`` (frame sorted by t, one row per key and t)."""
+    frame = frame.drop_duplicates([*key, "t"], keep="last").sort_values("t", kind="stable")
+    return sum_series(frame, key, column)
+
+
+def _legend(ax: Axes, **kwargs: Any) -> None:
+    handles, _ = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(**kwargs)
+
+
+# ---------------------------------------------------------------- host × time heatmap
+def _binned_means(t: np.ndarray, v: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Exact time-weighted mean of the series over each bin (NaN before its first point)."""
+    out = np.full(edges.size - 1, np.nan)
+    first = np.searchsorted(t, edges[:-1], side="right") - 1  # the point holding at bin start
+    stop = np.searchsorted(t, edges[1:], side="left")  # points before the bin's end
+    for k in range(edges.size - 1):
+        b0, b1 = float(edges[k]), float(edges[k + 1])
+        if t[0] >= b1:
+            continue
+        i0 = max(int(first[k]), 0)
+        out[k] = timeweighted.mean(t[i0:stop[k]], v[i0:stop[k]], b1, max(b0, float(t[0])))
+    return out
+
+
+@_styled
+def utilization_heatmap(hosts: pd.DataFrame, *, t_end: float | None = None, bins: int = 120,
+                        ax: Axes | None = None, title: str | None = None) -> Axes:
+    """Host × time CPU utilization of one run: each cell is the exact time-weighted mean of
+    ``cpu_utilization`` over its time bin (``bins`` equal bins over [0, ``t_end``]).
+
+    ``hosts``: the ``hosts`` table of one run. Hosts are rows in natural name order;
+    white cells are before a host's first record.
+    """
+    hosts = _single_run(hosts, "utilization_heatmap")
+    if hosts.empty:
+        raise ValueError("the hosts table is empty: nothing to draw")
+    end = _t_end(hosts, t_end)
+    if not end > 0:
+        raise ValueError(f"t_end must be > 0, got {end!r}")
+    names = sorted(hosts["host"].unique(), key=natural_key)
+    edges = np.linspace(0.0, end, bins + 1)
+    by_host = {h: g.sort_values("t", kind="stable") for h, g in hosts.groupby("host")}
+    z = np.vstack([_binned_means(by_host[h]["t"].to_numpy(float),
+                                 by_host[h]["cpu_utilization"].to_numpy(float), edges)
+                   for h in names])
+    scale, unit = _time_unit(end)
+    ax = _new_axes(ax, (9.0, min(9.0, 2.2 + 0.16 * len(names))))
+    cmap = mpl.colormaps[HEATMAP_CMAP].with_extremes(bad="white")
+    image = ax.imshow(z, aspect="auto", interpolation="nearest", cmap=cmap, vmin=0.0, vmax=1.0,
+                      extent=(0.0, end / scale, len(names) - 0.5, -0.5))
+    step = max(1, math.ceil(len(names) / 30))
+    ax.set_yticks(range(0, len(names), step), [str(n) for n in names[::step]])
+    ax.grid(False)
+    ax.set_xlabel(f"time ({unit})")
+    ax.set_ylabel(f"host ({len(names)})")
+    ax.set_title(title or f"CPU utilization per host (mean over {_duration_text(end / bins)} "
+                          "bins)")
+    ax.figure.colorbar(image, ax=ax, label="CPU utilization (% of cores)",
+                       format=PercentFormatter(1.0), fraction=0.05, pad=0.02)
+    _PLOTTED[ax] = pd.DataFrame({
+        "host": np.repeat(np.array(names, dtype=object), bins),
+        "t_start": np.tile(edges[:-1], len(names)),
+        "t_end": np.tile(edges[1:], len(names)),
+        "cpu_utilization": z.ravel(),
+    })
+    return ax
+
+
+# ---------------------------------------------------------------- utilization distribution
+def _pooled(series: list[tuple[np.ndarray, np.ndarray, float, float]]) -> tuple[np.ndarray,
+                                                                                np.ndarray,
+                                                                                float]:
+    """Lay each (t, v, start, end) window end to end on one clock: one series whose
+    time-weighted distribution is that of all host-seconds together."""
+    ts, vs, offset = [], [], 0.0
+    for t, v, start, end in series:
+        if end <= start:
+            continue
+        i0 = max(int(np.searchsorted(t, start, side="right")) - 1, 0)
+        i1 = int(np.searchsorted(t, end, side="left"))
+        piece_t = t[i0:i1].copy()
+        piece_t[0] = start
+        ts.append(piece_t - start + offset)
+        vs.append(v[i0:i1])
+        offset += end - start
+    if not ts:
+        raise ValueError("no host has a record inside the window")
+    return np.concatenate(ts), np.concatenate(vs), offset
+
+
+@_styled
+def utilization_distribution(hosts: pd.DataFrame, *, by: str | None = "mode",
+                             t_end: TEnd = None, t_start: float | None = None,
+                             ax: Axes | None = None, title: str | None = None) -> Axes:
+    """Distribution of host CPU utilization per group, time-weighted over all host-seconds.
+
+    Each curve is the fraction of host-time with utilization ≤ x (exact
+    time-weighted quantiles of ``cpu_utilization``, at 201 levels), pooling every
+    host of every run of the group over [``t_start`` (e.g. the warm-up), ``t_end``].
+    The legend gives the time-weighted mean and 99th percentile.
+    """
+    ax = _new_axes(ax)
+    q = np.linspace(0.0, 1.0, 201)
+    rows = []
+    for label, group, style in _groups(hosts, by):
+        series = []
+        for run, rows_of_run in _runs(group):
+            end = _t_end(rows_of_run, t_end, run)
+            for _, g in rows_of_run.groupby("host", sort=False):
+                g = g.sort_values("t", kind="stable")
+                t = g["t"].to_numpy(float)
+                start = max(float(t[0]), 0.0 if t_start is None else float(t_start))
+                series.append((t, g["cpu_utilization"].to_numpy(float), start, end))
+        if not series:
+            continue
+        t, v, total = _pooled(series)
+        x = np.asarray(timeweighted.percentile(t, v, q, total, 0.0))
+        mean = timeweighted.mean(t, v, total, 0.0)
+        p99 = float(timeweighted.percentile(t, v, 0.99, total, 0.0))
+        name = f"{label}: " if label else ""
+        ax.plot(x, q, color=style.color, linestyle=style.linestyle, linewidth=2,
+                label=f"{name}mean {mean:.0%}, p99 {p99:.0%} ({len(series)} host-runs)")
+        ax.axvline(mean, color=style.color, linestyle=":", linewidth=1)
+        rows.append(pd.DataFrame({"group": label, "q": q, "cpu_utilization": x,
+                                  "mean": mean, "p99": p99, "host_runs": len(series)}))
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(0, 1.01)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel("host CPU utilization (% of cores)")
+    ax.set_ylabel("fraction of host-time ≤ x")
+    ax.set_title(title or "Host CPU utilization distribution (time-weighted; dotted: means)")
+    _legend(ax, loc="lower right")
+    _PLOTTED[ax] = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    return ax
+
+
+# ---------------------------------------------------------------- demand vs allocated
+CPU_PARTS = ("allocated_cores", "contention_cores", "throttled_cores")
+
+
+@_styled
+def workload_cpu(workloads: pd.DataFrame, workload: str | None = None, *,
+                 t_end: float | None = None, mode: str | None = None, ax: Axes | None = None,
+                 title: str | None = None) -> Axes:
+    """CPU of one workload over time in one run: allocated (filled, in the mode's colour),
+    with contention (neighbours' fault) and throttled (own caps) stacked on top, and the
+    demand as a black line. Sums over every host and instance the workload runs in.
+
+    ``workload``: its name (may be omitted if the table holds one). ``mode``: colour
+    of the allocated area (default: the table's mode column, else grey). The legend
+    gives each part's integral over [first record, ``t_end``] in core-s.
+    """
+    workloads = _single_run(workloads, "workload_cpu")
+    names = sorted(workloads["workload"].unique(), key=natural_key)
+    if workload is None:
+        if len(names) != 1:
+            raise ValueError(f"the table holds {len(names)} workloads; pick one of: "
+                             f"{', '.join(map(str, names[:20]))}")
+        workload = str(names[0])
+    rows = workloads[workloads["workload"] == workload]
+    if rows.empty:
+        raise ValueError(f"no workload {workload!r}; the table holds: "
+                         f"{', '.join(map(str, names[:20]))}")
+    end = _t_end(workloads, t_end)
+    mode_col = mode_column(rows)
+    if mode is None and mode_col is not None and rows[mode_col].nunique() == 1:
+        mode = str(rows[mode_col].iloc[0])
+    key = ("workload", "host", "instance")
+    series = {c: _series(rows, key, c) for c in ("demand_cores", *CPU_PARTS)}
+    t = series["demand_cores"][0]
+    scale, unit = _time_unit(end)
+    ax = _new_axes(ax)
+    x = _steps(t, t, end)[0] / scale
+    base = np.zeros(x.size)
+    t0 = float(t[0])
+    totals = {c: timeweighted.integral(*series[c], end, t0) for c in series}
+    demand_total = totals["demand_cores"]
+
+    def share(c: str) -> str:
+        return f" ({totals[c] / demand_total:.1%})" if demand_total > 0 else ""
+
+    colors = {"allocated_cores": mode_style(mode).color if mode else CPU_COLORS["allocated"],
+              "contention_cores": CPU_COLORS["contention"],
+              "throttled_cores": CPU_COLORS["throttled"]}
+    for c in CPU_PARTS:
+        y = base + _steps(*series[c], end)[1]
+        part = c.removesuffix("_cores")
+        ax.fill_between(x, base, y, step="post", facecolor=colors[c],
+                        alpha=0.85 if part == "allocated" else 0.55,
+                        hatch=CPU_HATCHES.get(part), edgecolor="white", linewidth=0,
+                        label=f"{part}: {totals[c]:,.0f} core-s{share(c)}")
+        base = y
+    ax.plot(x, _steps(*series["demand_cores"], end)[1], drawstyle="steps-post",
+            color=CPU_COLORS["demand"], linewidth=1.2,
+            label=f"demand: {demand_total:,.0f} core-s")
+    ax.set_xlim(0, end / scale)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel(f"time ({unit})")
+    ax.set_ylabel("CPU (cores)")
+    n_inst = rows.groupby(["host", "instance"]).ngroups
+    where = f" ({n_inst} instances)" if n_inst > 1 else ""
+    ax.set_title(title or f"{workload}{where}{' under ' + mode if mode else ''}: "
+                          "CPU demand vs allocated")
+    _legend(ax, loc="upper left", ncol=2, fontsize=8)
+    _PLOTTED[ax] = pd.DataFrame({"t": t, **{c: v for c, (_, v) in series.items()}})
+    return ax
+
+
+# ---------------------------------------------------------------- unmet CPU per mode
+@_styled
+def unmet_cpu(workload_summary: pd.DataFrame, workload: str | None = None, *,
+              by: str | None = "mode", ax: Axes | None = None,
+              title: str | None = None) -> Axes:
+    """Unmet CPU of a workload per group: contention and throttled core-s (stacked bars,
+    mean over replications), labelled with the satisfied fraction.
+
+    ``workload_summary``: that table (concatenated over runs); ``workload``: a name,
+    or None for every workload together (sums per run).
+    """
+    frame = workload_summary
+    if workload is not None:
+        frame = frame[frame["workload"] == workload]
+        if frame.empty:
+            raise ValueError(f"no workload {workload!r} in the workload_summary table")
+    ax = _new_axes(ax)
+    parts = ("contention_core_s", "throttled_core_s")
+    rows = []
+    for label, group, style in _groups(frame, by):
+        per_run = [g[[*parts, "demand_core_s", "allocated_core_s"]].sum()
+                   for _, g in _runs(group)]
+        runs = pd.DataFrame(per_run)
+        means = runs.mean()
+        satisfied = means["allocated_core_s"] / means["demand_core_s"]
+        rows.append({"group": label or "all", "runs": len(runs), **means.to_dict(),
+                     "satisfied_fraction": satisfied, "color": style.color})
+    table = pd.DataFrame(rows)
+    if table.empty:
+        raise ValueError("the workload_summary table is empty: nothing to draw")
+    x = np.arange(len(table))
+    bottom = np.zeros(len(table))
+    for part in parts:
+        name = part.removesuffix("_core_s")
+        ax.bar(x, table[part], bottom=bottom, color=CPU_COLORS[name], alpha=0.75,
+               hatch=CPU_HATCHES[name], edgecolor="white", label=name, width=0.6)
+        bottom = bottom + table[part].to_numpy(float)
+    for xi, top, sat, color in zip(x, bottom, table["satisfied_fraction"], table["color"],
+                                   strict=True):
+        ax.annotate(f"{sat:.1%} satisfied", (xi, top), xytext=(0, 3),
+                    textcoords="offset points", ha="center", va="bottom", fontsize=9,
+                    color=color, fontweight="bold")
+    ax.set_xticks(x, table["group"])
+    for tick, color in zip(ax.get_xticklabels(), table["color"], strict=True):
+        tick.set_color(color)
+    ax.set_ylim(0, max(1.0, float(bottom.max())) * 1.15)
+    ax.set_ylabel("unmet CPU (core-s)")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.set_title(title or f"Unmet CPU of {workload or 'all workloads'} "
+                          "(mean over replications)")
+    _legend(ax, loc="upper right")
+    _PLOTTED[ax] = table.drop(columns="color")
+    return ax
+
+
+# ---------------------------------------------------------------- response time CDF
+def _ecdf_points(n: int) -> np.ndarray:
+    """Indices of sorted samples to draw: all of them, or an even subset plus the tail."""
+    if n <= MAX_CDF_POINTS:
+        return np.arange(n)
+    body = np.linspace(0, n - 1, MAX_CDF_POINTS // 2).astype(int)
+    tail = np.arange(max(0, n - int(0.01 * n) - 1, n - MAX_CDF_POINTS // 2), n)
+    return np.unique(np.concatenate([body, tail]))
+
+
+@_styled
+def response_time_cdf(jobs: pd.DataFrame, *, by: str | None = "mode",
+                      workload: str | Sequence[str] | None = None, ax: Axes | None = None,
+                      title: str | None = None) -> Axes:
+    """Empirical CDF of job response time per group (log x), pooling every run of a group.
+
+    ``jobs``: the ``jobs`` table; ``workload``: restrict to one name or a list.
+    The curve at x is the fraction of *arrived* jobs that finished within x s, so it
+    tops out below 1 when jobs were unfinished at the end. The legend gives the
+    median and 99th percentile of finished jobs (as the ``summary`` table does).
+    """
+    if workload is not None:
+        wanted = [workload] if isinstance(workload, str) else list(workload)
+        jobs = jobs[jobs["workload"].isin(wanted)]
+    ax = _new_axes(ax)
+    rows = []
+    for label, group, style in _groups(jobs, by):
+        resp = group["response_time_s"].to_numpy(float)
+        finished = resp[np.isfinite(resp)]
+        if finished.size == 0:
+            continue
+        n_all = resp.size
+        ordered = np.sort(finished)
+        frac = np.arange(1, ordered.size + 1) / n_all
+        keep = _ecdf_points(ordered.size)
+        keep = keep[ordered[keep] > 0]  # a log axis cannot show zero-work jobs
+        p50, p99 = np.quantile(finished, [0.5, 0.99])
+        extra = f", {n_all - finished.size:,} unfinished" if n_all > finished.size else ""
+        name = f"{label}: " if label else ""
+        ax.plot(ordered[keep], frac[keep], drawstyle="steps-post", color=style.color,
+                linestyle=style.linestyle, linewidth=2,
+                label=f"{name}p50 {p50:.3g} s, p99 {p99:.3g} s (n={n_all:,}{extra})")
+        rows.append(pd.DataFrame({"group": label, "response_time_s": ordered[keep],
+                                  "fraction": frac[keep], "p50_s": p50, "p99_s": p99,
+                                  "jobs": n_all, "finished": finished.size}))
+    ax.set_xscale("log")
+    ax.set_ylim(0, 1.02)
+    ax.axhline(0.99, color="#999999", linestyle=":", linewidth=1)
+    ax.annotate("p99", (0.0, 0.99), xycoords=("axes fraction", "data"), xytext=(2, -10),
+                textcoords="offset points", fontsize=8, color="#777777")
+    ax.set_xlabel("response time (s, log scale)")
+    ax.set_ylabel("fraction of jobs finished within x")
+    which = "" if workload is None else f" of {', '.join(wanted)}"
+    ax.set_title(title or f"Job response time{which} (CDF)")
+    _legend(ax, loc="lower right")
+    _PLOTTED[ax] = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    return ax
+
+
+# ---------------------------------------------------------------- fleet totals over time
+def _fleet_total(hosts: pd.DataFrame, column: str, by: str | None, t_end: TEnd, ax: Axes,
+                 scale_y: float, label_of: Callable[[str, np.ndarray, np.ndarray, float], str],
+                 ) -> tuple[list[pd.DataFrame], int, float]:
+    """Draw Σ over hosts of ``column`` per group (first run of each); return the plotted
+    frames, the most runs a group held, and the time unit scale."""
+    rows, most_runs, drawn = [], 0, []
+    for label, group, style in _groups(hosts, by):
+        run, rows_of_run, n_runs = _first_run(group)
+        if rows_of_run.empty:
+            continue
+        most_runs = max(most_runs, n_runs)
+        end = _t_end(rows_of_run, t_end, run)
+        t, v = _series(rows_of_run, ("host",), column)
+        drawn.append((label, style, t, v, end))
+    longest = max((d[4] for d in drawn), default=1.0)
+    scale, _ = _time_unit(longest)
+    for label, style, t, v, end in drawn:
+        x, y = _steps(t, v, end)
+        ax.plot(x / scale, y / scale_y, drawstyle="steps-post", color=style.color,
+                linestyle=style.linestyle, linewidth=1.8, label=label_of(label, t, v, end))
+        rows.append(pd.DataFrame({"group": label, "t": t, column: v, "t_end": end}))
+    return rows, most_runs, scale
+
+
+@_styled
+def memory_over_time(hosts: pd.DataFrame, *, by: str | None = "mode",
+                     fleet: pd.DataFrame | None = None, t_end: TEnd = None,
+                     ax: Axes | None = None, title: str | None = None) -> Axes:
+    """RAM in use by the whole fleet over time (GiB, Σ ``ram_used_mib`` over hosts), one
+    line per group (its first run). With the ``fleet`` table, each group's RAM capacity
+    is a thin dashed line."""
+    ax = _new_axes(ax)
+
+    def label_of(label: str, t: np.ndarray, v: np.ndarray, end: float) -> str:
+        peak = float(v[t <= end].max()) / GIB_MIB
+        return f"{label + ': ' if label else ''}peak {peak:,.1f} GiB"
+
+    rows, most_runs, scale = _fleet_total(hosts, "ram_used_mib", by, t_end, ax, GIB_MIB,
+                                          label_of)
+    if fleet is not None:
+        for label, group, style in _groups(fleet, by):
+            _, inventory, _ = _first_run(group)
+            if inventory.empty:
+                continue
+            cap = float(inventory["ram_mib"].sum()) / GIB_MIB
+            ax.axhline(cap, color=style.color, linestyle="--", linewidth=0.9)
+            ax.annotate(f"{label + ' ' if label else ''}capacity {cap:,.0f} GiB", (1.0, cap),
+                        xycoords=("axes fraction", "data"), xytext=(-4, 3),
+                        textcoords="offset points", ha="right", fontsize=8, color=style.color)
+    ax.set_ylim(bottom=0)
+    ax.set_xlim(left=0)
+    ax.set_xlabel(f"time ({_unit_name(scale)})")
+    ax.set_ylabel("RAM in use (GiB)")
+    note = " (first replication)" if most_runs > 1 else ""
+    ax.set_title(title or f"Fleet memory in use{note}")
+    _legend(ax, loc="lower right")
+    _PLOTTED[ax] = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    return ax
+
+
+def _unit_name(scale: float) -> str:
+    return {1.0: "s", MINUTE_S: "min", HOUR_S: "h", DAY_S: "days"}[scale]
+
+
+@_styled
+def power_over_time(hosts: pd.DataFrame, *, by: str | None = "mode", t_end: TEnd = None,
+                    ax: Axes | None = None, title: str | None = None) -> Axes:
+    """Electrical power of the whole fleet over time (kW, Σ ``power_w`` over hosts), one
+    line per group (its first run); the legend gives the energy over the run (kWh, the
+    exact integral of the power)."""
+    ax = _new_axes(ax)
+
+    def label_of(label: str, t: np.ndarray, v: np.ndarray, end: float) -> str:
+        kwh = timeweighted.integral(t, v, end, float(t[0])) / J_PER_KWH
+        mean_kw = timeweighted.mean(t, v, end, float(t[0])) / 1000 if end > t[0] else v[0]
+        return (f"{label + ': ' if label else ''}{kwh:,.1f} kWh, mean {mean_kw:,.2f} kW")
+
+    rows, most_runs, scale = _fleet_total(hosts, "power_w", by, t_end, ax, 1000.0, label_of)
+    for frame in rows:
+        t, v, end = frame["t"].to_numpy(), frame["power_w"].to_numpy(), frame["t_end"].iloc[0]
+        frame["energy_kwh"] = timeweighted.integral(t, v, end, float(t[0])) / J_PER_KWH
+    ax.set_ylim(bottom=0)
+    ax.set_xlim(left=0)
+    ax.set_xlabel(f"time ({_unit_name(scale)})")
+    ax.set_ylabel("power (kW)")
+    note = " (first replication)" if most_runs > 1 else ""
+    ax.set_title(title or f"Fleet power draw and energy{note}")
+    _legend(ax, loc="lower right")
+    _PLOTTED[ax] = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    return ax
+
+
+# ---------------------------------------------------------------- density
+#: candidate summary columns of a density comparison, in order; the first present of
+#: each tuple is drawn, with its axis label
+DENSITY_METRICS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("apps_per_host",), "apps per host"),
+    (("hosts_needed", "hosts_used", "hosts"), "hosts needed"),
+    (("cost_usd", "monthly_cost_usd"), "cost ($)"),
+)
+
+
+def _density_metrics(summary: pd.DataFrame,
+                     metrics: Sequence[str] | None) -> list[tuple[str, str]]:
+    if metrics is not None:
+        missing = [m for m in metrics if m not in summary.columns]
+        if missing:
+            raise KeyError(f"summary has no column(s) {missing}")
+        labels = {c: lab for cands, lab in DENSITY_METRICS for c in cands}
+        return [(m, labels.get(m, m)) for m in metrics]
+    found = []
+    for candidates, label in DENSITY_METRICS:
+        col = next((c for c in candidates if c in summary.columns), None)
+        if col is not None:
+            found.append((col, label))
+    if not found:
+        raise KeyError("summary has none of the density columns "
+                       f"{[c for cands, _ in DENSITY_METRICS for c in cands]}")
+    return found
+
+
+@_styled
+def density_summary(summary: pd.DataFrame, *, by: str | None = "mode",
+                    metrics: Sequence[str] | None = None, axes: Sequence[Axes] | None = None,
+                    title: str | None = None) -> np.ndarray:
+    """Density per group: apps per host, hosts needed and cost, one panel each.
+
+    ``summary``: one row per run (concatenated ``summary`` tables). Each bar is the
+    mean over the group's runs with its 95 % Student-t confidence interval
+    (:func:`fleet_sim.numerics.timeweighted.mean_ci`) when there are several, and its
+    value printed on top. ``metrics``: summary columns to draw (default: the
+    first present of apps_per_host; hosts_needed/hosts_used/hosts; cost_usd).
+    Returns the array of Axes (one per metric).
+    """
+    chosen = _density_metrics(summary, metrics)
+    if axes is None:
+        import matplotlib.pyplot as plt
+
+        fig, new = plt.subplots(1, len(chosen), figsize=(3.6 * len(chosen) + 0.8, 4.2),
+                                layout="constrained", squeeze=False)
+        axes = list(new[0])
+        if title or len(chosen) > 1:
+            fig.suptitle(title or "Density per hosting mode", fontweight="bold")
+    axes = list(axes)
+    if len(axes) != len(chosen):
+        raise ValueError(f"{len(chosen)} metrics need {len(chosen)} axes, got {len(axes)}")
+    groups = _groups(summary, by)
+    rows = []
+    for ax, (col, label) in zip(axes, chosen, strict=True):
+        _new_axes(ax)
+        for i, (group, rows_of_group, style) in enumerate(groups):
+            values = rows_of_group[col].to_numpy(float)
+            values = values[np.isfinite(values)]
+            if values.size == 0:
+                continue
+            mean, half = timeweighted.mean_ci(values)
+            err = None if math.isnan(half) else half
+            ax.bar(i, mean, yerr=err, capsize=4, color=style.color, hatch=style.hatch,
+                   edgecolor="white", width=0.65, error_kw={"elinewidth": 1.2})
+            ax.annotate(f"{mean:,.3g}" if abs(mean) < 1000 else f"{mean:,.0f}",
+                        (i, mean + (err or 0.0)), xytext=(0, 3), textcoords="offset points",
+                        ha="center", va="bottom", fontsize=9)
+            rows.append({"metric": col, "group": group or "all", "n": values.size,
+                         "mean": mean, "ci95": half})
+        ax.set_xticks(range(len(groups)), [g[0] or "all" for g in groups])
+        for tick, (_, _, style) in zip(ax.get_xticklabels(), groups, strict=True):
+            tick.set_color(style.color)
+        ax.set_ylabel(label)
+        ax.set_title(label[0].upper() + label[1:])
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.12)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.6g}"))
+        ax.grid(False, axis="x")
+    data = pd.DataFrame(rows)
+    for ax in axes:
+        _PLOTTED[ax] = data
+    return np.array(axes, dtype=object)
+
+
+# ---------------------------------------------------------------- rollout
+@_styled
+def rollout_timeline(capacity: pd.DataFrame, *, by: str | None = "mode",
+                     n_hosts: int | None = None, t_end: TEnd = None, ax: Axes | None = None,
+                     title: str | None = None) -> Axes:
+    """Serving capacity during a rollout: instances of the old version (dashed) and the
+    new version (solid) that are healthy over time, one pair of lines per group (its
+    first run). ``capacity``: change points ``t``, ``old_healthy``, ``new_healthy``.
+    ``n_hosts`` draws the full-capacity line. Each line holds its last value until
+    ``t_end`` (default: the latest change point over all groups)."""
+    ax = _new_axes(ax)
+    drawn, most_runs = [], 0
+    for label, group, style in _groups(capacity, by):
+        run, rows_of_run, n_runs = _first_run(group)
+        if rows_of_run.empty:
+            continue
+        most_runs = max(most_runs, n_runs)
+        rows_of_run = rows_of_run.sort_values("t", kind="stable")
+        drawn.append((label, run, rows_of_run, style))
+    if not drawn:
+        raise ValueError("the capacity table is empty: nothing to draw")
+    ends = [_t_end(r, t_end, run) for _, run, r, _ in drawn]
+    longest = max(ends)
+    scale, unit = _time_unit(longest)
+    rows = []
+    for (label, _, r, style), end in zip(drawn, ends, strict=True):
+        end = longest if t_end is None else end
+        t = r["t"].to_numpy(float)
+        for column, version, linestyle, width in (("new_healthy", "new", "-", 2.2),
+                                                  ("old_healthy", "old", "--", 1.6)):
+            v = r[column].to_numpy(float)
+            x, y = _steps(t, v, end)
+            finish = ""
+            if version == "new":
+                done = t[v >= v.max()][0] if v.size else math.nan
+                finish = f", all {v.max():.0f} by {_duration_text(done)}"
+            ax.plot(x / scale, y, drawstyle="steps-post", color=style.color,
+                    linestyle=linestyle, linewidth=width,
+                    alpha=1.0 if version == "new" else 0.8,
+                    label=f"{label + ' ' if label else ''}{version} version{finish}")
+        rows.append(r[["t", "old_healthy", "new_healthy"]].assign(group=label))
+    if n_hosts is not None:
+        ax.axhline(n_hosts, color="#555555", linestyle=":", linewidth=1)
+        ax.annotate(f"{n_hosts} hosts", (0.0, n_hosts), xycoords=("axes fraction", "data"),
+                    xytext=(3, 3), textcoords="offset points", fontsize=8, color="#555555")
+    ax.set_xlim(0, longest / scale)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel(f"time since the rollout began ({unit})")
+    ax.set_ylabel("healthy (serving) instances")
+    note = " (first replication)" if most_runs > 1 else ""
+    ax.set_title(title or f"Rollout: serving instances of old and new version{note}")
+    _legend(ax, loc="center right", fontsize=8)
+    _PLOTTED[ax] = pd.concat(rows, ignore_index=True)
+    return ax

@@ -1,0 +1,700 @@
+"""Scenario files: TOML → validated :class:`ScenarioConfig` (STYLE §8).
+
+A scenario file describes one run: ``[run]`` (duration, seed, tables to record),
+``[[fleet.hosts]]`` (host types and counts), ``[hosting]`` (mode and its
+parameters), ``[placement]``, ``[[apps]]`` with their ``[[apps.workloads]]``.
+Every model forbids unknown keys and is strict about types (TOML already has
+them: ``"10"`` is not a number). Problems become :class:`~fleet_sim.errors.ConfigError`
+messages naming the file, the key path and what is allowed, all at once:
+
+    experiments/demo.toml: apps[2].workloads[0].rate_per_s: must be > 0 (allowed: a number > 0)
+
+Key paths (``--set``, ``--param``) are dotted; list items are chosen by index or
+by name: ``apps[0].replicas``, ``apps.0.replicas`` and ``apps.web.replicas`` all
+name the replicas of the first app if it is called ``web`` (hosts by ``type``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
+
+from fleet_sim.errors import ConfigError, ConfigErrors
+from fleet_sim.hosting import defaults
+
+RECORDABLE = ("hosts", "workloads", "instances", "jobs", "events", "links", "timeline")
+"""Tables a run can record (``run.record``)."""
+PLACEMENT_POLICIES = ("first-fit", "best-fit", "worst-fit")
+"""Placement policy names (``placement.policy``)."""
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
+_NAME_ALLOWED = "a name of letters, digits, '-' and '_', starting with a letter"
+
+
+def _problem(problem: str, allowed: str) -> PydanticCustomError:
+    """A validation error carrying the problem and what is allowed."""
+    return PydanticCustomError("fleet_sim", "{problem}", {"problem": problem, "allowed": allowed})
+
+
+class Strict(BaseModel):
+    """Base of every config model: unknown keys and loose types are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+# ---------------------------------------------------------------- distributions
+class DeterministicConfig(Strict):
+    """Always ``value``."""
+
+    dist: Literal["deterministic"]
+    value: float = Field(ge=0)
+
+
+class ExponentialConfig(Strict):
+    """Exponential with mean ``mean``."""
+
+    dist: Literal["exponential"]
+    mean: float = Field(gt=0)
+
+
+class LogNormalConfig(Strict):
+    """Log-normal with mean ``mean`` and coefficient of variation ``cv``."""
+
+    dist: Literal["lognormal"]
+    mean: float = Field(gt=0)
+    cv: float = Field(gt=0)
+
+
+class UniformConfig(Strict):
+    """Uniform on [``low``, ``high``]."""
+
+    dist: Literal["uniform"]
+    low: float = Field(ge=0)
+    high: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UniformConfig:
+        if self.high < self.low:
+            raise _problem(f"high ({self.high:g}) is below low ({self.low:g})", "low <= high")
+        return self
+
+
+def _number_is_deterministic(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"dist": "deterministic", "value": value}
+    return value
+
+
+DistributionConfig = Annotated[
+    DeterministicConfig | ExponentialConfig | LogNormalConfig | UniformConfig,
+    Field(discriminator="dist"), BeforeValidator(_number_is_deterministic)]
+"""A number (always that value) or a table ``{dist = "exponential", mean = 30}``;
+``dist`` is one of deterministic, exponential, lognormal, uniform."""
+
+
+# ---------------------------------------------------------------- run and fleet
+class RunConfig(Strict):
+    """``[run]``: how long, which seed, what to record."""
+
+    duration_s: float = Field(3600.0, gt=0, description="simulated time, s")
+    seed: int = Field(0, ge=0, description="base seed of every random stream")
+    warmup_s: float = Field(0.0, ge=0, description="start of the statistics window, s")
+    record: list[Literal["hosts", "workloads", "instances", "jobs", "events", "links",
+                         "timeline"]] = Field(
+        default_factory=lambda: ["hosts", "workloads", "jobs", "events"],
+        description=f"tables to record, among {', '.join(RECORDABLE)}")
+
+    @model_validator(mode="after")
+    def _warmup_inside(self) -> RunConfig:
+        if self.warmup_s >= self.duration_s:
+            raise _problem(f"warmup_s ({self.warmup_s:g}) must end before duration_s "
+                           f"({self.duration_s:g})", "0 <= warmup_s < duration_s")
+        return self
+
+
+class PowerConfig(Strict):
+    """Host power: linear ``idle_w``→``peak_w`` or an 11-point SPECpower ``table_w``."""
+
+    idle_w: float | None = Field(None, ge=0, description="power at 0 % load, W")
+    peak_w: float | None = Field(None, ge=0, description="power at 100 % load, W")
+    table_w: list[Annotated[float, Field(ge=0)]] | None = Field(
+        None, min_length=11, max_length=11, description="W at 0 %, 10 %, …, 100 % load")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> PowerConfig:
+        linear = self.idle_w is not None or self.peak_w is not None
+        if linear == (self.table_w is not None) or (linear and None in (self.idle_w,
+                                                                          self.peak_w)):
+            raise _problem("give either idle_w and peak_w, or table_w",
+                           "{idle_w = 100, peak_w = 400} or {table_w = [11 values in W]}")
+        if linear and self.peak_w < self.idle_w:  # type: ignore[operator]
+            raise _problem(f"peak_w ({self.peak_w:g}) is below idle_w ({self.idle_w:g})",
+                           "peak_w >= idle_w")
+        return self
+
+
+def _default_power() -> PowerConfig:
+    return PowerConfig(idle_w=defaults.HOST_IDLE_W, peak_w=defaults.HOST_PEAK_W)
+
+
+class HostGroupConfig(Strict):
+    """``[[fleet.hosts]]``: ``count`` identical hosts of one ``type``."""
+
+    type: Name = Field(description="host type; hosts are named <type><index>, e.g. std003")
+    count: int = Field(gt=0, description="number of hosts")
+    cores: float = Field(gt=0, description="physical cores per host")
+    speed: float = Field(1.0, gt=0, description="per-core speed relative to nominal")
+    ram_mib: float = Field(65_536.0, gt=0, description="RAM per host, MiB")
+    power: PowerConfig = Field(default_factory=_default_power)
+    monthly_cost_usd: float = Field(defaults.HOST_MONTHLY_COST_USD, ge=0,
+                                    description="cost per host per 30-day month, $")
+
+
+class FleetConfig(Strict):
+    """``[fleet]``: the host groups."""
+
+    hosts: list[HostGroupConfig] = Field(min_length=1)
+
+
+# ---------------------------------------------------------------- hosting and placement
+class BareMetalConfig(Strict):
+    """``[hosting.baremetal]``: apps installed on one shared OS per host."""
+
+    install: Literal["manual", "scripted"] = "scripted"
+
+
+class VMConfig(Strict):
+    """``[hosting.vm]``: one VM per app replica under a hypervisor."""
+
+    hypervisor: Literal["type1", "type2", "firecracker"] = "type1"
+    virt_overhead: float | None = Field(
+        None, ge=0, description="extra host core-s per guest core-s (default by hypervisor)")
+    vcpu_overcommit_ratio: float = Field(1.0, ge=1, description="allowed vCPUs / cores")
+    pinning: bool = Field(False, description="pin vCPUs to dedicated cores")
+
+
+class ContainerConfig(Strict):
+    """``[hosting.container]``: one container per app replica, cgroup v2 limits."""
+
+    quota: Literal["period", "fluid"] = Field(
+        "fluid", description="cpu.max per CFS period, or as an average cap")
+    cfs_period_s: float = Field(defaults.CFS_PERIOD_S, gt=0)
+    cpuset: bool = Field(False, description="give each container exclusive cores")
+
+
+class HostingConfig(Strict):
+    """``[hosting]``: the mode and each mode's parameters (only the chosen one is used)."""
+
+    mode: Literal["baremetal", "vm", "container"] = "baremetal"
+    baremetal: BareMetalConfig = Field(default_factory=BareMetalConfig)
+    vm: VMConfig = Field(default_factory=VMConfig)
+    container: ContainerConfig = Field(default_factory=ContainerConfig)
+
+
+class PlacementConfig(Strict):
+    """``[placement]``: which host each replica goes to."""
+
+    policy: Literal["first-fit", "best-fit", "worst-fit"] = "first-fit"
+
+
+# ---------------------------------------------------------------- workloads and apps
+class _Workload(Strict):
+    name: Name | None = Field(None, description="workload name (default: its kind)")
+
+    @property
+    def label(self) -> str:
+        """The workload's name within its app."""
+        return self.name or self.kind  # type: ignore[attr-defined]
+
+
+class ConstantWorkloadConfig(_Workload):
+    """Always wants ``cores``."""
+
+    kind: Literal["constant"]
+    cores: float = Field(ge=0)
+
+
+class SpikyWorkloadConfig(_Workload):
+    """``baseline_cores`` plus Poisson spikes of ``height_cores`` lasting ``duration_s``."""
+
+    kind: Literal["spiky"]
+    baseline_cores: float = Field(ge=0)
+    rate_per_s: float = Field(gt=0, description="spikes per second")
+    height_cores: float = Field(gt=0)
+    duration_s: DistributionConfig
+
+
+class DiurnalWorkloadConfig(_Workload):
+    """A daily sine ``mean_cores ± amplitude_cores``, stepped every ``step_s``."""
+
+    kind: Literal["diurnal"]
+    mean_cores: float = Field(ge=0)
+    amplitude_cores: float = Field(ge=0)
+    period_s: float = Field(86_400.0, gt=0)
+    peak_s: float = Field(14 * 3600.0, ge=0)
+    step_s: float = Field(300.0, gt=0)
+
+
+class ReplayWorkloadConfig(_Workload):
+    """A utilization trace × ``cores``: ``trace`` is a file (one % per line, relative to
+    the scenario file), ``planetlab:<name>`` (bundled) or ``planetlab:*`` (replica i
+    replays the i-th bundled PlanetLab trace)."""
+
+    kind: Literal["replay"]
+    trace: str
+    cores: float = Field(gt=0)
+    interval_s: float = Field(300.0, gt=0)
+    loop: bool = False
+
+
+class JobsWorkloadConfig(_Workload):
+    """Poisson job arrivals at ``rate_per_s`` of ``work_core_s`` on ≤ ``max_cores``."""
+
+    kind: Literal["jobs"]
+    rate_per_s: float = Field(gt=0)
+    work_core_s: DistributionConfig
+    max_cores: float = Field(1.0, gt=0)
+    start_s: float = Field(0.0, ge=0)
+    end_s: float | None = Field(None, gt=0, description="no arrivals after (default: never)")
+
+
+WorkloadConfig = Annotated[
+    ConstantWorkloadConfig | SpikyWorkloadConfig | DiurnalWorkloadConfig | ReplayWorkloadConfig
+    | JobsWorkloadConfig, Field(discriminator="kind")]
+"""``[[apps.workloads]]``: ``kind`` is one of constant, spiky, diurnal, replay, jobs."""
+
+
+class AppConfig(Strict):
+    """``[[apps]]``: an application, its size under each mode, and its workloads."""
+
+    name: Name
+    replicas: int = Field(1, gt=0)
+    threads: int = Field(1, gt=0, description="threads (bare metal: bounds the CFS weight)")
+    ram_mib: float = Field(512.0, gt=0, description="RAM the app uses, MiB")
+    dependencies: dict[str, str] = Field(default_factory=dict,
+                                         description="package → version (bare metal conflicts)")
+    vcpus: int | None = Field(None, gt=0, description="VM size (default: threads)")
+    vm_ram_mib: float | None = Field(None, gt=0,
+                                     description="VM RAM (default: ram_mib + guest OS)")
+    cpu_weight: float = Field(defaults.CPU_WEIGHT_DEFAULT, ge=1, le=10_000,
+                              description="cgroup cpu.weight")
+    cpu_max: float | None = Field(None, gt=0, description="cgroup cpu.max, cores")
+    memory_max_mib: float | None = Field(None, gt=0, description="cgroup memory.max, MiB")
+    image: str | None = None
+    image_mb: float | None = Field(None, gt=0)
+    workloads: list[WorkloadConfig] = Field(default_factory=list)
+
+    @property
+    def vm_vcpus(self) -> int:
+        """vCPUs of the app's VM."""
+        return self.vcpus or self.threads
+
+    @property
+    def vm_ram(self) -> float:
+        """RAM of the app's VM, MiB (guest OS included)."""
+        return self.vm_ram_mib or self.ram_mib + defaults.GUEST_OS_RAM_MIB
+
+
+class ScenarioConfig(Strict):
+    """A whole scenario file."""
+
+    run: RunConfig = Field(default_factory=RunConfig)
+    fleet: FleetConfig
+    hosting: HostingConfig = Field(default_factory=HostingConfig)
+    placement: PlacementConfig = Field(default_factory=PlacementConfig)
+    apps: list[AppConfig] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------- loading
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The raw contents of a TOML file; ConfigError if missing or malformed."""
+    file = str(path)
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(file, "(file)", "file not found",
+                          "a path to a .toml scenario file, or a name from `fleet-sim list`"
+                          ) from None
+    except IsADirectoryError:
+        raise ConfigError(file, "(file)", "is a folder, not a file", "a .toml file") from None
+    except tomllib.TOMLDecodeError as e:
+        text = str(e)
+        where = re.search(r"\(at line (\d+), column (\d+)\)", text)
+        key = f"line {where[1]}, column {where[2]}" if where else "(syntax)"
+        problem = re.sub(r"\s*\(at line .*\)$", "", text) or "syntax error"
+        raise ConfigError(file, key, f"invalid TOML: {problem}",
+                          "TOML 1.0 syntax (https://toml.io)") from None
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> ScenarioConfig:
+    """Read, override (``key.path → value``) and validate a scenario file."""
+    data = read_toml(path)
+    return validate(apply_overrides(data, overrides or {}, str(path)), str(path),
+                    base_dir=Path(path).parent, overridden=overrides or {})
+
+
+def validate(data: Mapping[str, Any], file: str = "<config>", base_dir: Path | None = None,
+             overridden: Iterable[str] = ()) -> ScenarioConfig:
+    """Validate raw config data; raise ConfigError (one problem) or ConfigErrors (several).
+
+    ``file`` labels the messages; problems at ``overridden`` key paths say so;
+    ``base_dir`` resolves trace paths (default: the working folder).
+    """
+    over = {_display(_parse_path(p, file)) for p in overridden}
+    try:
+        config = ScenarioConfig.model_validate(data)
+    except ValidationError as e:
+        errors = [_translate(err, file, over) for err in e.errors()]
+        raise (errors[0] if len(errors) == 1 else ConfigErrors(errors)) from None
+    errors = feasibility(config, file, base_dir or Path.cwd())
+    if errors:
+        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+    return config
+
+
+def resolved(config: ScenarioConfig) -> dict[str, Any]:
+    """The full config with every default filled in, as plain JSON-able data."""
+    return config.model_dump(mode="json")
+
+
+# ---------------------------------------------------------------- error messages
+def _json(value: Any) -> str:
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _unwrap(tp: Any) -> tuple[Any, str | None]:
+    """Strip Annotated/Optional; return the type and a union discriminator if any."""
+    disc = None
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is Annotated:
+            for meta in tp.__metadata__:
+                if isinstance(meta, FieldInfo) and isinstance(meta.discriminator, str):
+                    disc = meta.discriminator
+            tp = tp.__origin__
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            if len(args) == 1:
+                tp = args[0]
+            else:
+                return tp, disc
+        else:
+            return tp, disc
+
+
+def _walk(loc: tuple[Any, ...]) -> tuple[list[Any], Any]:
+    """Follow a pydantic error location through the models.
+
+    Returns the display path (union tags dropped) and the type annotation found at
+    its end (still wrapped, so a tagged union keeps its discriminator).
+    """
+    tp: Any = ScenarioConfig
+    path: list[Any] = []
+    for item in loc:
+        tp, disc = _unwrap(tp)
+        if disc is not None:  # a tagged union: this loc item is the tag
+            members = [m for m in typing.get_args(tp)
+                       if item in typing.get_args(m.model_fields[disc].annotation)]
+            tp = members[0] if members else None
+            continue
+        path.append(item)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(str(item))
+            tp = None if field is None else (
+                Annotated[field.annotation, field] if field.discriminator else field.annotation)
+        elif typing.get_origin(tp) in (list, dict):
+            tp = typing.get_args(tp)[-1]
+        else:
+            tp = None
+    return path, tp
+
+
+def _tags(loc: tuple[Any, ...]) -> str:
+    """The tags the tagged union at ``loc`` accepts ("constant, spiky, …")."""
+    tp, disc = _unwrap(_walk(loc)[1])
+    if disc is None:
+        return ""
+    return ", ".join(str(a) for m in typing.get_args(tp)
+                     for a in typing.get_args(m.model_fields[disc].annotation))
+
+
+def _display(path: Iterable[Any]) -> str:
+    out = ""
+    for item in path:
+        out += f"[{item}]" if isinstance(item, int) else (f".{item}" if out else str(item))
+    return out
+
+
+def _fields(tp: Any) -> str:
+    tp = _unwrap(tp)[0]
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return ", ".join(tp.model_fields)
+    return ""
+
+
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "string": "a string",
+               "bool": "true or false", "list": "an array", "dict": "a table",
+               "model": "a table", "model_attributes": "a table"}
+
+
+def _translate(err: Mapping[str, Any], file: str, overridden: set[str]) -> ConfigError:
+    kind, ctx, loc = err["type"], err.get("ctx") or {}, tuple(err["loc"])
+    given = _json(err.get("input"))
+    if kind == "extra_forbidden":
+        parent_path, parent = _walk(loc[:-1])
+        path = _display([*parent_path, loc[-1]])
+        problem, allowed = "unknown key", _fields(parent) or None
+    elif kind in ("union_tag_invalid", "union_tag_not_found"):
+        tag = ctx["discriminator"].strip("'")
+        path = f"{_display(_walk(loc)[0])}.{tag}"
+        problem = (f"unknown {tag} {_json(ctx['tag'])}" if kind == "union_tag_invalid"
+                   else "missing required key")
+        allowed = _tags(loc)
+    elif kind == "missing":
+        parent_path, parent = _walk(loc[:-1])
+        path = _display([*parent_path, loc[-1]])
+        parent = _unwrap(parent)[0]
+        field = parent.model_fields.get(str(loc[-1])) if _fields(parent) else None
+        problem, allowed = "missing required key", field and field.description
+    else:
+        display, here = _walk(loc)
+        path = _display(display) or "(top level)"
+        problem, allowed = _problem_text(kind, ctx, given, here, err["msg"])
+    label = file
+    if any(path == o or path.startswith((o + ".", o + "[")) for o in overridden):
+        label = f"{file} (--set)"
+    return ConfigError(label, path, problem, allowed)
+
+
+def _problem_text(kind: str, ctx: Mapping[str, Any], given: str, here: Any,
+                  msg: str) -> tuple[str, str | None]:
+    bounds = {"greater_than": (">", "gt"), "greater_than_equal": (">=", "ge"),
+              "less_than": ("<", "lt"), "less_than_equal": ("<=", "le")}
+    if kind in bounds:
+        op, key = bounds[kind]
+        return f"must be {op} {ctx[key]:g}, got {given}", f"a number {op} {ctx[key]:g}"
+    if kind == "literal_error":
+        return f"{given} is not allowed", str(ctx.get("expected", "")).replace("'", '"')
+    if kind == "string_pattern_mismatch":
+        return f"{given} is not a valid name", _NAME_ALLOWED
+    if kind in ("too_short", "too_long"):
+        n = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
+        return f"has {ctx.get('actual_length')} entries", (
+            f"at least {n}" if kind == "too_short" else f"at most {n}")
+    if kind == "fleet_sim":
+        return ctx["problem"], ctx["allowed"]
+    for prefix, words in _TYPE_WORDS.items():
+        if kind.startswith(prefix + "_"):
+            extra = _fields(here)
+            return f"expected {words}, got {given}", (
+                f"a table with keys {extra}" if extra else words)
+    return msg, None
+
+
+# ---------------------------------------------------------------- cross-field checks
+def feasibility(config: ScenarioConfig, file: str, base_dir: Path) -> list[ConfigError]:
+    """Combinations that validate field by field but cannot run (each as a ConfigError)."""
+    errors: list[ConfigError] = []
+
+    def bad(path: str, problem: str, allowed: str) -> None:
+        errors.append(ConfigError(file, path, problem, allowed))
+
+    _unique(bad, "fleet.hosts", [h.type for h in config.fleet.hosts], "type")
+    _unique(bad, "apps", [a.name for a in config.apps], "name")
+    max_cores = max(h.cores for h in config.fleet.hosts)
+    max_ram = max(h.ram_mib for h in config.fleet.hosts)
+    fleet_ram = sum(h.ram_mib * h.count for h in config.fleet.hosts)
+    mode = config.hosting.mode
+    need_ram = 0.0
+    for i, app in enumerate(config.apps):
+        where = f"apps[{i}]"
+        _unique(bad, f"{where}.workloads", [w.label for w in app.workloads], "name")
+        ram = app.ram_mib
+        if mode == "vm":
+            ram = app.vm_ram + defaults.VM_HYPERVISOR_RAM_MIB
+            if app.vm_vcpus > max_cores:
+                bad(f"{where}.vcpus", f"a VM of {app.vm_vcpus} vCPUs is bigger than any host "
+                    f"(largest: {max_cores:g} cores)", f"at most {max_cores:g}")
+            if ram > max_ram:
+                bad(f"{where}.vm_ram_mib", f"a VM needing {ram:g} MiB (with guest OS and "
+                    f"hypervisor overhead) is bigger than any host (largest: {max_ram:g} MiB)",
+                    f"at most {max_ram - defaults.VM_HYPERVISOR_RAM_MIB:g} MiB")
+        elif app.ram_mib > max_ram:
+            bad(f"{where}.ram_mib", f"{app.ram_mib:g} MiB is more than any host has "
+                f"(largest: {max_ram:g} MiB)", f"at most {max_ram:g}")
+        if mode == "container" and app.cpu_max is not None and app.cpu_max > max_cores:
+            bad(f"{where}.cpu_max", f"{app.cpu_max:g} cores is more than any host has",
+                f"at most {max_cores:g}")
+        need_ram += ram * app.replicas
+        for j, wl in enumerate(app.workloads):
+            _check_workload(bad, f"{where}.workloads[{j}]", wl, base_dir)
+    if not errors and need_ram > fleet_ram:
+        bad("apps", f"the replicas need {need_ram:g} MiB of RAM but the whole fleet has "
+            f"{fleet_ram:g} MiB", "fewer or smaller replicas, or more hosts")
+    return errors
+
+
+def _unique(bad: Any, path: str, names: list[str], key: str) -> None:
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            bad(f"{path}[{i}].{key}", f"duplicate {key} {_json(name)}", "unique names")
+
+
+def _check_workload(bad: Any, where: str, wl: Any, base_dir: Path) -> None:
+    if isinstance(wl, JobsWorkloadConfig) and wl.end_s is not None and wl.end_s <= wl.start_s:
+        bad(f"{where}.end_s", f"end_s ({wl.end_s:g}) is not after start_s ({wl.start_s:g})",
+            "end_s > start_s")
+    if isinstance(wl, ReplayWorkloadConfig):
+        from fleet_sim.scenarios.traces import bundled_planetlab
+
+        if wl.trace.startswith("planetlab:"):
+            name = wl.trace.split(":", 1)[1]
+            names = [p.name for p in bundled_planetlab()]
+            if name != "*" and name not in names:
+                bad(f"{where}.trace", f"no bundled PlanetLab trace {_json(name)}",
+                    "planetlab:* or planetlab:<one of " + ", ".join(names[:3]) + ", …>")
+        elif not (base_dir / wl.trace).is_file():
+            bad(f"{where}.trace", f"trace file {_json(wl.trace)} not found in {base_dir}",
+                "a file of one CPU percent per line (relative to the scenario file), "
+                "or planetlab:<name>")
+
+
+# ---------------------------------------------------------------- key paths and overrides
+_TOKEN = re.compile(r"[^.\[\]]+|\[(\d+)\]")
+
+
+def _parse_path(path: str, file: str = "--set") -> list[str | int]:
+    """``"apps[0].workloads.1.rate_per_s"`` → ``["apps", 0, "workloads", 1, "rate_per_s"]``."""
+    if not path or path.startswith(".") or path.endswith(".") or ".." in path:
+        raise ConfigError(file, path or "(empty)", "not a key path",
+                          "dotted keys like run.duration_s or apps.web.replicas")
+    tokens: list[str | int] = []
+    for m in _TOKEN.finditer(path):
+        text = m[1] if m[1] is not None else m[0]
+        tokens.append(int(text) if text.isdigit() else text)
+    return tokens
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: a TOML value if it parses as one (number, bool, array,
+    inline table, quoted string), else the text itself (``vm`` → ``"vm"``)."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``"key.path=value"`` → (key path, parsed value); ConfigError if malformed."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError("--set", text, "expected key.path=value",
+                          "e.g. run.duration_s=7200 or hosting.mode=vm")
+    return key.strip(), parse_value(value.strip())
+
+
+def split_values(text: str) -> list[Any]:
+    """``"1,2,[3,4]"`` → ``[1, 2, [3, 4]]``: split at top-level commas, parse each value."""
+    parts, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [parse_value(p.strip()) for p in parts]
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any],
+                    file: str = "--set") -> dict[str, Any]:
+    """A deep copy of ``data`` with each ``key.path → value`` set (tables created as needed).
+
+    List items are picked by index or by their ``name`` (apps) or ``type`` (hosts).
+    """
+    out = copy.deepcopy(dict(data))
+    for path, value in overrides.items():
+        tokens = _parse_path(path, file)
+        node: Any = out
+        for k, token in enumerate(tokens):
+            last = k == len(tokens) - 1
+            if isinstance(node, list):
+                index = _list_index(node, token, path, tokens[:k], file)
+                if last:
+                    node[index] = value
+                else:
+                    node = node[index]
+            elif isinstance(node, dict):
+                if isinstance(token, int):
+                    raise ConfigError(f"{file} (--set)", path, f"{_display(tokens[:k])} is "
+                                      "a table, not an array", "a key name")
+                if last:
+                    node[token] = value
+                else:
+                    node = node.setdefault(token, {})
+            else:
+                raise ConfigError(f"{file} (--set)", path, f"{_display(tokens[:k])} is a "
+                                  f"value ({_json(node)}), not a table", "a path to a value")
+    return out
+
+
+def _list_index(items: list[Any], token: str | int, path: str, prefix: list[str | int],
+                file: str) -> int:
+    if isinstance(token, int):
+        if token < len(items):
+            return token
+        raise ConfigError(f"{file} (--set)", path, f"{_display(prefix)} has {len(items)} "
+                          f"entries, no [{token}]", f"an index below {len(items)}")
+    for i, item in enumerate(items):
+        if isinstance(item, dict) and token in (item.get("name"), item.get("type")):
+            return i
+    names = [str(it.get("name", it.get("type"))) for it in items if isinstance(it, dict)]
+    raise ConfigError(f"{file} (--set)", path, f"no entry named {_json(token)} in "
+                      f"{_display(prefix)}", ", ".join(names) or "an index")
+
+
+def get_path(data: Mapping[str, Any], path: str) -> Any:
+    """The value at ``path`` in raw or resolved config data (KeyError if absent)."""
+    node: Any = data
+    for token in _parse_path(path):
+        if isinstance(node, list):
+            node = node[_list_index(node, token, path, [], "config")]
+        else:
+            node = node[token]
+    return node
+
+
+# ---------------------------------------------------------------- scenario files
+def question(path: str | Path) -> str:
+    """The question a scenario file answers: its first comment line."""
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            text = line.strip()
+            if text.startswith("#"):
+                return text.lstrip("#").strip()
+            if text:
+                break
+    return ""

@@ -1,0 +1,366 @@
+"""Run one scenario, or sweep many, with provenance and resume (STYLE §6, §7, §8).
+
+A run goes through the phases load/validate → build → run → finalize → tables →
+store and always ends with a manifest: a failing run records its exception
+instead of tables, and a sweep carries on. Its id is a content hash of the
+resolved config (which holds the seed), so a sweep that is started again skips
+every run already stored and runs only what is missing.
+
+A sweep is the cartesian product of its parameter axes (key path → values) ×
+``replications``; replication ``r`` of every point uses the ``r``-th seed of
+``rng.replication_seeds(base_seed, replications)`` (independent streams, and
+paired across points: common random numbers).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import functools
+import hashlib
+import itertools
+import json
+import platform
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from fleet_sim.errors import ConfigError
+from fleet_sim.results import store
+from fleet_sim.results.store import Results
+from fleet_sim.rng import replication_seeds
+from fleet_sim.scenarios import config as cfg
+from fleet_sim.scenarios.backends import Backend, make_backend
+from fleet_sim.scenarios.build import STEPS, build
+
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
+"""The experiments shipped with the repository."""
+
+Source = str | Path | Mapping[str, Any] | cfg.ScenarioConfig
+Overrides = Mapping[str, Any] | Iterable[str] | None
+
+
+def version() -> str:
+    """The installed fleet_sim version."""
+    try:
+        return metadata.version("fleet_sim")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+# ---------------------------------------------------------------- sources and overrides
+def find_scenario(name: str | Path) -> Path:
+    """A scenario file: ``name`` itself if it exists, else ``experiments/<name>.toml``."""
+    path = Path(name)
+    if path.exists() or path.suffix:
+        return path
+    shipped = EXPERIMENTS_DIR / f"{name}.toml"
+    return shipped if shipped.is_file() else path
+
+
+def _as_overrides(items: Overrides) -> dict[str, Any]:
+    if items is None:
+        return {}
+    if isinstance(items, Mapping):
+        return dict(items)
+    return dict(cfg.parse_assignment(text) for text in items)
+
+
+def _shorthands(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """``duration_s=…`` → ``run.duration_s``; ``hosting__mode=…`` → ``hosting.mode``."""
+    out = {}
+    for key, value in kwargs.items():
+        path = key.replace("__", ".")
+        if "." not in path and path in cfg.RunConfig.model_fields:
+            path = f"run.{path}"
+        out[path] = value
+    return out
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Raw scenario data with where it came from (label for messages, folder for traces)."""
+
+    data: dict[str, Any]
+    label: str
+    base_dir: Path
+
+    @classmethod
+    def of(cls, source: Source) -> Scenario:
+        """Read ``source``: a path or experiment name, raw data, or a ScenarioConfig."""
+        if isinstance(source, cfg.ScenarioConfig):
+            return cls(cfg.resolved(source), "<config>", Path.cwd())
+        if isinstance(source, Mapping):
+            return cls(dict(source), "<config>", Path.cwd())
+        path = find_scenario(source)
+        return cls(cfg.read_toml(path), str(path), path.parent)
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Scenario:
+        """The same scenario with ``key.path → value`` applied."""
+        data = cfg.apply_overrides(self.data, overrides, self.label)
+        return Scenario(data, self.label, self.base_dir)
+
+    def validate(self, overridden: Iterable[str] = ()) -> cfg.ScenarioConfig:
+        """The validated config (ConfigError/ConfigErrors otherwise)."""
+        return cfg.validate(self.data, self.label, self.base_dir, overridden)
+
+
+def prepare(source: Source, seed: int | None = None, overrides: Overrides = None,
+            **shorthands: Any) -> tuple[Scenario, dict[str, Any]]:
+    """The scenario with all overrides applied, and the overrides (for messages)."""
+    scenario = Scenario.of(source)
+    over = _as_overrides(overrides) | _shorthands(shorthands)
+    if seed is not None:
+        over["run.seed"] = seed
+    return scenario.with_overrides(over), over
+
+
+# ---------------------------------------------------------------- one run
+@dataclass(frozen=True)
+class RunSpec:
+    """One planned run: the resolved config (its ``run.seed`` is the run's seed) and
+    where it sits in a sweep."""
+
+    config: dict[str, Any]
+    source: str
+    base_dir: str
+    replication: int = 0
+    sweep_point: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+    base_seed: int | None = None
+
+    @property
+    def seed(self) -> int:
+        """The run's seed."""
+        return int(self.config["run"]["seed"])
+
+    @functools.cached_property
+    def run_id(self) -> str:
+        """Content hash of the resolved config and seed: the run's folder name."""
+        text = json.dumps({"config": self.config, "seed": self.seed}, sort_keys=True,
+                          separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a worker sends back: small, whatever the size of the tables."""
+
+    run_id: str
+    status: str
+    wall_time_s: float
+    error: str = ""
+
+
+def simulate(spec: RunSpec, on_step: Callable[[float], None] | None = None
+             ) -> tuple[dict[str, pd.DataFrame], dict[str, Any], BaseException | None]:
+    """Run ``spec`` through every phase; return its tables, manifest and exception (if any)."""
+    started = time.perf_counter()
+    manifest: dict[str, Any] = {
+        "run_id": spec.run_id, "status": store.OK, "seed": spec.seed,
+        "replication": spec.replication, "sweep_point": spec.sweep_point,
+        "base_seed": spec.base_seed, "params": spec.params, "source": spec.source,
+        "fleet_sim_version": version(), "python": platform.python_version(),
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "config": spec.config,
+    }
+    tables: dict[str, pd.DataFrame] = {}
+    error: BaseException | None = None
+    try:
+        config = cfg.validate(spec.config, spec.source, Path(spec.base_dir))
+        sim = build(config, spec.seed, Path(spec.base_dir))
+        sim.start()
+        sim.run(on_step)
+        sim.finalize()
+        tables = sim.tables()
+    except Exception as e:  # recorded, never lost: the manifest says what went wrong
+        error = e
+        tables = {}
+        manifest["status"] = store.FAILED
+        manifest["exception"] = {"type": type(e).__name__, "message": str(e),
+                                 "traceback": traceback.format_exc()}
+    manifest["wall_time_s"] = round(time.perf_counter() - started, 3)
+    manifest["tables"] = {name: len(frame) for name, frame in tables.items()}
+    return tables, manifest, error
+
+
+def execute(spec: RunSpec, out_dir: str) -> RunOutcome:
+    """Simulate ``spec`` and store it under ``out_dir`` (what a backend worker does)."""
+    tables, manifest, _ = simulate(spec)
+    store.write_run(out_dir, spec.run_id, tables, manifest)
+    exc = manifest.get("exception") or {}
+    return RunOutcome(spec.run_id, manifest["status"], manifest["wall_time_s"],
+                      f"{exc['type']}: {exc['message']}" if exc else "")
+
+
+def _progress_bar(total: float, unit: str, desc: str, progress: bool | None):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit=unit, desc=desc, leave=False, dynamic_ncols=True,
+                disable=None if progress is None else not progress)
+
+
+def run(source: Source, *, seed: int | None = None, out: str | Path | None = None,
+        set: Overrides = None, progress: bool | None = None, reraise: bool = True,
+        **overrides: Any) -> Results:
+    """Run one scenario and return its tables.
+
+    Parameters
+    ----------
+    source : path, experiment name, dict or ScenarioConfig
+        The scenario (``"demo"`` finds ``experiments/demo.toml``).
+    seed : int, optional
+        Overrides ``run.seed``.
+    out : path, optional
+        Store the run under ``out/<run_id>/`` (Parquet + manifest.json).
+    set : mapping or list of "key.path=value", optional
+        Overrides, as ``fleet-sim run --set``.
+    progress : bool, optional
+        Show a progress bar (default: only on a terminal).
+    reraise : bool
+        Raise the run's exception after recording it (default); if False, return
+        Results whose manifest holds the exception.
+    **overrides
+        Shorthands: ``duration_s=600`` is ``run.duration_s``; ``hosting__mode="vm"``
+        is ``hosting.mode``.
+
+    Returns
+    -------
+    Results
+        ``res.hosts``, ``res.workloads``, ``res.jobs``, ``res.summary``, … as DataFrames.
+
+    Raises
+    ------
+    ConfigError, ConfigErrors
+        If the scenario is invalid (before anything runs).
+    """
+    scenario, over = prepare(source, seed, set, **overrides)
+    config = scenario.validate(over)
+    spec = RunSpec(cfg.resolved(config), scenario.label, str(scenario.base_dir))
+    with _progress_bar(config.run.duration_s, "sim-s", spec.run_id, progress) as bar:
+        step_s = config.run.duration_s / STEPS
+        tables, manifest, error = simulate(spec, lambda t: bar.update(step_s))
+    if out is not None:
+        manifest["path"] = str(store.write_run(out, spec.run_id, tables, manifest))
+    if error is not None and reraise:
+        raise error
+    return store.in_memory(manifest, tables)
+
+
+# ---------------------------------------------------------------- sweeps
+def parse_params(items: Mapping[str, Sequence[Any]] | Iterable[str]) -> dict[str, list[Any]]:
+    """Sweep axes from a mapping or from ``"key.path=v1,v2"`` strings."""
+    if isinstance(items, Mapping):
+        axes = {k: list(v) if isinstance(v, list | tuple) else [v] for k, v in items.items()}
+    else:
+        axes = {}
+        for text in items:
+            key, sep, values = text.partition("=")
+            if not sep or not key.strip() or not values.strip():
+                raise ConfigError("--param", text, "expected key.path=v1,v2,…",
+                                  "e.g. hosting.mode=baremetal,vm,container")
+            axes[key.strip()] = cfg.split_values(values)
+    for key, values in axes.items():
+        if not values:
+            raise ConfigError("--param", key, "no values", "one or more values")
+    return axes
+
+
+def plan(source: Source, params: Mapping[str, Sequence[Any]] | Iterable[str] = (),
+         replications: int = 1, *, seed: int | None = None, set: Overrides = None,
+         **overrides: Any) -> list[RunSpec]:
+    """Every run of a sweep, validated up front (an invalid point stops it before it starts)."""
+    if replications < 1:
+        raise ConfigError("--replications", str(replications), "must be >= 1", "1, 2, 3, …")
+    scenario, over = prepare(source, seed, set, **overrides)
+    base_seed = scenario.validate(over).run.seed
+    seeds = replication_seeds(base_seed, replications)
+    axes = parse_params(params)
+    specs: dict[str, RunSpec] = {}
+    for point, combo in enumerate(itertools.product(*axes.values())):
+        values = dict(zip(axes, combo, strict=True))
+        point_config = cfg.resolved(scenario.with_overrides(values).validate([*over, *values]))
+        for r, s in enumerate(seeds):
+            config = copy.deepcopy(point_config)
+            config["run"]["seed"] = s
+            spec = RunSpec(config, scenario.label, str(scenario.base_dir), r, point, values,
+                           base_seed)
+            specs.setdefault(spec.run_id, spec)
+    return list(specs.values())
+
+
+def default_out(source: Source) -> Path:
+    """Where a scenario's results go by default: ``results/<file stem>``."""
+    if isinstance(source, str | Path):
+        return Path("results") / find_scenario(source).stem
+    return Path("results") / "scenario"
+
+
+def sweep(source: Source, params: Mapping[str, Sequence[Any]] | Iterable[str] = (),
+          replications: int = 1, *, seed: int | None = None, out: str | Path | None = None,
+          set: Overrides = None, workers: int | None = None, dask: Any = None,
+          backend: Backend | None = None, progress: bool | None = None,
+          **overrides: Any) -> Results:
+    """Run every point of a sweep × replications, resuming what is already stored.
+
+    Parameters
+    ----------
+    source : path, experiment name, dict or ScenarioConfig
+    params : mapping key path → values, or list of "key.path=v1,v2"
+        The axes; their cartesian product gives the sweep points.
+    replications : int
+        Runs per point, with independent seeds derived from ``run.seed``.
+    seed : int, optional
+        Overrides the base seed ``run.seed``.
+    out : path, optional
+        The results store (default ``results/<file stem>``); runs already there are skipped.
+    set : mapping or list of "key.path=value", optional
+        Overrides applied to every point.
+    workers : int, optional
+        Local processes (default: one per core; 1 runs in this process).
+    dask : str or distributed.Client, optional
+        Run on a Dask cluster (``"tcp://host:8786"``) instead.
+    backend : Backend, optional
+        An explicit backend (overrides ``workers`` and ``dask``).
+    progress : bool, optional
+        Show a progress bar (default: only on a terminal).
+    **overrides
+        Shorthands as in :func:`run`.
+
+    Returns
+    -------
+    Results
+        The sweep's runs (``.runs``, ``.summary``, ``.summarize()``), with
+        ``info`` = planned/skipped/ran/failed counts.
+    """
+    specs = plan(source, params, replications, seed=seed, set=set, **overrides)
+    out_dir = Path(out) if out is not None else default_out(source)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    store.remove_stale_temporaries(out_dir)
+    done = store.finished_run_ids(out_dir)
+    todo = [s for s in specs if s.run_id not in done]
+    failed: list[RunOutcome] = []
+    task = functools.partial(execute, out_dir=str(out_dir))
+    with _progress_bar(len(specs), "run", "sweep", progress) as bar:
+        bar.update(len(specs) - len(todo))
+        if todo:
+            with (backend or make_backend(workers=workers, dask=dask, tasks=len(todo))) as b:
+                for outcome in b.map(task, todo):
+                    if outcome.status != store.OK:
+                        failed.append(outcome)
+                    bar.update(1)
+    results = store.load(out_dir, run_ids=[s.run_id for s in specs])
+    results.info.update(planned=len(specs), skipped=len(specs) - len(todo), ran=len(todo),
+                        failed=[f"{f.run_id}: {f.error}" for f in failed])
+    return results
+
+
+def summarize(results: Results, table: str = "summary") -> pd.DataFrame:
+    """Mean and 95 % CI half-width of each metric across replications (see Results.summarize)."""
+    return results.summarize(table)

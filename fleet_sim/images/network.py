@@ -147,31 +147,43 @@ class Network:
             self._realloc_pending = True
             self.env.timeout(0).callbacks.append(self._reallocate)
 
-    def _component(self) -> tuple[list[_Flow], list[Link]]:
-        """Flows and links connected (by shared links) to the dirty links."""
-        links: dict[Link, None] = dict(self._dirty)
-        flows: dict[_Flow, None] = {}
-        stack = list(links)
-        while stack:
-            for flow in stack.pop().flows:
-                if flow not in flows:
-                    flows[flow] = None
-                    for link in flow.links:
-                        if link not in links:
-                            links[link] = None
-                            stack.append(link)
+    def _components(self) -> list[tuple[list[_Flow], list[Link]]]:
+        """The connected groups (flows sharing links) that contain the dirty links."""
+        seen: set[Link] = set()
+        groups = []
+        for start in self._dirty:
+            if start in seen:
+                continue
+            seen.add(start)
+            links, flows, stack = [start], {}, [start]
+            while stack:
+                for flow in stack.pop().flows:
+                    if flow not in flows:
+                        flows[flow] = None
+                        for link in flow.links:
+                            if link not in seen:
+                                seen.add(link)
+                                links.append(link)
+                                stack.append(link)
+            groups.append((list(flows), links))
         self._dirty.clear()
-        return list(flows), list(links)
+        return groups
 
     def _reallocate(self, _event: simpy.Event) -> None:
-        """Settle and re-share the flows connected to what changed; note their next finish."""
+        """Settle and re-share each group of flows connected to a change."""
         self._realloc_pending = False
+        for flows, links in self._components():
+            self._share(flows, links)
+        self._schedule_wake()
+
+    def _share(self, flows: list[_Flow], links: list[Link]) -> None:
+        """New max-min rates of one connected group; note its earliest finish."""
         now = self.env.now
-        flows, links = self._component()
         rates = maxmin_flows(self._capacities, [f.link_ids for f in flows])
         totals = dict.fromkeys(links, 0.0)
         self._epoch += 1
         first = math.inf
+        epoch = self._epoch
         for flow, rate in zip(flows, rates, strict=True):
             for link in flow.links:
                 totals[link] += rate
@@ -180,8 +192,9 @@ class Network:
                 flow.t = now
                 flow.rate_mb_s = rate
                 flow.finish_t = now + flow.remaining_mb / rate if rate > 0 else math.inf
-            flow.epoch = self._epoch
-            first = min(first, flow.finish_t)
+            flow.epoch = epoch
+            if flow.finish_t < first:
+                first = flow.finish_t
         if first < math.inf:
             heapq.heappush(self._finishes, (first, self._epoch, flows))
         for link, total in totals.items():
@@ -190,7 +203,6 @@ class Network:
                 link.rate_mb_s = total
                 if self._record is not None:
                     self._record(now, link.name, total, link.bytes_mb)
-        self._schedule_wake()
 
     def _next_finish(self) -> float:
         """Time of the earliest completion (entries of superseded groups dropped).

@@ -24,6 +24,7 @@ class CpuNode(FairNode):
     __slots__ = ("dsum", "free", "instance", "last", "name", "raw", "t_used", "table",
                  "used_core_s")
     is_job = False
+    is_leaf = False  # True for nodes that never get children (demand workloads)
 
     def __init__(self, name: str, weight: float = 1.0, cap: float = INF, floor: float = 0.0,
                  scale: float = 1.0, table: str | None = None, instance: str = ""):

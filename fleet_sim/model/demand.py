@@ -121,6 +121,7 @@ class DemandWorkload(CpuNode):
     """
 
     __slots__ = ("_pending", "_steps", "host", "profile", "weight_of")
+    is_leaf = True
 
     def __init__(self, host, name: str, profile, parent: CpuNode | None = None,
                  weight: float = 1.0, cap: float = INF, instance: str = ""):

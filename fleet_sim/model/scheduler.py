@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from fleet_sim.model.cputree import CpuNode
-from fleet_sim.numerics.fairshare import distribute, redistribute
+from fleet_sim.numerics.fairshare import INF, distribute, redistribute
 
 #: heap entry kinds; at equal times completions go before feed events
 FINISH, FEED = 0, 1
@@ -74,6 +74,7 @@ class HostCpuScheduler:
         self.on_node: NodeRow | None = None
         self.on_job_done: Callable[[object], None] | None = None
         self._metered: list[CpuNode] = []
+        self._plain = False  # no caps/scales/floors on internal nodes (see _refresh)
 
     # ------------------------------------------------------------------ time
     def next_time(self) -> float | None:
@@ -173,11 +174,43 @@ class HostCpuScheduler:
         old_eff = node.eff
         raw_delta = demand - node.raw
         node.demand = node.raw = demand
-        node.eff = min(node.cap, demand)
+        eff = node.eff = demand if demand < node.cap else node.cap
+        delta = eff - old_eff
+        if self._plain and weight is None and not node.children and self.on_node is None:
+            root = self.root
+            capacity = self.capacity
+            if root.eff <= capacity and root.eff + delta <= capacity:
+                self._plain_leaf(node, delta, raw_delta)
+                return
         force = weight is not None and weight != node.weight
         if force:
             node.weight = weight
-        self._propagate(node, node.eff - old_eff, raw_delta, force)
+        self._propagate(node, delta, raw_delta, force)
+
+    def _plain_leaf(self, leaf: CpuNode, delta: float, raw_delta: float) -> None:
+        """Fast path: no cap, scale or reservation above ``leaf`` and the host not
+        saturated before or after, so every node simply gets its demand and only
+        ``leaf``'s rate moves. This is most events on a host with spare cores."""
+        if self._metered:
+            self._settle_meters()
+        old_used = self.root.alloc
+        n = leaf.parent
+        while n is not None:
+            eff = n.eff + delta
+            if eff < 0.0 or not n.children:
+                eff = 0.0
+            n.eff = n.dsum = n.alloc = eff
+            n.raw += raw_delta
+            n = n.parent
+        leaf.alloc = leaf.eff
+        if leaf.is_job:
+            now = self.now
+            if leaf.rate:
+                leaf.rem -= leaf.rate * (now - leaf.t0)
+            leaf.t0 = now
+            self._set_rate(leaf, leaf.eff * self.speed)
+        if self.on_host is not None and self.root.alloc != old_used:
+            self.on_host(self.now, self.root.alloc)
 
     def set_limits(self, node: CpuNode, cap: float | None = None,
                    weight: float | None = None) -> None:
@@ -274,6 +307,7 @@ class HostCpuScheduler:
         """Recompute ``dsum``/``raw``/``eff`` exactly below ``node``; count constraints."""
         if node is self.root:
             self.n_constrained = 0
+            self._plain = self._is_plain(node)
         if not node.children:
             node.eff = min(node.cap, node.demand)
             node.raw = node.demand
@@ -291,6 +325,19 @@ class HostCpuScheduler:
         else:
             node.eff = want
         return node.eff
+
+    @staticmethod
+    def _is_plain(root: CpuNode) -> bool:
+        """True if no internal node has a cap, a reservation or a scale other than 1."""
+        stack = [root]
+        while stack:
+            n = stack.pop()
+            if n.is_job or n.is_leaf:
+                continue
+            if n.cap != INF or n.floor or n.scale != 1.0:
+                return False
+            stack.extend(n.children)
+        return True
 
     def _reallocate(self, apex: CpuNode, amount: float | None, dirty: list | None) -> None:
         """Re-share ``amount`` (None: the host's cores, from the root) below ``apex``.

@@ -22,7 +22,7 @@ class InstanceState(Enum):
     FAILED = "failed"  #: gave up after its retries
 
 
-ALIVE = frozenset({InstanceState.PROVISIONING, InstanceState.HEALTHY})
+_HEALTHY, _PROVISIONING = InstanceState.HEALTHY, InstanceState.PROVISIONING
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,20 +64,38 @@ class RolloutView:
         return len(self.slots)
 
     @cached_property
+    def _counts(self) -> tuple[int, int, int]:
+        """(healthy, alive, provisioning) in one pass over the slots."""
+        healthy = alive = provisioning = 0
+        for s in self.slots:
+            old, new = s.old, s.new
+            if old is _HEALTHY:
+                healthy += 1
+                alive += 1
+            elif old is _PROVISIONING:
+                alive += 1
+            if new is _HEALTHY:
+                healthy += 1
+                alive += 1
+            elif new is _PROVISIONING:
+                alive += 1
+                provisioning += 1
+        return healthy, alive, provisioning
+
+    @property
     def healthy(self) -> int:
         """Serving instances, old and new."""
-        return sum((s.old is InstanceState.HEALTHY) + (s.new is InstanceState.HEALTHY)
-                   for s in self.slots)
+        return self._counts[0]
 
-    @cached_property
+    @property
     def alive(self) -> int:
         """Instances that exist (provisioning or serving), old and new."""
-        return sum((s.old in ALIVE) + (s.new in ALIVE) for s in self.slots)
+        return self._counts[1]
 
-    @cached_property
+    @property
     def provisioning(self) -> int:
         """New instances still on their way up."""
-        return sum(s.new is InstanceState.PROVISIONING for s in self.slots)
+        return self._counts[2]
 
     @property
     def unavailable(self) -> int:
@@ -211,7 +229,15 @@ class HostView:
 
     def fits(self, request: PlacementRequest) -> bool:
         """Whether ``request`` fits: CPU (with the ratio), RAM and dependencies."""
-        return not self.why_not(request)
+        if not self.up or request.ram_mib > self.ram_mib - self.reserved_ram_mib + FIT_EPS:
+            return False
+        if request.dedicated:
+            left = self.cores - self.dedicated_cores - request.cpu_cores
+            if left < -FIT_EPS or self.committed_cpu_cores > left * self.cpu_ratio + FIT_EPS:
+                return False
+        elif request.cpu_cores > self.free_cpu_cores + FIT_EPS:
+            return False
+        return not (request.dependencies and self.dependencies and self.conflicts(request))
 
     def with_placed(self, request: PlacementRequest) -> HostView:
         """This host after ``request`` is placed on it."""

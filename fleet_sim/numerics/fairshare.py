@@ -257,7 +257,10 @@ def maxmin_flows(
     spare = {k: float(capacities[k]) for k in on_link}  # capacity not taken by frozen flows
     if any(c < 0 for c in spare.values()):
         raise ValueError("capacities must be >= 0")
-    rising_w = {k: math.fsum(w[f] for f in fs) for k, fs in on_link.items()}
+    if weights is None:
+        rising_w = {k: float(len(fs)) for k, fs in on_link.items()}
+    else:
+        rising_w = {k: math.fsum(w[f] for f in fs) for k, fs in on_link.items()}
     rising_n = {k: len(fs) for k, fs in on_link.items()}
     version = dict.fromkeys(on_link, 0)
     # entries (level, kind, index, version): kind 0 = a link fills, 1 = a flow hits its limit

@@ -1,0 +1,334 @@
+"""Containers: a runtime whose containers share one kernel (DESIGN §3.1, §3.3, §3.4).
+
+A :class:`ContainerRuntime` runs on a :class:`~fleet_sim.hosting.base.Kernel`,
+the host's or a VM's guest. Each :class:`Container` is a cgroup, a node of the
+CPU tree (recorded in the ``instances`` table) with the app's processes below:
+
+- ``cpu.weight``: the node's weight (work-conserving shares).
+- ``cpu.max`` (quota per period): enforced as the kernel does (``cfs="period"``,
+  :class:`CfsBandwidth`): in each CFS period the container runs on as many cores
+  as it has busy threads until the quota is spent, then is throttled until the
+  period ends. Counters as in ``cpu.stat``: ``nr_periods``, ``nr_throttled``,
+  ``throttled_s``. ``cfs="fluid"`` caps it at quota/period instead (cheap, for
+  large fleets where period detail does not matter).
+- ``cpuset``: exclusive cores, modelled as a reservation = cap of that many cores.
+- ``memory.max``: above it the container is OOM-killed and restarted after an
+  exponential back-off (Kubernetes CrashLoopBackOff by default).
+- An image reference and a start time (a draw of ``start_s`` from the stream
+  ``hosting.<container>.start``, sub-second once the image is local). A ``fetch``
+  hook (``fetch(container) -> simpy.Event | None``) lets an image model make the
+  start wait for the pull.
+CPU overhead is zero (Felter et al. 2015); the shim's RAM is reserved per container.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Generator
+from typing import Any
+
+import simpy
+
+from fleet_sim.hosting import defaults
+from fleet_sim.hosting.base import (
+    AppSpec,
+    Backoff,
+    Instance,
+    Kernel,
+    draw_s,
+    unwatch_node,
+    watch_node,
+)
+from fleet_sim.model.cputree import INSTANCES, CpuNode
+from fleet_sim.model.distributions import Distribution, LogNormal
+from fleet_sim.model.host import Host
+from fleet_sim.model.views import PlacementRequest
+from fleet_sim.rng import Streams
+
+CFS_MODES = ("period", "fluid")
+
+#: default start-time distribution of a container whose image is local
+CONTAINER_START_S = LogNormal(defaults.CONTAINER_START_MEAN_S, defaults.CONTAINER_START_CV)
+#: default restart back-off (Kubernetes CrashLoopBackOff)
+CRASH_LOOP_BACKOFF = Backoff(defaults.RESTART_BACKOFF_BASE_S, defaults.RESTART_BACKOFF_MAX_S,
+                             defaults.RESTART_BACKOFF_RESET_S)
+
+_END, _EXHAUST = 0, 1
+
+
+class _Tick:
+    """A wake-up of a :class:`CfsBandwidth` on the host scheduler's own clock."""
+
+    __slots__ = ("ctrl", "kind", "token")
+
+    def __init__(self, ctrl: CfsBandwidth, kind: int, token: int):
+        self.ctrl, self.kind, self.token = ctrl, kind, token
+
+    def fire(self, sched, t: float) -> None:
+        self.ctrl._tick(self.kind, self.token, t)
+
+
+class CfsBandwidth:
+    """``cpu.max`` of one cgroup node enforced per CFS period (Linux CFS bandwidth control).
+
+    ``quota_core_s`` per ``period_s``; ``open_cap`` (cores) is its cap while not
+    throttled (its threads, or its cpuset). Periods start at :meth:`start` and
+    follow a fixed grid; an idle container's period timer stops and restarts on
+    the grid when it becomes busy again, as the kernel's does.
+
+    It lives on the host scheduler's clock, not SimPy's: the scheduler is lazy, so
+    a rate change inside it (a job arriving on a neighbour) can happen while SimPy
+    is elsewhere. At each change of the node's allocation the scheduler calls
+    back (:func:`~fleet_sim.hosting.base.watch_node`); the controller predicts
+    when the quota runs out at the new rate and registers a scheduler feed then.
+    No polling: events are period ends and quota exhaustions only.
+    """
+
+    def __init__(self, host: Host, node: CpuNode, quota_core_s: float, period_s: float,
+                 open_cap: float):
+        if not quota_core_s > 0 or not period_s > 0:
+            raise ValueError("cpu.max needs quota_core_s > 0 and period_s > 0")
+        self.host = host
+        self.node = node
+        self.quota_core_s = quota_core_s
+        self.period_s = period_s
+        self.open_cap = open_cap
+        self.nr_periods = 0
+        self.nr_throttled = 0
+        self.throttled_s = 0.0
+        self.throttled = False
+        self.running = False
+        self._t0 = 0.0
+        self._k = 0
+        self._end = 0.0
+        self._used0 = 0.0
+        self._t_throttle = 0.0
+        self._token = 0
+        self._active = False
+        self._dormant = False
+        self._busy = False
+
+    # ------------------------------------------------------------------ control
+    def start(self) -> None:
+        """Begin enforcing at the host's current time (the first period starts now)."""
+        self.host.sync()
+        sched = self.host.cpu
+        sched.meter(self.node)
+        self._t0 = sched.now
+        self.running = True
+        watch_node(self.host, self.node, self._changed)
+        self._begin(0)
+
+    def stop(self) -> None:
+        """Stop enforcing (the container is gone)."""
+        if self.running:
+            self.host.sync()
+            self._close_throttle(self.host.cpu.now)
+            self.running = False
+            self._token += 1
+            unwatch_node(self.host, self.node)
+            self.host.cpu.unmeter(self.node)
+
+    def stat(self, t: float | None = None) -> dict[str, float]:
+        """``cpu.stat``-like counters at ``t`` (default: the scheduler's time)."""
+        t = self.host.cpu.now if t is None else t
+        extra = t - self._t_throttle if (self.throttled and self.running) else 0.0
+        return {"nr_periods": self.nr_periods, "nr_throttled": self.nr_throttled,
+                "throttled_s": self.throttled_s + max(0.0, extra)}
+
+    # ------------------------------------------------------------------ inside the scheduler
+    def _begin(self, k: int) -> None:
+        sched = self.host.cpu
+        self._k = k
+        self._end = self._t0 + (k + 1) * self.period_s
+        self._used0 = sched.usage_core_s(self.node)
+        self._active = self.node.dsum > 0
+        self._dormant = False
+        sched.add_feed(_Tick(self, _END, k), self._end)
+        self._predict()
+
+    def _predict(self) -> None:
+        self._token += 1
+        if self.throttled or self._dormant or not self.running:
+            return
+        sched = self.host.cpu
+        rate = self.node.alloc
+        if rate <= 0:
+            return
+        left = self.quota_core_s - (sched.usage_core_s(self.node) - self._used0)
+        t_out = sched.now + max(0.0, left) / rate
+        if t_out < self._end:
+            sched.add_feed(_Tick(self, _EXHAUST, self._token), t_out)
+
+    def _close_throttle(self, t: float) -> None:
+        if self.throttled:
+            self.throttled_s += t - self._t_throttle
+            self.throttled = False
+
+    def _tick(self, kind: int, token: int, t: float) -> None:
+        if not self.running:
+            return
+        sched = self.host.cpu
+        self._busy = True
+        try:
+            if kind == _EXHAUST:
+                if token != self._token or self.throttled:
+                    return  # stale: the rate changed since this was predicted
+                self.throttled = True
+                self._t_throttle = t
+                self.nr_throttled += 1
+                sched.set_limits(self.node, cap=0.0)
+                return
+            if token != self._k or self._dormant:
+                return
+            if self.throttled:
+                self._close_throttle(t)
+                sched.set_limits(self.node, cap=self.open_cap)
+            if self._active:
+                self.nr_periods += 1
+            if self.node.dsum > 0:
+                self._begin(self._k + 1)
+            else:
+                self._dormant = True  # idle: the period timer stops
+                self._token += 1
+        finally:
+            self._busy = False
+
+    def _changed(self) -> None:
+        """The scheduler re-shared this node: wake from idle, or re-predict."""
+        if self._busy or not self.running:
+            return
+        if self._dormant:
+            if self.node.dsum > 0:
+                k = math.floor((self.host.cpu.now - self._t0) / self.period_s)
+                if self._t0 + (k + 1) * self.period_s <= self.host.cpu.now:
+                    k += 1  # rounding at a boundary
+                self._begin(k)
+            return
+        if self.node.dsum > 0:
+            self._active = True
+        if not self.throttled:
+            self._predict()
+
+
+class Container(Instance):
+    """One app in a container of ``runtime`` (a cgroup on the runtime's kernel)."""
+
+    kind = "container"
+    contained = True
+
+    def __init__(self, name: str, app: AppSpec, runtime: ContainerRuntime, streams: Streams):
+        self.runtime = runtime
+        self.bandwidth: CfsBandwidth | None = None
+        super().__init__(name, app, runtime.kernel, streams, backoff=runtime.backoff,
+                         keep_jobs=runtime.keep_jobs)
+
+    @property
+    def open_cap_cores(self) -> float:
+        """Its cap while not throttled: its threads, or its cpuset if smaller."""
+        cap = float(self.app.threads)
+        return min(cap, float(self.app.cpuset_cores)) if self.app.cpuset_cores else cap
+
+    @property
+    def quota_core_s(self) -> float | None:
+        """``cpu.max`` quota per period (core-s), or None without a limit."""
+        if self.app.cpu_limit_cores is None:
+            return None
+        return self.app.cpu_limit_cores * self.runtime.cfs_period_s
+
+    def placement_request(self) -> PlacementRequest:
+        ram = self.app.ram_mib + self.runtime.ram_overhead_mib
+        if self.app.cpuset_cores:
+            return PlacementRequest(self.name, float(self.app.cpuset_cores), ram, dedicated=True)
+        return PlacementRequest(self.name, self.app.cpu_request_cores, ram)
+
+    @property
+    def ram_limit_mib(self) -> float | None:
+        return self.app.ram_limit_mib
+
+    def build_node(self) -> CpuNode:
+        cap = self.open_cap_cores
+        if self.quota_core_s is not None and self.runtime.cfs == "fluid":
+            cap = min(cap, self.app.cpu_limit_cores)  # type: ignore[type-var]
+        cpuset = float(self.app.cpuset_cores or 0)
+        node = CpuNode(self.name, weight=self.app.cpu_weight, cap=cap, floor=cpuset,
+                       table=INSTANCES, instance=self.name)
+        self.host.attach(node, self.runtime.node)
+        return node
+
+    def _start_s(self) -> float:
+        return draw_s(self.runtime.start_s, self.streams.get(f"hosting.{self.name}.start"))
+
+    def provision(self) -> Generator[simpy.Event, Any, bool]:
+        fetch = self.runtime.fetch
+        if fetch is not None:
+            pulled = fetch(self)
+            if pulled is not None:
+                ok = yield pulled
+                if ok is False:
+                    return False
+        yield self.env.timeout(self._start_s())
+        return True
+
+    def reprovision(self) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(self._start_s())
+
+    def on_running(self) -> None:
+        super().on_running()
+        quota = self.quota_core_s
+        if quota is not None and self.runtime.cfs == "period" and self.bandwidth is None:
+            self.bandwidth = CfsBandwidth(self.host, self.node, quota,  # type: ignore[arg-type]
+                                          self.runtime.cfs_period_s, self.open_cap_cores)
+            self.bandwidth.start()
+
+    def on_crash(self, reason: str) -> None:
+        if self.bandwidth is not None:
+            self.bandwidth.stop()
+
+    def cpu_stat(self, t: float | None = None) -> dict[str, float]:
+        """``cpu.stat`` counters (zeros without a period-enforced quota)."""
+        if self.bandwidth is None:
+            return {"nr_periods": 0, "nr_throttled": 0, "throttled_s": 0.0}
+        return self.bandwidth.stat(t)
+
+
+class ContainerRuntime:
+    """A container runtime on ``kernel`` (a host OS or a VM's guest): its containers
+    share that kernel (DESIGN §3.5).
+
+    ``cfs``: ``"period"`` (exact CFS bandwidth control) or ``"fluid"`` (quota as an
+    average cap); ``cfs_period_s``; ``start_s``: start-time distribution (s);
+    ``backoff``: restart after an OOM kill; ``ram_overhead_mib``: reserved per
+    container; ``fetch``: optional image-pull hook.
+    """
+
+    def __init__(self, kernel: Kernel, streams: Streams, *, cfs: str = "period",
+                 cfs_period_s: float = defaults.CFS_PERIOD_S,
+                 start_s: Distribution = CONTAINER_START_S,
+                 backoff: Backoff | None = CRASH_LOOP_BACKOFF,
+                 ram_overhead_mib: float = defaults.CONTAINER_RAM_OVERHEAD_MIB,
+                 fetch: Callable[[Container], simpy.Event | None] | None = None,
+                 keep_jobs: bool = False):
+        if cfs not in CFS_MODES:
+            raise ValueError(f"unknown cfs mode {cfs!r}; valid: {', '.join(CFS_MODES)}")
+        if not cfs_period_s > 0:
+            raise ValueError(f"cfs_period_s must be > 0, got {cfs_period_s!r}")
+        self.kernel = kernel
+        self.streams = streams
+        self.cfs = cfs
+        self.cfs_period_s = cfs_period_s
+        self.start_s = start_s
+        self.backoff = backoff
+        self.ram_overhead_mib = ram_overhead_mib
+        self.fetch = fetch
+        self.keep_jobs = keep_jobs
+        self.node = kernel.host.attach(CpuNode(f"{kernel.name}.runtime"), kernel.node)
+
+    def container(self, app: AppSpec, name: str | None = None) -> Container:
+        """A container for ``app`` (named after it by default), not yet admitted."""
+        return Container(name or app.name, app, self, self.streams)
+
+    def admit(self, app: AppSpec, name: str | None = None) -> Container:
+        """Admit a container for ``app`` (raises CapacityError); launch it to start it."""
+        return self.container(app, name).admit()  # type: ignore[return-value]
+

@@ -1,0 +1,211 @@
+"""Hypervisors and their VMs (DESIGN §3.1, §3.3, §3.4).
+
+A :class:`Hypervisor` (type 1, or type 2 = hosted: it adds a host-OS RAM and CPU
+footprint and a larger virtualization overhead) runs :class:`VM` s on a host:
+
+- **CPU**: a VM is a node below the hypervisor's with cap = vCPUs (host cores),
+  weight ∝ vCPUs (each vCPU is a host thread) and ``scale = 1 + virt_overhead``
+  (guest work costs that many host core-s per guest core-s). Pinned VMs get their
+  vCPUs as dedicated cores (reservation = cap = vCPUs: no steal). The guest OS
+  burns a little background CPU. *Steal time* is the VM's contention, recorded in
+  the ``instances`` table.
+- **Admission**: shared vCPUs ≤ (cores − dedicated) × ``cpu_ratio`` (the vCPU
+  overcommit ratio); the VM's RAM plus the per-VM hypervisor overhead is reserved
+  when it is admitted (no RAM overcommit); CapacityError when either does not fit.
+- **Boot**: a draw of ``boot_s`` (stream ``hosting.<vm>.boot``), tens of seconds
+  by default; the app inside starts after it, and jobs arriving meanwhile queue.
+- **Inside**: a guest :class:`~fleet_sim.hosting.base.Kernel` (the VM's vCPUs and
+  RAM, of which the guest OS uses ``guest_os_ram_mib``) running the app as
+  processes, or a guest :class:`~fleet_sim.hosting.containers.ContainerRuntime`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator, Mapping
+from typing import Any
+
+import simpy
+
+from fleet_sim.hosting import defaults
+from fleet_sim.hosting.base import (
+    AppProcess,
+    AppSpec,
+    Backoff,
+    Instance,
+    Kernel,
+    WorkloadSpec,
+    draw_s,
+)
+from fleet_sim.hosting.baremetal import SERVICE_RESTART
+from fleet_sim.hosting.containers import ContainerRuntime
+from fleet_sim.model.cputree import INSTANCES, CpuNode
+from fleet_sim.model.demand import Constant, DemandWorkload
+from fleet_sim.model.distributions import Distribution, LogNormal
+from fleet_sim.model.views import PlacementRequest
+from fleet_sim.rng import Streams
+
+#: default VM boot-time distribution (tens of seconds)
+VM_BOOT_S = LogNormal(defaults.VM_BOOT_MEAN_S, defaults.VM_BOOT_CV)
+VIRT_OVERHEAD = {1: defaults.VIRT_OVERHEAD_TYPE1, 2: defaults.VIRT_OVERHEAD_TYPE2}
+VCPU_SIZING = ("request", "threads")
+GUESTS = ("process", "container")
+#: RAM account of a type-2 hypervisor's host OS on the host kernel
+TYPE2_HOST_OS = "<type2-host-os>"
+
+
+class VM(Instance):
+    """A virtual machine of ``vcpus`` and ``ram_mib`` (guest RAM) serving ``app``."""
+
+    kind = "vm"
+    start_event = "boot"
+
+    def __init__(self, name: str, app: AppSpec, hypervisor: Hypervisor, vcpus: int,
+                 ram_mib: float, pinned: bool = False):
+        if vcpus < 1 or not ram_mib > 0:
+            raise ValueError(f"VM {name!r}: need vcpus >= 1 and ram_mib > 0")
+        self.hypervisor = hypervisor
+        self.vcpus = int(vcpus)
+        self.ram_mib = float(ram_mib)
+        self.pinned = pinned
+        self.guest: Kernel | None = None
+        self.guest_os: DemandWorkload | None = None
+        super().__init__(name, app, hypervisor.kernel, hypervisor.streams)
+
+    def placement_request(self) -> PlacementRequest:
+        return PlacementRequest(self.name, float(self.vcpus),
+                                self.ram_mib + self.hypervisor.vm_ram_overhead_mib,
+                                dedicated=self.pinned)
+
+    def admission_terms(self) -> dict[str, Any]:
+        return {"used_mib": self.request.ram_mib, "killable": False}
+
+    def workload_specs(self) -> tuple[WorkloadSpec, ...]:
+        return ()
+
+    def build_node(self) -> CpuNode:
+        hv = self.hypervisor
+        vcpus = float(self.vcpus)
+        node = CpuNode(self.name, weight=vcpus, cap=vcpus, floor=vcpus if self.pinned else 0.0,
+                       scale=1.0 + hv.virt_overhead, table=INSTANCES, instance=self.name)
+        self.host.attach(node, hv.node)
+        self.guest = Kernel(self.host, self.name, node, vcpus, self.ram_mib,
+                            os_ram_mib=hv.guest_os_ram_mib, parent=hv.kernel)
+        if hv.guest_os_cores > 0:
+            self.guest_os = DemandWorkload(self.host, f"{self.name}.guest-os",
+                                           Constant(hv.guest_os_cores), parent=node,
+                                           instance=self.name)
+            self.guest_os.start()
+        return node
+
+    def provision(self) -> Generator[simpy.Event, Any, bool]:
+        yield self.env.timeout(draw_s(self.hypervisor.boot_s,
+                                      self.streams.get(f"hosting.{self.name}.boot")))
+        return True
+
+    def on_running(self) -> None:
+        """Its RAM was reserved (and is in use) since admission."""
+
+    def on_crash(self, reason: str) -> None:
+        if self.guest is None:
+            return
+        if reason == "stopped":
+            for inst in list(self.guest.instances.values()):
+                inst.stop()
+            self.guest.up = False
+        else:
+            self.guest.fail(reason)
+
+
+class Hypervisor:
+    """A hypervisor on the host of ``kernel`` (the host's kernel), running VMs.
+
+    ``hypervisor_type``: 1 or 2. ``virt_overhead``: extra host core-s per guest
+    core-s (default by type). ``cpu_ratio`` is the host kernel's (vCPU overcommit).
+    ``vcpus_from``: size a VM by the app's CPU request (⌈request⌉) or its threads,
+    unless the app sets ``vcpus``. ``pin_vcpus``: dedicated cores. ``guest``: run the
+    app as ``"process"`` es or in a ``"container"`` runtime (``guest_runtime``:
+    its keyword arguments). ``restart``: how a guest process comes back after a kill.
+    """
+
+    def __init__(self, kernel: Kernel, streams: Streams, *, hypervisor_type: int = 1,
+                 virt_overhead: float | None = None, boot_s: Distribution = VM_BOOT_S,
+                 guest_os_ram_mib: float = defaults.GUEST_OS_RAM_MIB,
+                 guest_os_cores: float = defaults.GUEST_OS_BACKGROUND_CORES,
+                 vm_ram_overhead_mib: float = defaults.VM_HYPERVISOR_RAM_MIB,
+                 vcpus_from: str = "request", pin_vcpus: bool = False,
+                 guest: str = "process", guest_runtime: Mapping[str, Any] | None = None,
+                 restart: Backoff | None = SERVICE_RESTART, keep_jobs: bool = False):
+        if hypervisor_type not in VIRT_OVERHEAD:
+            raise ValueError(f"hypervisor_type must be 1 or 2, got {hypervisor_type!r}")
+        if vcpus_from not in VCPU_SIZING:
+            raise ValueError(f"unknown vcpus_from {vcpus_from!r}; valid: {', '.join(VCPU_SIZING)}")
+        if guest not in GUESTS:
+            raise ValueError(f"unknown guest {guest!r}; valid: {', '.join(GUESTS)}")
+        self.kernel = kernel
+        self.host = kernel.host
+        self.streams = streams
+        self.hypervisor_type = hypervisor_type
+        self.virt_overhead = (VIRT_OVERHEAD[hypervisor_type] if virt_overhead is None
+                              else float(virt_overhead))
+        self.boot_s = boot_s
+        self.guest_os_ram_mib = guest_os_ram_mib
+        self.guest_os_cores = guest_os_cores
+        self.vm_ram_overhead_mib = vm_ram_overhead_mib
+        self.vcpus_from = vcpus_from
+        self.pin_vcpus = pin_vcpus
+        self.guest = guest
+        self.guest_runtime = dict(guest_runtime or {})
+        self.restart = restart
+        self.keep_jobs = keep_jobs
+        self.node = self.host.attach(CpuNode(f"{self.host.name}.hypervisor"), kernel.node)
+        self.host_os: DemandWorkload | None = None
+        if hypervisor_type == 2:
+            kernel.add_footprint(TYPE2_HOST_OS, defaults.TYPE2_HOST_OS_RAM_MIB)
+            self.host_os = DemandWorkload(self.host, f"{self.host.name}.host-os",
+                                          Constant(defaults.TYPE2_HOST_OS_CORES),
+                                          parent=kernel.node)
+            self.host_os.start()
+
+    # ------------------------------------------------------------------ VMs
+    def size(self, app: AppSpec) -> tuple[int, float]:
+        """(vCPUs, guest RAM MiB) of the VM that runs ``app``: its RAM plus the guest OS's
+        (plus the container shim's with a guest runtime)."""
+        if app.vcpus is not None:
+            vcpus = app.vcpus
+        elif self.vcpus_from == "threads":
+            vcpus = app.threads
+        else:
+            vcpus = max(1, math.ceil(app.cpu_request_cores - 1e-9))
+        ram = app.ram_mib + self.guest_os_ram_mib
+        if self.guest == "container":
+            ram += self.guest_runtime.get("ram_overhead_mib", defaults.CONTAINER_RAM_OVERHEAD_MIB)
+        return vcpus, ram
+
+    def vm(self, name: str, app: AppSpec, vcpus: int, ram_mib: float,
+           pinned: bool | None = None) -> VM:
+        """A VM, not yet admitted."""
+        return VM(name, app, self, vcpus, ram_mib, self.pin_vcpus if pinned is None else pinned)
+
+    def create_vm(self, name: str, app: AppSpec, vcpus: int, ram_mib: float,
+                  pinned: bool | None = None) -> VM:
+        """Admit a VM (raises CapacityError if its vCPUs or RAM do not fit); launch it to boot."""
+        return self.vm(name, app, vcpus, ram_mib, pinned).admit()  # type: ignore[return-value]
+
+    def vm_for(self, app: AppSpec) -> VM:
+        """The VM that would run ``app`` (named ``<app>-vm``), not yet admitted."""
+        vcpus, ram = self.size(app)
+        return self.vm(f"{app.name}-vm", app, vcpus, ram)
+
+    def run_app(self, app: AppSpec) -> tuple[VM, Instance]:
+        """Admit a VM for ``app`` and the app inside it; launch both with
+        ``vm.launch()`` then ``inner.launch(after=vm.up)``."""
+        vm = self.vm_for(app).admit()
+        assert isinstance(vm, VM) and vm.guest is not None
+        if self.guest == "container":
+            runtime = ContainerRuntime(vm.guest, self.streams, keep_jobs=self.keep_jobs,
+                                       **self.guest_runtime)
+            return vm, runtime.admit(app)
+        inner = AppProcess(app.name, app, vm.guest, self.streams, backoff=self.restart,
+                           keep_jobs=self.keep_jobs).admit()
+        return vm, inner

@@ -35,16 +35,17 @@ def build(hosts: int, per_host: int, horizon_s: float, seed: int, tables: tuple[
     rec = ChangePointRecorder(tables)
     streams = Streams(seed)
     fleet = Fleet(env)
-    burst_work = Exponential(BURST_CORES * BURST_MEAN_S)
+    burst_duration = Exponential(BURST_MEAN_S)
     for h in range(hosts):
         host = fleet.add(Host(env, f"host{h:04d}", cores=32, recorder=rec))
         for w in range(per_host):
             name = f"host{h:04d}.w{w:02d}"
             wl = JobWorkload(host, name, keep_jobs=False)
             wl.submit(Job(STEADY_CORES * horizon_s, STEADY_CORES))
-            wl.add_feed(PoissonJobs(1 / BURST_GAP_S, burst_work, BURST_CORES,
-                                    streams.get(f"workload.{name}.arrivals"),
-                                    streams.get(f"workload.{name}.sizes"), t_end=horizon_s))
+            wl.add_feed(PoissonJobs.bursts(1 / BURST_GAP_S, burst_duration, BURST_CORES,
+                                           streams.get(f"workload.{name}.arrivals"),
+                                           streams.get(f"workload.{name}.sizes"),
+                                           t_end=horizon_s))
     return env, fleet, rec
 
 

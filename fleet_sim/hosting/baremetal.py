@@ -41,8 +41,11 @@ from fleet_sim.rng import Streams
 CONFLICT_POLICIES = ("refuse", "fail-install")
 #: default install time: a configuration-management run (defaults.SCRIPTED_INSTALL_S)
 SCRIPTED_INSTALL = Deterministic(defaults.SCRIPTED_INSTALL_S)
-#: default restart of a killed service: systemd RestartSec, not growing
-SERVICE_RESTART = Backoff(defaults.SERVICE_RESTART_BACKOFF_S, defaults.SERVICE_RESTART_BACKOFF_S)
+#: default restart of a killed service: systemd RestartSec, not growing, with
+#: systemd's start rate limit
+SERVICE_RESTART = Backoff(defaults.SERVICE_RESTART_BACKOFF_S, defaults.SERVICE_RESTART_BACKOFF_S,
+                          limit_burst=defaults.SERVICE_START_LIMIT_BURST,
+                          limit_interval_s=defaults.SERVICE_START_LIMIT_INTERVAL_S)
 
 
 @dataclass(frozen=True)

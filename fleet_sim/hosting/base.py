@@ -494,15 +494,26 @@ def host_kernel(host: Host, *, cpu_ratio: float = 1.0, os_ram_mib: float = 0.0) 
 class Backoff:
     """Restart delays: ``base_s`` doubling per consecutive restart up to ``max_s``;
     the count resets after running ``reset_s`` without a kill (Kubernetes
-    CrashLoopBackOff; systemd RestartSec when ``base_s == max_s``)."""
+    CrashLoopBackOff; systemd RestartSec when ``base_s == max_s``). With
+    ``limit_burst``: more than that many kills within ``limit_interval_s`` and it
+    gives up (systemd's start rate limit)."""
 
     base_s: float
     max_s: float
     reset_s: float = INF
+    limit_burst: int = 0
+    limit_interval_s: float = 0.0
 
     def delay_s(self, consecutive: int) -> float:
         """Delay before restart number ``consecutive + 1`` in a row (s)."""
-        return min(self.max_s, self.base_s * 2.0 ** consecutive)
+        return min(self.max_s, self.base_s * 2.0 ** min(consecutive, 60))
+
+    def gives_up(self, kill_times: Sequence[float], now: float) -> bool:
+        """Whether the kills at ``kill_times`` (s, the latest at ``now``) hit the limit."""
+        if not self.limit_burst:
+            return False
+        recent = sum(1 for t in kill_times if t > now - self.limit_interval_s)
+        return recent > self.limit_burst
 
 
 #: lifecycle states
@@ -543,6 +554,7 @@ class Instance:
         self.kills = self.restarts = 0
         self.started_s: float | None = None
         self._in_a_row = 0
+        self._kill_times: list[float] = []
         self.request = self.placement_request()
 
     # ------------------------------------------------------------------ hooks
@@ -666,9 +678,12 @@ class Instance:
         lost = self._hold(drop_jobs=True)
         self.kernel.set_usage(self, 0.0)
         self.kills += 1
+        now = self.env.now
+        self._kill_times.append(now)
         self.event(kind, f"{detail} jobs_lost={lost}".strip())
-        if self.backoff is None:
+        if self.backoff is None or self.backoff.gives_up(self._kill_times, now):
             self.state = FAILED
+            self.event("failed", f"host={self.host.name} not restarted after {self.kills} kills")
             return
         self.env.process(self._restart())
 

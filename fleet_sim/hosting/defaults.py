@@ -111,6 +111,10 @@ RESTART_BACKOFF_RESET_S = 600.0
 #: A bare-metal app runs as a systemd service with Restart=on-failure; systemd waits
 #: RestartSec before restarting it, 100 ms by default (systemd.service(5)).
 SERVICE_RESTART_BACKOFF_S = 0.1
+#: systemd gives up on a unit that starts more than DefaultStartLimitBurst=5 times
+#: within DefaultStartLimitIntervalSec=10s (systemd-system.conf(5)): it stays failed.
+SERVICE_START_LIMIT_BURST = 5
+SERVICE_START_LIMIT_INTERVAL_S = 10.0
 #: Coefficient of variation of a VM boot time: VM_BOOT_SD_S / VM_BOOT_MEAN_S.
 VM_BOOT_CV = VM_BOOT_SD_S / VM_BOOT_MEAN_S
 #: Coefficient of variation of a container start: CONTAINER_START_SD_S / MEAN.

@@ -103,4 +103,23 @@ class Uniform:
         return rng.uniform(self.low, self.high, n)
 
 
-Distribution = Deterministic | Exponential | LogNormal | Uniform
+@dataclass(frozen=True)
+class Scaled:
+    """``factor`` × a draw of ``base`` (e.g. burst work = height × duration)."""
+
+    base: Deterministic | Exponential | LogNormal | Uniform
+    factor: float
+
+    @property
+    def mean(self) -> float:
+        return self.factor * self.base.mean
+
+    @property
+    def variance(self) -> float:
+        return self.factor**2 * self.base.variance
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return self.factor * self.base.sample(rng, n)
+
+
+Distribution = Deterministic | Exponential | LogNormal | Uniform | Scaled

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from fleet_sim.model.cputree import WORKLOADS, CpuNode
-from fleet_sim.model.distributions import Distribution
+from fleet_sim.model.distributions import Distribution, Scaled
 from fleet_sim.numerics.fairshare import INF
 
 JOB_COLUMNS = ("job_id", "workload", "host", "arrival", "start", "finish", "work_core_s",
@@ -168,6 +168,15 @@ class PoissonJobs(JobFeed):
         self.sizes_rng = sizes_rng
         self.t_start = t_start
         self.t_end = t_end
+
+    @classmethod
+    def bursts(cls, rate_per_s: float, duration_s: Distribution, height_cores: float,
+               arrivals_rng: np.random.Generator, sizes_rng: np.random.Generator,
+               t_start: float = 0.0, t_end: float = INF) -> PoissonJobs:
+        """CPU spikes as burst jobs: each wants ``height_cores`` for a drawn duration (s),
+        i.e. work = height × duration core-s."""
+        return cls(rate_per_s, Scaled(duration_s, height_cores), height_cores, arrivals_rng,
+                   sizes_rng, t_start, t_end)
 
     def arrivals(self) -> Iterator[tuple[float, float, float, int]]:
         t = self.t_start

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from fleet_sim.model.protocols import RolloutStrategy
+from fleet_sim.policies.placement import BestFit, FirstFit, WorstFit
 from fleet_sim.policies.rollout import AllAtOnce, Batches, BlueGreen, Canary, Rolling
 
 T = TypeVar("T")
@@ -45,3 +46,15 @@ ROLLOUT_STRATEGIES: Mapping[str, Callable[..., RolloutStrategy]] = {
 def rollout_strategy(name: str, **params: Any) -> RolloutStrategy:
     """Build the rollout strategy ``name`` with ``params`` (e.g. ``max_surge="25%"``)."""
     return lookup("rollout strategy", ROLLOUT_STRATEGIES, name)(**params)
+
+
+PLACEMENT_POLICIES: Mapping[str, Callable[..., Any]] = {
+    "first-fit": FirstFit,
+    "best-fit": BestFit,
+    "worst-fit": WorstFit,
+}
+
+
+def placement_policy(name: str, **params: Any) -> Any:
+    """Build the placement policy ``name`` (``first-fit``, ``best-fit``, ``worst-fit``)."""
+    return lookup("placement policy", PLACEMENT_POLICIES, name)(**params)

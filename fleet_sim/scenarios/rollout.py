@@ -171,8 +171,8 @@ def _network(env: simpy.Environment, recorder: ChangePointRecorder, spec: Rollou
     return network
 
 
-def _duration(mean_s: float, sd_s: float, random: bool) -> Distribution:
-    return LogNormal(mean_s, sd_s / mean_s) if random else Deterministic(mean_s)
+def _duration(mean_s: float, cv: float, random: bool) -> Distribution:
+    return LogNormal(mean_s, cv) if random and cv > 0 else Deterministic(mean_s)
 
 
 def _recipe(env: simpy.Environment, network: Network, spec: RolloutSpec, hosts: list[str],
@@ -205,10 +205,10 @@ def _recipe(env: simpy.Environment, network: Network, spec: RolloutSpec, hosts: 
     rng = streams.get("rollout.start")
     if spec.mode == "vm":
         return VMProvision(env, source, images,
-                           _duration(d.VM_BOOT_MEAN_S, d.VM_BOOT_SD_S, spec.random_durations), rng)
+                           _duration(d.VM_BOOT_MEAN_S, d.VM_BOOT_CV, spec.random_durations), rng)
     return ContainerProvision(
         env, source, images,
-        _duration(d.CONTAINER_START_MEAN_S, d.CONTAINER_START_SD_S, spec.random_durations), rng)
+        _duration(d.CONTAINER_START_MEAN_S, d.CONTAINER_START_CV, spec.random_durations), rng)
 
 
 def _bare_metal(env: simpy.Environment, network: Network, spec: RolloutSpec, hosts: list[str],
@@ -234,7 +234,7 @@ def _bare_metal(env: simpy.Environment, network: Network, spec: RolloutSpec, hos
     return BareMetalInstall(
         env, network, {OLD: release(d.SHARED_LIBRARY_OLD), NEW: release(d.SHARED_LIBRARY_NEW)},
         mirror=REGISTRY, pins=pins, step_failure_p=spec.install_step_failure_p,
-        restart_time=_duration(d.SERVICE_RESTART_S, 0.0, random=False),
+        restart_time=Deterministic(d.SERVICE_RESTART_S),
         rng=streams.get("rollout.install"), workers=workers)
 
 

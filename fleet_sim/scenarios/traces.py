@@ -124,7 +124,9 @@ class _Table:
 
     def __init__(self, path: PathLike):
         self.path = path
-        reader = csv.reader(io.StringIO(_read_text(path), newline=""), skipinitialspace=True)
+        reader = csv.reader(
+            io.StringIO(_read_text(path), newline=""), skipinitialspace=True, strict=True
+        )
         try:  # (file line, fields), blank lines skipped
             rows = [(reader.line_num, r) for r in reader if r]
         except csv.Error as e:

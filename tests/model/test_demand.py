@@ -69,3 +69,21 @@ def test_distributions_match_their_moments(dist):
     x = dist.sample(np.random.default_rng(42), 400_000)
     assert x.mean() == pytest.approx(dist.mean, rel=0.02)
     assert x.var() == pytest.approx(dist.variance, rel=0.1, abs=1e-12)
+
+
+def test_burst_jobs_want_height_for_their_duration():
+    from fleet_sim.model.jobs import JobWorkload, PoissonJobs
+
+    env = simpy.Environment()
+    host = Host(env, "h", cores=64)
+    wl = JobWorkload(host, "w")
+    wl.add_feed(PoissonJobs.bursts(0.01, Exponential(30.0), 4.0, np.random.default_rng(1),
+                                   np.random.default_rng(2), t_end=20_000))
+    host.finalize(30_000)
+    assert len(wl.finished) > 150
+    for j in wl.finished:
+        assert j.max_cores == 4.0
+        # uncontended: a burst lasts exactly its duration = work / height
+        assert j.response_time_s == pytest.approx(j.work_core_s / 4.0)
+    mean_duration = np.mean([j.response_time_s for j in wl.finished])
+    assert mean_duration == pytest.approx(30.0, rel=0.15)

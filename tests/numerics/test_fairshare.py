@@ -223,7 +223,7 @@ def inner_specs(children, scale=scales):
 
 
 def trees(scale=scales):
-    """Specs: a leaf is (weight, cap, floor, demand); an inner node (weight, cap, floor, scale, kids)."""
+    """Tree specs: leaf (weight, cap, floor, demand), inner (weight, cap, floor, scale, kids)."""
     return inner_specs(
         st.recursive(leaf_specs, lambda kids: inner_specs(kids, scale), max_leaves=12), scale
     )

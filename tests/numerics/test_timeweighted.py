@@ -1,0 +1,299 @@
+"""Exact time-weighted statistics over change points, and confidence intervals across runs."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from fleet_sim.numerics.timeweighted import (
+    duration_above,
+    integral,
+    mean,
+    mean_ci,
+    percentile,
+    t_quantile_95,
+)
+
+PROPS = settings(max_examples=200, deadline=None)
+
+# 5 for 1 s, 1 for 2 s, 2 for 1 s over [0, 4]
+T, V, END = [0.0, 1.0, 3.0], [5.0, 1.0, 2.0], 4.0
+
+
+# ---------------------------------------------------------------- hand cases
+
+
+def test_integral_and_mean_of_two_steps():
+    assert integral([0, 10], [1, 3], t_end=20) == 40
+    assert mean([0, 10], [1, 3], t_end=20) == 2
+
+
+def test_t_start_trims_the_warm_up():
+    assert integral([0, 10], [1, 3], t_end=20, t_start=5) == 35
+    assert mean([0, 10], [1, 3], t_end=20, t_start=5) == pytest.approx(35 / 15)
+    assert mean([0, 10], [1, 3], t_end=20, t_start=15) == 3
+
+
+def test_change_points_after_t_end_are_ignored():
+    assert mean([0, 10], [1, 3], t_end=5) == 1
+
+
+def test_last_value_at_a_repeated_time_wins():
+    t, v = [0, 5, 5, 10], [1, 9, 2, 4]
+    assert mean(t, v, t_end=10) == 1.5
+    assert percentile(t, v, 1, t_end=10) == 2  # 9 and 4 are held for zero time
+
+
+def test_percentiles_are_exact_time_weighted_quantiles():
+    assert percentile(T, V, 0, END) == 1
+    assert percentile(T, V, 0.5, END) == 1  # value <= 1 for exactly half the time
+    assert percentile(T, V, 0.51, END) == 2
+    assert percentile(T, V, 0.75, END) == 2
+    assert percentile(T, V, 0.76, END) == 5
+    assert percentile(T, V, 1, END) == 5
+
+
+def test_percentile_accepts_many_quantiles_at_once():
+    got = percentile(T, V, [0.0, 0.6, 0.99], END)
+    assert isinstance(got, np.ndarray)
+    np.testing.assert_array_equal(got, [1, 2, 5])
+
+
+def test_duration_above_counts_strictly_greater_values():
+    assert duration_above(T, V, 1.5, END) == 2
+    assert duration_above(T, V, 2, END) == 1
+    assert duration_above(T, V, 2, END, t_start=2) == 0
+
+
+def test_numpy_inputs_are_accepted():
+    assert mean(np.array(T), np.array(V), END) == pytest.approx(9 / 4)
+
+
+def test_zero_length_window_has_zero_integral_but_no_mean():
+    assert integral([0, 1], [1, 2], t_end=1, t_start=1) == 0
+    with pytest.raises(ValueError, match="zero length"):
+        mean([0, 1], [1, 2], t_end=1, t_start=1)
+    with pytest.raises(ValueError, match="zero length"):
+        percentile([0, 1], [1, 2], 0.5, t_end=1, t_start=1)
+
+
+@pytest.mark.parametrize(
+    ("t", "v", "t_end", "t_start", "match"),
+    [
+        ([], [], 1, None, "empty"),
+        ([0, 1], [1], 2, None, "equal length"),
+        ([0, 2, 1], [1, 1, 1], 3, None, r"non-decreasing, but t\[2\]=1.0 < t\[1\]=2.0"),
+        ([0, math.inf], [1, 1], 3, None, "finite times"),
+        ([0, 1], [1, math.nan], 3, None, "nan"),
+        ([0, 1], [1, 1], 3, -1, "before the first change point"),
+        ([0, 1], [1, 1], 2, 3, "t_end=2.0 must be >= t_start=3.0"),
+        ([0, 1], [1, 1], math.inf, None, "finite"),
+    ],
+)
+def test_bad_series_are_rejected(t, v, t_end, t_start, match):
+    with pytest.raises(ValueError, match=match):
+        integral(t, v, t_end, t_start)
+
+
+@pytest.mark.parametrize("q", [-0.1, 1.1, math.nan, [0.5, 2]])
+def test_quantile_outside_0_1_is_rejected(q):
+    with pytest.raises(ValueError, match=r"q must be in \[0, 1\]"):
+        percentile(T, V, q, END)
+
+
+# ---------------------------------------------------------------- confidence intervals
+
+
+@pytest.mark.parametrize(("df", "t"), [(1, 12.706), (2, 4.303), (10, 2.228), (30, 2.042)])
+def test_t_table_spot_checks(df, t):
+    assert t_quantile_95(df) == t
+
+
+@pytest.mark.parametrize(("df", "t"), [(40, 2.021), (60, 2.000), (120, 1.980), (10**6, 1.960)])
+def test_t_beyond_the_table_follows_the_expansion_to_1_96(df, t):
+    assert round(t_quantile_95(df), 3) == t
+
+
+def test_t_decreases_with_degrees_of_freedom():
+    ts = [t_quantile_95(df) for df in range(1, 200)]
+    assert all(a > b for a, b in itertools.pairwise(ts))
+    assert ts[-1] > 1.959963984540054
+
+
+def test_mean_ci_of_three_runs():
+    m, h = mean_ci([1.0, 2.0, 3.0])
+    assert m == 2
+    assert h == pytest.approx(4.303 * 1.0 / math.sqrt(3))
+
+
+def test_mean_ci_of_constant_samples_has_zero_width():
+    assert mean_ci([0.1] * 7) == (0.1, 0.0)
+
+
+def test_mean_ci_of_one_sample_has_unknown_width():
+    m, h = mean_ci([4.2])
+    assert m == 4.2
+    assert math.isnan(h)
+
+
+@pytest.mark.parametrize(
+    ("samples", "confidence", "match"),
+    [
+        ([], 0.95, "non-empty"),
+        ([1, math.nan], 0.95, "finite"),
+        ([1, 2], 0.9, "only confidence=0.95"),
+    ],
+)
+def test_mean_ci_rejects_bad_input(samples, confidence, match):
+    with pytest.raises(ValueError, match=match):
+        mean_ci(samples, confidence)
+
+
+def test_t_needs_a_degree_of_freedom():
+    with pytest.raises(ValueError, match="degrees of freedom"):
+        t_quantile_95(0)
+
+
+# ---------------------------------------------------------------- properties
+
+times = st.one_of(st.integers(0, 20).map(float), st.floats(0, 1000))
+values = st.one_of(st.integers(-3, 3).map(float), st.floats(-1e3, 1e3))
+
+
+@st.composite
+def series(draw):
+    """(t, v, t_end, t_start): the argument order of the functions; window length > 0."""
+    n = draw(st.integers(1, 12))
+    t = sorted(draw(st.lists(times, min_size=n, max_size=n)))
+    v = draw(st.lists(values, min_size=n, max_size=n))
+    t_start = draw(st.one_of(st.none(), st.floats(t[0], t[-1] + 10)))
+    lo = t[0] if t_start is None else t_start
+    t_end = lo + draw(st.floats(1e-3, 1000))
+    return t, v, t_end, t_start
+
+
+def held(t, v, t_end, t_start):
+    """Reference: (duration, value) of each piece held for positive time in the window."""
+    lo = t[0] if t_start is None else t_start
+    out = []
+    for i, x in enumerate(v):
+        a = min(max(t[i], lo), t_end)
+        b = min(max(t[i + 1] if i + 1 < len(t) else t_end, lo), t_end)
+        if b > a:
+            out.append((b - a, x))
+    return out
+
+
+def scale_of(t, v, t_end, t_start):
+    lo = t[0] if t_start is None else t_start
+    return max(1.0, max(abs(x) for x in v) * (t_end - lo))
+
+
+@PROPS
+@given(series())
+def test_integral_matches_reference_sum(s):
+    ref = math.fsum(d * x for d, x in held(*s))
+    assert integral(*s) == pytest.approx(ref, rel=1e-9, abs=1e-9 * scale_of(*s))
+
+
+@PROPS
+@given(series(), st.floats(0, 1))
+def test_integral_is_additive_over_a_split_point(s, frac):
+    t, v, t_end, t_start = s
+    lo = t[0] if t_start is None else t_start
+    mid = lo + frac * (t_end - lo)
+    whole = integral(t, v, t_end, t_start)
+    parts = integral(t, v, mid, t_start) + integral(t, v, t_end, mid)
+    assert parts == pytest.approx(whole, rel=1e-9, abs=1e-9 * scale_of(*s))
+
+
+@PROPS
+@given(series())
+def test_mean_lies_between_min_and_max_held(s):
+    xs = [x for _, x in held(*s)]
+    assert min(xs) <= mean(*s) <= max(xs)
+
+
+@PROPS
+@given(series(), values)
+def test_mean_of_a_constant_is_the_constant(s, c):
+    t, v, t_end, t_start = s
+    assert mean(t, [c] * len(v), t_end, t_start) == c
+
+
+@PROPS
+@given(series())
+def test_percentile_0_and_1_are_min_and_max_held(s):
+    xs = [x for _, x in held(*s)]
+    t, v, t_end, t_start = s
+    assert percentile(t, v, 0, t_end, t_start) == min(xs)
+    assert percentile(t, v, 1, t_end, t_start) == max(xs)
+
+
+@PROPS
+@given(series(), st.floats(0, 1))
+def test_percentile_is_the_smallest_value_covering_q_of_the_time(s, q):
+    t, v, t_end, t_start = s
+    pieces = held(*s)
+    total = math.fsum(d for d, _ in pieces)
+    x = percentile(t, v, q, t_end, t_start)
+
+    def frac_at_most(y):
+        return math.fsum(d for d, z in pieces if z <= y) / total
+
+    tol = 1e-9
+    assert x in [z for _, z in pieces]
+    assert frac_at_most(x) >= q - tol
+    below = [z for _, z in pieces if z < x]
+    if below:
+        assert frac_at_most(max(below)) < q + tol
+
+
+@PROPS
+@given(series(), st.lists(st.floats(0, 1), min_size=2, max_size=5).map(sorted))
+def test_percentile_is_monotone_in_q(s, qs):
+    t, v, t_end, t_start = s
+    got = percentile(t, v, qs, t_end, t_start)
+    assert list(got) == sorted(got)
+
+
+@PROPS
+@given(series(), values)
+def test_time_above_and_at_most_a_threshold_add_up_to_the_window(s, thr):
+    t, v, t_end, t_start = s
+    lo = t[0] if t_start is None else t_start
+    above = duration_above(t, v, thr, t_end, t_start)
+    at_most = math.fsum(d for d, x in held(*s) if x <= thr)
+    assert above + at_most == pytest.approx(t_end - lo, rel=1e-9, abs=1e-9)
+
+
+samples = st.lists(st.floats(-1e6, 1e6), min_size=2, max_size=40)
+
+
+@PROPS
+@given(samples)
+def test_mean_ci_is_centred_within_the_samples_with_nonnegative_width(xs):
+    m, h = mean_ci(xs)
+    assert min(xs) <= m <= max(xs)
+    assert h >= 0
+
+
+@PROPS
+@given(samples, st.floats(-1e3, 1e3))
+def test_mean_ci_width_is_shift_invariant(xs, c):
+    assume(max(xs) > min(xs))
+    (m0, h0), (m1, h1) = mean_ci(xs), mean_ci([x + c for x in xs])
+    span = max(abs(x) for x in xs) + abs(c)
+    assert m1 == pytest.approx(m0 + c, abs=1e-9 * span)
+    assert h1 == pytest.approx(h0, rel=1e-6, abs=1e-6 * span)
+
+
+@PROPS
+@given(st.floats(-1e6, 1e6), st.integers(2, 50))
+def test_mean_ci_of_constant_samples_is_exact(c, n):
+    assert mean_ci([c] * n) == (c, 0.0)

@@ -31,22 +31,23 @@ class Job(CpuNode):
     __slots__ = ("arrival", "finish", "job_id", "max_cores", "rate", "rem", "start", "t0",
                  "version", "work_core_s", "workload")
     is_job = True
+    # a job is a leaf of weight 1 with no cap of its own: read-only class attributes
+    weight = 1.0
+    cap = INF
+    floor = 0.0
+    scale = 1.0
+    children = ()
+    table = None
 
     def __init__(self, work_core_s: float, max_cores: float = 1.0, job_id: int = -1,
                  arrival: float | None = None):
         if work_core_s < 0 or not max_cores > 0:
             raise ValueError(f"need work_core_s >= 0 and max_cores > 0, got "
                              f"{work_core_s!r}, {max_cores!r}")
-        # a leaf: set only the fields a leaf uses (no children list to allocate);
-        # this runs millions of times in a large run
-        self.weight = 1.0
-        self.cap = INF
-        self.floor = 0.0
-        self.scale = 1.0
+        # this runs millions of times in a large run: the fixed leaf fields
+        # (weight, cap, floor, scale, children, table) are class attributes
         self.demand = self.raw = self.eff = self.alloc = self.free = 0.0
-        self.children = ()
         self.parent = None
-        self.table = None
         self.work_core_s = float(work_core_s)
         self.max_cores = float(max_cores)
         self.job_id = job_id

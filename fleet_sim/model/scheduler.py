@@ -85,22 +85,28 @@ class HostCpuScheduler:
         """Process every internal event with time ``<= t_end``; then set the clock."""
         heap = self._heap
         pop = heapq.heappop
+        push = heapq.heappush
+        seq_of = self._seq
+        root = self.root
+        complete = self._complete
+        n_events = 0
         while heap and heap[0][0] <= t_end:
             t, kind, seq, obj = pop(heap)
             if kind == FINISH and obj.version != seq:  # type: ignore[attr-defined]
                 continue  # stale: the job's rate changed since this was pushed
             dt = t - self.now
             if dt > 0:
-                self.used_core_s += self.root.alloc * dt
+                self.used_core_s += root.alloc * dt
                 self.delivered_core_s += self._job_rate * dt
                 self.now = t
-            self.events += 1
+            n_events += 1
             if kind == FINISH:
-                self._complete(obj)
+                complete(obj)
             else:
                 nxt = obj.fire(self, t)  # type: ignore[attr-defined]
                 if nxt is not None:
-                    heapq.heappush(heap, (nxt, FEED, next(self._seq), obj))
+                    push(heap, (nxt, FEED, next(seq_of), obj))
+        self.events += n_events
         if self.now < t_end < float("inf"):
             self._tick(t_end)
 
@@ -118,14 +124,16 @@ class HostCpuScheduler:
     # ------------------------------------------------------------------ jobs
     def submit(self, job, parent: CpuNode) -> None:
         """Start ``job`` (a leaf with ``max_cores``) under ``parent`` at ``now``."""
-        job.t0 = self.now
+        now = self.now
+        job.t0 = now
         job.rem = job.work_core_s
         job.rate = 0.0
         if job.arrival is None:
-            job.arrival = self.now
-        parent.add(job)
+            job.arrival = now
+        job.parent = parent
+        parent.children.append(job)
         if job.work_core_s <= 0:
-            job.start = self.now
+            job.start = now
             self._complete(job)
             return
         self.set_demand(job, job.max_cores)
@@ -133,9 +141,11 @@ class HostCpuScheduler:
     def _complete(self, job) -> None:
         job.rem = 0.0
         job.finish = self.now
-        if job.parent is not None:
+        parent = job.parent
+        if parent is not None:
             self.set_demand(job, 0.0)
-            job.parent.remove(job)
+            parent.children.remove(job)
+            job.parent = None
         if self.on_job_done is not None:
             self.on_job_done(job)
 
@@ -177,9 +187,9 @@ class HostCpuScheduler:
         eff = node.eff = demand if demand < node.cap else node.cap
         delta = eff - old_eff
         if self._plain and weight is None and not node.children and self.on_node is None:
-            root = self.root
+            root_eff = self.root.eff
             capacity = self.capacity
-            if root.eff <= capacity and root.eff + delta <= capacity:
+            if root_eff <= capacity and root_eff + delta <= capacity:
                 self._plain_leaf(node, delta, raw_delta)
                 return
         force = weight is not None and weight != node.weight

@@ -47,14 +47,11 @@ def waterfill(
     w = [1.0] * n if weights is None else list(weights)
     if len(w) != n:
         raise ValueError("weights and hi must have the same length")
-    for x in w:
-        if not x > 0:
-            raise ValueError(f"weights must be > 0, got {x!r}")
-    total_hi = 0.0
-    for h in hi:
-        if h < 0:
-            raise ValueError(f"limits must be >= 0, got {h!r}")
-        total_hi += h
+    if not min(w) > 0:
+        raise ValueError(f"weights must be > 0, got {min(w)!r}")
+    if not min(hi) >= 0:
+        raise ValueError(f"limits must be >= 0, got {min(hi)!r}")
+    total_hi = sum(hi)
     if total_hi <= capacity:
         return list(hi)
     if capacity <= 0:
@@ -66,7 +63,8 @@ def waterfill(
 
 def _fill_no_floor(capacity: float, hi: Sequence[float], w: list[float]) -> list[float]:
     """Classic progressive filling: satisfy children in order of hi/w."""
-    order = sorted(range(len(hi)), key=lambda i: hi[i] / w[i])
+    ratios = [h / x for h, x in zip(hi, w, strict=True)]
+    order = sorted(range(len(hi)), key=ratios.__getitem__)
     out = [0.0] * len(hi)
     rest_c = capacity
     rest_w = math.fsum(w)

@@ -13,8 +13,10 @@ and derives the tables:
 - ``capacity``: change points of healthy instances per version
   (``old_healthy``, ``new_healthy``);
 - ``events``: failures, rollback, end of the rollout;
-- ``summary``: one row: makespan, minimum serving fraction, MB per link class,
-  peak registry load, failures, outcome.
+- ``summary``: one row: makespan, minimum serving fraction, new instances healthy
+  and failed, median time from queued to healthy, MB sent by the registry and by
+  peers, MB delivered to hosts and into racks from the core, peak registry load
+  (MB/s), outcome.
 
 Every table carries the spec's main parameters as columns so runs concatenate.
 Random streams: ``rollout.start`` (boot/start times), ``rollout.health``,
@@ -283,7 +285,7 @@ def summarize(timeline: pd.DataFrame, links: pd.DataFrame, capacity: pd.DataFram
         "registry_mb": mb(".up", REGISTRY),
         "peer_upload_mb": mb(".up", "host"),
         "delivered_mb": mb(".down", "host"),
-        "rack_uplinks_mb": mb(".up", "rack"),
+        "into_racks_mb": mb(".down", "rack"),
         "peak_registry_mb_s": float(registry["allocated_mb_s"].max()) if len(registry) else 0.0,
         "outcome": outcome.iloc[-1] if len(outcome) else "",
     }])

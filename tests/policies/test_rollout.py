@@ -176,3 +176,12 @@ def test_rolling_never_exceeds_max_surge_or_max_unavailable(n, surge, unavailabl
         failures += new[host] == "F"
     finished = all(new[h] == "F" or (new[h] == "H" and old[h] == "A") for h in old)
     assert finished or (in_place and failures >= max_unavailable)
+
+
+def test_view_counts():
+    v = view("HA", "HP", "AH", "AF", "HH", "AA")
+    assert (v.replicas, v.healthy, v.alive, v.provisioning) == (6, 5, 6, 1)
+    assert (v.unavailable, v.surge) == (1, 0)
+    assert [s.done for s in v.slots] == [False, False, True, True, False, False]
+    assert not v.done
+    assert view("AH", "HF").done

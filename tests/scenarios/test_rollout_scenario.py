@@ -104,3 +104,11 @@ def test_failures_past_the_threshold_roll_the_fleet_back():
 def test_bad_specs_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         RolloutSpec(**kwargs)
+
+
+def test_peers_in_the_same_rack_take_traffic_off_the_core():
+    base = {"n_hosts": 40, "rack_hosts": 10, "changed": "whole-image", "health_failure_p": 0.0}
+    central = run_rollout(RolloutSpec(distribution="central", **base))["summary"].iloc[0]
+    p2p = run_rollout(RolloutSpec(distribution="p2p", **base))["summary"].iloc[0]
+    assert central.into_racks_mb == pytest.approx(central.delivered_mb)
+    assert p2p.into_racks_mb < 0.6 * central.into_racks_mb

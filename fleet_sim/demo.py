@@ -39,7 +39,8 @@ def simulate(seed: int = 1) -> dict[str, pd.DataFrame]:
     streams = Streams(seed)
     fleet = Fleet(env)
     for h in range(HOSTS):
-        host = fleet.add(Host(env, f"host{h:02d}", cores=CORES, recorder=rec))
+        host = fleet.add(Host(env, f"host{h:02d}", cores=CORES, recorder=rec,
+                              power=LinearPower(defaults.HOST_IDLE_W, defaults.HOST_PEAK_W)))
         for w in range(WEB_PER_HOST):
             name = f"{host.name}.web{w}"
             JobWorkload(host, name, keep_jobs=False).add_feed(PoissonJobs(

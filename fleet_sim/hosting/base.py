@@ -35,19 +35,20 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import simpy
 
 from fleet_sim.errors import CapacityError, ConflictError
+from fleet_sim.hosting import defaults
 from fleet_sim.model.cputree import CpuNode
 from fleet_sim.model.demand import Constant, DemandWorkload, Diurnal, Replay, Spiky
 from fleet_sim.model.distributions import Distribution
 from fleet_sim.model.host import Host
 from fleet_sim.model.jobs import JobWorkload, PoissonJobs
 from fleet_sim.model.memory import MemoryLedger
-from fleet_sim.model.views import FleetView, HostView, PlacementRequest
+from fleet_sim.model.views import HostView, PlacementRequest
 from fleet_sim.numerics.fairshare import INF
 from fleet_sim.rng import Streams
 
@@ -140,7 +141,7 @@ class AppSpec:
     workloads: tuple[WorkloadSpec, ...] = ()
     ram_growth_mib_s: float = 0.0
     cpu_limit_cores: float | None = None
-    cpu_weight: float = 100.0
+    cpu_weight: float = defaults.CPU_WEIGHT_DEFAULT
     cpuset_cores: int | None = None
     ram_limit_mib: float | None = None
     vcpus: int | None = None
@@ -244,12 +245,12 @@ class ProcessDemand(_ThreadWeighted, DemandWorkload):
         self.stopped = True
 
 
-Process = ProcessJobs | ProcessDemand
+ProcessWorkload = ProcessJobs | ProcessDemand
 
 
 def build_workload(host: Host, app: AppSpec, spec: WorkloadSpec, parent: CpuNode,
                    streams: Streams, *, instance: str = "", held: bool = True,
-                   keep_jobs: bool = False) -> Process:
+                   keep_jobs: bool = False) -> ProcessWorkload:
     """Create ``app``'s workload ``spec`` as a process below ``parent`` and start its feed.
 
     Draws from ``workload.<app>.<wl>.arrivals`` and ``.sizes`` (jobs) or
@@ -286,39 +287,18 @@ def draw_s(dist: Distribution, rng: np.random.Generator) -> float:
     return max(0.0, float(dist.sample(rng, 1)[0]))
 
 
-class _NodeWatch:
-    """The scheduler's ``on_node`` callback, chained: recording first, then watchers."""
-
-    def __init__(self, prev) -> None:
-        self.prev = prev
-        self.by_node: dict[CpuNode, Callable[[], None]] = {}
-
-    def __call__(self, t, node, demand, alloc, throttled, contention) -> None:
-        if self.prev is not None:
-            self.prev(t, node, demand, alloc, throttled, contention)
-        fn = self.by_node.get(node)
-        if fn is not None:
-            fn()
-
-
 def watch_node(host: Host, node: CpuNode, fn: Callable[[], None]) -> None:
     """Call ``fn()`` inside the scheduler whenever ``node``'s demand or allocation changes.
 
-    ``node`` must be recorded (``table`` set). Chains onto the scheduler's
-    ``on_node`` callback (the host's recording keeps working); ``fn`` must not
-    change the tree, only register scheduler feeds. Turning it on makes that host
-    re-share whole subtrees on every change (the recording path): exact, slower.
+    ``fn`` must not change the tree, only register scheduler feeds (see
+    :meth:`fleet_sim.model.scheduler.HostCpuScheduler.watch`).
     """
-    sched = host.cpu
-    if not isinstance(sched.on_node, _NodeWatch):
-        sched.on_node = _NodeWatch(sched.on_node)
-    sched.on_node.by_node[node] = fn
+    host.cpu.watch(node, fn)
 
 
 def unwatch_node(host: Host, node: CpuNode) -> None:
     """Stop calling the watcher of ``node``."""
-    if isinstance(host.cpu.on_node, _NodeWatch):
-        host.cpu.on_node.by_node.pop(node, None)
+    host.cpu.unwatch(node)
 
 
 # ---------------------------------------------------------------------------- kernel
@@ -549,7 +529,7 @@ class Instance:
         self.keep_jobs = keep_jobs
         self.state = ""
         self.node: CpuNode | None = None
-        self.workloads: list[Process] = []
+        self.workloads: list[ProcessWorkload] = []
         self.up = self.env.event()  #: succeeds when it first runs
         self.kills = self.restarts = 0
         self.started_s: float | None = None
@@ -762,15 +742,3 @@ class AppProcess(Instance):
             return True
         ok = yield from self.installer.install(self)
         return ok
-
-
-# ---------------------------------------------------------------------------- placement
-
-
-class PlacementPolicy(Protocol):
-    """Chooses a host for a request (implemented in ``policies.placement``)."""
-
-    def place(self, request: PlacementRequest, fleet: FleetView,
-              rng: np.random.Generator) -> str | None:
-        """The name of a host that fits ``request``, or None if none does."""
-        ...

@@ -37,7 +37,6 @@ from fleet_sim.hosting.base import (
     Backoff,
     HostSpec,
     Instance,
-    PlacementPolicy,
     host_kernel,
 )
 from fleet_sim.hosting.baremetal import SCRIPTED_INSTALL, SharedOS
@@ -49,6 +48,8 @@ from fleet_sim.model.host import Host
 from fleet_sim.model.protocols import Recorder
 from fleet_sim.model.views import FleetView, HostView, PlacementRequest
 from fleet_sim.rng import Streams
+from fleet_sim.numerics.power import LinearPower
+from fleet_sim.model.protocols import PlacementPolicy
 
 MODES = ("baremetal", "vm", "container")
 
@@ -204,7 +205,8 @@ def _service_restart(delay_s: float) -> Backoff:
 def _as_host(env: simpy.Environment, h: Host | HostSpec, recorder: Recorder | None) -> Host:
     if isinstance(h, Host):
         return h
-    return Host(env, h.name, h.cores, h.ram_mib, h.speed, recorder=recorder)
+    return Host(env, h.name, h.cores, h.ram_mib, h.speed, recorder=recorder,
+                power=LinearPower(defaults.HOST_IDLE_W, defaults.HOST_PEAK_W))
 
 
 def _describe(mode: str, app: AppSpec, req: PlacementRequest) -> str:
@@ -215,17 +217,15 @@ def _describe(mode: str, app: AppSpec, req: PlacementRequest) -> str:
 
 
 def _too_small(mode: str, policy: PlacementPolicy, app: AppSpec, req: PlacementRequest,
-               fleet: FleetView, placed: int, total: int) -> str:
+               fleet: FleetView, initial: FleetView, placed: int, total: int) -> str:
+    """Why ``req`` found no host: what it needs and what the fleet has left."""
     name = getattr(policy, "name", type(policy).__name__)
     msg = (f"fleet too small: {_describe(mode, app, req)} fits on none of the {len(fleet)} "
            f"hosts with {name} (placed {placed} of {total} apps).")
     up = [v for v in fleet.hosts if v.up]
     if not up:
         return msg + " Every host is down."
-    empty = [HostView(v.name, v.cores, v.ram_mib, v.cpu_ratio, up=True,
-                      reserved_ram_mib=v.reserved_ram_mib if v.instance_count == 0 else 0.0)
-             for v in up]
-    if not any(v.fits(req) for v in empty):
+    if not any(v.fits(req) for v in initial.hosts if v.up):
         biggest = max(up, key=lambda v: (v.cpu_capacity_cores, v.ram_mib))
         return msg + (f" It does not fit even an empty host: the largest has "
                       f"{biggest.cores:g} cores × ratio {biggest.cpu_ratio:g} and "
@@ -248,11 +248,13 @@ def _place_all(mode: str, apps: Sequence[AppSpec], requests: Sequence[PlacementR
         dup = sorted({n for n in names if names.count(n) > 1})
         raise ValueError(f"app names must be unique, repeated: {dup}")
     index = {v.name: i for i, v in enumerate(fleet.hosts)}
+    initial = fleet
     out: dict[str, str] = {}
     for app, req in zip(apps, requests, strict=True):
         chosen = policy.place(req, fleet, rng)
         if chosen is None:
-            raise CapacityError(_too_small(mode, policy, app, req, fleet, len(out), len(apps)))
+            raise CapacityError(_too_small(mode, policy, app, req, fleet, initial, len(out),
+                                           len(apps)))
         i = index[chosen]
         if not fleet.hosts[i].fits(req):
             raise RuntimeError(f"placement chose host {chosen!r} where {req.name!r} does not "

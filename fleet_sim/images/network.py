@@ -96,6 +96,7 @@ class Network:
         link = self.links[name] = Link(name, capacity_mb_s, len(self._capacities))
         self._capacities.append(link.capacity_mb_s)
         return link
+
     def add_rack(self, rack: str, up_mb_s: float, down_mb_s: float) -> None:
         """A rack whose hosts reach the core through ``rack.up`` / ``rack.down``."""
         self.add_link(f"{rack}.up", up_mb_s)

@@ -18,12 +18,10 @@ import math
 
 import simpy
 
-from fleet_sim.hosting import defaults
 from fleet_sim.model.cputree import INSTANCES, WORKLOADS, CpuNode
 from fleet_sim.model.jobs import JOB_COLUMNS
 from fleet_sim.model.protocols import NullRecorder, Recorder
 from fleet_sim.model.scheduler import HostCpuScheduler
-from fleet_sim.numerics.power import LinearPower
 
 HOST_COLUMNS = ("t", "host", "cpu_used_cores", "cpu_capacity_cores", "power_w", "ram_used_mib")
 NODE_COLUMNS = ("t", "workload", "host", "instance", "demand_cores", "allocated_cores",
@@ -34,8 +32,10 @@ INSTANCE_COLUMNS = ("t", "instance", "host", "demand_cores", "allocated_cores",
 
 class Host:
     """One server. ``cores`` (physical), ``speed`` (work per core-second relative to
-    nominal), ``ram_mib``, ``power`` (anything with ``power_w(util)``; default linear
-    idle→peak from :mod:`fleet_sim.hosting.defaults`)."""
+    nominal), ``ram_mib``, ``power`` (anything with ``power_w(util)``, e.g.
+    :class:`fleet_sim.numerics.power.LinearPower`; without one, ``power_w`` is
+    recorded as NaN rather than a made-up number — scenarios pass the published
+    default from :mod:`fleet_sim.hosting.defaults`)."""
 
     def __init__(self, env: simpy.Environment, name: str, cores: float, ram_mib: float = 65_536,
                  speed: float = 1.0, power=None, recorder: Recorder | None = None,
@@ -48,7 +48,7 @@ class Host:
         self.speed = float(speed)
         self.ram_mib = float(ram_mib)
         self.ram_used_mib = 0.0
-        self.power = power or LinearPower(defaults.HOST_IDLE_W, defaults.HOST_PEAK_W)
+        self.power = power
         self.recorder = recorder or NullRecorder()
         self.eager = eager
         self.up = True
@@ -114,6 +114,7 @@ class Host:
 
     def set_ram_used(self, ram_used_mib: float) -> None:
         """Record the host's RAM in use now (MiB)."""
+        self.sync()
         self.ram_used_mib = ram_used_mib
         if self._host_row is not None:
             self._on_host(self.env.now, self.root.alloc)
@@ -125,8 +126,9 @@ class Host:
         return self.root.alloc / self.cores
 
     def _on_host(self, t: float, used: float) -> None:
-        self._host_row(t, self.name, used, self.cores,  # type: ignore[misc]
-                       self.power.power_w(used / self.cores), self.ram_used_mib)
+        power_w = math.nan if self.power is None else self.power.power_w(used / self.cores)
+        self._host_row(t, self.name, used, self.cores, power_w,  # type: ignore[misc]
+                       self.ram_used_mib)
 
     def _on_node(self, t, node, demand, alloc, throttled, contention) -> None:
         row = self._node_rows[node.table]

@@ -10,7 +10,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from fleet_sim.model.views import RolloutAction, RolloutView
+    import numpy as np
+
+    from fleet_sim.model.views import FleetView, PlacementRequest, RolloutAction, RolloutView
 
 Appender = Callable[..., None]
 
@@ -48,4 +50,13 @@ class RolloutStrategy(Protocol):
 
     def next_actions(self, view: RolloutView) -> Sequence[RolloutAction]:
         """The actions to take now, given the fleet's state; empty means wait."""
+        ...
+
+
+class PlacementPolicy(Protocol):
+    """Chooses a host for a request (implemented in ``policies.placement``)."""
+
+    def place(self, request: PlacementRequest, fleet: FleetView,
+              rng: np.random.Generator) -> str | None:
+        """The name of a host that fits ``request``, or None if none does."""
         ...

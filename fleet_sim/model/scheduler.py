@@ -75,6 +75,7 @@ class HostCpuScheduler:
         self.on_job_done: Callable[[object], None] | None = None
         self._metered: list[CpuNode] = []
         self._plain = False  # no caps/scales/floors on internal nodes (see _refresh)
+        self._watched: dict[CpuNode, list] = {}  # node -> [fn, last alloc, last raw]
 
     # ------------------------------------------------------------------ time
     def next_time(self) -> float | None:
@@ -176,6 +177,23 @@ class HostCpuScheduler:
             n.used_core_s += n.alloc * (now - n.t_used)
             n.t_used = now
 
+    # ------------------------------------------------------------------ watchers
+    def watch(self, node: CpuNode, fn: Callable[[], None]) -> None:
+        """Call ``fn()`` (inside the scheduler, at ``now``) whenever ``node``'s
+        allocation or demand changes. ``fn`` may add feeds or read state; it must
+        not change the tree. Used by cgroup quota controllers."""
+        self._watched[node] = [fn, node.alloc, node.raw]
+
+    def unwatch(self, node: CpuNode) -> None:
+        """Stop calling ``node``'s watcher."""
+        self._watched.pop(node, None)
+
+    def _notify(self) -> None:
+        for node, entry in list(self._watched.items()):
+            if node.alloc != entry[1] or node.raw != entry[2]:
+                entry[1], entry[2] = node.alloc, node.raw
+                entry[0]()
+
     # ------------------------------------------------------------------ changes
     def set_demand(self, node: CpuNode, demand: float, weight: float | None = None) -> None:
         """A leaf now wants ``demand`` cores (and, for CFS, has a new ``weight``)."""
@@ -191,11 +209,15 @@ class HostCpuScheduler:
             capacity = self.capacity
             if root_eff <= capacity and root_eff + delta <= capacity:
                 self._plain_leaf(node, delta, raw_delta)
+                if self._watched:
+                    self._notify()
                 return
         force = weight is not None and weight != node.weight
         if force:
             node.weight = weight
         self._propagate(node, delta, raw_delta, force)
+        if self._watched:
+            self._notify()
 
     def _plain_leaf(self, leaf: CpuNode, delta: float, raw_delta: float) -> None:
         """Fast path: no cap, scale or reservation above ``leaf`` and the host not
@@ -205,20 +227,23 @@ class HostCpuScheduler:
             self._settle_meters()
         old_used = self.root.alloc
         n = leaf.parent
+        top = leaf
         while n is not None:
             eff = n.eff + delta
             if eff < 0.0 or not n.children:
                 eff = 0.0
             n.eff = n.dsum = n.alloc = eff
             n.raw += raw_delta
+            top = n
             n = n.parent
-        leaf.alloc = leaf.eff
+        # a subtree not hung under this host (not yet attached) gets nothing
+        leaf.alloc = leaf.eff if top is self.root else 0.0
         if leaf.is_job:
             now = self.now
             if leaf.rate:
                 leaf.rem -= leaf.rate * (now - leaf.t0)
             leaf.t0 = now
-            self._set_rate(leaf, leaf.eff * self.speed)
+            self._set_rate(leaf, leaf.alloc * self.speed)
         if self.on_host is not None and self.root.alloc != old_used:
             self.on_host(self.now, self.root.alloc)
 
@@ -258,6 +283,8 @@ class HostCpuScheduler:
         self._refresh(self.root)
         self._reallocate(self.root, None, None)
         self._host_changed(old_used)
+        if self._watched:
+            self._notify()
 
     # ------------------------------------------------------------------ core
     def _propagate(self, node: CpuNode, delta: float, raw_delta: float, force: bool) -> None:
@@ -266,6 +293,12 @@ class HostCpuScheduler:
             self._settle_meters()
         capacity = self.capacity
         root = self.root
+        top = node
+        while top.parent is not None:
+            top = top.parent
+        if top is not root:  # not under this host yet: bookkeeping only, no CPU
+            self._detached_change(node, delta, raw_delta)
+            return
         old_used = root.alloc
         sat_before = root.eff > capacity
         top = stop = None
@@ -312,6 +345,20 @@ class HostCpuScheduler:
             self._reallocate(apex, apex.eff, path)
         if root.alloc != old_used and self.on_host is not None:
             self.on_host(self.now, root.alloc)
+
+    def _detached_change(self, node: CpuNode, delta: float, raw_delta: float) -> None:
+        """A change inside a subtree not attached to this host: keep sums, give no CPU."""
+        n = node.parent
+        while n is not None:
+            n.dsum += delta
+            n.eff = max(0.0, min(n.cap, n.scale * n.dsum))
+            n.raw += raw_delta * n.scale
+            n = n.parent
+        for leaf in node.leaves() if node.children else [node]:
+            leaf.alloc = 0.0
+            if leaf.is_job:
+                self._settle([leaf])
+                self._set_rate(leaf, 0.0)
 
     def _refresh(self, node: CpuNode) -> float:
         """Recompute ``dsum``/``raw``/``eff`` exactly below ``node``; count constraints."""

@@ -31,6 +31,8 @@ def _canary(fraction: float, then: Mapping[str, Any] | None = None) -> Canary:
     if then is None:
         return Canary(fraction)
     params = dict(then)
+    if "name" not in params:
+        raise ValueError(f"canary 'then' needs a strategy 'name', got {dict(then)!r}")
     return Canary(fraction, then=rollout_strategy(params.pop("name"), **params))
 
 

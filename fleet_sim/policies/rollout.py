@@ -98,15 +98,15 @@ class Rolling:
 
     Each is a count or a percentage of the replicas (``"25%"``, the Kubernetes
     default for both); a surge percentage rounds up, an unavailable one down,
-    and if both round to 0, one instance may be unavailable (Kubernetes'
+    and if both come to 0, one instance may be unavailable (Kubernetes'
     ``ResolveFenceposts``). Like the deployment controller, each step retires old
     instances while more than ``replicas - max_unavailable`` serve (first where
     the new instance already serves, then on hosts still to do) and creates new
     ones while fewer than ``replicas + max_surge`` exist (on emptied hosts
-    first). In place (bare metal) nothing can surge, so ``max_unavailable``
-    must allow at least one instance.
+    first). In place (bare metal) nothing can surge: the surge budget is 0.
 
-    Raises ValueError if both are given as 0 or a value is malformed.
+    Raises ValueError if both are given as 0 or a value is malformed, and, in
+    place, if ``max_unavailable`` is given as 0.
     """
 
     def __init__(self, max_surge: int | str = "25%", max_unavailable: int | str = "25%"):
@@ -119,21 +119,20 @@ class Rolling:
         self.max_surge = max_surge
         self.max_unavailable = max_unavailable
 
-    def budgets(self, replicas: int) -> tuple[int, int]:
+    def budgets(self, replicas: int, in_place: bool = False) -> tuple[int, int]:
         """(surge, unavailable) instance counts for ``replicas`` replicas."""
-        surge = _resolve(self.max_surge, replicas, round_up=True)
+        surge = 0 if in_place else _resolve(self.max_surge, replicas, round_up=True)
         unavailable = min(replicas, _resolve(self.max_unavailable, replicas, round_up=False))
         if surge == 0 and unavailable == 0:
+            if in_place and _parse(self.max_unavailable, "max_unavailable")[0] == 0:
+                raise ValueError(f"an in-place rollout cannot surge, and max_unavailable="
+                                 f"{self.max_unavailable!r} allows no instance to be down")
             unavailable = 1
         return surge, unavailable
 
     def next_actions(self, view: RolloutView) -> list[RolloutAction]:
         """Retire what the unavailability budget allows, then create what the surge allows."""
-        surge, unavailable = self.budgets(view.replicas)
-        if view.in_place and unavailable == 0:
-            raise ValueError(
-                f"an in-place rollout cannot surge: max_unavailable={self.max_unavailable!r} "
-                f"allows no instance of {view.replicas} to be down")
+        surge, unavailable = self.budgets(view.replicas, view.in_place)
         actions: list[RolloutAction] = []
         healthy, alive = view.healthy, view.alive
         floor = view.replicas - unavailable

@@ -552,6 +552,8 @@ def _fleet_total(hosts: pd.DataFrame, column: str, by: str | None, t_end: TEnd, 
         most_runs = max(most_runs, n_runs)
         end = _t_end(rows_of_run, t_end, run)
         t, v = _series(rows_of_run, ("host",), column)
+        moved = np.append(True, v[1:] != v[:-1])  # other columns' changes move nothing here
+        t, v = t[moved], v[moved]
         drawn.append((label, style, t, v, end))
     longest = max((d[4] for d in drawn), default=1.0)
     scale, _ = _time_unit(longest)

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 
 from matplotlib.colors import to_hex, to_rgb
 
-#: base colour of each hosting mode (Okabe & Ito, "Color Universal Design", 2008)
+#: base colour of each hosting mode (Okabe & Ito, "Color Universal Design", 2008);
+#: lowercase hex, as matplotlib.colors.to_hex gives back
 MODE_COLORS: dict[str, str] = {
-    "baremetal": "#D55E00",  # vermillion
-    "vm": "#0072B2",  # blue
-    "container": "#009E73",  # bluish green
+    "baremetal": "#d55e00",  # vermillion
+    "vm": "#0072b2",  # blue
+    "container": "#009e73",  # bluish green
 }
 #: colour of anything that is not a known hosting mode
 OTHER_COLOR = "#666666"

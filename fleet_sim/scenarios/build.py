@@ -1,14 +1,18 @@
 """The composition root: a validated config and a seed → a runnable simulation.
 
 This is the only module that wires the layers together (STYLE §6): it creates
-the SimPy environment, the named random streams, the recorder, the fleet, the
-hosting mode with its placement, and the workloads, then starts them. The run
-goes through explicit phases (STYLE §1.6): :func:`build` (nothing runs yet) →
-:meth:`Simulation.start` → :meth:`Simulation.run` → :meth:`Simulation.finalize`
-(close open intervals, record unfinished jobs) → :meth:`Simulation.tables`.
+the SimPy environment, the named random streams, the recorder and the hosts,
+turns the config's apps into :class:`~fleet_sim.hosting.base.AppSpec` replicas and
+hands them to :func:`fleet_sim.hosting.deploy.deploy` with the placement policy
+chosen by name. A scenario with a ``[rollout]`` table is handed to
+:func:`fleet_sim.scenarios.rollout.run_rollout` instead.
+
+The run goes through explicit phases (STYLE §1.6): :func:`build` (nothing runs
+yet) → ``start`` → ``run`` → ``finalize`` (close open intervals, record
+unfinished jobs) → ``tables``.
 
 Random streams are named by what they drive, never by where it runs
-(``workload.<instance>.<workload>.arrivals``), so the same seed gives the same
+(``workload.<replica>.<workload>.arrivals``), so the same seed gives the same
 demand under every hosting mode and placement (common random numbers, STYLE §7).
 """
 
@@ -16,78 +20,76 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import simpy
+from pydantic import BaseModel
 
-from fleet_sim.model import distributions as dist
-from fleet_sim.model.demand import Constant, DemandWorkload, Diurnal, Replay, Spiky
-from fleet_sim.model.fleet import Fleet
+from fleet_sim.errors import ConfigError
+from fleet_sim.hosting.base import AppSpec, DemandSpec, JobsSpec, WorkloadSpec
+from fleet_sim.hosting.deploy import Deployment, Site, deploy, mode_params
 from fleet_sim.model.host import Host
-from fleet_sim.model.jobs import JOB_COLUMNS, JobWorkload, PoissonJobs
+from fleet_sim.model.jobs import JOB_COLUMNS
 from fleet_sim.numerics.power import LinearPower, TablePower
+from fleet_sim.policies.registry import placement_policy
+from fleet_sim.results import schema
 from fleet_sim.results.recorder import ChangePointRecorder
-from fleet_sim.results.tables import build_tables
+from fleet_sim.results.tables import build_tables, conform
 from fleet_sim.rng import Streams
 from fleet_sim.scenarios import config as cfg
+from fleet_sim.scenarios.rollout import PARAMS as ROLLOUT_COLUMNS
+from fleet_sim.scenarios.rollout import RolloutSpec, run_rollout
 from fleet_sim.scenarios.traces import bundled_planetlab, read_planetlab
 
 #: the run advances in this many equal steps (progress reports; results do not depend on it)
 STEPS = 100
 
 
-@dataclass
-class Simulation:
-    """One built run: live objects plus what is needed to turn them into tables."""
+class FleetRun:
+    """A built fleet run: hosts, the deployment on them, and the recorder."""
 
-    config: cfg.ScenarioConfig
-    seed: int
-    env: simpy.Environment
-    streams: Streams
-    recorder: ChangePointRecorder
-    fleet: Fleet
-    inventory: pd.DataFrame
-    starters: list[Callable[[], None]] = field(default_factory=list)
-    started: bool = False
-
-    @property
-    def duration_s(self) -> float:
-        """Simulated time of the run, s."""
-        return self.config.run.duration_s
+    def __init__(self, config: cfg.ScenarioConfig, env: simpy.Environment,
+                 recorder: ChangePointRecorder, hosts: list[Host], inventory: pd.DataFrame,
+                 deployment: Callable[[], Deployment]):
+        self.config = config
+        self.env = env
+        self.recorder = recorder
+        self.hosts = hosts
+        self.inventory = inventory
+        self._deploy = deployment
+        self.deployment: Deployment | None = None
 
     def start(self) -> None:
-        """Register every workload's arrivals and demand steps (elaboration)."""
-        for start in self.starters:
-            start()
-        self.started = True
+        """Place and launch every replica (their provisioning runs once time advances)."""
+        self.deployment = self._deploy()
 
     def run(self, on_step: Callable[[float], None] | None = None) -> None:
-        """Simulate until ``duration_s``, calling ``on_step(t)`` after each of :data:`STEPS`.
-
-        Each step runs SimPy to ``t`` and brings every host up to ``t``; hosts are
-        lazy (see ``model.scheduler``), so this changes no result.
-        """
-        if not self.started:
+        """Simulate until ``run.duration_s``, calling ``on_step(t)`` after each of
+        :data:`STEPS` equal steps. Each step also brings every host up to ``t``;
+        hosts are lazy (see ``model.scheduler``), so this changes no result."""
+        if self.deployment is None:
             self.start()
-        end = self.duration_s
+        end = self.config.run.duration_s
         for k in range(1, STEPS + 1):
             t = end * k / STEPS
             self.env.run(until=t)
-            self.fleet.finalize(t)
+            for host in self.hosts:
+                host.finalize(t)
             if on_step is not None:
                 on_step(t)
 
     def finalize(self) -> None:
-        """Close the run at ``duration_s``: advance hosts; record unfinished jobs (finish NaN)."""
-        end = self.duration_s
-        self.fleet.finalize(end)
+        """Close the run at ``duration_s``; record the jobs still running (finish NaN)."""
+        end = self.config.run.duration_s
+        assert self.deployment is not None
+        self.deployment.finalize(end)
         row = self.recorder.columns("jobs", JOB_COLUMNS)
         if row is None:
             return
-        for host in self.fleet.hosts:
+        for host in self.hosts:
             for job in host.root.leaves():
                 if getattr(job, "is_job", False) and job.finish is None:
                     start = math.nan if job.start is None else job.start
@@ -95,116 +97,157 @@ class Simulation:
                         job.work_core_s, job.max_cores)
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        """The run's result tables (schema-conforming DataFrames)."""
+        """The run's result tables (conforming to :mod:`fleet_sim.results.schema`)."""
         run = self.config.run
         return build_tables(self.recorder.data, run.record, self.inventory, run.duration_s,
                             run.warmup_s)
 
 
-# ---------------------------------------------------------------- fleet
+class RolloutRun:
+    """A built rollout run (``[rollout]`` scenarios): all of it happens in :meth:`run`."""
+
+    def __init__(self, spec: RolloutSpec):
+        self.spec = spec
+        self._tables: dict[str, pd.DataFrame] = {}
+
+    def start(self) -> None:
+        """Nothing to elaborate: the rollout builds itself when it runs."""
+
+    def run(self, on_step: Callable[[float], None] | None = None) -> None:
+        """Run the rollout to its end."""
+        self._tables = run_rollout(self.spec)
+        if on_step is not None:
+            on_step(math.inf)
+
+    def finalize(self) -> None:
+        """Nothing left open: the rollout ran to its end."""
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """``timeline``, ``links``, ``capacity``, ``events`` and ``rollout_summary``."""
+        out = {}
+        for name, frame in self._tables.items():
+            name = "rollout_summary" if name == "summary" else name
+            frame = frame.drop(columns=[c for c in ROLLOUT_COLUMNS if c in frame.columns])
+            out[name] = conform(frame, schema.TABLES[name])
+        return out
+
+
+Simulation = FleetRun | RolloutRun
+
+
+# ---------------------------------------------------------------- specs from config
 def _power(power: cfg.PowerConfig) -> LinearPower | TablePower:
     if power.table_w is not None:
         return TablePower(power.table_w)
     return LinearPower(power.idle_w, power.peak_w)  # type: ignore[arg-type]
 
 
-def _build_fleet(config: cfg.ScenarioConfig, env: simpy.Environment,
-                 recorder: ChangePointRecorder) -> tuple[Fleet, pd.DataFrame]:
-    fleet = Fleet(env)
-    rows = []
+def _hosts(config: cfg.ScenarioConfig, env: simpy.Environment,
+           recorder: ChangePointRecorder | None) -> tuple[list[Host], pd.DataFrame]:
+    hosts, rows = [], []
     for group in config.fleet.hosts:
         power = _power(group.power)
         for i in range(group.count):
-            host = fleet.add(Host(env, f"{group.type}{i:03d}", cores=group.cores,
-                                  ram_mib=group.ram_mib, speed=group.speed, power=power,
-                                  recorder=recorder))
+            host = Host(env, f"{group.type}{i:03d}", cores=group.cores, ram_mib=group.ram_mib,
+                        speed=group.speed, power=power, recorder=recorder)
+            hosts.append(host)
             rows.append((host.name, group.type, group.cores, group.speed, group.ram_mib,
                          group.monthly_cost_usd))
-    inventory = pd.DataFrame(rows, columns=["host", "type", "cores", "speed", "ram_mib",
-                                            "monthly_cost_usd"])
-    return fleet, inventory
-
-
-# ---------------------------------------------------------------- workloads
-def distribution(spec: cfg.DistributionConfig) -> dist.Distribution:
-    """The model distribution a config describes."""
-    if isinstance(spec, cfg.ExponentialConfig):
-        return dist.Exponential(spec.mean)
-    if isinstance(spec, cfg.LogNormalConfig):
-        return dist.LogNormal(spec.mean, spec.cv)
-    if isinstance(spec, cfg.UniformConfig):
-        return dist.Uniform(spec.low, spec.high)
-    return dist.Deterministic(spec.value)
+    inventory = pd.DataFrame(rows, columns=list(schema.FLEET.names))
+    return hosts, inventory
 
 
 def _trace(spec: cfg.ReplayWorkloadConfig, replica: int, base_dir: Path) -> np.ndarray:
     if spec.trace.startswith("planetlab:"):
         name = spec.trace.split(":", 1)[1]
         files = bundled_planetlab()
-        path = files[replica % len(files)] if name == "*" else bundled_planetlab(name)
-        return read_planetlab(path)
+        return read_planetlab(files[replica % len(files)] if name == "*"
+                              else bundled_planetlab(name))
     return read_planetlab(base_dir / spec.trace)
 
 
-def workload_factory(spec: cfg.WorkloadConfig, app: str, instance: str, replica: int,
-                     streams: Streams, base_dir: Path):
-    """A function ``(host, parent, weight_of) -> start()`` that hangs the workload
-    ``spec`` of ``instance`` under ``parent`` on ``host`` and returns its starter."""
-    name = f"{app}.{spec.label}"
-    stream = f"workload.{instance}.{spec.label}"
-
-    def make(host: Host, parent, weight_of=None) -> Callable[[], None]:
-        if isinstance(spec, cfg.JobsWorkloadConfig):
-            wl = JobWorkload(host, name, parent=parent, keep_jobs=False, instance=instance)
-            feed = PoissonJobs(spec.rate_per_s, distribution(spec.work_core_s), spec.max_cores,
-                               streams.get(f"{stream}.arrivals"), streams.get(f"{stream}.sizes"),
-                               t_start=spec.start_s,
-                               t_end=math.inf if spec.end_s is None else spec.end_s)
-            return lambda: wl.add_feed(feed)
-        if isinstance(spec, cfg.ConstantWorkloadConfig):
-            profile = Constant(spec.cores)
-        elif isinstance(spec, cfg.SpikyWorkloadConfig):
-            profile = Spiky(spec.baseline_cores, spec.rate_per_s, distribution(spec.duration_s),
-                            spec.height_cores, streams.get(f"{stream}.spikes"))
-        elif isinstance(spec, cfg.DiurnalWorkloadConfig):
-            profile = Diurnal(spec.mean_cores, spec.amplitude_cores, spec.period_s, spec.peak_s,
-                              spec.step_s)
-        else:
-            profile = Replay(_trace(spec, replica, base_dir), spec.interval_s, spec.cores,
-                             spec.loop)
-        demand = DemandWorkload(host, name, profile, parent=parent, instance=instance)
-        demand.weight_of = weight_of
-        return demand.start
-
-    return make
+def workload_spec(spec: Any, replica: int, base_dir: Path) -> WorkloadSpec:
+    """The hosting layer's description of one configured workload of replica ``replica``."""
+    name = spec.label
+    if isinstance(spec, cfg.JobsWorkloadConfig):
+        return JobsSpec(name, spec.rate_per_s, cfg.distribution(spec.work_core_s),
+                        spec.max_cores, spec.start_s,
+                        math.inf if spec.end_s is None else spec.end_s)
+    if isinstance(spec, cfg.SpikyWorkloadConfig):
+        return DemandSpec(name, "spiky", {
+            "baseline_cores": spec.baseline_cores, "rate_per_s": spec.rate_per_s,
+            "duration_s": cfg.distribution(spec.duration_s), "height_cores": spec.height_cores})
+    if isinstance(spec, cfg.ReplayWorkloadConfig):
+        return DemandSpec(name, "replay", {
+            "series": tuple(_trace(spec, replica, base_dir).tolist()),
+            "interval_s": spec.interval_s, "cores": spec.cores, "loop": spec.loop})
+    params = spec.model_dump(exclude={"kind", "name"})
+    return DemandSpec(name, spec.kind, params)
 
 
-# ---------------------------------------------------------------- placement (interim)
-def _place_directly(config: cfg.ScenarioConfig, fleet: Fleet, streams: Streams,
-                    base_dir: Path) -> list[Callable[[], None]]:
-    """Interim hosting until ``fleet_sim.hosting.deploy`` lands: every replica's
-    workloads hang straight under a host's root, as processes of one shared OS
-    (CFS weight = runnable threads, capped by the app's threads), replicas placed
-    first-fit by RAM."""
-    free_mib = {h.name: h.ram_mib for h in fleet.hosts}
-    starters: list[Callable[[], None]] = []
-    for app in config.apps:
-        def cfs_weight(cores: float, threads: int = app.threads) -> float:
-            return float(min(threads, max(1, math.ceil(cores))))
+def app_specs(app: cfg.AppConfig, base_dir: Path) -> list[AppSpec]:
+    """One AppSpec per replica of ``app`` (named as ``app.instances``)."""
+    return [AppSpec(
+        name=inst, threads=app.threads, cpu_request_cores=app.cpu_request_cores,
+        ram_mib=app.ram_mib, dependencies=app.dependencies,
+        workloads=tuple(workload_spec(w, r, base_dir) for w in app.workloads),
+        ram_growth_mib_s=app.ram_growth_mib_s, cpu_limit_cores=app.cpu_max,
+        cpu_weight=app.cpu_weight, cpuset_cores=app.cpuset_cores,
+        ram_limit_mib=app.memory_max_mib, vcpus=app.vcpus, image=app.image,
+    ) for r, inst in enumerate(app.instances)]
 
-        for r in range(app.replicas):
-            host = next((h for h in fleet.hosts if free_mib[h.name] >= app.ram_mib), None)
-            if host is None:
-                from fleet_sim.errors import CapacityError
 
-                raise CapacityError(f"no host has {app.ram_mib:g} MiB free for {app.name}-{r}")
-            free_mib[host.name] -= app.ram_mib
-            host.set_ram_used(host.ram_mib - free_mib[host.name])
-            instance = f"{app.name}-{r}"
-            for spec in app.workloads:
-                make = workload_factory(spec, app.name, instance, r, streams, base_dir)
-                starters.append(make(host, None, cfs_weight))
-    return starters
+def hosting_params(model: BaseModel) -> dict[str, Any]:
+    """A mode's config as the keyword arguments of its hosting dataclass."""
+    out = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, cfg.DISTRIBUTION_CONFIGS):
+            value = cfg.distribution(value)
+        elif isinstance(value, BaseModel):
+            value = hosting_params(value)
+        out[name] = value
+    return out
+
+
+# ---------------------------------------------------------------- checks
+def fit_errors(config: cfg.ScenarioConfig, file: str) -> list[ConfigError]:
+    """Apps whose replica fits no empty host under the chosen mode (e.g. a VM bigger
+    than any host), sized by the hosting code itself."""
+    if config.rollout is not None or not config.apps:
+        return []
+    mode = config.hosting.mode
+    params = mode_params(mode, hosting_params(config.hosting.params()))
+    env = simpy.Environment()
+    sites = [Site(Host(env, g.type, g.cores, g.ram_mib, g.speed), mode, params, Streams(0))
+             for g in config.fleet.hosts]
+    errors = []
+    for i, app in enumerate(config.apps):
+        spec = app_specs(app.model_copy(update={"replicas": 1, "workloads": []}), Path())[0]
+        candidates = [(site, site.candidate(spec).request) for site in sites]
+        if any(site.kernel.view().fits(req) for site, req in candidates):
+            continue
+        site, req = candidates[0]
+        view = site.kernel.view()
+        free_ram = max(s.kernel.view().free_ram_mib for s in sites)
+        free_cpu = max(s.kernel.view().free_cpu_cores for s in sites)
+        key = "ram_mib" if req.ram_mib > free_ram else _cpu_key(app, config)
+        errors.append(ConfigError(
+            file, f"apps[{i}].{key}",
+            f"one replica needs {req.cpu_cores:g} cores and {req.ram_mib:g} MiB under mode "
+            f"{mode} (overheads included) and fits on no empty host ({view.why_not(req)})",
+            f"at most {free_cpu:g} cores and {free_ram:g} MiB per replica"))
+    return errors
+
+
+def _cpu_key(app: cfg.AppConfig, config: cfg.ScenarioConfig) -> str:
+    if config.hosting.mode == "vm":
+        if app.vcpus is not None:
+            return "vcpus"
+        return "threads" if config.hosting.vm.vcpus_from == "threads" else "cpu_request_cores"
+    if config.hosting.mode == "container" and app.cpuset_cores is not None:
+        return "cpuset_cores"
+    return "cpu_request_cores"
 
 
 # ---------------------------------------------------------------- the root
@@ -213,9 +256,21 @@ def build(config: cfg.ScenarioConfig, seed: int | None = None,
     """Build (but do not start) the run ``config`` describes, with ``seed``
     (default ``config.run.seed``); ``base_dir`` resolves trace files."""
     seed = config.run.seed if seed is None else seed
+    if config.rollout is not None:
+        rollout = config.rollout.model_dump()
+        return RolloutRun(RolloutSpec(
+            n_hosts=sum(g.count for g in config.fleet.hosts), mode=config.hosting.mode,
+            seed=seed, **rollout | {"base_layers_mb": tuple(rollout["base_layers_mb"])}))
     env = simpy.Environment()
     streams = Streams(seed)
     recorder = ChangePointRecorder(config.run.record)
-    fleet, inventory = _build_fleet(config, env, recorder)
-    starters = _place_directly(config, fleet, streams, base_dir or Path.cwd())
-    return Simulation(config, seed, env, streams, recorder, fleet, inventory, starters)
+    hosts, inventory = _hosts(config, env, recorder)
+    apps = [spec for app in config.apps for spec in app_specs(app, base_dir or Path.cwd())]
+    mode = config.hosting.mode
+    params = hosting_params(config.hosting.params())
+
+    def deployment() -> Deployment:
+        return deploy(env, hosts, mode, apps, placement_policy(config.placement.policy),
+                      streams, recorder, params)
+
+    return FleetRun(config, env, recorder, hosts, inventory, deployment)

@@ -17,6 +17,8 @@ name the replicas of the first app if it is called ``web`` (hosts by ``type``).
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
 import json
 import re
 import tomllib
@@ -32,11 +34,13 @@ from pydantic_core import PydanticCustomError
 
 from fleet_sim.errors import ConfigError, ConfigErrors
 from fleet_sim.hosting import defaults
+from fleet_sim.hosting.deploy import BareMetalParams, ContainerParams, VmParams
+from fleet_sim.model import distributions as dist
+from fleet_sim.policies.registry import PLACEMENT_POLICIES, ROLLOUT_STRATEGIES, rollout_strategy
+from fleet_sim.scenarios.rollout import RolloutSpec
 
 RECORDABLE = ("hosts", "workloads", "instances", "jobs", "events", "links", "timeline")
 """Tables a run can record (``run.record``)."""
-PLACEMENT_POLICIES = ("first-fit", "best-fit", "worst-fit")
-"""Placement policy names (``placement.policy``)."""
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
 _NAME_ALLOWED = "a name of letters, digits, '-' and '_', starting with a letter"
 
@@ -104,6 +108,34 @@ DistributionConfig = Annotated[
 """A number (always that value) or a table ``{dist = "exponential", mean = 30}``;
 ``dist`` is one of deterministic, exponential, lognormal, uniform."""
 
+_DISTRIBUTIONS = (dist.Deterministic, dist.Exponential, dist.LogNormal, dist.Uniform)
+DISTRIBUTION_CONFIGS = (DeterministicConfig, ExponentialConfig, LogNormalConfig, UniformConfig)
+"""The config classes of distributions (for ``isinstance``)."""
+
+
+def distribution_config(d: dist.Distribution) -> Any:
+    """The config of a model distribution (the inverse of :func:`distribution`)."""
+    if isinstance(d, dist.Exponential):
+        return ExponentialConfig(dist="exponential", mean=d.mean_value)
+    if isinstance(d, dist.LogNormal):
+        return LogNormalConfig(dist="lognormal", mean=d.mean_value, cv=d.cv)
+    if isinstance(d, dist.Uniform):
+        return UniformConfig(dist="uniform", low=d.low, high=d.high)
+    if isinstance(d, dist.Deterministic):
+        return DeterministicConfig(dist="deterministic", value=d.value)
+    raise TypeError(f"no config for distribution {d!r}")
+
+
+def distribution(spec: Any) -> dist.Distribution:
+    """The model distribution a config describes."""
+    if isinstance(spec, ExponentialConfig):
+        return dist.Exponential(spec.mean)
+    if isinstance(spec, LogNormalConfig):
+        return dist.LogNormal(spec.mean, spec.cv)
+    if isinstance(spec, UniformConfig):
+        return dist.Uniform(spec.low, spec.high)
+    return dist.Deterministic(spec.value)
+
 
 # ---------------------------------------------------------------- run and fleet
 class RunConfig(Strict):
@@ -170,44 +202,95 @@ class FleetConfig(Strict):
 
 
 # ---------------------------------------------------------------- hosting and placement
-class BareMetalConfig(Strict):
-    """``[hosting.baremetal]``: apps installed on one shared OS per host."""
+def _default(cls: type, name: str) -> Any:
+    """The default of field ``name`` of the hosting dataclass ``cls`` (the single source)."""
+    spec = {f.name: f for f in dataclasses.fields(cls)}[name]
+    if spec.default is not dataclasses.MISSING:
+        value = spec.default
+    else:
+        value = spec.default_factory()  # type: ignore[misc]
+    return distribution_config(value) if isinstance(value, _DISTRIBUTIONS) else value
 
-    install: Literal["manual", "scripted"] = "scripted"
+
+def _field(cls: type, name: str, description: str = "", **constraints: Any) -> Any:
+    return Field(default_factory=functools.partial(_default, cls, name),
+                 description=description, **constraints)
+
+
+_Ratio = Annotated[float, Field(gt=0)]
+_Probability = Annotated[float, Field(ge=0, le=1)]
+_NonNegative = Annotated[float, Field(ge=0)]
+
+
+class BareMetalConfig(Strict):
+    """``[hosting.baremetal]``: apps as processes of one shared OS per host."""
+
+    cpu_ratio: _Ratio = _field(BareMetalParams, "cpu_ratio", "CPU requests may add up to "
+                               "cores × cpu_ratio")
+    conflict_policy: Literal["refuse", "fail-install"] = _field(
+        BareMetalParams, "conflict_policy", "what a dependency version conflict does")
+    install_s: DistributionConfig = _field(BareMetalParams, "install_s", "install time, s")
+    install_step_failure_p: _Probability = _field(BareMetalParams, "install_step_failure_p")
+    install_max_attempts: int = _field(BareMetalParams, "install_max_attempts", ge=1)
+    restart_backoff_s: _NonNegative = _field(BareMetalParams, "restart_backoff_s",
+                                             "systemd restart delay, s")
+    host_os_ram_mib: _NonNegative = _field(BareMetalParams, "host_os_ram_mib")
+
+
+class ContainerConfig(Strict):
+    """``[hosting.container]``: one container per app replica (cgroup v2)."""
+
+    cpu_ratio: _Ratio = _field(ContainerParams, "cpu_ratio", "CPU requests may add up to "
+                               "cores × cpu_ratio")
+    cfs: Literal["period", "fluid"] = _field(
+        ContainerParams, "cfs", "cpu.max enforced per CFS period, or as an average cap")
+    cfs_period_s: _Ratio = _field(ContainerParams, "cfs_period_s")
+    start_s: DistributionConfig = _field(ContainerParams, "start_s", "start time, s")
+    restart_backoff_base_s: _NonNegative = _field(ContainerParams, "restart_backoff_base_s")
+    restart_backoff_max_s: _NonNegative = _field(ContainerParams, "restart_backoff_max_s")
+    restart_backoff_reset_s: _NonNegative = _field(ContainerParams, "restart_backoff_reset_s")
+    ram_overhead_mib: _NonNegative = _field(ContainerParams, "ram_overhead_mib")
+    host_os_ram_mib: _NonNegative = _field(ContainerParams, "host_os_ram_mib")
 
 
 class VMConfig(Strict):
     """``[hosting.vm]``: one VM per app replica under a hypervisor."""
 
-    hypervisor: Literal["type1", "type2", "firecracker"] = "type1"
-    virt_overhead: float | None = Field(
-        None, ge=0, description="extra host core-s per guest core-s (default by hypervisor)")
-    vcpu_overcommit_ratio: float = Field(1.0, ge=1, description="allowed vCPUs / cores")
-    pinning: bool = Field(False, description="pin vCPUs to dedicated cores")
-
-
-class ContainerConfig(Strict):
-    """``[hosting.container]``: one container per app replica, cgroup v2 limits."""
-
-    quota: Literal["period", "fluid"] = Field(
-        "fluid", description="cpu.max per CFS period, or as an average cap")
-    cfs_period_s: float = Field(defaults.CFS_PERIOD_S, gt=0)
-    cpuset: bool = Field(False, description="give each container exclusive cores")
+    hypervisor_type: Literal[1, 2] = _field(VmParams, "hypervisor_type")
+    cpu_ratio: _Ratio = _field(VmParams, "cpu_ratio", "vCPUs may add up to cores × cpu_ratio")
+    virt_overhead: _NonNegative | None = _field(
+        VmParams, "virt_overhead", "extra host core-s per guest core-s (none: by type)")
+    boot_s: DistributionConfig = _field(VmParams, "boot_s", "boot time, s")
+    guest_os_ram_mib: _NonNegative = _field(VmParams, "guest_os_ram_mib")
+    guest_os_cores: _NonNegative = _field(VmParams, "guest_os_cores")
+    vm_ram_overhead_mib: _NonNegative = _field(VmParams, "vm_ram_overhead_mib")
+    vcpus_from: Literal["request", "threads"] = _field(
+        VmParams, "vcpus_from", "VM size from the app's cpu_request_cores or its threads")
+    pin_vcpus: bool = _field(VmParams, "pin_vcpus", "vCPUs on dedicated cores")
+    guest: Literal["process", "container"] = _field(VmParams, "guest", "what runs inside")
+    guest_containers: ContainerConfig = Field(default_factory=ContainerConfig)
+    restart_backoff_s: _NonNegative = _field(VmParams, "restart_backoff_s")
+    host_os_ram_mib: _NonNegative = _field(VmParams, "host_os_ram_mib")
 
 
 class HostingConfig(Strict):
-    """``[hosting]``: the mode and each mode's parameters (only the chosen one is used)."""
+    """``[hosting]``: the mode, and each mode's parameters (only the chosen one is used,
+    so one file can be swept over ``hosting.mode``)."""
 
     mode: Literal["baremetal", "vm", "container"] = "baremetal"
     baremetal: BareMetalConfig = Field(default_factory=BareMetalConfig)
     vm: VMConfig = Field(default_factory=VMConfig)
     container: ContainerConfig = Field(default_factory=ContainerConfig)
 
+    def params(self) -> BareMetalConfig | VMConfig | ContainerConfig:
+        """The parameters of the chosen mode."""
+        return getattr(self, self.mode)
+
 
 class PlacementConfig(Strict):
-    """``[placement]``: which host each replica goes to."""
+    """``[placement]``: which host each app replica goes to."""
 
-    policy: Literal["first-fit", "best-fit", "worst-fit"] = "first-fit"
+    policy: Literal[tuple(PLACEMENT_POLICIES)] = "first-fit"  # type: ignore[valid-type]
 
 
 # ---------------------------------------------------------------- workloads and apps
@@ -278,34 +361,66 @@ WorkloadConfig = Annotated[
 
 
 class AppConfig(Strict):
-    """``[[apps]]``: an application, its size under each mode, and its workloads."""
+    """``[[apps]]``: an application, its size under each mode, and its workloads.
+
+    Its ``replicas`` are named ``<name>-0``, ``<name>-1``, … (just ``<name>`` for one)
+    and placed one by one; each has its own random streams.
+    """
 
     name: Name
     replicas: int = Field(1, gt=0)
-    threads: int = Field(1, gt=0, description="threads (bare metal: bounds the CFS weight)")
-    ram_mib: float = Field(512.0, gt=0, description="RAM the app uses, MiB")
+    threads: int = Field(1, gt=0, description="threads: most cores it uses at once; "
+                         "bounds its CFS weight on a shared OS")
+    cpu_request_cores: float = Field(1.0, ge=0, description="CPU placement commits for it")
+    ram_mib: float = Field(512.0, gt=0, description="RAM it uses (and placement reserves), MiB")
+    ram_growth_mib_s: float = Field(0.0, ge=0, description="memory leak, MiB/s from each start")
     dependencies: dict[str, str] = Field(default_factory=dict,
-                                         description="package → version (bare metal conflicts)")
-    vcpus: int | None = Field(None, gt=0, description="VM size (default: threads)")
-    vm_ram_mib: float | None = Field(None, gt=0,
-                                     description="VM RAM (default: ram_mib + guest OS)")
+                                         description="package → version it needs on a shared OS")
+    vcpus: int | None = Field(None, gt=0, description="VM size (default: hosting.vm.vcpus_from)")
     cpu_weight: float = Field(defaults.CPU_WEIGHT_DEFAULT, ge=1, le=10_000,
-                              description="cgroup cpu.weight")
-    cpu_max: float | None = Field(None, gt=0, description="cgroup cpu.max, cores")
-    memory_max_mib: float | None = Field(None, gt=0, description="cgroup memory.max, MiB")
-    image: str | None = None
-    image_mb: float | None = Field(None, gt=0)
+                              description="container cpu.weight")
+    cpu_max: float | None = Field(None, gt=0, description="container cpu.max, cores")
+    cpuset_cores: int | None = Field(None, gt=0, description="container exclusive cores")
+    memory_max_mib: float | None = Field(None, gt=0, description="container memory.max, MiB")
+    image: str = Field("", description="container image (default <name>:latest)")
     workloads: list[WorkloadConfig] = Field(default_factory=list)
 
     @property
-    def vm_vcpus(self) -> int:
-        """vCPUs of the app's VM."""
-        return self.vcpus or self.threads
+    def instances(self) -> list[str]:
+        """Names of the replicas."""
+        if self.replicas == 1:
+            return [self.name]
+        return [f"{self.name}-{r}" for r in range(self.replicas)]
 
-    @property
-    def vm_ram(self) -> float:
-        """RAM of the app's VM, MiB (guest OS included)."""
-        return self.vm_ram_mib or self.ram_mib + defaults.GUEST_OS_RAM_MIB
+
+class RolloutConfig(Strict):
+    """``[rollout]``: roll an app out from v1 to v2 on every host of the fleet under
+    ``hosting.mode`` (a rollout scenario has no ``[[apps]]``)."""
+
+    strategy: Literal[tuple(ROLLOUT_STRATEGIES)] = _field(  # type: ignore[valid-type]
+        RolloutSpec, "strategy")
+    strategy_params: dict[str, Any] = Field(
+        default_factory=dict, description='e.g. {max_surge = "25%", max_unavailable = 0}')
+    distribution: Literal["central", "p2p"] = _field(RolloutSpec, "distribution")
+    changed: Literal["top-layer", "whole-image"] = _field(RolloutSpec, "changed")
+    base_layers_mb: list[Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: list(_default(RolloutSpec, "base_layers_mb")))
+    app_layer_mb: _Ratio = _field(RolloutSpec, "app_layer_mb")
+    vm_image_mb: _Ratio = _field(RolloutSpec, "vm_image_mb")
+    registry_uplink_mb_s: _Ratio = _field(RolloutSpec, "registry_uplink_mb_s")
+    host_nic_mb_s: _Ratio = _field(RolloutSpec, "host_nic_mb_s")
+    rack_hosts: int | None = Field(None, gt=0, description="hosts per rack (none: no racks)")
+    rack_uplink_mb_s: _Ratio = _field(RolloutSpec, "rack_uplink_mb_s")
+    cache_mb: _NonNegative = _field(RolloutSpec, "cache_mb")
+    install: Literal["scripted", "manual"] = _field(RolloutSpec, "install")
+    install_workers: int | None = Field(None, gt=0)
+    conflict_fraction: _Probability = _field(RolloutSpec, "conflict_fraction")
+    install_step_failure_p: _Probability = _field(RolloutSpec, "install_step_failure_p")
+    health_check_s: _NonNegative = _field(RolloutSpec, "health_check_s")
+    health_failure_p: _Probability = _field(RolloutSpec, "health_failure_p")
+    max_retries: int = _field(RolloutSpec, "max_retries", ge=0)
+    random_durations: bool = _field(RolloutSpec, "random_durations")
+    rollback_failure_fraction: float | None = Field(None, gt=0, le=1)
 
 
 class ScenarioConfig(Strict):
@@ -316,6 +431,7 @@ class ScenarioConfig(Strict):
     hosting: HostingConfig = Field(default_factory=HostingConfig)
     placement: PlacementConfig = Field(default_factory=PlacementConfig)
     apps: list[AppConfig] = Field(default_factory=list)
+    rollout: RolloutConfig | None = None
 
 
 # ---------------------------------------------------------------- loading
@@ -510,7 +626,11 @@ def _problem_text(kind: str, ctx: Mapping[str, Any], given: str, here: Any,
 
 # ---------------------------------------------------------------- cross-field checks
 def feasibility(config: ScenarioConfig, file: str, base_dir: Path) -> list[ConfigError]:
-    """Combinations that validate field by field but cannot run (each as a ConfigError)."""
+    """Combinations that validate key by key but cannot run (each as a ConfigError).
+
+    Whether each app fits some host under the chosen mode is checked by
+    :func:`fleet_sim.scenarios.build.fit_errors`, with the hosting code's own sizing.
+    """
     errors: list[ConfigError] = []
 
     def bad(path: str, problem: str, allowed: str) -> None:
@@ -518,37 +638,36 @@ def feasibility(config: ScenarioConfig, file: str, base_dir: Path) -> list[Confi
 
     _unique(bad, "fleet.hosts", [h.type for h in config.fleet.hosts], "type")
     _unique(bad, "apps", [a.name for a in config.apps], "name")
-    max_cores = max(h.cores for h in config.fleet.hosts)
-    max_ram = max(h.ram_mib for h in config.fleet.hosts)
-    fleet_ram = sum(h.ram_mib * h.count for h in config.fleet.hosts)
-    mode = config.hosting.mode
-    need_ram = 0.0
+    taken: dict[str, int] = {}
     for i, app in enumerate(config.apps):
         where = f"apps[{i}]"
         _unique(bad, f"{where}.workloads", [w.label for w in app.workloads], "name")
-        ram = app.ram_mib
-        if mode == "vm":
-            ram = app.vm_ram + defaults.VM_HYPERVISOR_RAM_MIB
-            if app.vm_vcpus > max_cores:
-                bad(f"{where}.vcpus", f"a VM of {app.vm_vcpus} vCPUs is bigger than any host "
-                    f"(largest: {max_cores:g} cores)", f"at most {max_cores:g}")
-            if ram > max_ram:
-                bad(f"{where}.vm_ram_mib", f"a VM needing {ram:g} MiB (with guest OS and "
-                    f"hypervisor overhead) is bigger than any host (largest: {max_ram:g} MiB)",
-                    f"at most {max_ram - defaults.VM_HYPERVISOR_RAM_MIB:g} MiB")
-        elif app.ram_mib > max_ram:
-            bad(f"{where}.ram_mib", f"{app.ram_mib:g} MiB is more than any host has "
-                f"(largest: {max_ram:g} MiB)", f"at most {max_ram:g}")
-        if mode == "container" and app.cpu_max is not None and app.cpu_max > max_cores:
-            bad(f"{where}.cpu_max", f"{app.cpu_max:g} cores is more than any host has",
-                f"at most {max_cores:g}")
-        need_ram += ram * app.replicas
+        for inst in app.instances:
+            if taken.setdefault(inst, i) != i:
+                bad(f"{where}.name", f"replica {_json(inst)} clashes with a replica of "
+                    f"apps[{taken[inst]}]", "names whose replicas <name>-<i> do not collide")
         for j, wl in enumerate(app.workloads):
             _check_workload(bad, f"{where}.workloads[{j}]", wl, base_dir)
-    if not errors and need_ram > fleet_ram:
-        bad("apps", f"the replicas need {need_ram:g} MiB of RAM but the whole fleet has "
-            f"{fleet_ram:g} MiB", "fewer or smaller replicas, or more hosts")
+    if config.rollout is not None:
+        _check_rollout(bad, config)
     return errors
+
+
+def _check_rollout(bad: Any, config: ScenarioConfig) -> None:
+    rollout = config.rollout
+    assert rollout is not None
+    if config.apps:
+        bad("apps", "a rollout scenario rolls out its own app, one per host",
+            "no [[apps]] together with [rollout]")
+    if config.hosting.mode == "baremetal" and rollout.distribution != "central":
+        bad("rollout.distribution", "bare metal installs packages from a central mirror",
+            '"central" when hosting.mode = "baremetal"')
+    try:
+        rollout_strategy(rollout.strategy, **rollout.strategy_params)
+    except (TypeError, ValueError) as e:
+        bad("rollout.strategy_params", f"not valid for {rollout.strategy}: {e}",
+            "the parameters of that strategy, e.g. rolling: max_surge, max_unavailable; "
+            "batches: size; canary: fraction, then")
 
 
 def _unique(bad: Any, path: str, names: list[str], key: str) -> None:

@@ -31,13 +31,13 @@ from typing import Any
 
 import pandas as pd
 
-from fleet_sim.errors import ConfigError
+from fleet_sim.errors import ConfigError, ConfigErrors
 from fleet_sim.results import store
 from fleet_sim.results.store import Results
 from fleet_sim.rng import replication_seeds
 from fleet_sim.scenarios import config as cfg
 from fleet_sim.scenarios.backends import Backend, make_backend
-from fleet_sim.scenarios.build import STEPS, build
+from fleet_sim.scenarios.build import STEPS, build, fit_errors
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
 """The experiments shipped with the repository."""
@@ -107,8 +107,13 @@ class Scenario:
         return Scenario(data, self.label, self.base_dir)
 
     def validate(self, overridden: Iterable[str] = ()) -> cfg.ScenarioConfig:
-        """The validated config (ConfigError/ConfigErrors otherwise)."""
-        return cfg.validate(self.data, self.label, self.base_dir, overridden)
+        """The validated config: keys, types and combinations, and that every app fits
+        some host under its mode (ConfigError/ConfigErrors otherwise)."""
+        config = cfg.validate(self.data, self.label, self.base_dir, overridden)
+        errors = fit_errors(config, self.label)
+        if errors:
+            raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+        return config
 
 
 def prepare(source: Source, seed: int | None = None, overrides: Overrides = None,

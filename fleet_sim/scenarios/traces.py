@@ -45,7 +45,7 @@ _BUNDLED_AGGREGATES = {
     "google2019": "google2019_instance_usage_3days_300s.csv",
     "azurev2": "azurev2_vm_usage_3days_300s.csv",
 }
-_PERCENT = re.compile(r"\d+")
+_PERCENT = re.compile(r"[0-9]+")
 
 PathLike = str | os.PathLike[str]
 

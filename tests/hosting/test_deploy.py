@@ -57,7 +57,7 @@ def test_a_fleet_too_small_raises_a_capacity_error_that_says_why():
 
 def test_an_app_larger_than_any_host_is_named_as_such():
     big = AppSpec("huge", cpu_request_cores=64)
-    with pytest.raises(CapacityError, match="'huge'.*does not fit even an empty host"):
+    with pytest.raises(CapacityError, match=r"'huge'.*does not fit even an empty host"):
         plan(hosts(3), "container", [big], FirstFit(), np.random.default_rng(0))
 
 
@@ -93,12 +93,12 @@ def spiky_apps() -> list[AppSpec]:
             for i in range(3)]
 
 
-def run_mode(mode: str, seed: int, policy=FirstFit()):
+def run_mode(mode: str, seed: int):
     env = simpy.Environment()
     rec = ChangePointRecorder()
     params = {"baremetal": {"install_s": NOW}, "vm": {"boot_s": NOW},
               "container": {"start_s": NOW}}[mode]
-    dep = deploy(env, hosts(2), mode, spiky_apps(), policy, Streams(seed), rec, params)
+    dep = deploy(env, hosts(2), mode, spiky_apps(), FirstFit(), Streams(seed), rec, params)
     env.run(until=300)
     dep.finalize(300)
     return rec

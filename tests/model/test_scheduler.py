@@ -8,6 +8,7 @@ import simpy
 from fleet_sim.model.cputree import CpuNode
 from fleet_sim.model.host import Host
 from fleet_sim.model.jobs import Job, JobWorkload
+from fleet_sim.numerics.power import LinearPower
 from fleet_sim.results.recorder import ChangePointRecorder
 
 
@@ -124,7 +125,7 @@ def test_queued_start_when_capacity_is_zero_until_attach():
 def test_host_table_records_used_cores_and_power():
     env = simpy.Environment()
     rec = ChangePointRecorder(["hosts"])
-    host = Host(env, "h", cores=4, recorder=rec)
+    host = Host(env, "h", cores=4, recorder=rec, power=LinearPower(100.0, 400.0))
     wl = JobWorkload(host, "w")
     wl.submit(Job(4, 2))
     host.finalize(10)
@@ -169,3 +170,38 @@ def test_eager_host_wakes_simpy_at_completion():
     env.run(until=10)
     assert wl.finished[0].finish == 3.0
     assert seen == [3.0]
+
+
+def test_jobs_of_a_detached_workload_get_no_cpu_until_attached():
+    env = simpy.Environment()
+    host = Host(env, "h", cores=2)
+    vm = CpuNode("vm")
+    wl = JobWorkload(host, "w", parent=host.root)
+    host.detach(wl)
+    vm.add(wl)  # a subtree built off the host
+    wl.submit(Job(2, 1))
+    assert wl.children[0].rate == 0.0
+
+    def boot():
+        yield env.timeout(3)
+        host.attach(vm)
+
+    env.process(boot())
+    env.run()
+    host.finalize(10)
+    job = wl.finished[0]
+    assert (job.start, job.finish) == (3.0, 5.0)
+
+
+def test_watcher_sees_allocation_changes():
+    env = simpy.Environment()
+    host = Host(env, "h", cores=2)
+    a = JobWorkload(host, "a")
+    b = JobWorkload(host, "b")
+    seen = []
+    host.cpu.watch(a, lambda: seen.append((host.cpu.now, a.alloc)))
+    a.submit(Job(4, 2))
+    b.submit(Job(1, 2))
+    host.finalize(10)
+    # a: 2 cores alone, 1 while b runs (t=0..1), 2 again, 0 when done at t=2.5
+    assert seen == [(0.0, 2.0), (0.0, 1.0), (1.0, 2.0), (2.5, 0.0)]

@@ -8,7 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleet_sim.numerics.fairshare import FairNode, allocate_tree, waterfill
+from fleet_sim.numerics.fairshare import (
+    FairNode,
+    allocate_tree,
+    effective_demand,
+    redistribute,
+    waterfill,
+)
 
 REL = 1e-9
 PROPS = settings(max_examples=200, deadline=None)
@@ -225,7 +231,7 @@ def inner_specs(children, scale=scales):
 def trees(scale=scales):
     """Tree specs: leaf (weight, cap, floor, demand), inner (weight, cap, floor, scale, kids)."""
     return inner_specs(
-        st.recursive(leaf_specs, lambda kids: inner_specs(kids, scale), max_leaves=12), scale
+        st.recursive(leaf_specs, lambda kids: inner_specs(kids, scale), max_leaves=8), scale
     )
 
 
@@ -280,7 +286,7 @@ def test_tree_invariants(spec, capacity):
     check_tree(root, capacity, allocate_tree(root, capacity))
 
 
-@PROPS
+@settings(max_examples=100, deadline=None)
 @given(trees(scale=st.just(1.0)), amounts)
 def test_unscaled_tree_leaves_respect_path_caps_and_use_all_they_can(spec, capacity):
     root = build(spec)
@@ -292,7 +298,7 @@ def test_unscaled_tree_leaves_respect_path_caps_and_use_all_they_can(spec, capac
     assert total == pytest.approx(min(capacity, root.eff), rel=REL, abs=tol)
 
 
-@PROPS
+@settings(max_examples=50, deadline=None)
 @given(trees(), amounts)
 def test_reallocation_is_idempotent(spec, capacity):
     root = build(spec)
@@ -300,3 +306,26 @@ def test_reallocation_is_idempotent(spec, capacity):
     first = [n.alloc for n in nodes(root)]
     allocate_tree(root, capacity)
     assert [n.alloc for n in nodes(root)] == first
+
+
+@PROPS
+@given(trees(), amounts, st.data())
+def test_redistribute_after_demand_changes_equals_a_full_reallocation(spec, capacity, data):
+    root = build(spec)
+    allocate_tree(root, capacity)
+    before = {leaf: leaf.alloc for leaf in leaves(root)}
+    dirty: set[FairNode] = set()
+    for leaf in before:
+        if data.draw(st.booleans()):
+            leaf.demand = data.draw(amounts)
+            node = leaf
+            while node is not None:  # the changed leaf and its ancestors
+                dirty.add(node)
+                node = node.parent
+    effective_demand(root)
+    changed: list[FairNode] = []
+    redistribute(root, min(capacity, root.eff), dirty, changed)
+    incremental = [n.alloc for n in nodes(root)]
+    allocate_tree(root, capacity)
+    assert incremental == [n.alloc for n in nodes(root)]  # bit for bit
+    assert set(changed) == {leaf for leaf, old in before.items() if leaf.alloc != old}

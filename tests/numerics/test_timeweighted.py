@@ -19,7 +19,7 @@ from fleet_sim.numerics.timeweighted import (
     t_quantile_95,
 )
 
-PROPS = settings(max_examples=200, deadline=None)
+PROPS = settings(max_examples=100, deadline=None)
 
 # 5 for 1 s, 1 for 2 s, 2 for 1 s over [0, 4]
 T, V, END = [0.0, 1.0, 3.0], [5.0, 1.0, 2.0], 4.0

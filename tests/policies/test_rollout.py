@@ -68,7 +68,9 @@ def test_in_place_rolling_creates_only_where_the_old_instance_is_gone():
     assert actions == [Retire("h0"), Retire("h1"), Create("h0"), Create("h1")]
 
 
-def test_in_place_rolling_without_unavailability_is_rejected():
+def test_in_place_rolling_has_no_surge_and_at_least_one_unavailable():
+    assert Rolling().budgets(3, in_place=True) == (0, 1)
+    assert Rolling().next_actions(fresh(3, in_place=True)) == [Retire("h0"), Create("h0")]
     with pytest.raises(ValueError, match="in-place rollout cannot surge"):
         Rolling(max_surge=1, max_unavailable=0).next_actions(fresh(4, in_place=True))
 
@@ -146,9 +148,10 @@ def test_rolling_never_exceeds_max_surge_or_max_unavailable(n, surge, unavailabl
         policy = Rolling(surge, unavailable)
     except ValueError:
         return  # both 0
-    max_surge, max_unavailable = policy.budgets(n)
-    if in_place and max_unavailable == 0:
-        return  # rejected, tested above
+    try:
+        max_surge, max_unavailable = policy.budgets(n, in_place)
+    except ValueError:
+        return  # in place with max_unavailable 0: rejected, tested above
     old = {f"h{i}": "H" for i in range(n)}
     new = {f"h{i}": "A" for i in range(n)}
     failures = 0

@@ -197,8 +197,8 @@ class HostCpuScheduler:
     # ------------------------------------------------------------------ changes
     def set_demand(self, node: CpuNode, demand: float, weight: float | None = None) -> None:
         """A leaf now wants ``demand`` cores (and, for CFS, has a new ``weight``)."""
-        if demand < 0:
-            raise ValueError(f"demand must be >= 0, got {demand!r}")
+        if not demand >= 0:  # also rejects NaN
+            raise ValueError(f"demand must be >= 0 cores, got {demand!r}")
         old_eff = node.eff
         raw_delta = demand - node.raw
         node.demand = node.raw = demand

@@ -47,11 +47,14 @@ def waterfill(
     w = [1.0] * n if weights is None else list(weights)
     if len(w) != n:
         raise ValueError("weights and hi must have the same length")
-    if not min(w) > 0:
-        raise ValueError(f"weights must be > 0, got {min(w)!r}")
-    if not min(hi) >= 0:
-        raise ValueError(f"limits must be >= 0, got {min(hi)!r}")
+    total_w = sum(w)
+    if not min(w) > 0 or total_w != total_w:  # (x != x) is NaN
+        raise ValueError(f"weights must be > 0, got {w!r}")
     total_hi = sum(hi)
+    if not min(hi) >= 0 or total_hi != total_hi:
+        raise ValueError(f"limits must be >= 0 (cores or MB/s), got {list(hi)!r}")
+    if lo is not None and (len(lo) != n or not min(lo) >= 0):
+        raise ValueError(f"reservations must be {n} values >= 0, got {list(lo)!r}")
     if total_hi <= capacity:
         return list(hi)
     if capacity <= 0:
@@ -67,13 +70,16 @@ def _fill_no_floor(capacity: float, hi: Sequence[float], w: list[float]) -> list
     order = sorted(range(len(hi)), key=ratios.__getitem__)
     out = [0.0] * len(hi)
     rest_c = capacity
-    rest_w = math.fsum(w)
+    # weight still in play after k children are satisfied, summed from the end
+    # (no cancellation when weights differ by orders of magnitude)
+    suffix_w = [0.0] * (len(order) + 1)
+    for k in range(len(order) - 1, -1, -1):
+        suffix_w[k] = suffix_w[k + 1] + w[order[k]]
     for k, i in enumerate(order):
-        level = rest_c / rest_w
+        level = rest_c / suffix_w[k]
         if hi[i] <= w[i] * level:
             out[i] = hi[i]
             rest_c -= hi[i]
-            rest_w -= w[i]
         else:
             for j in order[k:]:
                 out[j] = w[j] * level
@@ -117,7 +123,7 @@ class FairNode:
                  scale: float = 1.0, demand: float = 0.0):
         if not weight > 0:
             raise ValueError(f"weight must be > 0, got {weight!r}")
-        if cap < 0 or floor < 0 or demand < 0 or not scale > 0:
+        if not (cap >= 0 and floor >= 0 and demand >= 0 and scale > 0):  # also rejects NaN
             raise ValueError("cap, floor and demand must be >= 0 and scale > 0")
         self.weight = weight
         self.cap = cap
@@ -179,10 +185,7 @@ def distribute(node: FairNode, amount: float) -> None:
 
 def allocate_tree(root: FairNode, capacity: float) -> float:
     """Allocate ``capacity`` over the tree under ``root``; return the root's allocation."""
-    eff = effective_demand(root)
-    amount = min(capacity, eff)
-    if root.floor and amount < root.floor:
-        amount = min(capacity, root.floor, eff)
+    amount = min(capacity, effective_demand(root))
     distribute(root, amount)
     return amount
 

@@ -41,7 +41,6 @@ JOB_TRACE_COLUMNS = ("time", "host", "workload", "core_seconds", "max_cores")
 
 _BUNDLED_PLANETLAB = ("planetlab", "20110303")
 _BUNDLED_AGGREGATES = {
-    "alibaba2018": "alibaba2018_machine_usage_3days_300s.csv",
     "google2019": "google2019_instance_usage_3days_300s.csv",
     "azurev2": "azurev2_vm_usage_3days_300s.csv",
 }

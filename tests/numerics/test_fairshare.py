@@ -329,3 +329,18 @@ def test_redistribute_after_demand_changes_equals_a_full_reallocation(spec, capa
     allocate_tree(root, capacity)
     assert incremental == [n.alloc for n in nodes(root)]  # bit for bit
     assert set(changed) == {leaf for leaf, old in before.items() if leaf.alloc != old}
+
+
+@pytest.mark.parametrize(
+    ("hi", "weights", "lo"),
+    [([1.0, math.nan], None, None), ([1.0, 1.0], [1.0, math.nan], None),
+     ([1.0, 1.0], None, [0.0, -1.0]), ([1.0, -1.0], None, None)],
+)
+def test_waterfill_rejects_nan_and_negative_inputs(hi, weights, lo):
+    with pytest.raises(ValueError, match=">"):
+        waterfill(1.0, hi, weights, lo)
+
+
+def test_extreme_weight_ratios_never_hand_out_more_than_capacity():
+    shares = waterfill(1.0, [0.0, 0.0, 0.125, 1.0], [1.0, 6384.0, 9999.336134485684, 0.001])
+    assert sum(shares) <= 1.0 + 1e-15

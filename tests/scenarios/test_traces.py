@@ -99,7 +99,6 @@ def test_unknown_bundled_planetlab_lists_what_exists():
 @pytest.mark.parametrize(
     ("name", "column", "lo", "hi"),
     [
-        ("alibaba2018", "cpu_util_percent", 0, 100),
         ("google2019", "avg_cpu", 0, 1),
         ("azurev2", "cpu_usage", 1e6, 1e7),
     ],
@@ -113,7 +112,7 @@ def test_bundled_aggregates_cover_3_days_at_300_s(name, column, lo, hi):
 
 
 def test_unknown_bundled_aggregate_lists_names():
-    with pytest.raises(TraceError, match="allowed: alibaba2018, google2019, azurev2"):
+    with pytest.raises(TraceError, match="allowed: google2019, azurev2"):
         bundled_aggregate("aws")
 
 

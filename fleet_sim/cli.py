@@ -1,0 +1,295 @@
+"""``fleet-sim``: run, sweep, report, validate and list scenario files; replay job traces.
+
+Every subcommand has ``--help`` with examples. Problems with a scenario file are
+reported as ``file: key.path: problem (allowed: …)`` lines on stderr with exit
+status 2, never as a traceback. Progress bars appear only on a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from fleet_sim.errors import ConfigError, ConfigErrors, FleetSimError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+_RUN_EXAMPLES = """examples:
+  fleet-sim run experiments/demo.toml
+  fleet-sim run demo --seed 7 --out results/demo-seed7
+  fleet-sim run demo --set hosting.mode=vm --set run.duration_s=600
+  fleet-sim run demo --set apps.web.replicas=8 --set 'apps[1].workloads[0].height_cores=6'
+"""
+_SWEEP_EXAMPLES = """examples:
+  fleet-sim sweep demo --param hosting.mode=baremetal,vm,container --replications 5
+  fleet-sim sweep demo --param hosting.mode=vm,container --param apps.web.replicas=2,4 \\
+      --replications 3 --workers 2 --out results/demo-sweep
+  fleet-sim sweep demo --param hosting.mode=vm,container --dask tcp://scheduler:8786
+
+A sweep is resumable: run the same command again and only missing runs execute.
+"""
+_REPORT_EXAMPLES = """examples:
+  fleet-sim report results/demo
+  fleet-sim report results/demo-sweep
+"""
+_VALIDATE_EXAMPLES = """examples:
+  fleet-sim validate experiments/demo.toml
+  fleet-sim validate demo --set hosting.mode=vm
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    formatter = argparse.RawDescriptionHelpFormatter
+    ap = argparse.ArgumentParser(
+        prog="fleet-sim", formatter_class=formatter,
+        description="Simulate server fleets under bare metal, VMs and containers.",
+        epilog="examples:\n  fleet-sim list\n  fleet-sim validate demo\n  fleet-sim run demo\n"
+               "  fleet-sim sweep demo --param hosting.mode=baremetal,vm,container "
+               "--replications 3\n  fleet-sim report results/demo\n\n"
+               "Run 'fleet-sim COMMAND --help' for the options of a command.")
+    ap.add_argument("--version", action="version", version=f"fleet-sim {_version()}")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="run one scenario and store its tables",
+                         description="Run one scenario file; store its tables (Parquet) and "
+                         "manifest under OUT/<run id>/ and print its summary.",
+                         epilog=_RUN_EXAMPLES, formatter_class=formatter)
+    _scenario_args(run)
+    run.add_argument("--seed", type=int, help="override run.seed")
+    run.add_argument("--out", type=Path, help="results folder (default results/<file stem>)")
+
+    sweep = sub.add_parser("sweep", help="run a grid of parameters × replications",
+                           description="Run every combination of the --param values, each "
+                           "--replications times with independent seeds derived from "
+                           "run.seed; print the mean and 95%% confidence interval of each "
+                           "summary metric.", epilog=_SWEEP_EXAMPLES, formatter_class=formatter)
+    _scenario_args(sweep)
+    sweep.add_argument("--param", action="append", default=[], metavar="KEY.PATH=V1,V2",
+                       help="an axis of the sweep (repeatable)")
+    sweep.add_argument("--replications", "-r", type=int, default=1, metavar="R",
+                       help="runs per point (default 1)")
+    sweep.add_argument("--seed", type=int, help="override the base seed run.seed")
+    sweep.add_argument("--out", type=Path, help="results folder (default results/<file stem>)")
+    where = sweep.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, metavar="N",
+                       help="local processes (default: one per core; 1: in this process)")
+    where.add_argument("--dask", metavar="ADDRESS",
+                       help="use an existing Dask cluster, e.g. tcp://host:8786")
+
+    report = sub.add_parser("report", help="summarize the runs stored in a folder",
+                            description="Report on the runs stored in DIR.",
+                            epilog=_REPORT_EXAMPLES, formatter_class=formatter)
+    report.add_argument("dir", type=Path, metavar="DIR", help="a results folder")
+
+    validate = sub.add_parser("validate", help="check a scenario file without running it",
+                              description="Check a scenario file: keys, types, values, "
+                              "combinations, and that every app fits some host.",
+                              epilog=_VALIDATE_EXAMPLES, formatter_class=formatter)
+    _scenario_args(validate)
+
+    sub.add_parser("list", help="list the shipped experiments and their questions",
+                   description="List the experiments shipped in experiments/.",
+                   epilog="example:\n  fleet-sim list", formatter_class=formatter)
+
+    sub.add_parser("replay", help="replay a job trace (see 'fleet-sim replay --help')",
+                   add_help=False, description="Replay a job trace.")
+    return ap
+
+
+def _scenario_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE",
+                   help="scenario file, or the name of a shipped experiment (fleet-sim list)")
+    p.add_argument("--set", action="append", default=[], dest="overrides",
+                   metavar="KEY.PATH=VALUE", help="override a key (repeatable)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+def _version() -> str:
+    from fleet_sim.scenarios.runner import version
+
+    return version()
+
+
+# ---------------------------------------------------------------- formatting
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        return f"{value:.4g}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def _summary_lines(summary, table: str) -> list[str]:
+    """A one-row summary as 'metric  value  unit' lines."""
+    from fleet_sim.results.schema import TABLES
+
+    columns = TABLES[table].columns
+    width = max(len(c.name) for c in columns)
+    row = summary.iloc[0]
+    return [f"  {c.name:<{width}}  {_fmt(row[c.name]):>10}  {c.unit}" for c in columns]
+
+
+def _summary_table(results) -> str:
+    """Metrics × sweep points: 'mean ± ci95' cells (n runs per point)."""
+    table = "summary" if "summary" in results.tables else "rollout_summary"
+    stats = results.summarize(table)
+    if stats.empty:
+        return "  (no finished runs)"
+    params = results.params
+    stats = stats.assign(cell=[_cell(m, c, n) for m, c, n in
+                               zip(stats["mean"], stats["ci95"], stats["n"], strict=True)])
+    if params:
+        stats["point"] = [" ".join(f"{p}={v}" for p, v in zip(params, key, strict=True))
+                          for key in stats[params].itertuples(index=False)]
+    else:
+        stats["point"] = "all runs"
+    wide = stats.pivot(index="metric", columns="point", values="cell")
+    wide = wide.reindex(index=list(dict.fromkeys(stats["metric"])),
+                        columns=list(dict.fromkeys(stats["point"])))
+    wide.index.name = None
+    wide.columns.name = None
+    return wide.to_string()
+
+
+def _cell(mean: float, ci95: float, n: int) -> str:
+    if math.isnan(mean):
+        return "-"
+    if math.isnan(ci95):
+        return _fmt(mean)
+    return f"{_fmt(mean)} ± {_fmt(ci95) if ci95 >= 1000 else format(ci95, '.2g')}"
+
+
+def _print_errors(error: FleetSimError) -> int:
+    errors = error.errors if isinstance(error, ConfigErrors) else [error]
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    return EXIT_USAGE if isinstance(error, ConfigError | ConfigErrors) else EXIT_FAILED
+
+
+# ---------------------------------------------------------------- commands
+def _progress(args: argparse.Namespace) -> bool | None:
+    return False if args.quiet else None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from fleet_sim.scenarios import runner
+
+    out = args.out or runner.default_out(args.file)
+    res = runner.run(args.file, seed=args.seed, out=out, set=args.overrides,
+                     progress=_progress(args), reraise=False)
+    m = res.manifest
+    print(f"run {m['run_id']}  seed {m['seed']}  {m['config']['hosting']['mode']}  "
+          f"{m['config']['run']['duration_s']:g} s simulated in {m['wall_time_s']:.2f} s")
+    print(f"stored in {m['path']}")
+    if m["status"] != "ok":
+        exc = m["exception"]
+        print(f"error: the run failed: {exc['type']}: {exc['message']}", file=sys.stderr)
+        return EXIT_FAILED
+    table = "summary" if "summary" in m["tables"] else "rollout_summary"
+    print(f"\n{table}")
+    print("\n".join(_summary_lines(res.table(table), table)))
+    if "workload_summary" in m["tables"] and len(res.workload_summary):
+        cols = ["workload", "allocated_core_s", "throttled_core_s", "contention_core_s",
+                "satisfied_fraction", "jobs_finished", "response_time_p99_s"]
+        frame = res.workload_summary[cols]
+        print("\nper workload")
+        print(frame.to_string(index=False, float_format=_fmt))
+    return EXIT_OK
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from fleet_sim.scenarios import runner
+
+    out = args.out or runner.default_out(args.file)
+    res = runner.sweep(args.file, args.param, args.replications, seed=args.seed, out=out,
+                       set=args.overrides, workers=args.workers, dask=args.dask,
+                       progress=_progress(args))
+    info = res.info
+    print(f"sweep {args.file}: {info['planned']} runs in {out}: ran {info['ran']}, "
+          f"skipped {info['skipped']} already stored, {len(info['failed'])} failed")
+    for line in info["failed"]:
+        print(f"  failed {line}", file=sys.stderr)
+    print("\nmean ± 95% CI half-width across replications")
+    print(_summary_table(res))
+    return EXIT_FAILED if info["failed"] else EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from fleet_sim import report
+    from fleet_sim.results.store import load
+
+    if hasattr(report, "main"):
+        return int(report.main([str(args.dir)]) or 0)
+    res = load(args.dir)
+    runs = res.runs
+    failed = int((runs["status"] != "ok").sum())
+    print(f"{args.dir}: {len(runs)} runs, {failed} failed")
+    if failed:
+        print(runs.loc[runs["status"] != "ok", ["run_id", "error"]].to_string(index=False))
+    print("\nmean ± 95% CI half-width across replications")
+    print(_summary_table(res))
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from fleet_sim.scenarios import config as cfg
+    from fleet_sim.scenarios import runner
+
+    scenario, over = runner.prepare(args.file, overrides=args.overrides)
+    config = scenario.validate(over)
+    question = cfg.question(scenario.label) if Path(scenario.label).is_file() else ""
+    hosts = sum(g.count for g in config.fleet.hosts)
+    cores = sum(g.count * g.cores for g in config.fleet.hosts)
+    replicas = sum(a.replicas for a in config.apps)
+    what = ("rollout" if config.rollout is not None
+            else f"{len(config.apps)} apps ({replicas} replicas)")
+    print(f"ok: {scenario.label}: {hosts} hosts ({cores:g} cores), {what}, "
+          f"mode {config.hosting.mode}, {config.run.duration_s:g} s")
+    if question:
+        print(f"question: {question}")
+    return EXIT_OK
+
+
+def cmd_list(_args: argparse.Namespace) -> int:
+    from fleet_sim.scenarios import config as cfg
+    from fleet_sim.scenarios.runner import EXPERIMENTS_DIR
+
+    files = sorted(EXPERIMENTS_DIR.rglob("*.toml")) if EXPERIMENTS_DIR.is_dir() else []
+    if not files:
+        print(f"no experiments found in {EXPERIMENTS_DIR}")
+        return EXIT_FAILED
+    names = [str(f.relative_to(EXPERIMENTS_DIR).with_suffix("")) for f in files]
+    width = max(len(n) for n in names)
+    for name, file in zip(names, files, strict=True):
+        print(f"{name:<{width}}  {cfg.question(file)}")
+    print(f"\n({EXPERIMENTS_DIR}; run one with: fleet-sim run NAME)")
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "report": cmd_report,
+            "validate": cmd_validate, "list": cmd_list}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``fleet-sim`` console script; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "replay":
+        from fleet_sim.replay import main as replay_main
+
+        return replay_main(argv[1:])
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ConfigError, ConfigErrors, FleetSimError) as e:
+        return _print_errors(e)
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are stored; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

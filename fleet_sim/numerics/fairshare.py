@@ -208,8 +208,13 @@ def redistribute(node: FairNode, amount: float, dirty: set[FairNode],
         return
     if amount == old and node not in dirty:
         return
-    shares = waterfill(amount / node.scale, [c.eff for c in kids], [c.weight for c in kids],
-                       [c.floor for c in kids])
+    inner = amount / node.scale
+    effs = [c.eff for c in kids]
+    if sum(effs) <= inner:  # all children satisfied: weights and floors do not matter
+        shares = effs
+    else:
+        floors = [c.floor for c in kids]
+        shares = waterfill(inner, effs, [c.weight for c in kids], floors if any(floors) else None)
     for c, a in zip(kids, shares, strict=True):
         if a != c.alloc or c in dirty:
             redistribute(c, a, dirty, changed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,8 @@ A sweep is resumable: run the same command again and only missing runs execute.
 """
 _REPORT_EXAMPLES = """examples:
   fleet-sim report results/demo
-  fleet-sim report results/demo-sweep
+  fleet-sim report results/demo-sweep --out /tmp/demo-report
+  fleet-sim report results/demo-sweep --text
 """
 _VALIDATE_EXAMPLES = """examples:
   fleet-sim validate experiments/demo.toml
@@ -80,9 +82,14 @@ def _parser() -> argparse.ArgumentParser:
                        help="use an existing Dask cluster, e.g. tcp://host:8786")
 
     report = sub.add_parser("report", help="summarize the runs stored in a folder",
-                            description="Report on the runs stored in DIR.",
-                            epilog=_REPORT_EXAMPLES, formatter_class=formatter)
+                            description="Print the summary of the runs stored in DIR (one "
+                            "run, or the mean and 95%% CI per sweep point) and write an HTML "
+                            "report with figures.", epilog=_REPORT_EXAMPLES,
+                            formatter_class=formatter)
     report.add_argument("dir", type=Path, metavar="DIR", help="a results folder")
+    report.add_argument("--out", type=Path, help="where to write report.html and the "
+                        "figures (default DIR/report)")
+    report.add_argument("--text", action="store_true", help="print only, no HTML")
 
     validate = sub.add_parser("validate", help="check a scenario file without running it",
                               description="Check a scenario file: keys, types, values, "
@@ -138,9 +145,14 @@ def _summary_table(results) -> str:
     stats = results.summarize(table)
     if stats.empty:
         return "  (no finished runs)"
+    frame = results.table(table)
+    constant = [m for m in stats["metric"].unique() if frame[m].nunique(dropna=False) <= 1]
+    stats = stats[~stats["metric"].isin(constant)]
+    if stats.empty:
+        return "  (every metric is the same in every run)"
     params = results.params
-    stats = stats.assign(cell=[_cell(m, c, n) for m, c, n in
-                               zip(stats["mean"], stats["ci95"], stats["n"], strict=True)])
+    stats = stats.assign(cell=[_cell(m, c) for m, c in
+                               zip(stats["mean"], stats["ci95"], strict=True)])
     if params:
         stats["point"] = [" ".join(f"{p}={v}" for p, v in zip(params, key, strict=True))
                           for key in stats[params].itertuples(index=False)]
@@ -154,12 +166,15 @@ def _summary_table(results) -> str:
     return wide.to_string()
 
 
-def _cell(mean: float, ci95: float, n: int) -> str:
+def _cell(mean: float, ci95: float) -> str:
+    """'mean ± ci95' (the mean alone when there is one run)."""
     if math.isnan(mean):
         return "-"
     if math.isnan(ci95):
         return _fmt(mean)
-    return f"{_fmt(mean)} ± {_fmt(ci95) if ci95 >= 1000 else format(ci95, '.2g')}"
+    if ci95 <= 1e-9 * max(1.0, abs(mean)):
+        return f"{_fmt(mean)} ± 0"
+    return f"{_fmt(mean)} ± {ci95:.0f}" if ci95 >= 100 else f"{_fmt(mean)} ± {ci95:.2g}"
 
 
 def _print_errors(error: FleetSimError) -> int:
@@ -181,23 +196,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     res = runner.run(args.file, seed=args.seed, out=out, set=args.overrides,
                      progress=_progress(args), reraise=False)
     m = res.manifest
-    print(f"run {m['run_id']}  seed {m['seed']}  {m['config']['hosting']['mode']}  "
-          f"{m['config']['run']['duration_s']:g} s simulated in {m['wall_time_s']:.2f} s")
+    config = m["config"]
+    what = ("rollout" if config.get("rollout") else f"{config['run']['duration_s']:g} s")
+    print(f"run {m['run_id']}  seed {m['seed']}  {config['hosting']['mode']}  "
+          f"{what} simulated in {m['wall_time_s']:.2f} s")
     print(f"stored in {m['path']}")
     if m["status"] != "ok":
         exc = m["exception"]
         print(f"error: the run failed: {exc['type']}: {exc['message']}", file=sys.stderr)
         return EXIT_FAILED
-    table = "summary" if "summary" in m["tables"] else "rollout_summary"
+    _print_run(res)
+    return EXIT_OK
+
+
+def _print_run(res) -> None:
+    """The summary of a single finished run, and its figures per workload."""
+    tables = res.manifest["tables"]
+    table = "summary" if "summary" in tables else "rollout_summary"
     print(f"\n{table}")
     print("\n".join(_summary_lines(res.table(table), table)))
-    if "workload_summary" in m["tables"] and len(res.workload_summary):
+    if tables.get("workload_summary"):
         cols = ["workload", "allocated_core_s", "throttled_core_s", "contention_core_s",
                 "satisfied_fraction", "jobs_finished", "response_time_p99_s"]
-        frame = res.workload_summary[cols]
         print("\nper workload")
-        print(frame.to_string(index=False, float_format=_fmt))
-    return EXIT_OK
+        print(res.workload_summary[cols].to_string(index=False, float_format=_fmt, na_rep="-"))
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -218,19 +240,25 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from fleet_sim import report
     from fleet_sim.results.store import load
 
-    if hasattr(report, "main"):
-        return int(report.main([str(args.dir)]) or 0)
     res = load(args.dir)
     runs = res.runs
     failed = int((runs["status"] != "ok").sum())
     print(f"{args.dir}: {len(runs)} runs, {failed} failed")
     if failed:
         print(runs.loc[runs["status"] != "ok", ["run_id", "error"]].to_string(index=False))
-    print("\nmean ± 95% CI half-width across replications")
-    print(_summary_table(res))
+    if len(runs) == 1 and not failed:
+        _print_run(res)
+    else:
+        print("\nmean ± 95% CI half-width across replications")
+        print(_summary_table(res))
+    if not args.text:
+        try:
+            from fleet_sim.report.html import write_report
+        except ImportError:  # the report face is optional: the text above is the report
+            return EXIT_OK
+        print(f"\nreport: {write_report(args.dir, args.out)}")
     return EXIT_OK
 
 
@@ -285,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except (ConfigError, ConfigErrors, FleetSimError) as e:
         return _print_errors(e)
+    except BrokenPipeError:  # e.g. `fleet-sim list | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted: finished runs are stored; run the same command again to resume",
               file=sys.stderr)

@@ -333,7 +333,12 @@ class HostCpuScheduler:
         if force and (self.n_constrained or sat_before or root.eff > capacity):
             self._reallocate(root, None, None)
         elif stop is not None and stop is not root:
-            self._reallocate(stop, stop.alloc, path)
+            if stop.alloc == 0.0 and stop.eff == 0.0:
+                # a held subtree (cap 0, e.g. a VM still booting): everything below
+                # already has 0 and keeps it; O(1) however many jobs queue there
+                self._record_path(node)
+            else:
+                self._reallocate(stop, stop.alloc, path)
         elif sat_before or root.eff > capacity:
             self._reallocate(root, None, path)
         else:

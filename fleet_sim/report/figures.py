@@ -58,6 +58,10 @@ MODE_COLUMNS = ("mode", "hosting.mode")
 RUN_KEYS = ("run_id", "seed", "replication")
 #: most points drawn per empirical CDF (every drawn point is an exact point of it)
 MAX_CDF_POINTS = 4000
+#: most change points drawn per fleet time series; longer ones are drawn as exact
+#: time-weighted means over TIME_BINS bins
+MAX_STEPS = 1500
+TIME_BINS = 240
 
 TEnd = float | Mapping[Any, float] | pd.Series | None
 
@@ -271,8 +275,10 @@ def utilization_heatmap(hosts: pd.DataFrame, *, t_end: float | None = None, bins
     ax.grid(False)
     ax.set_xlabel(f"time ({unit})")
     ax.set_ylabel(f"host ({len(names)})")
-    ax.set_title(title or f"CPU utilization per host (mean over {_duration_text(end / bins)} "
-                          "bins)")
+    mode_col = mode_column(hosts)
+    mode = f" — {hosts[mode_col].iloc[0]}" if mode_col and hosts[mode_col].nunique() == 1 else ""
+    ax.set_title(title or f"CPU utilization per host{mode} (means over "
+                          f"{_duration_text(end / bins)} bins)")
     ax.figure.colorbar(image, ax=ax, label="CPU utilization (% of cores)",
                        format=PercentFormatter(1.0), fraction=0.05, pad=0.02)
     _PLOTTED[ax] = pd.DataFrame({
@@ -412,7 +418,8 @@ def workload_cpu(workloads: pd.DataFrame, workload: str | None = None, *,
             color=CPU_COLORS["demand"], linewidth=1.2,
             label=f"demand: {demand_total:,.0f} core-s")
     ax.set_xlim(0, end / scale)
-    ax.set_ylim(bottom=0)
+    top = float(np.nanmax(np.r_[base, series["demand_cores"][1], 0.0]))
+    ax.set_ylim(0, max(top, 1e-9) * 1.35)  # headroom for the legend
     ax.set_xlabel(f"time ({unit})")
     ax.set_ylabel("CPU (cores)")
     n_inst = rows.groupby(["host", "instance"]).ngroups
@@ -525,6 +532,11 @@ def response_time_cdf(jobs: pd.DataFrame, *, by: str | None = "mode",
                                   "fraction": frac[keep], "p50_s": p50, "p99_s": p99,
                                   "jobs": n_all, "finished": finished.size}))
     ax.set_xscale("log")
+    if rows:
+        # from just below the 0.5 % quantile: a few near-zero jobs would stretch the axis
+        low = min(float(np.quantile(r["response_time_s"], 0.005)) for r in rows)
+        high = max(float(r["response_time_s"].max()) for r in rows)
+        ax.set_xlim(low / 2, high * 1.5)
     ax.set_ylim(0, 1.02)
     ax.axhline(0.99, color="#999999", linestyle=":", linewidth=1)
     ax.annotate("p99", (0.0, 0.99), xycoords=("axes fraction", "data"), xytext=(2, -10),
@@ -533,18 +545,27 @@ def response_time_cdf(jobs: pd.DataFrame, *, by: str | None = "mode",
     ax.set_ylabel("fraction of jobs finished within x")
     which = "" if workload is None else f" of {', '.join(wanted)}"
     ax.set_title(title or f"Job response time{which} (CDF)")
-    _legend(ax, loc="lower right")
+    _legend(ax, loc="upper left")
     _PLOTTED[ax] = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     return ax
 
 
 # ---------------------------------------------------------------- fleet totals over time
 def _fleet_total(hosts: pd.DataFrame, column: str, by: str | None, t_end: TEnd, ax: Axes,
-                 scale_y: float, label_of: Callable[[str, np.ndarray, np.ndarray, float], str],
-                 ) -> tuple[list[pd.DataFrame], int, float]:
-    """Draw Σ over hosts of ``column`` per group (first run of each); return the plotted
-    frames, the most runs a group held, and the time unit scale."""
-    rows, most_runs, drawn = [], 0, []
+                 scale_y: float,
+                 label_of: Callable[[str, np.ndarray, np.ndarray, float],
+                                    tuple[str, dict[str, float]]],
+                 ) -> tuple[list[pd.DataFrame], int, float, float | None]:
+    """Draw Σ over hosts of ``column`` per group (first run of each).
+
+    A series of more than MAX_STEPS change points is drawn as exact time-weighted
+    means over TIME_BINS equal bins (the same bins for every line), which keeps its
+    integral. Earlier groups get wider lines, so identical series stay visible.
+    ``label_of(label, t, v, t_end)`` gives a line's legend text and figures of the
+    exact series to add to its plotted frame. Returns the plotted frames, the most
+    runs a group held, the time unit scale and the bin width (s; None when exact).
+    """
+    most_runs, drawn = 0, []
     for label, group, style in _groups(hosts, by):
         run, rows_of_run, n_runs = _first_run(group)
         if rows_of_run.empty:
@@ -552,17 +573,31 @@ def _fleet_total(hosts: pd.DataFrame, column: str, by: str | None, t_end: TEnd, 
         most_runs = max(most_runs, n_runs)
         end = _t_end(rows_of_run, t_end, run)
         t, v = _series(rows_of_run, ("host",), column)
+        if np.isnan(v).any():  # e.g. hosts without a power model record NaN
+            ax.plot([], [], color=style.color, label=f"{label + ': ' if label else ''}"
+                                                   f"{column} not recorded for every host")
+            continue
         moved = np.append(True, v[1:] != v[:-1])  # other columns' changes move nothing here
-        t, v = t[moved], v[moved]
-        drawn.append((label, style, t, v, end))
+        drawn.append((label, style, t[moved], v[moved], end))
     longest = max((d[4] for d in drawn), default=1.0)
     scale, _ = _time_unit(longest)
-    for label, style, t, v, end in drawn:
-        x, y = _steps(t, v, end)
+    binned = any(d[2].size > MAX_STEPS for d in drawn)
+    edges = np.linspace(0.0, longest, TIME_BINS + 1) if binned else None
+    rows = []
+    for i, (label, style, t, v, end) in enumerate(drawn):
+        if edges is not None:
+            bins = np.append(edges[edges < end], end)
+            x_t, x_v = bins[:-1], _binned_means(t, v, bins)
+        else:
+            x_t, x_v = t, v
+        x, y = _steps(x_t, x_v, end)
+        text, figures = label_of(label, t, v, end)
         ax.plot(x / scale, y / scale_y, drawstyle="steps-post", color=style.color,
-                linestyle=style.linestyle, linewidth=1.8, label=label_of(label, t, v, end))
-        rows.append(pd.DataFrame({"group": label, "t": t, column: v, "t_end": end}))
-    return rows, most_runs, scale
+                linestyle=style.linestyle, linewidth=1.5 + 1.0 * (len(drawn) - 1 - i),
+                label=text)
+        rows.append(pd.DataFrame({"group": label, "t": x_t, column: x_v, "t_end": end,
+                                  "binned": edges is not None, **figures}))
+    return rows, most_runs, scale, (longest / TIME_BINS if binned else None)
 
 
 @_styled
@@ -570,35 +605,44 @@ def memory_over_time(hosts: pd.DataFrame, *, by: str | None = "mode",
                      fleet: pd.DataFrame | None = None, t_end: TEnd = None,
                      ax: Axes | None = None, title: str | None = None) -> Axes:
     """RAM in use by the whole fleet over time (GiB, Σ ``ram_used_mib`` over hosts), one
-    line per group (its first run). With the ``fleet`` table, each group's RAM capacity
-    is a thin dashed line."""
+    line per group (its first run). With the ``fleet`` table, the RAM capacity is a
+    dashed line (one per group if the groups' fleets differ)."""
     ax = _new_axes(ax)
 
-    def label_of(label: str, t: np.ndarray, v: np.ndarray, end: float) -> str:
-        peak = float(v[t <= end].max()) / GIB_MIB
-        return f"{label + ': ' if label else ''}peak {peak:,.1f} GiB"
+    def label_of(label: str, t: np.ndarray, v: np.ndarray,
+                 end: float) -> tuple[str, dict[str, float]]:
+        peak = float(v[t <= end].max())
+        return (f"{label + ': ' if label else ''}peak {peak / GIB_MIB:,.1f} GiB",
+                {"peak_ram_used_mib": peak})
 
-    rows, most_runs, scale = _fleet_total(hosts, "ram_used_mib", by, t_end, ax, GIB_MIB,
-                                          label_of)
+    rows, most_runs, scale, bin_s = _fleet_total(hosts, "ram_used_mib", by, t_end, ax,
+                                                 GIB_MIB, label_of)
     if fleet is not None:
+        caps = []
         for label, group, style in _groups(fleet, by):
             _, inventory, _ = _first_run(group)
-            if inventory.empty:
-                continue
-            cap = float(inventory["ram_mib"].sum()) / GIB_MIB
-            ax.axhline(cap, color=style.color, linestyle="--", linewidth=0.9)
-            ax.annotate(f"{label + ' ' if label else ''}capacity {cap:,.0f} GiB", (1.0, cap),
-                        xycoords=("axes fraction", "data"), xytext=(-4, 3),
-                        textcoords="offset points", ha="right", fontsize=8, color=style.color)
+            if len(inventory):
+                caps.append((label, float(inventory["ram_mib"].sum()) / GIB_MIB, style))
+        if len({c for _, c, _ in caps}) == 1:
+            caps = [("", caps[0][1], ModeStyle(OTHER_COLOR))]
+        for label, cap, style in caps:
+            ax.axhline(cap, color=style.color, linestyle="--", linewidth=1,
+                       label=f"{label + ' ' if label else ''}RAM capacity {cap:,.0f} GiB")
     ax.set_ylim(bottom=0)
     ax.set_xlim(left=0)
     ax.set_xlabel(f"time ({_unit_name(scale)})")
     ax.set_ylabel("RAM in use (GiB)")
-    note = " (first replication)" if most_runs > 1 else ""
+    note = _series_note(most_runs, bin_s)
     ax.set_title(title or f"Fleet memory in use{note}")
     _legend(ax, loc="lower right")
     _PLOTTED[ax] = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     return ax
+
+
+def _series_note(most_runs: int, bin_s: float | None) -> str:
+    notes = (["first replication"] if most_runs > 1 else []) + (
+        [f"means over {_duration_text(bin_s)} bins"] if bin_s else [])
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def _unit_name(scale: float) -> str:
@@ -613,21 +657,20 @@ def power_over_time(hosts: pd.DataFrame, *, by: str | None = "mode", t_end: TEnd
     exact integral of the power)."""
     ax = _new_axes(ax)
 
-    def label_of(label: str, t: np.ndarray, v: np.ndarray, end: float) -> str:
+    def label_of(label: str, t: np.ndarray, v: np.ndarray,
+                 end: float) -> tuple[str, dict[str, float]]:
         kwh = timeweighted.integral(t, v, end, float(t[0])) / J_PER_KWH
-        mean_kw = timeweighted.mean(t, v, end, float(t[0])) / 1000 if end > t[0] else v[0]
-        return (f"{label + ': ' if label else ''}{kwh:,.1f} kWh, mean {mean_kw:,.2f} kW")
+        mean_w = timeweighted.mean(t, v, end, float(t[0])) if end > t[0] else float(v[0])
+        return (f"{label + ': ' if label else ''}{kwh:,.1f} kWh, mean {mean_w / 1000:,.2f} kW",
+                {"energy_kwh": kwh, "mean_power_w": mean_w})
 
-    rows, most_runs, scale = _fleet_total(hosts, "power_w", by, t_end, ax, 1000.0, label_of)
-    for frame in rows:
-        t, v, end = frame["t"].to_numpy(), frame["power_w"].to_numpy(), frame["t_end"].iloc[0]
-        frame["energy_kwh"] = timeweighted.integral(t, v, end, float(t[0])) / J_PER_KWH
+    rows, most_runs, scale, bin_s = _fleet_total(hosts, "power_w", by, t_end, ax, 1000.0,
+                                                 label_of)
     ax.set_ylim(bottom=0)
     ax.set_xlim(left=0)
     ax.set_xlabel(f"time ({_unit_name(scale)})")
     ax.set_ylabel("power (kW)")
-    note = " (first replication)" if most_runs > 1 else ""
-    ax.set_title(title or f"Fleet power draw and energy{note}")
+    ax.set_title(title or f"Fleet power draw and energy{_series_note(most_runs, bin_s)}")
     _legend(ax, loc="lower right")
     _PLOTTED[ax] = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     return ax
@@ -641,6 +684,8 @@ DENSITY_METRICS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("hosts_needed", "hosts_used", "hosts"), "hosts needed"),
     (("cost_usd", "monthly_cost_usd"), "cost ($)"),
 )
+_DENSITY_TITLES = {"apps per host": "Apps per host", "hosts needed": "Hosts needed",
+                   "cost ($)": "Cost"}
 
 
 def _density_metrics(summary: pd.DataFrame,
@@ -705,11 +750,14 @@ def density_summary(summary: pd.DataFrame, *, by: str | None = "mode",
                         ha="center", va="bottom", fontsize=9)
             rows.append({"metric": col, "group": group or "all", "n": values.size,
                          "mean": mean, "ci95": half})
-        ax.set_xticks(range(len(groups)), [g[0] or "all" for g in groups])
+        names = [g[0] or "all" for g in groups]
+        crowded = sum(len(n) for n in names) > 28
+        ax.set_xticks(range(len(groups)), names, rotation=25 if crowded else 0,
+                      ha="right" if crowded else "center")
         for tick, (_, _, style) in zip(ax.get_xticklabels(), groups, strict=True):
             tick.set_color(style.color)
         ax.set_ylabel(label)
-        ax.set_title(label[0].upper() + label[1:])
+        ax.set_title(_DENSITY_TITLES.get(label, label))
         ax.set_ylim(0, ax.get_ylim()[1] * 1.12)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.6g}"))
         ax.grid(False, axis="x")
@@ -748,7 +796,7 @@ def rollout_timeline(capacity: pd.DataFrame, *, by: str | None = "mode",
         end = longest if t_end is None else end
         t = r["t"].to_numpy(float)
         for column, version, linestyle, width in (("new_healthy", "new", "-", 2.2),
-                                                  ("old_healthy", "old", "--", 1.6)):
+                                                  ("old_healthy", "old", "--", 1.4)):
             v = r[column].to_numpy(float)
             x, y = _steps(t, v, end)
             finish = ""
@@ -757,7 +805,7 @@ def rollout_timeline(capacity: pd.DataFrame, *, by: str | None = "mode",
                 finish = f", all {v.max():.0f} by {_duration_text(done)}"
             ax.plot(x / scale, y, drawstyle="steps-post", color=style.color,
                     linestyle=linestyle, linewidth=width,
-                    alpha=1.0 if version == "new" else 0.8,
+                    alpha=1.0 if version == "new" else 0.65,
                     label=f"{label + ' ' if label else ''}{version} version{finish}")
         rows.append(r[["t", "old_healthy", "new_healthy"]].assign(group=label))
     if n_hosts is not None:
@@ -770,6 +818,9 @@ def rollout_timeline(capacity: pd.DataFrame, *, by: str | None = "mode",
     ax.set_ylabel("healthy (serving) instances")
     note = " (first replication)" if most_runs > 1 else ""
     ax.set_title(title or f"Rollout: serving instances of old and new version{note}")
-    _legend(ax, loc="center right", fontsize=8)
+    if len(drawn) > 1:
+        _legend(ax, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    else:
+        _legend(ax, loc="center right", fontsize=8)
     _PLOTTED[ax] = pd.concat(rows, ignore_index=True)
     return ax

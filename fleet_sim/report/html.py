@@ -169,7 +169,7 @@ def _figures(tables: dict[str, pd.DataFrame], extra: dict[str, pd.DataFrame],
                  f"CPU utilization per host{' — ' + label if label else ''}",
                  "Each cell is the exact time-weighted mean CPU utilization of one host "
                  "over one time bin" + (" (first replication)." if label else "."),
-                 lambda fig, rows=rows, run=run: fg.utilization_heatmap(
+                 lambda fig, rows=rows, run=run, label=label: fg.utilization_heatmap(
                      rows, t_end=end_of(run), ax=fig.add_subplot(),
                      title=f"CPU utilization per host{' — ' + label if label else ''}"),
                  (9.0, min(9.0, 2.4 + 0.16 * n_hosts)))
@@ -343,9 +343,9 @@ def _workload_section(tables: dict[str, pd.DataFrame], params: list[str]) -> str
     units = _units("workload_summary")
     frame.columns = [f"{c} ({units[c][0]})" if units.get(c, ("", ""))[0] else c
                      for c in frame.columns]
+    replicated = "replication" in ws.columns and ws["replication"].nunique() > 1
     return ("<h2>Workloads</h2><p class='note'>Per workload over the statistics window"
-            f"{' (mean over replications)' if 'replication' in ws and ws['replication'].nunique() > 1 else ''}"
-            ".</p>" + _table_html(frame))
+            f"{' (mean over replications)' if replicated else ''}.</p>" + _table_html(frame))
 
 
 def _events_section(tables: dict[str, pd.DataFrame]) -> str:

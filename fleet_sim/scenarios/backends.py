@@ -9,8 +9,8 @@ backends give identical tables (STYLE §7); only the order of completion differs
   from a fork server that has already imported the simulator, so they are quick to
   start and inherit no threads.
 - :class:`DaskCluster`: an existing ``distributed`` cluster, by address
-  (``tcp://host:8786``) or by ``Client``. Workers need fleet_sim installed and, for
-  trace files, the same paths.
+  (``tcp://host:8786``) or by ``Client``. Workers need fleet_sim installed and the
+  same paths to the results folder and to any trace files (a shared file system).
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ class Backend(ABC):
         """``fn(task)`` for every task, yielded in order of completion."""
 
     def close(self) -> None:
-        """Release workers and connections."""
+        """Release workers and connections (nothing to release by default)."""
+        return None
 
     def __enter__(self) -> Backend:
         return self

@@ -227,16 +227,19 @@ def fit_errors(config: cfg.ScenarioConfig, file: str) -> list[ConfigError]:
         candidates = [(site, site.candidate(spec).request) for site in sites]
         if any(site.kernel.view().fits(req) for site, req in candidates):
             continue
-        site, req = candidates[0]
-        view = site.kernel.view()
-        free_ram = max(s.kernel.view().free_ram_mib for s in sites)
-        free_cpu = max(s.kernel.view().free_cpu_cores for s in sites)
+        views = [site.kernel.view() for site in sites]
+        biggest = max(range(len(sites)), key=lambda k: (views[k].free_cpu_cores,
+                                                        views[k].free_ram_mib))
+        free_ram = max(v.free_ram_mib for v in views)
+        free_cpu = max(v.free_cpu_cores for v in views)
+        req = candidates[biggest][1]
+        kind = sites[biggest].candidate(spec).kind
         key = "ram_mib" if req.ram_mib > free_ram else _cpu_key(app, config)
         errors.append(ConfigError(
             file, f"apps[{i}].{key}",
-            f"one replica needs {req.cpu_cores:g} cores and {req.ram_mib:g} MiB under mode "
-            f"{mode} (overheads included) and fits on no empty host ({view.why_not(req)})",
-            f"at most {free_cpu:g} cores and {free_ram:g} MiB per replica"))
+            f"a {kind} needing {req.cpu_cores:g} cores and {req.ram_mib:g} MiB (overheads "
+            f"included) fits on no host: {views[biggest].why_not(req)}",
+            f"at most {free_cpu:g} cores and {free_ram:g} MiB per replica under mode {mode}"))
     return errors
 
 

@@ -144,17 +144,9 @@ class RunConfig(Strict):
     duration_s: float = Field(3600.0, gt=0, description="simulated time, s")
     seed: int = Field(0, ge=0, description="base seed of every random stream")
     warmup_s: float = Field(0.0, ge=0, description="start of the statistics window, s")
-    record: list[Literal["hosts", "workloads", "instances", "jobs", "events", "links",
-                         "timeline"]] = Field(
+    record: list[Literal[RECORDABLE]] = Field(  # type: ignore[valid-type]
         default_factory=lambda: ["hosts", "workloads", "jobs", "events"],
         description=f"tables to record, among {', '.join(RECORDABLE)}")
-
-    @model_validator(mode="after")
-    def _warmup_inside(self) -> RunConfig:
-        if self.warmup_s >= self.duration_s:
-            raise _problem(f"warmup_s ({self.warmup_s:g}) must end before duration_s "
-                           f"({self.duration_s:g})", "0 <= warmup_s < duration_s")
-        return self
 
 
 class PowerConfig(Strict):
@@ -198,7 +190,8 @@ class HostGroupConfig(Strict):
 class FleetConfig(Strict):
     """``[fleet]``: the host groups."""
 
-    hosts: list[HostGroupConfig] = Field(min_length=1)
+    hosts: list[HostGroupConfig] = Field(
+        min_length=1, description="[[fleet.hosts]] groups: type, count, cores, …")
 
 
 # ---------------------------------------------------------------- hosting and placement
@@ -307,25 +300,26 @@ class ConstantWorkloadConfig(_Workload):
     """Always wants ``cores``."""
 
     kind: Literal["constant"]
-    cores: float = Field(ge=0)
+    cores: float = Field(ge=0, description="cores wanted, a number >= 0")
 
 
 class SpikyWorkloadConfig(_Workload):
     """``baseline_cores`` plus Poisson spikes of ``height_cores`` lasting ``duration_s``."""
 
     kind: Literal["spiky"]
-    baseline_cores: float = Field(ge=0)
-    rate_per_s: float = Field(gt=0, description="spikes per second")
-    height_cores: float = Field(gt=0)
-    duration_s: DistributionConfig
+    baseline_cores: float = Field(ge=0, description="cores wanted between spikes")
+    rate_per_s: float = Field(gt=0, description="spikes per second, a number > 0")
+    height_cores: float = Field(gt=0, description="cores a spike adds, a number > 0")
+    duration_s: DistributionConfig = Field(description="how long a spike lasts, s: a number "
+                                           'or {dist = "exponential", mean = 30}')
 
 
 class DiurnalWorkloadConfig(_Workload):
     """A daily sine ``mean_cores ± amplitude_cores``, stepped every ``step_s``."""
 
     kind: Literal["diurnal"]
-    mean_cores: float = Field(ge=0)
-    amplitude_cores: float = Field(ge=0)
+    mean_cores: float = Field(ge=0, description="mean cores wanted over a day")
+    amplitude_cores: float = Field(ge=0, description="swing around the mean, cores")
     period_s: float = Field(86_400.0, gt=0)
     peak_s: float = Field(14 * 3600.0, ge=0)
     step_s: float = Field(300.0, gt=0)
@@ -337,8 +331,9 @@ class ReplayWorkloadConfig(_Workload):
     replays the i-th bundled PlanetLab trace)."""
 
     kind: Literal["replay"]
-    trace: str
-    cores: float = Field(gt=0)
+    trace: str = Field(description="a file of one CPU % per line, planetlab:<name> or "
+                       "planetlab:*")
+    cores: float = Field(gt=0, description="cores at 100 % of the trace")
     interval_s: float = Field(300.0, gt=0)
     loop: bool = False
 
@@ -347,10 +342,11 @@ class JobsWorkloadConfig(_Workload):
     """Poisson job arrivals at ``rate_per_s`` of ``work_core_s`` on ≤ ``max_cores``."""
 
     kind: Literal["jobs"]
-    rate_per_s: float = Field(gt=0)
-    work_core_s: DistributionConfig
-    max_cores: float = Field(1.0, gt=0)
-    start_s: float = Field(0.0, ge=0)
+    rate_per_s: float = Field(gt=0, description="job arrivals per second, a number > 0")
+    work_core_s: DistributionConfig = Field(description="work per job, core-s: a number or "
+                                            '{dist = "exponential", mean = 0.05}')
+    max_cores: float = Field(1.0, gt=0, description="most cores one job uses")
+    start_s: float = Field(0.0, ge=0, description="first arrivals from, s")
     end_s: float | None = Field(None, gt=0, description="no arrivals after (default: never)")
 
 
@@ -367,8 +363,8 @@ class AppConfig(Strict):
     and placed one by one; each has its own random streams.
     """
 
-    name: Name
-    replicas: int = Field(1, gt=0)
+    name: Name = Field(description=_NAME_ALLOWED)
+    replicas: int = Field(1, gt=0, description="identical copies, placed one by one")
     threads: int = Field(1, gt=0, description="threads: most cores it uses at once; "
                          "bounds its CFS weight on a shared OS")
     cpu_request_cores: float = Field(1.0, ge=0, description="CPU placement commits for it")
@@ -427,7 +423,7 @@ class ScenarioConfig(Strict):
     """A whole scenario file."""
 
     run: RunConfig = Field(default_factory=RunConfig)
-    fleet: FleetConfig
+    fleet: FleetConfig = Field(description="[[fleet.hosts]] tables: type, count, cores, …")
     hosting: HostingConfig = Field(default_factory=HostingConfig)
     placement: PlacementConfig = Field(default_factory=PlacementConfig)
     apps: list[AppConfig] = Field(default_factory=list)
@@ -636,6 +632,10 @@ def feasibility(config: ScenarioConfig, file: str, base_dir: Path) -> list[Confi
     def bad(path: str, problem: str, allowed: str) -> None:
         errors.append(ConfigError(file, path, problem, allowed))
 
+    run = config.run
+    if run.warmup_s >= run.duration_s:
+        bad("run.warmup_s", f"{run.warmup_s:g} s does not end before duration_s "
+            f"({run.duration_s:g} s)", "0 <= warmup_s < duration_s")
     _unique(bad, "fleet.hosts", [h.type for h in config.fleet.hosts], "type")
     _unique(bad, "apps", [a.name for a in config.apps], "name")
     taken: dict[str, int] = {}
@@ -793,17 +793,6 @@ def _list_index(items: list[Any], token: str | int, path: str, prefix: list[str 
     names = [str(it.get("name", it.get("type"))) for it in items if isinstance(it, dict)]
     raise ConfigError(f"{file} (--set)", path, f"no entry named {_json(token)} in "
                       f"{_display(prefix)}", ", ".join(names) or "an index")
-
-
-def get_path(data: Mapping[str, Any], path: str) -> Any:
-    """The value at ``path`` in raw or resolved config data (KeyError if absent)."""
-    node: Any = data
-    for token in _parse_path(path):
-        if isinstance(node, list):
-            node = node[_list_index(node, token, path, [], "config")]
-        else:
-            node = node[token]
-    return node
 
 
 # ---------------------------------------------------------------- scenario files

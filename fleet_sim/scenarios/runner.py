@@ -146,11 +146,16 @@ class RunSpec:
         return int(self.config["run"]["seed"])
 
     @functools.cached_property
-    def run_id(self) -> str:
-        """Content hash of the resolved config and seed: the run's folder name."""
+    def content_hash(self) -> str:
+        """SHA-256 of the resolved config and seed (canonical JSON), hex."""
         text = json.dumps({"config": self.config, "seed": self.seed}, sort_keys=True,
                           separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    @property
+    def run_id(self) -> str:
+        """The run's folder name: the first 16 hex digits of :attr:`content_hash`."""
+        return self.content_hash[:16]
 
 
 @dataclass(frozen=True)
@@ -164,19 +169,19 @@ class RunOutcome:
 
 
 def simulate(spec: RunSpec, on_step: Callable[[float], None] | None = None
-             ) -> tuple[dict[str, pd.DataFrame], dict[str, Any], BaseException | None]:
+             ) -> tuple[dict[str, pd.DataFrame], dict[str, Any], Exception | None]:
     """Run ``spec`` through every phase; return its tables, manifest and exception (if any)."""
     started = time.perf_counter()
     manifest: dict[str, Any] = {
-        "run_id": spec.run_id, "status": store.OK, "seed": spec.seed,
-        "replication": spec.replication, "sweep_point": spec.sweep_point,
+        "run_id": spec.run_id, "content_hash": spec.content_hash, "status": store.OK,
+        "seed": spec.seed, "replication": spec.replication, "sweep_point": spec.sweep_point,
         "base_seed": spec.base_seed, "params": spec.params, "source": spec.source,
         "fleet_sim_version": version(), "python": platform.python_version(),
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "config": spec.config,
     }
     tables: dict[str, pd.DataFrame] = {}
-    error: BaseException | None = None
+    error: Exception | None = None
     try:
         config = cfg.validate(spec.config, spec.source, Path(spec.base_dir))
         sim = build(config, spec.seed, Path(spec.base_dir))
@@ -185,8 +190,7 @@ def simulate(spec: RunSpec, on_step: Callable[[float], None] | None = None
         sim.finalize()
         tables = sim.tables()
     except Exception as e:  # recorded, never lost: the manifest says what went wrong
-        error = e
-        tables = {}
+        error, tables = e, {}
         manifest["status"] = store.FAILED
         manifest["exception"] = {"type": type(e).__name__, "message": str(e),
                                  "traceback": traceback.format_exc()}
@@ -205,7 +209,7 @@ def execute(spec: RunSpec, out_dir: str) -> RunOutcome:
 
 
 def _progress_bar(total: float, unit: str, desc: str, progress: bool | None):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(total=total, unit=unit, desc=desc, leave=False, dynamic_ncols=True,
                 disable=None if progress is None else not progress)
@@ -365,7 +369,3 @@ def sweep(source: Source, params: Mapping[str, Sequence[Any]] | Iterable[str] = 
                         failed=[f"{f.run_id}: {f.error}" for f in failed])
     return results
 
-
-def summarize(results: Results, table: str = "summary") -> pd.DataFrame:
-    """Mean and 95 % CI half-width of each metric across replications (see Results.summarize)."""
-    return results.summarize(table)

@@ -205,3 +205,29 @@ def test_watcher_sees_allocation_changes():
     host.finalize(10)
     # a: 2 cores alone, 1 while b runs (t=0..1), 2 again, 0 when done at t=2.5
     assert seen == [(0.0, 2.0), (0.0, 1.0), (1.0, 2.0), (2.5, 0.0)]
+
+
+def test_jobs_queue_in_a_held_node_and_start_when_released():
+    env = simpy.Environment()
+    rec = ChangePointRecorder(["workloads", "jobs"])
+    host = Host(env, "h", cores=4, recorder=rec)
+    vm = host.attach(CpuNode("vm", cap=0.0))
+    wl = JobWorkload(host, "w", parent=vm)
+
+    def arrivals():
+        for _ in range(500):
+            wl.submit(Job(0.01, 1))
+            yield env.timeout(0.01)
+        host.sync()
+        host.cpu.set_limits(vm, cap=4)
+
+    env.process(arrivals())
+    env.run()
+    host.finalize(100)
+    assert len(wl.finished) == 500
+    assert all(j.start == pytest.approx(5.0) for j in wl.finished)
+    # the held workload's demand grew while it got nothing: all of it throttled
+    cols = rec.data["workloads"]
+    before = [i for i, t in enumerate(cols["t"]) if t < 4.995]
+    assert max(cols["demand_cores"][i] for i in before) == 500.0
+    assert all(cols["allocated_cores"][i] == 0.0 for i in before)

@@ -14,29 +14,30 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-import simpy  # noqa: E402
-from matplotlib.colors import to_hex, to_rgb  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import simpy
+from matplotlib.colors import to_hex, to_rgb
+from matplotlib.figure import Figure
 
-from fleet_sim.model.cputree import CpuNode  # noqa: E402
-from fleet_sim.model.demand import DemandWorkload, Spiky  # noqa: E402
-from fleet_sim.model.distributions import Exponential  # noqa: E402
-from fleet_sim.model.fleet import Fleet  # noqa: E402
-from fleet_sim.model.host import Host  # noqa: E402
-from fleet_sim.model.jobs import JobWorkload, PoissonJobs  # noqa: E402
-from fleet_sim.numerics import timeweighted  # noqa: E402
-from fleet_sim.report import figures as fg  # noqa: E402
-from fleet_sim.report import style  # noqa: E402
-from fleet_sim.results import store  # noqa: E402
-from fleet_sim.results.recorder import ChangePointRecorder  # noqa: E402
-from fleet_sim.results.schema import CAPACITY, HOSTS, JOBS, SUMMARY, WORKLOADS  # noqa: E402
-from fleet_sim.results.tables import build_tables, conform  # noqa: E402
-from fleet_sim.rng import Streams  # noqa: E402
-from fleet_sim.units import J_PER_KWH  # noqa: E402
+from fleet_sim.model.cputree import CpuNode
+from fleet_sim.model.demand import DemandWorkload, Spiky
+from fleet_sim.model.distributions import Exponential
+from fleet_sim.model.fleet import Fleet
+from fleet_sim.model.host import Host
+from fleet_sim.model.jobs import JobWorkload, PoissonJobs
+from fleet_sim.numerics import timeweighted
+from fleet_sim.numerics.power import LinearPower
+from fleet_sim.report import figures as fg
+from fleet_sim.report import style
+from fleet_sim.results import store
+from fleet_sim.results.recorder import ChangePointRecorder
+from fleet_sim.results.schema import CAPACITY, HOSTS, JOBS, WORKLOADS
+from fleet_sim.results.tables import build_tables, conform, sum_series
+from fleet_sim.rng import Streams
+from fleet_sim.units import J_PER_KWH
 
 MODES = ("baremetal", "vm", "container")
 DURATION_S = 300.0
@@ -54,7 +55,8 @@ def engine_tables(mode: str, seed: int = 1, duration_s: float = DURATION_S,
     streams = Streams(seed)
     fleet = Fleet(env)
     for h in range(n_hosts):
-        host = fleet.add(Host(env, f"std{h:03d}", cores=8, ram_mib=32_768, recorder=rec))
+        host = fleet.add(Host(env, f"std{h:03d}", cores=8, ram_mib=32_768,
+                              power=LinearPower(100.0, 400.0), recorder=rec))
         host.set_ram_used(6_144.0)
         web_parent = batch_parent = None
         if mode == "vm":
@@ -321,7 +323,7 @@ def test_real_heatmap_averages_to_each_hosts_mean_utilization(one_run):
     hosts = one_run["hosts"]
     ax = rendered(fg.utilization_heatmap(hosts, t_end=DURATION_S, bins=60, ax=axes()))
     z = ax.get_images()[0].get_array()
-    for row, (name, g) in zip(z, sorted(hosts.groupby("host")), strict=True):
+    for row, (_, g) in zip(z, sorted(hosts.groupby("host")), strict=True):
         exact = timeweighted.mean(g["t"], g["cpu_utilization"], DURATION_S)
         assert row.mean() == pytest.approx(exact, rel=1e-9)
     assert z.mean(axis=1).max() == pytest.approx(
@@ -389,14 +391,40 @@ def test_real_power_and_energy_match_the_summary(sweep):
     assert "first replication" in ax.get_title()
     for mode in MODES:
         expected = summary.loc[summary["run_id"] == f"{mode}-0", "energy_kwh"].iloc[0]
-        got = data.loc[data["group"] == mode, "energy_kwh"].iloc[0]
-        assert got == pytest.approx(expected, rel=1e-9)
-        assert f"{expected:,.1f} kWh" in line_by_label(ax, mode).get_label()
-        hosts = sweep["hosts"][sweep["hosts"]["run_id"] == f"{mode}-0"]
+        rows = data[data["group"] == mode]
+        assert rows["energy_kwh"].iloc[0] == pytest.approx(expected, rel=1e-9)
         line = line_by_label(ax, mode)
-        drawn = line.get_ydata()[:-1] * 1000  # kW → W, without the point held to t_end
-        assert drawn[-1] == pytest.approx(hosts.groupby("host")["power_w"].last().sum())
-    assert SUMMARY.names  # the summary table is the one in the schema
+        assert f"{expected:,.1f} kWh" in line.get_label()
+        # thousands of change points: drawn as exact time-weighted means over bins
+        hosts = sweep["hosts"][sweep["hosts"]["run_id"] == f"{mode}-0"]
+        t, power = sum_series(hosts, ("host",), "power_w")
+        assert rows["binned"].all() and len(rows) == fg.TIME_BINS
+        edges = np.append(rows["t"].to_numpy(), DURATION_S)
+        for k in (0, 7, fg.TIME_BINS - 1):
+            exact = timeweighted.integral(t, power, edges[k + 1], edges[k]) / (
+                edges[k + 1] - edges[k])
+            assert rows["power_w"].iloc[k] == pytest.approx(exact, rel=1e-9)
+        np.testing.assert_allclose(line.get_ydata()[:-1] * 1000, rows["power_w"])
+        # bins keep the integral: the drawn line holds the same energy
+        drawn = timeweighted.integral(rows["t"], rows["power_w"], DURATION_S) / J_PER_KWH
+        assert drawn == pytest.approx(expected, rel=1e-9)
+    assert "means over 1.25 s bins" in ax.get_title()
+
+
+def test_power_not_recorded_is_said_not_drawn():
+    hosts = hosts_frame([(0.0, "a", 1.0, 2.0, np.nan, 0)]).assign(mode="vm")
+    ax = fg.power_over_time(hosts, t_end=4.0, ax=axes())
+    assert [ln.get_label() for ln in ax.get_lines()] == [
+        "vm: power_w not recorded for every host"]
+
+
+def test_power_of_a_short_series_is_drawn_exactly():
+    hosts = hosts_frame([(0.0, "a", 1.0, 2.0, 250, 0), (0.0, "b", 0.0, 2.0, 100, 0),
+                         (2.0, "a", 2.0, 2.0, 400, 0), (3.0, "b", 0.0, 2.0, 100, 0)])
+    ax = fg.power_over_time(hosts, t_end=4.0, ax=axes())
+    line = ax.get_lines()[0]
+    np.testing.assert_allclose(line.get_ydata(), [0.35, 0.5, 0.5])  # kW; held until t_end
+    assert line.get_label() == f"{(350 * 2 + 500 * 2) / J_PER_KWH:,.1f} kWh, mean 0.42 kW"
 
 
 def test_real_memory_sums_ram_over_hosts(one_run):
@@ -406,8 +434,8 @@ def test_real_memory_sums_ram_over_hosts(one_run):
     # 3 hosts × 6 GiB, then each host steps to 12 GiB in turn
     np.testing.assert_allclose(line.get_ydata(), [18, 24, 30, 36, 36])
     assert ax.get_ylabel() == "RAM in use (GiB)"
-    capacity = [t.get_text() for t in ax.texts]
-    assert capacity == ["container capacity 96 GiB"]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["container: peak 36.0 GiB", "RAM capacity 96 GiB"]
 
 
 def test_real_unmet_cpu_bars_match_the_workload_summary(sweep):

@@ -1,0 +1,141 @@
+"""run and sweep: phases, provenance, determinism, resume, failures, replication summary."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fleet_sim.errors import CapacityError, ConfigError
+from fleet_sim.numerics.timeweighted import mean_ci
+from fleet_sim.results import schema, store
+from fleet_sim.rng import replication_seeds
+from fleet_sim.scenarios import runner
+from fleet_sim.scenarios.backends import Serial
+
+TINY = Path(__file__).parent / "tiny.toml"
+SHORT = {"run.duration_s": 120}
+
+
+def test_run_returns_schema_conforming_tables_with_run_columns():
+    res = runner.run(TINY, set=SHORT, progress=False)
+    run_columns = [c.name for c in schema.RUN_COLUMNS]
+    for name, frame in res.tables.items():
+        assert list(frame.columns) == run_columns + list(schema.TABLES[name].names), name
+        assert frame.dtypes.iloc[3:].astype(str).to_dict() == schema.TABLES[name].dtypes()
+    assert len(res.jobs) > 100 and res.summary["hosts"].item() == 2.0
+    assert set(res.fleet["host"]) == {"small000", "small001"}
+
+
+def test_the_manifest_carries_the_provenance():
+    res = runner.run(TINY, set=SHORT, seed=11, progress=False)
+    m = res.manifest
+    assert m["status"] == "ok" and m["seed"] == 11 and m["config"]["run"]["seed"] == 11
+    assert m["config"]["hosting"]["container"]["cfs"] == "period"  # defaults filled in
+    assert m["fleet_sim_version"] and m["wall_time_s"] >= 0
+    assert m["tables"]["jobs"] == len(res.jobs)
+    assert m["content_hash"].startswith(m["run_id"]) and len(m["content_hash"]) == 64
+
+
+def test_same_seed_same_tables_other_seed_other_tables():
+    a = runner.run(TINY, set=SHORT, progress=False)
+    b = runner.run(TINY, set=SHORT, progress=False)
+    for name in ("hosts", "workloads", "jobs", "summary"):
+        pd.testing.assert_frame_equal(a.table(name), b.table(name))
+    c = runner.run(TINY, set=SHORT, seed=4, progress=False)
+    assert not a.jobs["arrival"].equals(c.jobs["arrival"])
+
+
+def test_the_run_id_is_a_content_hash_of_config_and_seed():
+    one = runner.plan(TINY, set=SHORT)[0]
+    assert runner.plan(TINY, set=SHORT)[0].run_id == one.run_id
+    assert runner.plan(TINY, set=SHORT, seed=4)[0].run_id != one.run_id
+    assert runner.plan(TINY, set={**SHORT, "apps.web.threads": 2})[0].run_id != one.run_id
+
+
+def test_shorthands_and_set_mean_the_same_override():
+    a = runner.plan(TINY, duration_s=120, hosting__mode="vm")[0]
+    b = runner.plan(TINY, set=["run.duration_s=120", "hosting.mode=vm"])[0]
+    assert a.run_id == b.run_id
+
+
+def test_a_sweep_is_the_cartesian_product_times_replications():
+    specs = runner.plan(TINY, {"hosting.mode": ["vm", "container"], "apps.web.replicas": [1, 2]},
+                        3, set=SHORT)
+    assert len(specs) == 12 and len({s.run_id for s in specs}) == 12
+    seeds = replication_seeds(3, 3)
+    assert [s.seed for s in specs[:3]] == seeds  # each point: the same seeds (paired)
+    assert {s.seed for s in specs} == set(seeds)
+    assert specs[3].params == {"hosting.mode": "vm", "apps.web.replicas": 2}
+
+
+def test_an_invalid_sweep_point_stops_the_sweep_before_it_starts(tmp_path):
+    with pytest.raises(ConfigError, match=r"hosting\.mode: \"vms\" is not allowed"):
+        runner.sweep(TINY, {"hosting.mode": ["vm", "vms"]}, out=tmp_path, backend=Serial())
+    assert not list(tmp_path.iterdir())
+
+
+def test_sweep_resumes_only_what_is_missing(tmp_path):
+    params = {"hosting.mode": ["vm", "container"]}
+    first = runner.sweep(TINY, params, 2, set=SHORT, out=tmp_path, backend=Serial(),
+                         progress=False)
+    assert first.info | {"failed": []} == {"planned": 4, "skipped": 0, "ran": 4, "failed": []}
+    shutil.rmtree(tmp_path / first.manifests[0]["run_id"])
+    again = runner.sweep(TINY, params, 2, set=SHORT, out=tmp_path, backend=Serial(),
+                         progress=False)
+    assert (again.info["ran"], again.info["skipped"]) == (1, 3)
+    pd.testing.assert_frame_equal(first.summary, again.summary)
+
+
+def test_a_failing_run_is_recorded_and_the_sweep_carries_on(tmp_path):
+    # 40 replicas of one core each cannot be placed on 8 cores: CapacityError at start
+    res = runner.sweep(TINY, {"apps.web.replicas": [2, 40]}, set=SHORT, out=tmp_path,
+                       backend=Serial(), progress=False)
+    runs = res.runs.set_index("apps.web.replicas")
+    assert runs.loc[2, "status"] == "ok" and runs.loc[40, "status"] == "failed"
+    assert runs.loc[40, "error"].startswith("CapacityError: fleet too small")
+    assert len(res.info["failed"]) == 1
+    failed = store.read_manifest(tmp_path / runs.loc[40, "run_id"])
+    assert "Traceback" in failed["exception"]["traceback"]
+    assert set(res.summary["apps.web.replicas"]) == {2}
+
+
+def test_run_reraises_a_failure_after_recording_it(tmp_path):
+    with pytest.raises(CapacityError):
+        runner.run(TINY, set={**SHORT, "apps.web.replicas": 40}, out=tmp_path, progress=False)
+    (run_dir,) = tmp_path.iterdir()
+    assert store.read_manifest(run_dir)["status"] == "failed"
+    res = runner.run(TINY, set={**SHORT, "apps.web.replicas": 40}, reraise=False,
+                     progress=False)
+    assert res.manifest["exception"]["type"] == "CapacityError"
+
+
+def test_loaded_tables_carry_the_swept_parameters(tmp_path):
+    runner.sweep(TINY, {"hosting.mode": ["vm", "container"]}, 2, set=SHORT, out=tmp_path,
+                 backend=Serial(), progress=False)
+    res = store.load(tmp_path)
+    assert set(res.jobs["hosting.mode"]) == {"vm", "container"}
+    assert res.summary.groupby("hosting.mode")["replication"].apply(sorted).tolist() == [
+        [0, 1], [0, 1]]
+
+
+def test_summary_across_replications_is_mean_and_95ci(tmp_path):
+    res = runner.sweep(TINY, {}, 3, set=SHORT, out=tmp_path, backend=Serial(),
+                       progress=False)
+    stats = res.summarize().set_index("metric")
+    mean, half = mean_ci(res.summary["response_time_mean_s"].to_numpy())
+    assert stats.loc["response_time_mean_s", "mean"] == pytest.approx(mean)
+    assert stats.loc["response_time_mean_s", "ci95"] == pytest.approx(half)
+    assert stats.loc["response_time_mean_s", "n"] == 3
+    per_workload = res.summarize("workload_summary")
+    assert set(per_workload["workload"]) == {"web-0.requests", "web-1.requests", "batch.spiky"}
+
+
+def test_a_rollout_scenario_gives_rollout_tables():
+    res = runner.run(runner.EXPERIMENTS_DIR / "rollout.toml", progress=False,
+                     set={"fleet.hosts.host.count": 8})
+    summary = res.rollout_summary.iloc[0]
+    assert summary["new_healthy"] + summary["new_failed"] == 8
+    assert len(res.timeline) >= 16 and set(res.tables) >= {"timeline", "links", "capacity"}

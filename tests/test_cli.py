@@ -1,0 +1,116 @@
+"""Every fleet-sim command end to end, through a subprocess, as a user runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fleet_sim.results import store
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "scenarios" / "tiny.toml"
+SCRIPT = Path(sys.executable).parent / "fleet-sim"
+SHORT = ["--set", "run.duration_s=120"]
+
+
+def fleet_sim(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    cmd = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "fleet_sim.cli"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_run_stores_the_run_and_prints_its_summary(tmp_path):
+    out = fleet_sim("run", str(TINY), "--seed", "5", "--out", str(tmp_path), *SHORT)
+    assert out.returncode == 0, out.stderr
+    (run_dir,) = tmp_path.iterdir()
+    assert out.stdout.startswith(f"run {run_dir.name}  seed 5  container  120 s simulated")
+    assert "cpu_utilization_mean" in out.stdout and "web-0.requests" in out.stdout
+    assert store.read_manifest(run_dir)["seed"] == 5
+    assert out.stderr == ""  # no progress bar when not on a terminal
+
+
+def test_run_by_experiment_name_defaults_to_results_folder(tmp_path):
+    out = fleet_sim("run", "demo", "--set", "run.duration_s=200", "--set", "run.warmup_s=0",
+                    cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert len(list((tmp_path / "results" / "demo").iterdir())) == 1
+
+
+def test_a_bad_file_gives_messages_and_exit_2_not_a_traceback(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TINY.read_text().replace("cores = 4", "cores = 0"))
+    for command in ("run", "validate", "sweep"):
+        out = fleet_sim(command, str(bad), "--set", "hosting.mode=vms")
+        assert out.returncode == 2
+        assert out.stderr.splitlines() == [
+            f"error: {bad}: fleet.hosts[0].cores: must be > 0, got 0 (allowed: a number > 0)",
+            f"error: {bad} (--set): hosting.mode: \"vms\" is not allowed "
+            "(allowed: \"baremetal\", \"vm\" or \"container\")"]
+        assert "Traceback" not in out.stderr
+
+
+def test_validate_describes_a_good_file():
+    out = fleet_sim("validate", str(TINY))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        f"ok: {TINY}: 2 hosts (8 cores), 2 apps (3 replicas), mode container, 300 s",
+        "question: What do two small hosts do with a web app and a spiky neighbour? "
+        "(the test suite's scenario)"]
+
+
+def test_list_shows_the_shipped_experiments_with_their_questions():
+    out = fleet_sim("list")
+    assert out.returncode == 0, out.stderr
+    names = {line.split()[0] for line in out.stdout.splitlines() if line and line[0] != "("}
+    assert {"demo", "noisy_neighbor", "density", "rollout"} <= names
+    assert all(line.rstrip().endswith("?") for line in out.stdout.splitlines()[:len(names)])
+
+
+def test_sweep_then_report(tmp_path):
+    args = ["sweep", str(TINY), "--param", "hosting.mode=vm,container", "--replications", "2",
+            "--workers", "1", "--out", str(tmp_path), *SHORT]
+    out = fleet_sim(*args)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == (
+        f"sweep {TINY}: 4 runs in {tmp_path}: ran 4, skipped 0 already stored, 0 failed")
+    assert "hosting.mode=vm" in out.stdout and " ± " in out.stdout
+    again = fleet_sim(*args)
+    assert "ran 0, skipped 4 already stored" in again.stdout
+    report = fleet_sim("report", str(tmp_path), "--text")
+    assert report.returncode == 0, report.stderr
+    assert report.stdout.startswith(f"{tmp_path}: 4 runs, 0 failed")
+    assert "response_time_p99_s" in report.stdout and "report:" not in report.stdout
+
+
+def test_report_of_one_run_prints_its_summary_and_writes_html(tmp_path):
+    assert fleet_sim("run", str(TINY), "--out", str(tmp_path), *SHORT).returncode == 0
+    out = fleet_sim("report", str(tmp_path), "--out", str(tmp_path / "html"))
+    assert out.returncode == 0, out.stderr
+    assert f"{tmp_path}: 1 runs, 0 failed" in out.stdout and "per workload" in out.stdout
+    assert out.stdout.rstrip().endswith(f"report: {tmp_path / 'html' / 'report.html'}")
+    assert (tmp_path / "html" / "report.html").is_file()
+
+
+def test_a_failed_run_in_a_sweep_exits_1_and_is_listed(tmp_path):
+    out = fleet_sim("sweep", str(TINY), "--param", "apps.web.replicas=2,40", "--workers", "1",
+                    "--out", str(tmp_path), *SHORT)
+    assert out.returncode == 1
+    assert "ran 2, skipped 0 already stored, 1 failed" in out.stdout
+    assert "CapacityError: fleet too small" in out.stderr
+
+
+def test_replay_delegates_to_the_trace_replay(tmp_path):
+    trace = tmp_path / "trace.csv"
+    trace.write_text("time,host,workload,core_seconds,max_cores\n0,h1,a,8,4\n0,h1,a,1,1\n")
+    out = fleet_sim("replay", str(trace), "--cores", "4", "--out", str(tmp_path / "o.csv"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "o.csv").read_text().startswith("job_id,workload,arrival,start,finish")
+
+
+@pytest.mark.parametrize("command", ["run", "sweep", "report", "validate", "list", None])
+def test_help_has_examples(command):
+    out = fleet_sim(*([command] if command else []), "--help")
+    assert out.returncode == 0
+    assert "example" in out.stdout

@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/python -m fleet_sim.demo --out results/demo
+	MPLBACKEND=Agg $(BIN)/fleet-sim run demo --out results/demo
+	MPLBACKEND=Agg $(BIN)/fleet-sim report results/demo
 
 test: $(STAMP)
 	$(BIN)/ruff check fleet_sim tests benchmarks

@@ -12,7 +12,9 @@ behind any figure drawn here, in the tables' units, for tests and notebooks.
 Figures compare hosting modes where they can: ``by="mode"`` groups rows by the
 ``mode`` column (or ``hosting.mode`` when the mode is a swept parameter); any
 other column name groups by that column; ``None`` draws one group. A hosting
-mode has the same colour in every figure (:mod:`fleet_sim.report.style`).
+mode has the same colour in every figure (:mod:`fleet_sim.report.style`), also
+when it comes from another column whose values all name modes (e.g. variants
+such as ``vm-overcommit``).
 Time series (memory, power, serving capacity) show one run per group, the
 first replication; distributions pool every run of a group.
 
@@ -46,6 +48,7 @@ from fleet_sim.report.style import (
     OTHER_COLOR,
     RC,
     ModeStyle,
+    base_mode,
     mode_order,
     mode_style,
 )
@@ -84,6 +87,11 @@ def _styled(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("ax") is None and kwargs.get("axes") is None:
+            # pyplot will make the figure: import it (which may select and set up the
+            # backend, e.g. Jupyter's inline one turns interactive mode on) *outside*
+            # the rc context, whose exit would otherwise undo that set-up
+            import matplotlib.pyplot  # noqa: F401
         with mpl.rc_context(RC):
             return fn(*args, **kwargs)
 
@@ -128,7 +136,8 @@ def _groups(frame: pd.DataFrame, by: str | None) -> list[tuple[str, pd.DataFrame
     if col is None:
         return [("", frame, ModeStyle(OTHER_COLOR))]
     values = list(frame[col].dropna().unique())
-    if col in MODE_COLUMNS:
+    if col in MODE_COLUMNS or (values and all(base_mode(str(v)) for v in values)):
+        # a column of hosting modes (or variants of them) keeps the modes' colours
         labels = mode_order(map(str, values))
         return [(m, frame[frame[col].astype(str) == m], mode_style(m)) for m in labels]
     values.sort(key=natural_key)
@@ -229,6 +238,19 @@ def _legend(ax: Axes, **kwargs: Any) -> None:
         ax.legend(**kwargs)
 
 
+def _legend_below(ax: Axes) -> None:
+    """A legend under the axes, where it can never hide a line."""
+    _legend(ax, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=1)
+
+
+def _sig(value: float, digits: int = 3) -> str:
+    """``value`` with ``digits`` significant digits, thousands separated, never in e-notation."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    return f"{value:,.{decimals}f}"
+
+
 # ---------------------------------------------------------------- host × time heatmap
 def _binned_means(t: np.ndarray, v: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Exact time-weighted mean of the series over each bin (NaN before its first point)."""
@@ -314,13 +336,14 @@ def _pooled(series: list[tuple[np.ndarray, np.ndarray, float, float]]) -> tuple[
 
 @_styled
 def utilization_distribution(hosts: pd.DataFrame, *, by: str | None = "mode",
-                             t_end: TEnd = None, t_start: float | None = None,
+                             t_end: TEnd = None, t_start: TEnd = None,
                              ax: Axes | None = None, title: str | None = None) -> Axes:
     """Distribution of host CPU utilization per group, time-weighted over all host-seconds.
 
     Each curve is the fraction of host-time with utilization ≤ x (exact
     time-weighted quantiles of ``cpu_utilization``, at 201 levels), pooling every
-    host of every run of the group over [``t_start`` (e.g. the warm-up), ``t_end``].
+    host of every run of the group over [``t_start`` (e.g. the warm-up), ``t_end``]
+    (each a number of s, or a mapping run_id → s).
     The legend gives the time-weighted mean and 99th percentile.
     """
     ax = _new_axes(ax)
@@ -330,10 +353,11 @@ def utilization_distribution(hosts: pd.DataFrame, *, by: str | None = "mode",
         series = []
         for run, rows_of_run in _runs(group):
             end = _t_end(rows_of_run, t_end, run)
+            begin = 0.0 if t_start is None else _t_end(rows_of_run, t_start, run)
             for _, g in rows_of_run.groupby("host", sort=False):
                 g = g.sort_values("t", kind="stable")
                 t = g["t"].to_numpy(float)
-                start = max(float(t[0]), 0.0 if t_start is None else float(t_start))
+                start = max(float(t[0]), begin)
                 series.append((t, g["cpu_utilization"].to_numpy(float), start, end))
         if not series:
             continue
@@ -353,7 +377,7 @@ def utilization_distribution(hosts: pd.DataFrame, *, by: str | None = "mode",
     ax.set_xlabel("host CPU utilization (% of cores)")
     ax.set_ylabel("fraction of host-time ≤ x")
     ax.set_title(title or "Host CPU utilization distribution (time-weighted; dotted: means)")
-    _legend(ax, loc="lower right")
+    _legend_below(ax)
     _PLOTTED[ax] = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     return ax
 
@@ -412,11 +436,11 @@ def workload_cpu(workloads: pd.DataFrame, workload: str | None = None, *,
         ax.fill_between(x, base, y, step="post", facecolor=colors[c],
                         alpha=0.85 if part == "allocated" else 0.55,
                         hatch=CPU_HATCHES.get(part), edgecolor="white", linewidth=0,
-                        label=f"{part}: {totals[c]:,.0f} core-s{share(c)}")
+                        label=f"{part} {totals[c]:,.0f}{share(c)}")
         base = y
     ax.plot(x, _steps(*series["demand_cores"], end)[1], drawstyle="steps-post",
             color=CPU_COLORS["demand"], linewidth=1.2,
-            label=f"demand: {demand_total:,.0f} core-s")
+            label=f"demand {demand_total:,.0f}")
     ax.set_xlim(0, end / scale)
     top = float(np.nanmax(np.r_[base, series["demand_cores"][1], 0.0]))
     ax.set_ylim(0, max(top, 1e-9) * 1.35)  # headroom for the legend
@@ -426,25 +450,28 @@ def workload_cpu(workloads: pd.DataFrame, workload: str | None = None, *,
     where = f" ({n_inst} instances)" if n_inst > 1 else ""
     ax.set_title(title or f"{workload}{where}{' under ' + mode if mode else ''}: "
                           "CPU demand vs allocated")
-    _legend(ax, loc="upper left", ncol=2, fontsize=8)
+    _legend(ax, loc="upper left", ncol=2, fontsize=8, title="core-s over the run",
+            title_fontsize=8, alignment="left", columnspacing=1.0, handlelength=1.5)
     _PLOTTED[ax] = pd.DataFrame({"t": t, **{c: v for c, (_, v) in series.items()}})
     return ax
 
 
 # ---------------------------------------------------------------- unmet CPU per mode
 @_styled
-def unmet_cpu(workload_summary: pd.DataFrame, workload: str | None = None, *,
+def unmet_cpu(workload_summary: pd.DataFrame, workload: str | Sequence[str] | None = None, *,
               by: str | None = "mode", ax: Axes | None = None,
               title: str | None = None) -> Axes:
     """Unmet CPU of a workload per group: contention and throttled core-s (stacked bars,
     mean over replications), labelled with the satisfied fraction.
 
     ``workload_summary``: that table (concatenated over runs); ``workload``: a name,
-    or None for every workload together (sums per run).
+    a list of names (summed per run), or None for every workload together.
     """
     frame = workload_summary
-    if workload is not None:
-        frame = frame[frame["workload"] == workload]
+    names = None if workload is None else [workload] if isinstance(workload, str) else list(
+        workload)
+    if names is not None:
+        frame = frame[frame["workload"].isin(names)]
         if frame.empty:
             raise ValueError(f"no workload {workload!r} in the workload_summary table")
     ax = _new_axes(ax)
@@ -479,8 +506,9 @@ def unmet_cpu(workload_summary: pd.DataFrame, workload: str | None = None, *,
     ax.set_ylim(0, max(1.0, float(bottom.max())) * 1.15)
     ax.set_ylabel("unmet CPU (core-s)")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-    ax.set_title(title or f"Unmet CPU of {workload or 'all workloads'} "
-                          "(mean over replications)")
+    which = "all workloads" if names is None else ", ".join(names) if len(names) <= 3 else (
+        f"{len(names)} workloads")
+    ax.set_title(title or f"Unmet CPU of {which} (mean over replications)")
     _legend(ax, loc="upper right")
     _PLOTTED[ax] = table.drop(columns="color")
     return ax
@@ -527,7 +555,7 @@ def response_time_cdf(jobs: pd.DataFrame, *, by: str | None = "mode",
         name = f"{label}: " if label else ""
         ax.plot(ordered[keep], frac[keep], drawstyle="steps-post", color=style.color,
                 linestyle=style.linestyle, linewidth=2,
-                label=f"{name}p50 {p50:.3g} s, p99 {p99:.3g} s (n={n_all:,}{extra})")
+                label=f"{name}p50 {_sig(p50)} s, p99 {_sig(p99)} s (n={n_all:,}{extra})")
         rows.append(pd.DataFrame({"group": label, "response_time_s": ordered[keep],
                                   "fraction": frac[keep], "p50_s": p50, "p99_s": p99,
                                   "jobs": n_all, "finished": finished.size}))
@@ -545,7 +573,7 @@ def response_time_cdf(jobs: pd.DataFrame, *, by: str | None = "mode",
     ax.set_ylabel("fraction of jobs finished within x")
     which = "" if workload is None else f" of {', '.join(wanted)}"
     ax.set_title(title or f"Job response time{which} (CDF)")
-    _legend(ax, loc="upper left")
+    _legend_below(ax)
     _PLOTTED[ax] = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     return ax
 
@@ -612,7 +640,7 @@ def memory_over_time(hosts: pd.DataFrame, *, by: str | None = "mode",
     def label_of(label: str, t: np.ndarray, v: np.ndarray,
                  end: float) -> tuple[str, dict[str, float]]:
         peak = float(v[t <= end].max())
-        return (f"{label + ': ' if label else ''}peak {peak / GIB_MIB:,.1f} GiB",
+        return (f"{label + ': ' if label else ''}peak {_sig(peak / GIB_MIB)} GiB",
                 {"peak_ram_used_mib": peak})
 
     rows, most_runs, scale, bin_s = _fleet_total(hosts, "ram_used_mib", by, t_end, ax,
@@ -634,7 +662,7 @@ def memory_over_time(hosts: pd.DataFrame, *, by: str | None = "mode",
     ax.set_ylabel("RAM in use (GiB)")
     note = _series_note(most_runs, bin_s)
     ax.set_title(title or f"Fleet memory in use{note}")
-    _legend(ax, loc="lower right")
+    _legend_below(ax)
     _PLOTTED[ax] = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     return ax
 
@@ -661,7 +689,7 @@ def power_over_time(hosts: pd.DataFrame, *, by: str | None = "mode", t_end: TEnd
                  end: float) -> tuple[str, dict[str, float]]:
         kwh = timeweighted.integral(t, v, end, float(t[0])) / J_PER_KWH
         mean_w = timeweighted.mean(t, v, end, float(t[0])) if end > t[0] else float(v[0])
-        return (f"{label + ': ' if label else ''}{kwh:,.1f} kWh, mean {mean_w / 1000:,.2f} kW",
+        return (f"{label + ': ' if label else ''}{_sig(kwh)} kWh, mean {_sig(mean_w / 1000)} kW",
                 {"energy_kwh": kwh, "mean_power_w": mean_w})
 
     rows, most_runs, scale, bin_s = _fleet_total(hosts, "power_w", by, t_end, ax, 1000.0,
@@ -671,39 +699,38 @@ def power_over_time(hosts: pd.DataFrame, *, by: str | None = "mode", t_end: TEnd
     ax.set_xlabel(f"time ({_unit_name(scale)})")
     ax.set_ylabel("power (kW)")
     ax.set_title(title or f"Fleet power draw and energy{_series_note(most_runs, bin_s)}")
-    _legend(ax, loc="lower right")
+    _legend_below(ax)
     _PLOTTED[ax] = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     return ax
 
 
 # ---------------------------------------------------------------- density
-#: candidate summary columns of a density comparison, in order; the first present of
-#: each tuple is drawn, with its axis label
-DENSITY_METRICS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("apps_per_host",), "apps per host"),
-    (("hosts_needed", "hosts_used", "hosts"), "hosts needed"),
-    (("cost_usd", "monthly_cost_usd"), "cost ($)"),
+#: panels of a density comparison: for each, the candidate summary columns (the first
+#: present is drawn) with their axis labels, and the panel's title
+DENSITY_METRICS: tuple[tuple[tuple[tuple[str, str], ...], str], ...] = (
+    ((("apps_per_host", "apps per host"),), "Apps per host"),
+    ((("hosts_needed", "hosts"), ("hosts_used", "hosts"), ("hosts", "hosts")), "Hosts needed"),
+    ((("monthly_cost_usd", "$ per month"), ("cost_usd", "$ over the run")), "Cost"),
 )
-_DENSITY_TITLES = {"apps per host": "Apps per host", "hosts needed": "Hosts needed",
-                   "cost ($)": "Cost"}
 
 
 def _density_metrics(summary: pd.DataFrame,
-                     metrics: Sequence[str] | None) -> list[tuple[str, str]]:
+                     metrics: Sequence[str] | None) -> list[tuple[str, str, str]]:
+    """(column, axis label, title) of each panel to draw."""
+    known = {col: (label, title) for cands, title in DENSITY_METRICS for col, label in cands}
     if metrics is not None:
         missing = [m for m in metrics if m not in summary.columns]
         if missing:
             raise KeyError(f"summary has no column(s) {missing}")
-        labels = {c: lab for cands, lab in DENSITY_METRICS for c in cands}
-        return [(m, labels.get(m, m)) for m in metrics]
+        return [(m, *known.get(m, (m, m))) for m in metrics]
     found = []
-    for candidates, label in DENSITY_METRICS:
-        col = next((c for c in candidates if c in summary.columns), None)
-        if col is not None:
-            found.append((col, label))
+    for candidates, title in DENSITY_METRICS:
+        hit = next(((c, lab) for c, lab in candidates if c in summary.columns), None)
+        if hit is not None:
+            found.append((*hit, title))
     if not found:
         raise KeyError("summary has none of the density columns "
-                       f"{[c for cands, _ in DENSITY_METRICS for c in cands]}")
+                       f"{[c for cands, _ in DENSITY_METRICS for c, _ in cands]}")
     return found
 
 
@@ -717,7 +744,8 @@ def density_summary(summary: pd.DataFrame, *, by: str | None = "mode",
     mean over the group's runs with its 95 % Student-t confidence interval
     (:func:`fleet_sim.numerics.timeweighted.mean_ci`) when there are several, and its
     value printed on top. ``metrics``: summary columns to draw (default: the
-    first present of apps_per_host; hosts_needed/hosts_used/hosts; cost_usd).
+    first present of apps_per_host; hosts_needed/hosts_used/hosts;
+    monthly_cost_usd/cost_usd).
     Returns the array of Axes (one per metric).
     """
     chosen = _density_metrics(summary, metrics)
@@ -734,7 +762,7 @@ def density_summary(summary: pd.DataFrame, *, by: str | None = "mode",
         raise ValueError(f"{len(chosen)} metrics need {len(chosen)} axes, got {len(axes)}")
     groups = _groups(summary, by)
     rows = []
-    for ax, (col, label) in zip(axes, chosen, strict=True):
+    for ax, (col, label, panel) in zip(axes, chosen, strict=True):
         _new_axes(ax)
         for i, (group, rows_of_group, style) in enumerate(groups):
             values = rows_of_group[col].to_numpy(float)
@@ -757,7 +785,7 @@ def density_summary(summary: pd.DataFrame, *, by: str | None = "mode",
         for tick, (_, _, style) in zip(ax.get_xticklabels(), groups, strict=True):
             tick.set_color(style.color)
         ax.set_ylabel(label)
-        ax.set_title(_DENSITY_TITLES.get(label, label))
+        ax.set_title(panel)
         ax.set_ylim(0, ax.get_ylim()[1] * 1.12)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.6g}"))
         ax.grid(False, axis="x")
@@ -812,15 +840,12 @@ def rollout_timeline(capacity: pd.DataFrame, *, by: str | None = "mode",
         ax.axhline(n_hosts, color="#555555", linestyle=":", linewidth=1)
         ax.annotate(f"{n_hosts} hosts", (0.0, n_hosts), xycoords=("axes fraction", "data"),
                     xytext=(3, 3), textcoords="offset points", fontsize=8, color="#555555")
-    ax.set_xlim(0, longest / scale)
+    ax.set_xlim(0, longest / scale * 1.03)  # a margin: the last step often ends the run
     ax.set_ylim(bottom=0)
     ax.set_xlabel(f"time since the rollout began ({unit})")
     ax.set_ylabel("healthy (serving) instances")
     note = " (first replication)" if most_runs > 1 else ""
     ax.set_title(title or f"Rollout: serving instances of old and new version{note}")
-    if len(drawn) > 1:
-        _legend(ax, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    else:
-        _legend(ax, loc="center right", fontsize=8)
+    _legend_below(ax)
     _PLOTTED[ax] = pd.concat(rows, ignore_index=True)
     return ax

@@ -169,9 +169,8 @@ def _figures(tables: dict[str, pd.DataFrame], extra: dict[str, pd.DataFrame],
                  f"CPU utilization per host{' — ' + label if label else ''}",
                  "Each cell is the exact time-weighted mean CPU utilization of one host "
                  "over one time bin" + (" (first replication)." if label else "."),
-                 lambda fig, rows=rows, run=run, label=label: fg.utilization_heatmap(
-                     rows, t_end=end_of(run), ax=fig.add_subplot(),
-                     title=f"CPU utilization per host{' — ' + label if label else ''}"),
+                 lambda fig, rows=rows, run=run: fg.utilization_heatmap(
+                     rows, t_end=end_of(run), ax=fig.add_subplot()),
                  (9.0, min(9.0, 2.4 + 0.16 * n_hosts)))
         draw("utilization_distribution", "Host utilization distribution",
              "Fraction of host-time spent at or below each utilization, pooling every host "
@@ -202,6 +201,7 @@ def _figures(tables: dict[str, pd.DataFrame], extra: dict[str, pd.DataFrame],
                             continue
                         fg.workload_cpu(rows, name, t_end=end_of(run), ax=ax,
                                         title=f"{name}{' — ' + label if label else ''}")
+                        ax.tick_params(labelbottom=True)
                         if j:
                             ax.set_ylabel("")
 
@@ -212,11 +212,14 @@ def _figures(tables: dict[str, pd.DataFrame], extra: dict[str, pd.DataFrame],
                  "the black line is the demand.", paint,
                  (4.6 * len(groups) + 1.0, 3.4 * len(names) + 0.6))
         ws = tables.get("workload_summary")
-        if ws is not None and len(ws) and (ws["demand_core_s"] > 0).any():
+        demand = _demand_workloads(tables)
+        if ws is not None and demand and (ws["demand_core_s"] > 0).any():
             draw("unmet_cpu", "Unmet CPU per hosting mode",
-                 "CPU wanted but not received, summed over all workloads (mean over "
-                 "replications), split by who is to blame.",
-                 lambda fig: fg.unmet_cpu(ws, ax=fig.add_subplot()), (7.0, 4.2))
+                 f"CPU wanted but not received by the {len(demand)} demand workload(s) "
+                 "(CPU they do not get is lost), summed per run, mean over replications, "
+                 "split by who is to blame: contention (neighbours; steal for VMs) or "
+                 "throttled (the unit's own caps).",
+                 lambda fig: fg.unmet_cpu(ws, demand, ax=fig.add_subplot()), (7.0, 4.2))
 
     jobs = tables.get("jobs")
     if jobs is not None and jobs["response_time_s"].notna().any():
@@ -227,33 +230,61 @@ def _figures(tables: dict[str, pd.DataFrame], extra: dict[str, pd.DataFrame],
     summary = tables.get("summary")
     if summary is not None and any(c in summary.columns
                                    for c in ("apps_per_host", "hosts_needed", "hosts_used")):
-        metrics = [c for cands, _ in fg.DENSITY_METRICS for c in cands[:1]
-                   if c in summary.columns]
+        panels = len(fg._density_metrics(summary, None))
         draw("density_summary", "Density",
              "Mean over replications with 95 % confidence intervals.",
-             lambda fig: fg.density_summary(
-                 summary, axes=fig.subplots(1, len(fg._density_metrics(summary, None)))
-                 if len(fg._density_metrics(summary, None)) > 1 else [fig.add_subplot()]),
-             (4.2 * max(1, len(metrics)) + 0.8, 4.2))
+             lambda fig: fg.density_summary(summary, axes=list(
+                 fig.subplots(1, panels, squeeze=False)[0])),
+             (4.2 * panels + 0.8, 4.2))
 
-    capacity = extra.get("capacity", tables.get("capacity"))
+    capacity = tables.get("capacity", extra.get("capacity"))
     if capacity is not None and {"t", "old_healthy", "new_healthy"} <= set(capacity.columns):
+        # the full-capacity line: hosts in the fleet, else hosts in the rollout's timeline
+        hosts_of = tables.get("fleet")
+        if hosts_of is None or hosts_of.empty:
+            hosts_of = tables.get("timeline")
         n_hosts = None
-        if "n_hosts" in capacity.columns and capacity["n_hosts"].nunique() == 1:
-            n_hosts = int(capacity["n_hosts"].iloc[0])
+        if hosts_of is not None and len(hosts_of):
+            per_run = (hosts_of.groupby("run_id")["host"].nunique() if "run_id" in hosts_of
+                       else [hosts_of["host"].nunique()])
+            n_hosts = int(max(per_run))
+        groups = _per_group_runs(capacity)
+
+        def paint_rollout(fig: Figure) -> None:
+            # one panel per mode: their rollouts may take seconds or hours
+            grid = fig.subplots(1, len(groups), squeeze=False, sharey=True)[0]
+            for ax, (label, _, rows) in zip(grid, groups, strict=True):
+                fg.rollout_timeline(rows, n_hosts=n_hosts, ax=ax,
+                                    title=label or "Rollout")
+                if ax is not grid[0]:
+                    ax.set_ylabel("")
+
         draw("rollout_timeline", "Rollout",
-             "Healthy instances of the old and the new version over time.",
-             lambda fig: fg.rollout_timeline(capacity, n_hosts=n_hosts, ax=fig.add_subplot()))
+             "Healthy (serving) instances of the old version (dashed) and the new version "
+             "(solid) over time, one panel per hosting mode with its own time axis "
+             "(first replication).", paint_rollout, (4.4 * max(1, len(groups)) + 0.6, 4.0))
     return made, problems
 
 
+def _demand_workloads(tables: dict[str, pd.DataFrame]) -> list[str]:
+    """Workloads that are not job workloads: CPU they do not get is lost (DESIGN §3.2)."""
+    names = tables["workloads"]["workload"].unique()
+    jobs = tables.get("jobs")
+    job_names = set() if jobs is None else set(jobs["workload"].unique())
+    return sorted((str(n) for n in names if n not in job_names), key=fg.natural_key)
+
+
 def _worst_workloads(tables: dict[str, pd.DataFrame]) -> list[str]:
-    """Up to MAX_WORKLOADS workload names with the most unmet CPU (else the most demand)."""
+    """Up to MAX_WORKLOADS workload names with the most unmet CPU (else the most demand),
+    demand workloads first: a job workload's demand counts its queue, not lost CPU."""
+    demand = _demand_workloads(tables)
+    pool = demand or sorted(map(str, tables["workloads"]["workload"].unique()),
+                            key=fg.natural_key)
     ws = tables.get("workload_summary")
     if ws is None or ws.empty:
-        wl = tables["workloads"]
-        return sorted(wl["workload"].unique(), key=fg.natural_key)[:MAX_WORKLOADS]
-    per = ws.groupby("workload")[["unmet_core_s", "demand_core_s"]].sum()
+        return pool[:MAX_WORKLOADS]
+    per = ws[ws["workload"].isin(pool)].groupby("workload")[
+        ["unmet_core_s", "demand_core_s"]].sum()
     per = per.sort_values(["unmet_core_s", "demand_core_s"], ascending=False)
     return [str(n) for n in per.index[:MAX_WORKLOADS]]
 
@@ -282,36 +313,43 @@ def _units(table: str) -> dict[str, tuple[str, str]]:
     return {} if schema is None else {c.name: (c.unit, c.description) for c in schema.columns}
 
 
-def _summary_section(results: Results, tables: dict[str, pd.DataFrame]) -> str:
-    summary = tables.get("summary")
-    if summary is None:
-        return "<p>No summary table.</p>"
-    units = _units("summary")
-    metrics = [c for c in summary.columns
-               if c not in ("run_id", "seed", "replication", "mode", *results.params)
-               and pd.api.types.is_numeric_dtype(summary[c])]
-    if len(summary) == 1:
-        row = summary.iloc[0]
-        frame = pd.DataFrame({"metric": metrics, "value": [row[m] for m in metrics],
-                              "unit": [units.get(m, ("", ""))[0] for m in metrics],
-                              "meaning": [units.get(m, ("", ""))[1] for m in metrics]})
-        return _table_html(frame)
-    by = [c for c in (*results.params, "mode") if c in summary.columns]
-    by = list(dict.fromkeys(by if results.params else [c for c in by if c == "mode"]))
+def _summary_section(results: Results, frame: pd.DataFrame, table: str) -> str:
+    """One run: each figure with its unit and meaning. Many runs: per sweep point, the
+    mean ± 95 % confidence half-width over replications (figures NaN everywhere left out)."""
+    units = _units(table)
+    skip = {"run_id", "seed", "replication", "mode", *results.params}
+    columns = [c for c in frame.columns if c not in skip and frame[c].notna().any()]
+    numeric = [c for c in columns if pd.api.types.is_numeric_dtype(frame[c])
+               and not pd.api.types.is_bool_dtype(frame[c])]
+    if len(frame) == 1:
+        row = frame.iloc[0]
+        return _table_html(pd.DataFrame({
+            "metric": columns, "value": [row[c] for c in columns],
+            "unit": [units.get(c, ("", ""))[0] for c in columns],
+            "meaning": [units.get(c, ("", ""))[1] for c in columns]}))
+    by = [c for c in results.params if c in frame.columns]
+    if not by and "mode" in frame.columns and frame["mode"].nunique() > 1:
+        by = ["mode"]
     from fleet_sim.results.tables import replication_summary
 
-    stats = replication_summary(summary, by, metrics)
-    stats["value"] = [f"{_fmt(m)} ± {_fmt(h)}" if not math.isnan(h) else _fmt(m)
+    stats = replication_summary(frame, by, numeric)
+    stats["value"] = [_fmt(m) if math.isnan(h) or h == 0 else f"{_fmt(m)} ± {_fmt(h)}"
                       for m, h in zip(stats["mean"], stats["ci95"], strict=True)]
+    texts = [c for c in columns if c not in numeric]
+    for c in texts:  # e.g. a rollout's outcome: the values seen, with their counts
+        counts = frame.groupby([*by, c], sort=False).size().rename("n").reset_index()
+        counts["value"] = counts[c].astype(str) + " ×" + counts["n"].astype(str)
+        joined = (counts.groupby(by, sort=False)["value"].agg(", ".join).reset_index()
+                  if by else pd.DataFrame({"value": [", ".join(counts["value"])]}))
+        stats = pd.concat([stats, joined.assign(metric=c)], ignore_index=True)
     if by:
         stats["point"] = stats[by].astype(str).agg(", ".join, axis=1)
         wide = stats.pivot(index="metric", columns="point", values="value")
-        order = _point_order(stats, by)
-        wide = wide.loc[[m for m in metrics if m in wide.index], order]
+        wide = wide.loc[[c for c in columns if c in wide.index], _point_order(stats, by)]
     else:
         wide = stats.set_index("metric")[["value"]]
     wide.insert(0, "unit", [units.get(m, ("", ""))[0] for m in wide.index])
-    n = int(stats["n"].max()) if len(stats) else 0
+    n = int(stats["n"].max()) if "n" in stats and stats["n"].notna().any() else 0
     note = (f"<p class='note'>Mean ± 95 % confidence half-width over {n} replications "
             "(Student t).</p>") if n > 1 else ""
     return note + _table_html(wide, index=True)
@@ -443,8 +481,10 @@ def write_report(run_or_sweep_dir: str | os.PathLike[str],
         f"{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')} from "
         f"<code>{html.escape(str(source))}</code></p>",
         _runs_section(results),
-        "<h2>Summary</h2>", _summary_section(results, tables),
     ]
+    for name, heading in (("summary", "Summary"), ("rollout_summary", "Rollout")):
+        if name in tables:
+            parts += [f"<h2>{heading}</h2>", _summary_section(results, tables[name], name)]
     if problems:
         parts.append("<p class='bad'>Some figures could not be drawn:</p><ul>"
                      + "".join(f"<li>{html.escape(p)}</li>" for p in problems) + "</ul>")

@@ -209,7 +209,8 @@ def test_workload_cpu_stacks_allocated_contention_throttled_under_the_demand():
     np.testing.assert_allclose(data["allocated_cores"], [2.0, 1.0])
     # legend totals are the exact integrals (core-s)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert "allocated: 14 core-s (63.6%)" in labels and "demand: 22 core-s" in labels
+    assert "allocated 14 (63.6%)" in labels and "demand 22" in labels
+    assert ax.get_legend().get_title().get_text() == "core-s over the run"
 
 
 def test_workload_cpu_asks_which_workload_when_there_are_several(one_run):
@@ -240,7 +241,8 @@ def test_density_summary_bars_are_means_with_confidence_intervals():
                             "hosts_needed": [10.0, 9.0, 9.0, 4.0],
                             "cost_usd": [4500.0, 4050.0, 4050.0, 1800.0]})
     axs = fg.density_summary(summary)
-    assert [a.get_ylabel() for a in axs] == ["apps per host", "hosts needed", "cost ($)"]
+    assert [a.get_title() for a in axs] == ["Apps per host", "Hosts needed", "Cost"]
+    assert [a.get_ylabel() for a in axs] == ["apps per host", "hosts", "$ over the run"]
     bars = [p for p in axs[0].patches]
     assert [b.get_height() for b in bars] == [11.0, 30.0]
     assert [to_hex(b.get_facecolor()) for b in bars] == [style.mode_color("vm"),

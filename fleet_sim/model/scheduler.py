@@ -262,6 +262,12 @@ class HostCpuScheduler:
             if leaf.is_job:
                 leaf.t0 = self.now
         parent.add(node)
+        if self._refresh(node) == 0.0 and node.raw == 0.0 and not node.alloc:
+            # nothing below wants CPU yet: no one else's share moves
+            self._plain = self._plain and self._is_plain(node)
+            if self.on_node is not None:
+                self._record_subtree(node)
+            return
         self._reshare_all()
 
     def detach(self, node: CpuNode) -> list:

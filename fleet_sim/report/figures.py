@@ -232,6 +232,12 @@ def _series(frame: pd.DataFrame, key: Sequence[str], column: str) -> tuple[np.nd
     return sum_series(frame, key, column)
 
 
+def _width(i: int, n: int) -> float:
+    """Line width of group ``i`` of ``n``: earlier groups wider, so that identical
+    curves drawn on top of each other all stay visible."""
+    return 1.5 + 1.0 * (n - 1 - i)
+
+
 def _legend(ax: Axes, **kwargs: Any) -> None:
     handles, _ = ax.get_legend_handles_labels()
     if handles:
@@ -349,9 +355,11 @@ def utilization_distribution(hosts: pd.DataFrame, *, by: str | None = "mode",
     ax = _new_axes(ax)
     q = np.linspace(0.0, 1.0, 201)
     rows = []
-    for label, group, style in _groups(hosts, by):
+    groups = _groups(hosts, by)
+    for i, (label, group, style) in enumerate(groups):
         series = []
-        for run, rows_of_run in _runs(group):
+        runs = _runs(group)
+        for run, rows_of_run in runs:
             end = _t_end(rows_of_run, t_end, run)
             begin = 0.0 if t_start is None else _t_end(rows_of_run, t_start, run)
             for _, g in rows_of_run.groupby("host", sort=False):
@@ -366,8 +374,13 @@ def utilization_distribution(hosts: pd.DataFrame, *, by: str | None = "mode",
         mean = timeweighted.mean(t, v, total, 0.0)
         p99 = float(timeweighted.percentile(t, v, 0.99, total, 0.0))
         name = f"{label}: " if label else ""
-        ax.plot(x, q, color=style.color, linestyle=style.linestyle, linewidth=2,
-                label=f"{name}mean {mean:.0%}, p99 {p99:.0%} ({len(series)} host-runs)")
+        hosts_per_run = {g["host"].nunique() for _, g in runs}
+        what = (f"{len(runs)} run{'s' if len(runs) > 1 else ''} × {hosts_per_run.pop()} host"
+                f"{'s' if len(series) > len(runs) else ''}" if len(hosts_per_run) == 1
+                else f"{len(series)} host-runs")
+        ax.plot(x, q, color=style.color, linestyle=style.linestyle,
+                linewidth=_width(i, len(groups)),
+                label=f"{name}mean {mean:.0%}, p99 {p99:.0%} ({what})")
         ax.axvline(mean, color=style.color, linestyle=":", linewidth=1)
         rows.append(pd.DataFrame({"group": label, "q": q, "cpu_utilization": x,
                                   "mean": mean, "p99": p99, "host_runs": len(series)}))
@@ -393,6 +406,8 @@ def workload_cpu(workloads: pd.DataFrame, workload: str | None = None, *,
     """CPU of one workload over time in one run: allocated (filled, in the mode's colour),
     with contention (neighbours' fault) and throttled (own caps) stacked on top, and the
     demand as a black line. Sums over every host and instance the workload runs in.
+    A series of more than MAX_STEPS change points is drawn as exact time-weighted
+    means over TIME_BINS equal bins (the y label says so).
 
     ``workload``: its name (may be omitted if the table holds one). ``mode``: colour
     of the allocated area (default: the table's mode column, else grey). The legend
@@ -416,13 +431,22 @@ def workload_cpu(workloads: pd.DataFrame, workload: str | None = None, *,
     key = ("workload", "host", "instance")
     series = {c: _series(rows, key, c) for c in ("demand_cores", *CPU_PARTS)}
     t = series["demand_cores"][0]
-    scale, unit = _time_unit(end)
-    ax = _new_axes(ax)
-    x = _steps(t, t, end)[0] / scale
-    base = np.zeros(x.size)
     t0 = float(t[0])
     totals = {c: timeweighted.integral(*series[c], end, t0) for c in series}
     demand_total = totals["demand_cores"]
+    # what is drawn: the change points, or exact time-weighted means over equal bins
+    # from the first record when there are too many to see (the integrals are kept)
+    binned = t.size > MAX_STEPS and end > t0
+    if binned:
+        edges = np.linspace(t0, end, TIME_BINS + 1)
+        t_draw = edges[:-1]
+        drawn = {c: _binned_means(t, v, edges) for c, (_, v) in series.items()}
+    else:
+        t_draw, drawn = t, {c: v for c, (_, v) in series.items()}
+    scale, unit = _time_unit(end)
+    ax = _new_axes(ax)
+    x = _steps(t_draw, t_draw, end)[0] / scale
+    base = np.zeros(x.size)
 
     def share(c: str) -> str:
         return f" ({totals[c] / demand_total:.1%})" if demand_total > 0 else ""
@@ -431,28 +455,29 @@ def workload_cpu(workloads: pd.DataFrame, workload: str | None = None, *,
               "contention_cores": CPU_COLORS["contention"],
               "throttled_cores": CPU_COLORS["throttled"]}
     for c in CPU_PARTS:
-        y = base + _steps(*series[c], end)[1]
+        y = base + _steps(t_draw, drawn[c], end)[1]
         part = c.removesuffix("_cores")
         ax.fill_between(x, base, y, step="post", facecolor=colors[c],
                         alpha=0.85 if part == "allocated" else 0.55,
                         hatch=CPU_HATCHES.get(part), edgecolor="white", linewidth=0,
                         label=f"{part} {totals[c]:,.0f}{share(c)}")
         base = y
-    ax.plot(x, _steps(*series["demand_cores"], end)[1], drawstyle="steps-post",
-            color=CPU_COLORS["demand"], linewidth=1.2,
+    demand = _steps(t_draw, drawn["demand_cores"], end)[1]
+    ax.plot(x, demand, drawstyle="steps-post", color=CPU_COLORS["demand"], linewidth=1.2,
             label=f"demand {demand_total:,.0f}")
     ax.set_xlim(0, end / scale)
-    top = float(np.nanmax(np.r_[base, series["demand_cores"][1], 0.0]))
+    top = float(np.nanmax(np.r_[base, demand, 0.0]))
     ax.set_ylim(0, max(top, 1e-9) * 1.35)  # headroom for the legend
     ax.set_xlabel(f"time ({unit})")
-    ax.set_ylabel("CPU (cores)")
+    ax.set_ylabel("CPU (cores)" + (f", means over {_duration_text((end - t0) / TIME_BINS)}"
+                                   if binned else ""))
     n_inst = rows.groupby(["host", "instance"]).ngroups
     where = f" ({n_inst} instances)" if n_inst > 1 else ""
     ax.set_title(title or f"{workload}{where}{' under ' + mode if mode else ''}: "
                           "CPU demand vs allocated")
     _legend(ax, loc="upper left", ncol=2, fontsize=8, title="core-s over the run",
             title_fontsize=8, alignment="left", columnspacing=1.0, handlelength=1.5)
-    _PLOTTED[ax] = pd.DataFrame({"t": t, **{c: v for c, (_, v) in series.items()}})
+    _PLOTTED[ax] = pd.DataFrame({"t": t_draw, **drawn, "binned": binned})
     return ax
 
 
@@ -540,7 +565,8 @@ def response_time_cdf(jobs: pd.DataFrame, *, by: str | None = "mode",
         jobs = jobs[jobs["workload"].isin(wanted)]
     ax = _new_axes(ax)
     rows = []
-    for label, group, style in _groups(jobs, by):
+    groups = _groups(jobs, by)
+    for i, (label, group, style) in enumerate(groups):
         resp = group["response_time_s"].to_numpy(float)
         finished = resp[np.isfinite(resp)]
         if finished.size == 0:
@@ -554,7 +580,7 @@ def response_time_cdf(jobs: pd.DataFrame, *, by: str | None = "mode",
         extra = f", {n_all - finished.size:,} unfinished" if n_all > finished.size else ""
         name = f"{label}: " if label else ""
         ax.plot(ordered[keep], frac[keep], drawstyle="steps-post", color=style.color,
-                linestyle=style.linestyle, linewidth=2,
+                linestyle=style.linestyle, linewidth=_width(i, len(groups)),
                 label=f"{name}p50 {_sig(p50)} s, p99 {_sig(p99)} s (n={n_all:,}{extra})")
         rows.append(pd.DataFrame({"group": label, "response_time_s": ordered[keep],
                                   "fraction": frac[keep], "p50_s": p50, "p99_s": p99,
@@ -621,7 +647,7 @@ def _fleet_total(hosts: pd.DataFrame, column: str, by: str | None, t_end: TEnd, 
         x, y = _steps(x_t, x_v, end)
         text, figures = label_of(label, t, v, end)
         ax.plot(x / scale, y / scale_y, drawstyle="steps-post", color=style.color,
-                linestyle=style.linestyle, linewidth=1.5 + 1.0 * (len(drawn) - 1 - i),
+                linestyle=style.linestyle, linewidth=_width(i, len(drawn)),
                 label=text)
         rows.append(pd.DataFrame({"group": label, "t": x_t, column: x_v, "t_end": end,
                                   "binned": edges is not None, **figures}))

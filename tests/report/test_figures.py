@@ -367,6 +367,28 @@ def test_real_workload_cpu_totals_match_the_workload_summary(sweep):
     assert (bm["throttled_core_s"] == 0).all() and (vm["throttled_core_s"] > 0).all()
 
 
+def test_real_workload_cpu_of_a_busy_series_draws_exact_bin_means(one_run):
+    rows = one_run["workloads"]
+    web = rows[rows["workload"] == "web"]
+    assert len(web) > fg.MAX_STEPS
+    ax = rendered(fg.workload_cpu(rows, "web", t_end=DURATION_S, ax=axes()))
+    data = fg.plotted(ax)
+    assert data["binned"].all() and len(data) == fg.TIME_BINS
+    assert "means over" in ax.get_ylabel()
+    ws = one_run["workload_summary"].set_index("workload").loc["web"]
+    t = data["t"].to_numpy()
+    for column in ("demand", "allocated", "throttled", "contention"):
+        # bins start at the first record and keep every integral
+        total = timeweighted.integral(t, data[f"{column}_cores"], DURATION_S)
+        assert total == pytest.approx(ws[f"{column}_core_s"], rel=1e-9, abs=1e-9), column
+    # one bin, recomputed from the table
+    t_all, demand = sum_series(web.sort_values("t", kind="stable"),
+                               ("workload", "host", "instance"), "demand_cores")
+    k, width = 17, t[1] - t[0]
+    exact = timeweighted.integral(t_all, demand, t[k] + width, t[k]) / width
+    assert data["demand_cores"].iloc[k] == pytest.approx(exact, rel=1e-9)
+
+
 def test_real_response_time_percentiles_match_the_summary(sweep):
     ax = rendered(fg.response_time_cdf(sweep["jobs"], ax=axes()))
     data = fg.plotted(ax)
@@ -396,7 +418,7 @@ def test_real_power_and_energy_match_the_summary(sweep):
         rows = data[data["group"] == mode]
         assert rows["energy_kwh"].iloc[0] == pytest.approx(expected, rel=1e-9)
         line = line_by_label(ax, mode)
-        assert f"{expected:,.1f} kWh" in line.get_label()
+        assert f"{fg._sig(expected)} kWh" in line.get_label()
         # thousands of change points: drawn as exact time-weighted means over bins
         hosts = sweep["hosts"][sweep["hosts"]["run_id"] == f"{mode}-0"]
         t, power = sum_series(hosts, ("host",), "power_w")
@@ -426,7 +448,8 @@ def test_power_of_a_short_series_is_drawn_exactly():
     ax = fg.power_over_time(hosts, t_end=4.0, ax=axes())
     line = ax.get_lines()[0]
     np.testing.assert_allclose(line.get_ydata(), [0.35, 0.5, 0.5])  # kW; held until t_end
-    assert line.get_label() == f"{(350 * 2 + 500 * 2) / J_PER_KWH:,.1f} kWh, mean 0.42 kW"
+    kwh = (350 * 2 + 500 * 2) / J_PER_KWH  # 0.000472…
+    assert line.get_label() == f"{kwh:.3g} kWh, mean 0.425 kW"
 
 
 def test_real_memory_sums_ram_over_hosts(one_run):

@@ -254,10 +254,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         print("\nmean ± 95% CI half-width across replications")
         print(_summary_table(res))
     if not args.text:
-        try:
-            from fleet_sim.report.html import write_report
-        except ImportError:  # the report face is optional: the text above is the report
-            return EXIT_OK
+        from fleet_sim.report.html import write_report
+
         print(f"\nreport: {write_report(args.dir, args.out)}")
     return EXIT_OK
 

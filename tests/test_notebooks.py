@@ -44,6 +44,8 @@ def test_notebook_runs_top_to_bottom(name, tmp_path, monkeypatch):
     monkeypatch.setenv("FLEET_SIM_QUICK", "1")
     # the kernel picks its backend as in Jupyter (`%matplotlib inline`), not the suite's Agg
     monkeypatch.delenv("MPLBACKEND", raising=False)
+    # the notebooks store their runs in tempfile folders: keep them in this test's folder
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
     nb = notebook(name)
     client = NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT_S,
                             resources={"metadata": {"path": str(tmp_path)}})

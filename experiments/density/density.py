@@ -1,190 +1,162 @@
 """Density: how many hosts, and at what monthly cost, does a catalog of apps need per hosting mode?
 
-A seeded catalog of a few hundred apps of mixed sizes (60% small, 30% medium, 10%
-large by CPU request and RAM), each built on one language runtime in one version
-(python 3.8/3.10/3.12, java 11/17, node 18/20), some pinning openssl 1.1 or 3.0.
-Each app's CPU is spiky: 30% of its request, plus spikes to its full request
-every 15 min on average (1 min long on average).
-
-Each (mode, placement policy) is sized to the smallest fleet of identical hosts
-(32 cores, 128 GiB) on which every app fits (binary search over :func:`plan`;
-apps placed largest first), then simulated for a warm-up plus ``hours`` to
-measure CPU use. Modes:
+The experiment is ``experiments/density.toml``: its catalog of apps (sizes, CPU
+spikes, the library versions small apps pin), its hosts (32 cores, 128 GiB) and
+its statistics window. This script scales the catalog (``--scale``: every app's
+replicas × k, so the default 4 gives 336 apps) and, for each variant and
+placement policy — each a ``--set`` override of the file — finds the smallest
+fleet of those hosts on which every app replica is placed (a fleet that is too
+small fails placement at the start of the run: doubling, then bisection over
+``fleet.hosts.std.count``; apps are placed in file order, largest first), then
+simulates that fleet over the file's window to measure CPU use. Variants:
 
 - ``baremetal``: one shared OS per host; apps needing other versions of a
   dependency cannot share a host.
 - ``vm``: one VM per app with ⌈request⌉ vCPUs and RAM + guest OS + hypervisor overhead.
-- ``vm-overcommit``: the same at a vCPU overcommit ratio of 3 (defaults.VCPU_OVERCOMMIT_RATIO).
+- ``vm-overcommit``: the same at a vCPU overcommit ratio of 3.
 - ``container``: one container per app at its fractional request (+ shim RAM).
 
-Printed per row: hosts needed, apps per host, CPU committed (requests or vCPUs /
-physical cores), CPU used (time-average, measured), RAM reserved (including OS,
-guest OS and hypervisor overheads), the apps' contention share (core-s denied by
-neighbours / core-s they could have used: the price of packing) and monthly cost.
+Printed per row: hosts needed, apps per host, CPU committed (requests or vCPUs
+placed / physical cores, from the ``admit`` events), CPU used (time-average over
+the window, ``summary``), RAM reserved (instances' reservations from the
+``admit`` events plus each host's OS), the apps' contention share (core-s denied
+by neighbours / core-s they could have used: the price of packing;
+``workload_summary``) and monthly cost (``fleet``).
 
-    python experiments/density/density.py --apps 300 --seed 0
+    python experiments/density/density.py --scale 4 --seed 0
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import tomllib
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
-import simpy
 
+import fleet_sim as fs
 from fleet_sim.errors import CapacityError
-from fleet_sim.hosting import defaults
-from fleet_sim.hosting.base import AppSpec, DemandSpec, HostSpec
-from fleet_sim.hosting.deploy import deploy, plan
-from fleet_sim.model.distributions import Exponential
-from fleet_sim.numerics.timeweighted import integral
-from fleet_sim.policies.registry import placement_policy
-from fleet_sim.results.recorder import ChangePointRecorder
-from fleet_sim.rng import Streams
 
-HOST_CORES = 32.0
-HOST_RAM_MIB = 131_072.0
-#: variant → (mode, mode parameters)
-VARIANTS: dict[str, tuple[str, dict]] = {
-    "baremetal": ("baremetal", {}),
-    "vm": ("vm", {}),
-    "vm-overcommit": ("vm", {"cpu_ratio": defaults.VCPU_OVERCOMMIT_RATIO}),
-    "container": ("container", {}),
+SCENARIO = Path(__file__).resolve().parents[1] / "density.toml"
+HOSTS = "fleet.hosts.std.count"  #: key path of the fleet size
+#: variant → overrides of the scenario file
+VARIANTS: dict[str, dict[str, Any]] = {
+    "baremetal": {"hosting.mode": "baremetal"},
+    "vm": {"hosting.mode": "vm"},
+    "vm-overcommit": {"hosting.mode": "vm", "hosting.vm.cpu_ratio": 3.0},
+    "container": {"hosting.mode": "container"},
 }
 POLICIES = ("first-fit", "best-fit", "worst-fit")
-#: size class → (share, CPU requests (cores), RAM (MiB), threads)
-SIZES = {
-    "small": (0.6, (0.25, 0.5), (256.0, 512.0, 1024.0), 2),
-    "medium": (0.3, (1.0, 2.0), (2048.0, 4096.0), 4),
-    "large": (0.1, (4.0, 8.0), (8192.0, 16384.0), 8),
-}
-LANGUAGES = {"python": ("3.8", "3.10", "3.12"), "java": ("11", "17"), "node": ("18", "20")}
+#: a placement-only run: it ends right after every app is admitted
+PLACEMENT_ONLY = {"run.duration_s": 1.0, "run.warmup_s": 0.0, "run.record": []}
+_ADMIT = r"host=(?P<host>\S+) kernel=(?P<kernel>\S+) cpu_cores=(?P<cpu>\S+) ram_mib=(?P<ram>\S+)"
 
 
-def catalog(n_apps: int, seed: int) -> list[AppSpec]:
-    """``n_apps`` apps drawn from the stream ``catalog`` of ``Streams(seed)``."""
-    rng = Streams(seed).get("catalog")
-    classes = list(SIZES)
-    shares = [SIZES[c][0] for c in classes]
-    apps = []
-    for i in range(n_apps):
-        _, cpus, rams, threads = SIZES[classes[rng.choice(len(classes), p=shares)]]
-        cpu = float(rng.choice(cpus))
-        lang = list(LANGUAGES)[rng.choice(3, p=[0.6, 0.25, 0.15])]
-        deps = {lang: str(rng.choice(LANGUAGES[lang]))}
-        if rng.random() < 0.3:
-            deps["openssl"] = str(rng.choice(["1.1", "3.0"]))
-        spikes = {"baseline_cores": 0.3 * cpu, "rate_per_s": 1 / 900,
-                  "duration_s": Exponential(60.0), "height_cores": 0.7 * cpu}
-        apps.append(AppSpec(f"app{i:03d}", threads=threads, cpu_request_cores=cpu,
-                            ram_mib=float(rng.choice(rams)), dependencies=deps,
-                            workloads=(DemandSpec("cpu", "spiky", spikes),)))
-    # largest first: the usual order for bin packing (first-fit decreasing)
-    return sorted(apps, key=lambda a: (a.cpu_request_cores, a.ram_mib), reverse=True)
+def scaled(scale: int) -> dict[str, Any]:
+    """Overrides multiplying the replicas of every app of the scenario file by ``scale``."""
+    with open(SCENARIO, "rb") as f:
+        apps = tomllib.load(f)["apps"]
+    return {f"apps.{a['name']}.replicas": a.get("replicas", 1) * scale for a in apps}
 
 
-def hosts(n: int) -> list[HostSpec]:
-    return [HostSpec(f"h{i:04d}", HOST_CORES, HOST_RAM_MIB) for i in range(n)]
+def catalog(scale: int = 1, seed: int | None = None) -> dict[str, Any]:
+    """The resolved config of the scaled catalog (hosts, apps, defaults filled in)."""
+    return fs.run(SCENARIO, seed=seed, set={**scaled(scale), **PLACEMENT_ONLY},
+                  progress=False, reraise=False).config
 
 
-def fits_on(n: int, mode: str, params: dict, apps: list[AppSpec], policy: str,
-            seed: int) -> bool:
-    """Whether ``policy`` places every app on ``n`` hosts."""
+def fits(n_hosts: int, overrides: dict[str, Any], seed: int | None = None) -> bool:
+    """Whether every app is placed on ``n_hosts`` hosts."""
     try:
-        plan(hosts(n), mode, apps, placement_policy(policy),
-             Streams(seed).get("placement"), params)
+        fs.run(SCENARIO, seed=seed, set={**overrides, **PLACEMENT_ONLY, HOSTS: n_hosts},
+               progress=False)
     except CapacityError:
         return False
     return True
 
 
-def hosts_needed(mode: str, params: dict, apps: list[AppSpec], policy: str, seed: int) -> int:
-    """The smallest fleet on which ``policy`` places every app (doubling, then bisection;
-    assumes that a fleet that fits stays fitting when it grows)."""
-    ratio = params.get("cpu_ratio", 1.0)
-    lo = max(1, math.ceil(sum(a.cpu_request_cores for a in apps) / (HOST_CORES * ratio)),
-             math.ceil(sum(a.ram_mib for a in apps) / HOST_RAM_MIB))
-    hi = lo
-    while not fits_on(hi, mode, params, apps, policy, seed):
-        if hi > 4 * len(apps):
-            raise CapacityError(f"{mode}/{policy}: some app fits on no host at all")
-        lo, hi = hi + 1, hi * 2
-    while lo < hi:
+def hosts_needed(overrides: dict[str, Any], guess: int, seed: int | None = None) -> int:
+    """The smallest fleet on which every app is placed, searched from ``guess`` hosts
+    (doubling, then bisection; assumes a fleet that fits stays fitting when it grows)."""
+    lo, hi = 0, max(1, guess)  # lo never fits (0 hosts), hi fits once found
+    while not fits(hi, overrides, seed):
+        if hi > 64 * max(1, guess):
+            raise CapacityError(f"{overrides}: no fleet up to {hi} hosts fits every app")
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
         mid = (lo + hi) // 2
-        if fits_on(mid, mode, params, apps, policy, seed):
+        if fits(mid, overrides, seed):
             hi = mid
         else:
-            lo = mid + 1
+            lo = mid
     return hi
 
 
-def measure(mode: str, params: dict, apps: list[AppSpec], policy: str, n_hosts: int,
-            warmup_s: float, horizon_s: float, seed: int) -> dict:
-    """Deploy on ``n_hosts`` and simulate; return CPU and RAM figures."""
-    env = simpy.Environment()
-    rec = ChangePointRecorder(["workloads"])
-    dep = deploy(env, hosts(n_hosts), mode, apps, placement_policy(policy), Streams(seed),
-                 rec, params)
-    used0: list[float] = []
-
-    def snapshot():
-        yield env.timeout(warmup_s)
-        for h in dep.hosts:
-            h.sync()
-        used0.append(sum(h.cpu.used_core_s for h in dep.hosts))
-
-    env.process(snapshot())
-    t_end = warmup_s + horizon_s
-    env.run(until=t_end)
-    dep.finalize(t_end)
-    used = sum(h.cpu.used_core_s for h in dep.hosts) - used0[0]
-    w = pd.DataFrame(rec.data["workloads"])
-    w = w[w["workload"].str.endswith(".cpu")]  # the apps' own demand, not OS background
-    usable = denied = 0.0
-    for _, g in w.groupby("workload"):
-        usable += integral(g["t"], g["demand_cores"] - g["throttled_cores"], t_end, warmup_s)
-        denied += integral(g["t"], g["contention_cores"], t_end, warmup_s)
-    views = list(dep.fleet_view())
-    capacity = HOST_CORES * n_hosts
-    committed = sum(v.committed_cpu_cores + v.dedicated_cores for v in views)
+def measure(res: fs.Results) -> dict[str, float]:
+    """CPU and RAM figures of one simulated fleet, from its result tables."""
+    config, fleet = res.config, res.fleet
+    admits = res.events.loc[res.events["kind"] == "admit", "detail"].str.extract(_ADMIT)
+    on_hosts = admits[admits["kernel"] == admits["host"]]  # not a VM's guest processes
+    os_ram_mib = config["hosting"][config["hosting"]["mode"]]["host_os_ram_mib"]
+    labels = {w.get("name") or w["kind"] for app in config["apps"] for w in app["workloads"]}
+    ws = res.workload_summary
+    apps = ws[ws["workload"].str.rsplit(".", n=1).str[1].isin(labels)]  # not guest OSes
+    usable = (apps["demand_core_s"] - apps["throttled_core_s"]).sum()
     return {
-        "cpu_committed": committed / capacity,
-        "cpu_used": used / (capacity * horizon_s),
-        "ram_reserved": sum(v.reserved_ram_mib for v in views) / (HOST_RAM_MIB * n_hosts),
-        "contention_share": denied / usable,
+        "cpu_committed": on_hosts["cpu"].astype(float).sum() / fleet["cores"].sum(),
+        "cpu_used": float(res.summary["cpu_utilization_mean"].iloc[0]),
+        "ram_reserved": (on_hosts["ram"].astype(float).sum() + os_ram_mib * len(fleet))
+        / fleet["ram_mib"].sum(),
+        "contention_share": apps["contention_core_s"].sum() / usable if usable > 0 else 0.0,
+        "monthly_cost_usd": float(fleet["monthly_cost_usd"].sum()),
     }
 
 
-def run(n_apps: int = 300, seed: int = 0, hours: float = 2.0, warmup_s: float = 3600.0,
+def run(scale: int = 4, seed: int | None = None, hours: float | None = None,
         variants: Sequence[str] | None = None, policies: Sequence[str] = POLICIES
         ) -> pd.DataFrame:
-    """One row per (variant, policy); same seed ⇒ same table."""
-    apps = catalog(n_apps, seed)
+    """One row per (variant, policy); same seed ⇒ same table. ``seed`` defaults to the
+    scenario file's; ``hours``: measured time after the file's warm-up (default: the
+    file's window)."""
+    base = scaled(scale)
+    config = catalog(scale, seed)
+    window = {}
+    if hours is not None:
+        window = {"run.duration_s": config["run"]["warmup_s"] + hours * 3600.0}
+    n_apps = sum(app["replicas"] for app in config["apps"])
+    guess = sum(group["count"] for group in config["fleet"]["hosts"]) * scale
     rows = []
     for name in (list(VARIANTS) if variants is None else variants):
-        mode, params = VARIANTS[name]
         for policy in policies:
-            n = hosts_needed(mode, params, apps, policy, seed)
-            figures = measure(mode, params, apps, policy, n, warmup_s, hours * 3600.0, seed)
+            over = {**base, **VARIANTS[name], "placement.policy": policy}
+            n = hosts_needed(over, guess, seed)
+            res = fs.run(SCENARIO, seed=seed, set={**over, **window, HOSTS: n},
+                         progress=False)
+            figures = measure(res)
+            cost = figures.pop("monthly_cost_usd")
             rows.append({"mode": name, "policy": policy, "hosts": n,
-                         "apps_per_host": n_apps / n, **figures,
-                         "monthly_cost_usd": n * defaults.HOST_MONTHLY_COST_USD})
+                         "apps_per_host": n_apps / n, **figures, "monthly_cost_usd": cost})
     return pd.DataFrame(rows)
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--apps", type=int, default=300)
-    ap.add_argument("--hours", type=float, default=2.0, help="measured time after warm-up")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--scale", type=int, default=4, help="replicas of every app × this")
+    ap.add_argument("--hours", type=float, default=None,
+                    help="measured time after the warm-up (default: the scenario file's)")
+    ap.add_argument("--seed", type=int, default=None, help="default: the scenario file's")
     args = ap.parse_args(argv)
-    df = run(args.apps, args.seed, args.hours)
-    apps = catalog(args.apps, args.seed)
-    print(f"{args.apps} apps: {sum(a.cpu_request_cores for a in apps):g} cores requested, "
-          f"{sum(a.ram_mib for a in apps) / 1024:.0f} GiB; hosts of {HOST_CORES:g} cores, "
-          f"{HOST_RAM_MIB / 1024:.0f} GiB at ${defaults.HOST_MONTHLY_COST_USD:g}/month")
+    df = run(args.scale, args.seed, args.hours)
+    config = catalog(args.scale, args.seed)
+    apps, host = config["apps"], config["fleet"]["hosts"][0]
+    print(f"{sum(a['replicas'] for a in apps)} apps: "
+          f"{sum(a['replicas'] * a['cpu_request_cores'] for a in apps):g} cores requested, "
+          f"{sum(a['replicas'] * a['ram_mib'] for a in apps) / 1024:.0f} GiB; hosts of "
+          f"{host['cores']:g} cores, {host['ram_mib'] / 1024:.0f} GiB at "
+          f"${host['monthly_cost_usd']:g}/month")
     with pd.option_context("display.width", 200):
         print(df.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
     return df

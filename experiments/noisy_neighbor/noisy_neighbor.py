@@ -1,13 +1,12 @@
 """Noisy neighbour: how much does a spiky neighbour slow a latency-sensitive app, per hosting mode?
 
-One 8-core host. The *victim* serves requests on one thread: Poisson arrivals at
-10/s of exponential work with mean 50 ms (ρ = 0.5; alone it is an M/M/1-PS queue
-with mean response 0.1 s). Three *neighbours* idle at 0.5 cores and spike to 8 busy
-threads (spikes every 2 min on average, lasting 30 s on average; overlapping
-spikes add up). Every mode sees the same arrivals and spikes (common random
-numbers, DESIGN §4). Variants:
+The experiment is ``experiments/noisy_neighbor.toml`` (one 8-core host, the
+victim's requests, three spiky batch neighbours, the warm-up); this script runs
+it once per variant, each variant a ``--set`` override of that file, and
+tabulates the result tables. Every variant sees the same arrivals and spikes
+(common random numbers, DESIGN §4). Variants:
 
-- ``alone``: the victim by itself (the reference).
+- ``alone``: the victim by itself (``apps.batch.replicas=0``), the reference.
 - ``baremetal``: one shared OS; CFS shares per runnable thread.
 - ``vm``: VMs sized by CPU request (1 + 3 × 2 = 7 vCPUs on 8 cores: no overcommit).
 - ``vm-overcommit``: VMs sized for their peak (1 + 3 × 8 = 25 vCPUs, ratio 4).
@@ -18,7 +17,7 @@ numbers, DESIGN §4). Variants:
 Printed per variant: the victim's p50 / p99 / mean response time of requests
 arriving after the warm-up, its *contention share* (core-s denied by neighbours
 / core-s it could have used, DESIGN §3.1), the neighbours' CPU (core-s), and
-their CFS throttled time.
+their CFS throttled time (s, from the ``cpu_stat`` events).
 
     python experiments/noisy_neighbor/noisy_neighbor.py --hours 1 --seed 0
 """
@@ -26,99 +25,86 @@ their CFS throttled time.
 from __future__ import annotations
 
 import argparse
+import tomllib
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pandas as pd
-import simpy
 
-from fleet_sim.hosting.base import AppSpec, DemandSpec, HostSpec, JobsSpec
-from fleet_sim.hosting.deploy import deploy
-from fleet_sim.model.distributions import Exponential
-from fleet_sim.numerics.timeweighted import integral
-from fleet_sim.policies.placement import FirstFit
-from fleet_sim.results.recorder import ChangePointRecorder
-from fleet_sim.rng import Streams
+import fleet_sim as fs
 
-HOST = HostSpec("host", cores=8, ram_mib=65_536)
-VICTIM_WORKLOAD = "victim.requests"
+SCENARIO = Path(__file__).resolve().parents[1] / "noisy_neighbor.toml"
+VICTIM = "victim.requests"  #: the victim app's request workload
+NEIGHBOURS = "batch"  #: the neighbours' app
 
-#: variant → (mode, mode parameters, include the neighbours)
-VARIANTS: dict[str, tuple[str, dict, bool]] = {
-    "alone": ("baremetal", {}, False),
-    "baremetal": ("baremetal", {}, True),
-    "vm": ("vm", {}, True),
-    "vm-overcommit": ("vm", {"cpu_ratio": 4.0, "vcpus_from": "threads"}, True),
-    "container": ("container", {}, True),
-    "container-quota": ("container", {"cfs": "period"}, True),
+#: variant → overrides of the scenario file
+VARIANTS: dict[str, dict[str, Any]] = {
+    "alone": {"hosting.mode": "baremetal", f"apps.{NEIGHBOURS}.replicas": 0},
+    "baremetal": {"hosting.mode": "baremetal"},
+    "vm": {"hosting.mode": "vm"},
+    "vm-overcommit": {"hosting.mode": "vm", "hosting.vm.cpu_ratio": 4.0,
+                      "hosting.vm.vcpus_from": "threads"},
+    "container": {"hosting.mode": "container"},
+    "container-quota": {"hosting.mode": "container", "hosting.container.cfs": "period",
+                        f"apps.{NEIGHBOURS}.cpu_max": 2.0},
 }
 
 
-def apps(warmup_s: float, neighbours: bool, quota: bool, n_neighbours: int = 3
-         ) -> list[AppSpec]:
-    """The victim and (optionally) its neighbours; requests start after the warm-up,
-    once every mode has installed, booted or started its apps."""
-    victim = AppSpec("victim", threads=1, cpu_request_cores=1.0, ram_mib=512,
-                     workloads=(JobsSpec("requests", 10.0, Exponential(0.05), 1.0,
-                                         t_start_s=warmup_s),))
-    out = [victim]
-    if neighbours:
-        spikes = {"baseline_cores": 0.5, "rate_per_s": 1 / 120, "duration_s": Exponential(30.0),
-                  "height_cores": 8.0}
-        out += [AppSpec(f"batch{i}", threads=8, cpu_request_cores=2.0, ram_mib=2048,
-                        cpu_limit_cores=2.0 if quota else None,
-                        workloads=(DemandSpec("cpu", "spiky", spikes),))
-                for i in range(n_neighbours)]
-    return out
+def window(hours: float, warmup_s: float | None = None) -> dict[str, Any]:
+    """Overrides for ``hours`` measured after the warm-up (default: the file's); the
+    victim's requests start when the warm-up ends."""
+    if warmup_s is None:
+        with open(SCENARIO, "rb") as f:
+            warmup_s = float(tomllib.load(f)["run"]["warmup_s"])
+    return {"run.warmup_s": warmup_s, "run.duration_s": warmup_s + hours * 3600.0,
+            "apps.victim.workloads.requests.start_s": warmup_s}
 
 
-def run_variant(name: str, horizon_s: float, warmup_s: float, seed: int) -> dict:
-    """Run one variant; return its row of figures."""
-    mode, params, neighbours = VARIANTS[name]
-    env = simpy.Environment()
-    rec = ChangePointRecorder(["workloads", "jobs", "events"])
-    t_end = warmup_s + horizon_s
-    dep = deploy(env, [HOST], mode, apps(warmup_s, neighbours, name == "container-quota"),
-                 FirstFit(), Streams(seed), rec, params)
-    env.run(until=t_end)
-    dep.finalize(t_end)
-    jobs = pd.DataFrame(rec.data["jobs"])
-    jobs = jobs[(jobs["workload"] == VICTIM_WORKLOAD) & (jobs["arrival"] >= warmup_s)]
-    rt = (jobs["finish"] - jobs["arrival"]).to_numpy()
-    w = pd.DataFrame(rec.data["workloads"])
-    vic = w[w["workload"] == VICTIM_WORKLOAD]
-    usable = integral(vic["t"], vic["demand_cores"] - vic["throttled_cores"], t_end, warmup_s)
-    denied = integral(vic["t"], vic["contention_cores"], t_end, warmup_s)
-    neighbour_core_s = sum(
-        integral(g["t"], g["allocated_cores"], t_end, warmup_s)
-        for wl, g in w.groupby("workload") if wl.startswith("batch"))
-    stats = dep.cpu_stats(t_end)
+def figures(res: fs.Results) -> dict[str, float]:
+    """One variant's row, from its result tables."""
+    warmup_s = res.config["run"]["warmup_s"]
+    jobs = res.jobs
+    done = jobs[(jobs["workload"] == VICTIM) & (jobs["arrival"] >= warmup_s)
+                & jobs["finish"].notna()]
+    rt = done["response_time_s"]
+    ws = res.workload_summary.set_index("workload")
+    victim = ws.loc[VICTIM]
+    usable = victim["demand_core_s"] - victim["throttled_core_s"]
+    stats = res.events[res.events["kind"] == "cpu_stat"]["detail"]
+    throttled_s = stats.str.extract(r"throttled_s=(\S+)", expand=False).astype(float)
     return {
-        "variant": name,
-        "victim_p50_s": float(np.percentile(rt, 50)),
-        "victim_p99_s": float(np.percentile(rt, 99)),
+        "victim_p50_s": float(rt.quantile(0.5)),
+        "victim_p99_s": float(rt.quantile(0.99)),
         "victim_mean_s": float(rt.mean()),
         "victim_jobs": len(rt),
-        "contention_share": denied / usable if usable > 0 else 0.0,
-        "neighbour_core_s": neighbour_core_s,
-        "neighbour_throttled_s": sum(s["throttled_s"] for s in stats.values()),
+        "contention_share": victim["contention_core_s"] / usable if usable > 0 else 0.0,
+        "neighbour_core_s": float(
+            ws.loc[ws.index.str.startswith(NEIGHBOURS), "allocated_core_s"].sum()),
+        "neighbour_throttled_s": float(throttled_s.sum()),
     }
 
 
-def run(horizon_s: float = 3600.0, warmup_s: float = 900.0, seed: int = 0,
+def run(hours: float = 1.0, warmup_s: float | None = None, seed: int | None = None,
         variants: Sequence[str] | None = None) -> pd.DataFrame:
-    """One row per variant (see the module docstring); same seed ⇒ same table."""
-    names = list(VARIANTS) if variants is None else list(variants)
-    return pd.DataFrame([run_variant(n, horizon_s, warmup_s, seed) for n in names])
+    """One row per variant (see the module docstring); same seed ⇒ same table.
+    ``seed`` defaults to the scenario file's."""
+    rows = []
+    for name in (list(VARIANTS) if variants is None else variants):
+        res = fs.run(SCENARIO, seed=seed, set={**VARIANTS[name], **window(hours, warmup_s)},
+                     progress=False)
+        rows.append({"variant": name, **figures(res)})
+    return pd.DataFrame(rows)
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--hours", type=float, default=1.0, help="measured time after warm-up")
-    ap.add_argument("--warmup-s", type=float, default=900.0)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--warmup-s", type=float, default=None,
+                    help="warm-up before the statistics (default: the scenario file's)")
+    ap.add_argument("--seed", type=int, default=None, help="default: the scenario file's")
     args = ap.parse_args(argv)
-    df = run(args.hours * 3600.0, args.warmup_s, args.seed)
+    df = run(args.hours, args.warmup_s, args.seed)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(df.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     return df

@@ -509,7 +509,8 @@ class Instance:
     run (workloads released, RAM in use); on an OOM kill the in-flight jobs are
     lost, workloads are held and, with a ``backoff``, it restarts after the delay
     (hook :meth:`reprovision`). :meth:`crash` (host failure) and :meth:`stop` end
-    it. Every step is an event: ``admit``, ``start`` (``boot`` for a VM),
+    it. Every step is an event: ``admit`` (with what it commits on its kernel:
+    ``cpu_cores=… ram_mib=…``, and ``dedicated`` for whole cores), ``start`` (``boot`` for a VM),
     ``install_failed``, ``failed``, ``oom_kill``, ``restart``, ``killed``, ``stop``.
     """
 
@@ -591,7 +592,10 @@ class Instance:
                            instance=self.instance_label, held=True, keep_jobs=self.keep_jobs)
             for spec in self.workload_specs()]
         self.state = ADMITTED
-        self.event("admit", f"host={self.host.name} kernel={self.kernel.name}")
+        req = self.request
+        self.event("admit", f"host={self.host.name} kernel={self.kernel.name} "
+                   f"cpu_cores={req.cpu_cores:g} ram_mib={req.ram_mib:g}"
+                   + (" dedicated" if req.dedicated else ""))
         return self
 
     def admission_terms(self) -> dict[str, Any]:

@@ -57,8 +57,6 @@ from fleet_sim.units import DAY_S, GIB_MIB, HOUR_S, J_PER_KWH, MINUTE_S
 
 #: column names that hold the hosting mode, in order of preference
 MODE_COLUMNS = ("mode", "hosting.mode")
-#: columns that identify one run, in order of preference
-RUN_KEYS = ("run_id", "seed", "replication")
 #: most points drawn per empirical CDF (every drawn point is an exact point of it)
 MAX_CDF_POINTS = 4000
 #: most change points drawn per fleet time series; longer ones are drawn as exact
@@ -298,7 +296,8 @@ def utilization_heatmap(hosts: pd.DataFrame, *, t_end: float | None = None, bins
     cmap = mpl.colormaps[HEATMAP_CMAP].with_extremes(bad="white")
     image = ax.imshow(z, aspect="auto", interpolation="nearest", cmap=cmap, vmin=0.0, vmax=1.0,
                       extent=(0.0, end / scale, len(names) - 0.5, -0.5))
-    step = max(1, math.ceil(len(names) / 30))
+    step = next(k for k in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, len(names))
+                if len(names) / k <= 30)  # a round step: at most 30 host labels
     ax.set_yticks(range(0, len(names), step), [str(n) for n in names[::step]])
     ax.grid(False)
     ax.set_xlabel(f"time ({unit})")

@@ -18,6 +18,7 @@ import io
 import json
 import math
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,30 +90,10 @@ def _tables(results: Results) -> dict[str, pd.DataFrame]:
              if m.get("status") == store.OK and (mode := _mode_of(m)) is not None}
     out = {}
     for name in TABLES:
-        try:
-            frame = results.table(name)
-        except (KeyError, FileNotFoundError, ValueError):
-            continue
+        frame = results.table(name)
         if len(frame):
             out[name] = _with_mode(frame, modes)
     return out
-
-
-def _extra_tables(results: Results) -> dict[str, pd.DataFrame]:
-    """Stored tables outside the schema (e.g. a rollout's ``capacity``), concatenated."""
-    out: dict[str, list[pd.DataFrame]] = {}
-    for m in results.manifests:
-        path = m.get("path")
-        if m.get("status") != store.OK or not path:
-            continue
-        for file in sorted(Path(path).glob("*.parquet")):
-            if file.stem in TABLES:
-                continue
-            frame = pd.read_parquet(file)
-            if "run_id" not in frame.columns:
-                frame = store.with_run_columns(frame, m, results.params)
-            out.setdefault(file.stem, []).append(frame)
-    return {name: pd.concat(frames, ignore_index=True) for name, frames in out.items()}
 
 
 # ---------------------------------------------------------------- figures
@@ -141,8 +122,7 @@ def _per_group_runs(frame: pd.DataFrame) -> list[tuple[str, Any, pd.DataFrame]]:
     return out
 
 
-def _figures(tables: dict[str, pd.DataFrame], extra: dict[str, pd.DataFrame],
-             out_dir: Path) -> tuple[list[_Figure], list[str]]:
+def _figures(tables: dict[str, pd.DataFrame], out_dir: Path) -> tuple[list[_Figure], list[str]]:
     """Draw and save every figure the tables support; return them and any problems."""
     made: list[_Figure] = []
     problems: list[str] = []
@@ -156,19 +136,22 @@ def _figures(tables: dict[str, pd.DataFrame], extra: dict[str, pd.DataFrame],
             made.append(_Figure(name, title, caption, _save(fig, out_dir, name)))
         except Exception as e:  # a figure that cannot be drawn is reported, not fatal
             problems.append(f"{title}: {type(e).__name__}: {e}")
+            warnings.warn(f"report: {title} could not be drawn: {type(e).__name__}: {e}",
+                          RuntimeWarning, stacklevel=3)
 
     def end_of(run: Any) -> float | None:
         return None if t_end is None or run not in t_end else float(t_end[run])
 
     hosts = tables.get("hosts")
     if hosts is not None:
+        several = hosts["run_id"].nunique() > 1 if "run_id" in hosts else False
         for label, run, rows in _per_group_runs(hosts):
             n_hosts = rows["host"].nunique()
             suffix = f"_{label}" if label else ""
             draw(f"utilization_heatmap{suffix}",
                  f"CPU utilization per host{' — ' + label if label else ''}",
                  "Each cell is the exact time-weighted mean CPU utilization of one host "
-                 "over one time bin" + (" (first replication)." if label else "."),
+                 "over one time bin" + (" (the mode's first run)." if several else "."),
                  lambda fig, rows=rows, run=run: fg.utilization_heatmap(
                      rows, t_end=end_of(run), ax=fig.add_subplot()),
                  (9.0, min(9.0, 2.4 + 0.16 * n_hosts)))
@@ -237,7 +220,7 @@ def _figures(tables: dict[str, pd.DataFrame], extra: dict[str, pd.DataFrame],
                  fig.subplots(1, panels, squeeze=False)[0])),
              (4.2 * panels + 0.8, 4.2))
 
-    capacity = tables.get("capacity", extra.get("capacity"))
+    capacity = tables.get("capacity")
     if capacity is not None and {"t", "old_healthy", "new_healthy"} <= set(capacity.columns):
         # the full-capacity line: hosts in the fleet, else hosts in the rollout's timeline
         hosts_of = tables.get("fleet")
@@ -461,8 +444,7 @@ def write_report(run_or_sweep_dir: str | os.PathLike[str],
     out = Path(out_dir) if out_dir is not None else source / "report"
     out.mkdir(parents=True, exist_ok=True)
     tables = _tables(results)
-    extra = _extra_tables(results)
-    made, problems = _figures(tables, extra, out)
+    made, problems = _figures(tables, out)
 
     n = len(results.manifests)
     ok = sum(m.get("status") == store.OK for m in results.manifests)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from matplotlib.colors import to_hex, to_rgb
@@ -158,7 +159,7 @@ def mode_color(mode: str) -> str:
     return mode_style(mode).color
 
 
-def mode_order(modes) -> list[str]:
+def mode_order(modes: Iterable[str]) -> list[str]:
     """``modes`` sorted bare metal → VMs → containers → others, variants after their base."""
     rank = {"baremetal": 0, "vm": 1, "container": 2}
 

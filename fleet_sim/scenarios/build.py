@@ -223,6 +223,8 @@ def fit_errors(config: cfg.ScenarioConfig, file: str) -> list[ConfigError]:
              for g in config.fleet.hosts]
     errors = []
     for i, app in enumerate(config.apps):
+        if app.replicas == 0:
+            continue  # nothing of it to place
         spec = app_specs(app.model_copy(update={"replicas": 1, "workloads": []}), Path())[0]
         candidates = [(site, site.candidate(spec).request) for site in sites]
         if any(site.kernel.view().fits(req) for site, req in candidates):

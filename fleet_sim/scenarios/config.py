@@ -360,11 +360,14 @@ class AppConfig(Strict):
     """``[[apps]]``: an application, its size under each mode, and its workloads.
 
     Its ``replicas`` are named ``<name>-0``, ``<name>-1``, … (just ``<name>`` for one)
-    and placed one by one; each has its own random streams.
+    and placed one by one; each has its own random streams. ``replicas = 0`` keeps
+    the app in the file but deploys none of it (e.g. a victim without its neighbours:
+    ``--set apps.batch.replicas=0``).
     """
 
     name: Name = Field(description=_NAME_ALLOWED)
-    replicas: int = Field(1, gt=0, description="identical copies, placed one by one")
+    replicas: int = Field(1, ge=0, description="identical copies, placed one by one "
+                          "(0: none deployed)")
     threads: int = Field(1, gt=0, description="threads: most cores it uses at once; "
                          "bounds its CFS weight on a shared OS")
     cpu_request_cores: float = Field(1.0, ge=0, description="CPU placement commits for it")

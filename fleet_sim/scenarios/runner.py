@@ -56,9 +56,9 @@ def version() -> str:
 
 # ---------------------------------------------------------------- sources and overrides
 def find_scenario(name: str | Path) -> Path:
-    """A scenario file: ``name`` itself if it exists, else ``experiments/<name>.toml``."""
+    """A scenario file: ``name`` itself if it is a file, else ``experiments/<name>.toml``."""
     path = Path(name)
-    if path.exists() or path.suffix:
+    if path.is_file() or path.suffix:
         return path
     shipped = EXPERIMENTS_DIR / f"{name}.toml"
     return shipped if shipped.is_file() else path

@@ -79,7 +79,6 @@ def engine_tables(mode: str, seed: int = 1, duration_s: float = DURATION_S,
 
         def more_ram(host: Host = host, h: int = h):
             yield env.timeout(duration_s * (0.3 + 0.1 * h))
-            host.sync()  # rows up to now keep the old RAM (Host.set_ram_used does not sync)
             host.set_ram_used(12_288.0)
 
         env.process(more_ram())

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo figures test bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -12,9 +12,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# the demo fleet under each hosting mode (same seed: same arrivals and spikes), then its report
 demo: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/fleet-sim run demo --out results/demo
+	MPLBACKEND=Agg $(BIN)/fleet-sim sweep demo --param hosting.mode=baremetal,vm,container --out results/demo
 	MPLBACKEND=Agg $(BIN)/fleet-sim report results/demo
+
+# the README's figures, made again from the demo
+figures: demo
+	mkdir -p docs/figures
+	cp results/demo/report/response_time_cdf.png results/demo/report/unmet_cpu.png \
+	   results/demo/report/workload_cpu.png docs/figures/
 
 test: $(STAMP)
 	$(BIN)/ruff check fleet_sim tests benchmarks

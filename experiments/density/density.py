@@ -55,15 +55,21 @@ PLACEMENT_ONLY = {"run.duration_s": 1.0, "run.warmup_s": 0.0, "run.record": []}
 _ADMIT = r"host=(?P<host>\S+) kernel=(?P<kernel>\S+) cpu_cores=(?P<cpu>\S+) ram_mib=(?P<ram>\S+)"
 
 
+def scenario_file() -> dict[str, Any]:
+    """The scenario file as written (no defaults filled in)."""
+    with open(SCENARIO, "rb") as f:
+        return tomllib.load(f)
+
+
 def scaled(scale: int) -> dict[str, Any]:
     """Overrides multiplying the replicas of every app of the scenario file by ``scale``."""
-    with open(SCENARIO, "rb") as f:
-        apps = tomllib.load(f)["apps"]
-    return {f"apps.{a['name']}.replicas": a.get("replicas", 1) * scale for a in apps}
+    return {f"apps.{a['name']}.replicas": a.get("replicas", 1) * scale
+            for a in scenario_file()["apps"]}
 
 
 def catalog(scale: int = 1, seed: int | None = None) -> dict[str, Any]:
-    """The resolved config of the scaled catalog (hosts, apps, defaults filled in)."""
+    """The resolved config of the scaled catalog (hosts, apps, defaults filled in; its
+    ``run`` table is that of a placement-only run)."""
     return fs.run(SCENARIO, seed=seed, set={**scaled(scale), **PLACEMENT_ONLY},
                   progress=False, reraise=False).config
 
@@ -125,7 +131,7 @@ def run(scale: int = 4, seed: int | None = None, hours: float | None = None,
     config = catalog(scale, seed)
     window = {}
     if hours is not None:
-        window = {"run.duration_s": config["run"]["warmup_s"] + hours * 3600.0}
+        window = {"run.duration_s": scenario_file()["run"]["warmup_s"] + hours * 3600.0}
     n_apps = sum(app["replicas"] for app in config["apps"])
     guess = sum(group["count"] for group in config["fleet"]["hosts"]) * scale
     rows = []

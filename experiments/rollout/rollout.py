@@ -1,6 +1,8 @@
-"""How long does one new version take to reach 100, 300 and 1000 servers, and how much
-serving capacity is lost meanwhile, under bare metal, VMs and containers, from a central
-registry or peer to peer? And how much does shipping only the top layer save?
+"""Rollout: how long does a new version take to reach 100 to 1000 servers, per hosting mode?
+
+And how much serving capacity is lost meanwhile, under bare metal, VMs and
+containers, from a central registry or peer to peer? How much does shipping only
+the top layer save?
 
 The experiment is ``experiments/rollout.toml`` (a Kubernetes-style rolling update,
 maxSurge = maxUnavailable = 25 %, with the published defaults of

@@ -268,6 +268,9 @@ def _worst_workloads(tables: dict[str, pd.DataFrame]) -> list[str]:
         return pool[:MAX_WORKLOADS]
     per = ws[ws["workload"].isin(pool)].groupby("workload")[
         ["unmet_core_s", "demand_core_s"]].sum()
+    lost = per["unmet_core_s"] > 1e-9 * per["demand_core_s"]  # beyond float noise
+    if lost.any():  # show only workloads that lost something
+        per = per[lost]
     per = per.sort_values(["unmet_core_s", "demand_core_s"], ascending=False)
     return [str(n) for n in per.index[:MAX_WORKLOADS]]
 

@@ -69,6 +69,9 @@ BAD_INPUTS = {
         "F: apps[1].ram_mib: a container needing 1 cores and 20008 MiB (overheads included) "
         "fits on no host: needs 20008 MiB, host small has 15360 of 16384 MiB free "
         "(allowed: at most 4 cores and 15360 MiB per replica under mode container)"),
+    "negative replicas": (
+        BASE.replace("replicas = 2", "replicas = -1"),
+        "F: apps[0].replicas: must be >= 0, got -1 (allowed: a number >= 0)"),
     "missing section": (
         BASE.split("[[fleet.hosts]]")[0] + BASE.split("ram_mib = 16384")[1],
         "F: fleet: missing required key (allowed: [[fleet.hosts]] tables: type, count, "

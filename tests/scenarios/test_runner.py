@@ -112,6 +112,21 @@ def test_run_reraises_a_failure_after_recording_it(tmp_path):
     assert res.manifest["exception"]["type"] == "CapacityError"
 
 
+def test_an_app_with_zero_replicas_is_kept_in_the_file_but_not_deployed():
+    res = runner.run(TINY, set={**SHORT, "apps.batch.replicas": 0}, progress=False)
+    assert set(res.workload_summary["workload"]) == {"web-0.requests", "web-1.requests"}
+    admitted = res.events.loc[res.events["kind"] == "admit", "entity"]
+    assert sorted(admitted) == ["web-0", "web-1"]
+
+
+def test_admit_events_say_what_was_committed_on_the_host():
+    res = runner.run(TINY, set={**SHORT, "hosting.mode": "vm"}, progress=False)
+    admits = res.events[res.events["kind"] == "admit"].set_index("entity")["detail"]
+    assert admits["batch-vm"].startswith("host=small")
+    assert admits["batch-vm"].endswith(" cpu_cores=1 ram_mib=2563")  # 1 vCPU, RAM + overheads
+    assert admits["batch"].endswith(" kernel=batch-vm cpu_cores=1 ram_mib=2048")
+
+
 def test_loaded_tables_carry_the_swept_parameters(tmp_path):
     runner.sweep(TINY, {"hosting.mode": ["vm", "container"]}, 2, set=SHORT, out=tmp_path,
                  backend=Serial(), progress=False)

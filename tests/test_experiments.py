@@ -1,0 +1,169 @@
+"""The shipped experiments: every scenario file validates, and every driver script runs
+its study at a tiny size and gets what the physics says (their logic, not their numbers).
+
+Each driver (``experiments/<name>/<name>.py``) is a thin layer over its scenario file
+(``experiments/<name>.toml``): its variants are ``--set`` overrides, so they validate too.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from fleet_sim import cli
+from fleet_sim.scenarios import config as cfg
+from fleet_sim.scenarios.runner import EXPERIMENTS_DIR
+
+SCENARIOS = sorted(EXPERIMENTS_DIR.glob("*.toml"))
+DRIVERS = ("noisy_neighbor", "density", "rollout")
+SCRIPT = Path(sys.executable).parent / "fleet-sim"
+
+
+def driver(name: str) -> ModuleType:
+    """The driver script ``experiments/<name>/<name>.py`` as a module."""
+    spec = importlib.util.spec_from_file_location(name, EXPERIMENTS_DIR / name / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def validate(path: Path) -> subprocess.CompletedProcess:
+    """``fleet-sim validate path``, as a user runs it."""
+    cmd = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "fleet_sim.cli"]
+    return subprocess.run([*cmd, "validate", str(path)], capture_output=True, text=True,
+                          timeout=120)
+
+
+def toml(value: object) -> str:
+    """A ``--set`` value as TOML text."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {toml(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_every_scenario_file_validates_and_states_its_question(path):
+    out = validate(path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"ok: {path}: ")
+    assert f"question: {cfg.question(path)}" in out.stdout
+    assert cfg.question(path).endswith("?")
+
+
+@pytest.mark.parametrize("name", DRIVERS)
+def test_each_driver_runs_over_its_scenario_file_and_states_its_question(name):
+    module = driver(name)
+    assert module.SCENARIO == EXPERIMENTS_DIR / f"{name}.toml"
+    assert module.__doc__.splitlines()[0].endswith("?")
+
+
+@pytest.mark.parametrize("name", ["noisy_neighbor", "density"])
+def test_every_variant_is_a_valid_override_of_the_scenario_file(name, capsys):
+    module = driver(name)
+    for variant, overrides in module.VARIANTS.items():
+        sets = [a for k, v in overrides.items() for a in ("--set", f"{k}={toml(v)}")]
+        assert cli.main(["validate", str(module.SCENARIO), *sets]) == 0, variant
+        assert capsys.readouterr().out.startswith(f"ok: {module.SCENARIO}: ")
+
+
+# ---------------------------------------------------------------- noisy neighbour
+NOISY_COLUMNS = ["variant", "victim_p50_s", "victim_p99_s", "victim_mean_s", "victim_jobs",
+                 "contention_share", "neighbour_core_s", "neighbour_throttled_s"]
+
+
+def test_noisy_neighbor_orders_the_modes_as_the_physics_says(capsys):
+    nn = driver("noisy_neighbor")
+    df = nn.main(["--hours", str(120 / 3600)]).set_index("variant")
+    assert ["variant", *df.columns] == NOISY_COLUMNS
+    assert list(df.index) == list(nn.VARIANTS)
+    assert capsys.readouterr().out.split("\n")[0].split() == NOISY_COLUMNS
+    assert (df["victim_jobs"] > 0).all()
+    assert (df["contention_share"].between(0, 1)).all()
+    # alone: no neighbour CPU; equal cpu.weight shields the victim completely
+    assert df.loc["alone", "neighbour_core_s"] == 0
+    assert df.loc["container", "victim_p99_s"] == df.loc["alone", "victim_p99_s"]
+    assert df.loc["container", "victim_p99_s"] <= df.loc["baremetal", "victim_p99_s"]
+    assert df.loc["container", "contention_share"] == 0.0
+    assert df.loc["baremetal", "contention_share"] > 0.0  # CFS per thread: spikes hurt
+    # VMs sized by request do not contend, but pay the virtualization overhead
+    assert df.loc["vm", "contention_share"] == 0.0
+    assert df.loc["vm", "victim_mean_s"] > df.loc["alone", "victim_mean_s"]
+    # a quota holds the neighbours back and is recorded as throttled time
+    assert df.loc["container-quota", "neighbour_throttled_s"] > 0
+    assert (df.loc["container-quota", "neighbour_core_s"]
+            < df.loc["container", "neighbour_core_s"])
+    assert (df.drop("container-quota")["neighbour_throttled_s"] == 0).all()
+
+
+# ---------------------------------------------------------------- density
+DENSITY_COLUMNS = ["mode", "policy", "hosts", "apps_per_host", "cpu_committed", "cpu_used",
+                   "ram_reserved", "contention_share", "monthly_cost_usd"]
+
+
+@pytest.fixture(scope="module")
+def density():
+    module = driver("density")
+    return module, module.run(scale=1, hours=0.01, policies=("first-fit",)).set_index("mode")
+
+
+def test_density_sizes_every_mode_and_overcommit_needs_fewer_hosts(density):
+    module, df = density
+    assert ["mode", *df.columns] == DENSITY_COLUMNS
+    assert list(df.index) == list(module.VARIANTS)
+    assert (df["hosts"] >= 1).all()
+    assert (df["apps_per_host"] * df["hosts"]).round().eq(84).all()  # the file's replicas
+    assert df.loc["vm-overcommit", "hosts"] <= df.loc["vm", "hosts"]
+    assert df.loc["container", "hosts"] <= df.loc["vm", "hosts"]
+    ratio = df.index.map(lambda v: module.VARIANTS[v].get("hosting.vm.cpu_ratio", 1.0))
+    assert (df["cpu_committed"] <= ratio + 1e-9).all()
+    assert (df["cpu_used"].between(0, 1) & df["ram_reserved"].between(0, 1)).all()
+    assert df["contention_share"].between(0, 1).all()
+    assert (df["monthly_cost_usd"] == df["hosts"] * 450.0).all()
+
+
+def test_density_finds_the_smallest_fleet(density):
+    module, df = density
+    over = {**module.scaled(1), **module.VARIANTS["container"], "placement.policy": "first-fit"}
+    n = int(df.loc["container", "hosts"])
+    assert module.fits(n, over)
+    assert n == 1 or not module.fits(n - 1, over)
+
+
+# ---------------------------------------------------------------- rollout
+ROLLOUT_COLUMNS = ["hosts", "mode", "from", "changed", "strategy", "makespan min",
+                   "min serving", "median instance s", "registry GB", "peak registry MB/s",
+                   "failed", "outcome"]
+
+
+def test_rollout_matrix_at_tiny_sizes():
+    ro = driver("rollout")
+    tables = ro.run(sizes=(8, 16))
+    scale, layers, strategies = tables["scale"], tables["layers"], tables["strategies"]
+    assert list(scale.columns) == ROLLOUT_COLUMNS == list(layers.columns)
+    assert list(strategies.columns) == [*ROLLOUT_COLUMNS[:5], "params", *ROLLOUT_COLUMNS[5:]]
+    assert len(scale) == 2 * len(ro.COMBOS) and len(layers) == 2 * len(ro.COMBOS)
+    assert len(strategies) == len(ro.STRATEGIES)
+    assert set(strategies["hosts"]) == {16}
+    for table in tables.values():
+        assert table["min serving"].between(0, 1).all()
+        assert (table["makespan min"] > 0).all()
+    # a rolling update keeps 75 % serving; a surge-only one keeps everyone serving
+    assert (scale["min serving"] >= 0.75).all()
+    surge = strategies[strategies["params"] == "max_surge=25%, max_unavailable=0"]
+    assert (surge["min serving"] == 1.0).all()
+    # peers offload the registry; containers shipping one layer send less than whole images
+    central = scale[(scale["mode"] == "vm") & (scale["from"] == "central")]["registry GB"]
+    p2p = scale[(scale["mode"] == "vm") & (scale["from"] == "p2p")]["registry GB"]
+    assert (p2p.to_numpy() <= central.to_numpy()).all()
+    by = layers.set_index(["mode", "from", "changed"])["registry GB"]
+    assert by["container", "central", "top-layer"] < by["container", "central", "whole-image"]

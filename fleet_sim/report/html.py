@@ -205,9 +205,14 @@ def _figures(tables: dict[str, pd.DataFrame], out_dir: Path) -> tuple[list[_Figu
                  lambda fig: fg.unmet_cpu(ws, demand, ax=fig.add_subplot()), (7.0, 4.2))
 
     jobs = tables.get("jobs")
+    warmups = _warmups(tables)
+    if jobs is not None and warmups is not None and "run_id" in jobs.columns:
+        # the statistics window of each run, as in the summary's percentiles
+        jobs = jobs[jobs["arrival"] >= jobs["run_id"].map(warmups).fillna(0.0)]
     if jobs is not None and jobs["response_time_s"].notna().any():
         draw("response_time_cdf", "Job response time",
-             "Empirical CDF of response times, pooling every job of every replication.",
+             "Empirical CDF of the response times of jobs arriving after the warm-up, "
+             "pooling every replication.",
              lambda fig: fg.response_time_cdf(jobs, ax=fig.add_subplot()))
 
     summary = tables.get("summary")

@@ -63,7 +63,7 @@ def test_every_scenario_file_validates_and_states_its_question(path):
 @pytest.mark.parametrize("name", DRIVERS)
 def test_each_driver_runs_over_its_scenario_file_and_states_its_question(name):
     module = driver(name)
-    assert module.SCENARIO == EXPERIMENTS_DIR / f"{name}.toml"
+    assert EXPERIMENTS_DIR / f"{name}.toml" == module.SCENARIO
     assert module.__doc__.splitlines()[0].endswith("?")
 
 

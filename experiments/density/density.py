@@ -29,7 +29,6 @@ by neighbours / core-s they could have used: the price of packing;
 from __future__ import annotations
 
 import argparse
-import math
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path

@@ -74,7 +74,7 @@ class HostCpuScheduler:
         self.on_node: NodeRow | None = None
         self.on_job_done: Callable[[object], None] | None = None
         self._metered: list[CpuNode] = []
-        self._plain = False  # no caps/scales/floors on internal nodes (see _refresh)
+        self._plain = self._is_plain(root)  # no caps/scales/floors on internal nodes
         self._watched: dict[CpuNode, list] = {}  # node -> [fn, last alloc, last raw]
 
     # ------------------------------------------------------------------ time

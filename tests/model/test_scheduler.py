@@ -231,3 +231,15 @@ def test_jobs_queue_in_a_held_node_and_start_when_released():
     before = [i for i, t in enumerate(cols["t"]) if t < 4.995]
     assert max(cols["demand_cores"][i] for i in before) == 500.0
     assert all(cols["allocated_cores"][i] == 0.0 for i in before)
+
+
+def test_a_tree_without_caps_takes_the_fast_path_and_a_cap_leaves_it():
+    # the plain fast path is what makes large fleets cheap: guard it against regressions
+    env = simpy.Environment()
+    host = Host(env, "h", cores=4)
+    JobWorkload(host, "a")
+    assert host.cpu._plain
+    capped = JobWorkload(host, "b", cap=1.0)
+    assert not host.cpu._plain
+    host.detach(capped)
+    assert host.cpu._plain

@@ -1,0 +1,281 @@
+"""The results store: one folder per run, Parquet tables plus ``manifest.json``.
+
+Layout: ``<out>/<run_id>/{table}.parquet`` and ``<out>/<run_id>/manifest.json``,
+where ``run_id`` is a content hash of the resolved config and seed. A run is
+written to a temporary folder ``<out>/.tmp-…`` and renamed into place only when
+complete, so a folder named by a run id always holds a whole run, even if the
+writer was killed (STYLE §9). The manifest carries the provenance (STYLE §1.8):
+resolved config, seed, replication, swept parameters, package version, wall time
+and, for a failed run, the exception.
+
+:func:`load` reads one run folder or a folder of runs into :class:`Results`,
+whose tables carry ``run_id``, ``seed``, ``replication`` and one column per swept
+key path, so runs concatenate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from fleet_sim.errors import FleetSimError
+from fleet_sim.results.schema import RUN_COLUMNS, TABLES
+from fleet_sim.results.tables import empty, replication_summary
+
+MANIFEST = "manifest.json"
+TMP_PREFIX = ".tmp-"
+OK, FAILED = "ok", "failed"
+
+
+# ---------------------------------------------------------------- writing
+def write_run(out_dir: str | os.PathLike[str], run_id: str, tables: Mapping[str, pd.DataFrame],
+              manifest: Mapping[str, Any]) -> Path:
+    """Write one run atomically to ``out_dir/run_id``; return that folder.
+
+    A finished run already there is kept (a concurrent duplicate); a failed one
+    is replaced.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f"{TMP_PREFIX}{run_id}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        for name, frame in tables.items():
+            frame.to_parquet(tmp / f"{name}.parquet", index=False)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+        final = out / run_id
+        if final.exists():
+            if read_manifest(final).get("status") == OK:
+                shutil.rmtree(tmp)
+                return final
+            trash = out / f"{TMP_PREFIX}old-{tmp.name[len(TMP_PREFIX):]}"
+            os.replace(final, trash)
+            shutil.rmtree(trash)
+        os.replace(tmp, final)
+        return final
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def read_manifest(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of one run folder."""
+    return json.loads((Path(run_dir) / MANIFEST).read_text())
+
+
+def finished_run_ids(out_dir: str | os.PathLike[str]) -> set[str]:
+    """Ids of the runs in ``out_dir`` that finished successfully."""
+    out = Path(out_dir)
+    if not out.is_dir():
+        return set()
+    done = set()
+    for run_dir in _run_dirs(out):
+        try:
+            if read_manifest(run_dir).get("status") == OK:
+                done.add(run_dir.name)
+        except (OSError, ValueError):
+            continue
+    return done
+
+
+def remove_stale_temporaries(out_dir: str | os.PathLike[str]) -> int:
+    """Delete temporary folders left by killed writers on this machine; return how many.
+
+    A temporary folder is stale when the process that made it (by host name and
+    pid in its name) is gone; folders of live writers are left alone.
+    """
+    out = Path(out_dir)
+    if not out.is_dir():
+        return 0
+    host = socket.gethostname()
+    removed = 0
+    for tmp in out.glob(f"{TMP_PREFIX}*"):
+        parts = tmp.name.rsplit("-", 3)
+        if len(parts) != 4 or parts[1] != host or not parts[2].isdigit():
+            continue
+        if not _alive(int(parts[2])):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _run_dirs(out: Path) -> list[Path]:
+    return sorted(p for p in out.iterdir()
+                  if p.is_dir() and not p.name.startswith(TMP_PREFIX) and (p / MANIFEST).is_file())
+
+
+# ---------------------------------------------------------------- reading
+def with_run_columns(frame: pd.DataFrame, manifest: Mapping[str, Any],
+                     params: list[str]) -> pd.DataFrame:
+    """``frame`` with the run's id, seed, replication and swept parameters in front."""
+    values = {"run_id": manifest["run_id"], "seed": manifest["seed"],
+              "replication": manifest.get("replication", 0)}
+    swept = manifest.get("params", {})
+    front = pd.DataFrame({c.name: pd.Series([values[c.name]] * len(frame), dtype=c.dtype)
+                          for c in RUN_COLUMNS}, index=frame.index)
+    for p in params:
+        front[p] = pd.Series([swept.get(p)] * len(frame), index=frame.index, dtype=object)
+        front[p] = front[p].infer_objects()
+    return pd.concat([front, frame], axis=1)
+
+
+class Results:
+    """The tables of one run or of many (a sweep), as pandas DataFrames.
+
+    Tables are attributes (``res.hosts``, ``res.workloads``, ``res.jobs``,
+    ``res.events``, ``res.summary``, … — see :mod:`fleet_sim.results.schema`),
+    read lazily and cached. Every table starts with ``run_id``, ``seed``,
+    ``replication`` and one column per swept key path (e.g. ``hosting.mode``).
+    ``runs`` has one row per run with its status, wall time and error;
+    :meth:`summarize` gives the mean and 95 % confidence interval of each metric
+    across replications.
+    """
+
+    def __init__(self, manifests: list[dict[str, Any]],
+                 read_table: Callable[[dict[str, Any], str], pd.DataFrame | None],
+                 out_dir: Path | None = None):
+        self.manifests = manifests
+        self.out_dir = out_dir
+        self._read_table = read_table
+        self._cache: dict[str, pd.DataFrame] = {}
+        self.info: dict[str, Any] = {}
+        """How the results were made, e.g. a sweep's planned/skipped/ran/failed."""
+        self.params: list[str] = []
+        for m in manifests:
+            self.params += [p for p in m.get("params", {}) if p not in self.params]
+
+    # ------------------------------------------------------------ tables
+    def table(self, name: str) -> pd.DataFrame:
+        """Table ``name`` of every successful run, concatenated."""
+        if name not in TABLES:
+            raise KeyError(f"no table {name!r} (allowed: {', '.join(TABLES)})")
+        if name not in self._cache:
+            frames = []
+            for m in self.manifests:
+                if m.get("status") != OK:
+                    continue
+                frame = self._read_table(m, name)
+                if frame is not None:
+                    frames.append(with_run_columns(frame, m, self.params))
+            if not frames:  # keep the columns and dtypes
+                frames = [with_run_columns(empty(TABLES[name]), {"run_id": "", "seed": 0},
+                                           self.params)]
+            self._cache[name] = pd.concat(frames, ignore_index=True)
+        return self._cache[name]
+
+    @property
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Every table the runs produced (recorded or derived), by name."""
+        recorded = []
+        for m in self.manifests:
+            recorded += [t for t in m.get("tables", {}) if t not in recorded]
+        return {name: self.table(name) for name in TABLES if name in recorded}
+
+    @property
+    def runs(self) -> pd.DataFrame:
+        """One row per run: id, status, seed, replication, swept parameters, wall time, error."""
+        rows = []
+        for m in self.manifests:
+            row = {"run_id": m["run_id"], "status": m.get("status"), "seed": m["seed"],
+                   "replication": m.get("replication", 0)}
+            row |= {p: m.get("params", {}).get(p) for p in self.params}
+            exc = m.get("exception") or {}
+            row |= {"wall_time_s": m.get("wall_time_s"),
+                    "error": f"{exc.get('type')}: {exc.get('message')}" if exc else ""}
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The manifest of the run (only for a single run)."""
+        if len(self.manifests) != 1:
+            raise ValueError(f"{len(self.manifests)} runs: pick one from .manifests")
+        return self.manifests[0]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The full resolved config of the run (only for a single run)."""
+        return self.manifest["config"]
+
+    def summarize(self, table: str = "summary") -> pd.DataFrame:
+        """Mean and 95 % CI half-width of each metric of ``summary`` (or
+        ``workload_summary``, per workload) across replications of each sweep point."""
+        by = [*self.params, *(["workload"] if table == "workload_summary" else [])]
+        frame = self.table(table)
+        metrics = [c.name for c in TABLES[table].columns if c.dtype in ("float64", "int64")]
+        return replication_summary(frame, by, metrics)
+
+    def __len__(self) -> int:
+        return len(self.manifests)
+
+    def __repr__(self) -> str:
+        failed = sum(m.get("status") != OK for m in self.manifests)
+        where = f" in {self.out_dir}" if self.out_dir else ""
+        return (f"Results({len(self)} run(s), {failed} failed{where}; "
+                f"tables: {', '.join(TABLES)})")
+
+
+def _table_property(name: str) -> property:
+    return property(lambda self: self.table(name), doc=TABLES[name].description)
+
+
+for _name in TABLES:
+    setattr(Results, _name, _table_property(_name))
+
+
+def in_memory(manifest: dict[str, Any], tables: Mapping[str, pd.DataFrame]) -> Results:
+    """Results of one run held in memory (not read from a store)."""
+
+    def read(m: dict[str, Any], name: str) -> pd.DataFrame | None:
+        return tables.get(name)
+
+    path = manifest.get("path")
+    return Results([manifest], read, Path(path) if path else None)
+
+
+def load(path: str | os.PathLike[str], run_ids: Iterable[str] | None = None) -> Results:
+    """Read the runs stored under ``path`` (a run folder, or a folder of run folders),
+    or only those of ``run_ids``.
+
+    Raises FleetSimError if there is no finished or failed run there.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise FleetSimError(f"{root}: no such results folder")
+    dirs = [root] if (root / MANIFEST).is_file() else _run_dirs(root)
+    if run_ids is not None:
+        wanted = set(run_ids)
+        dirs = [d for d in dirs if d.name in wanted]
+    manifests = []
+    for d in dirs:
+        m = read_manifest(d)
+        m["path"] = str(d)
+        manifests.append(m)
+    if not manifests:
+        raise FleetSimError(f"{root}: no runs found (a run folder holds {MANIFEST})")
+    manifests.sort(key=lambda m: (m.get("sweep_point", 0), m.get("replication", 0),
+                                  m["run_id"]))
+
+    def read(m: dict[str, Any], name: str) -> pd.DataFrame | None:
+        file = Path(m["path"]) / f"{name}.parquet"
+        return pd.read_parquet(file) if file.is_file() else None
+
+    return Results(manifests, read, root)

@@ -1,0 +1,92 @@
+"""The results store: atomic run folders, manifests, load with run and swept columns."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from fleet_sim.errors import FleetSimError
+from fleet_sim.results import store
+
+SUMMARY_COLUMNS = pd.DataFrame({"t": [0.0, 1.0], "kind": ["boot", "stop"],
+                                "entity": ["a", "a"], "detail": ["", ""]})
+
+
+def _manifest(run_id: str, status: str = store.OK, **extra) -> dict:
+    return {"run_id": run_id, "status": status, "seed": 7, "replication": 1,
+            "params": {"hosting.mode": "vm"}, "tables": {"events": 2}} | extra
+
+
+def test_write_then_load_adds_run_and_param_columns(tmp_path):
+    store.write_run(tmp_path, "abc", {"events": SUMMARY_COLUMNS}, _manifest("abc"))
+    res = store.load(tmp_path)
+    events = res.events
+    assert list(events.columns[:4]) == ["run_id", "seed", "replication", "hosting.mode"]
+    assert events["hosting.mode"].tolist() == ["vm", "vm"]
+    pd.testing.assert_frame_equal(events.iloc[:, 4:], SUMMARY_COLUMNS)
+    assert res.manifests[0]["path"] == str(tmp_path / "abc")
+
+
+def test_a_temporary_folder_is_never_taken_for_a_run(tmp_path):
+    half = tmp_path / f"{store.TMP_PREFIX}abc-{socket.gethostname()}-1-00000000"
+    half.mkdir()
+    (half / store.MANIFEST).write_text(json.dumps(_manifest("abc")))
+    assert store.finished_run_ids(tmp_path) == set()
+    with pytest.raises(FleetSimError, match="no runs found"):
+        store.load(tmp_path)
+
+
+def test_stale_temporaries_of_dead_writers_are_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    host = socket.gethostname()
+    stale = tmp_path / f"{store.TMP_PREFIX}abc-{host}-{dead}-00000000"
+    live = tmp_path / f"{store.TMP_PREFIX}def-{host}-{os.getpid()}-00000000"
+    stale.mkdir()
+    live.mkdir()
+    assert store.remove_stale_temporaries(tmp_path) == 1
+    assert not stale.exists() and live.exists()
+
+
+def test_a_failed_run_is_replaced_and_a_finished_one_kept(tmp_path):
+    store.write_run(tmp_path, "abc", {}, _manifest("abc", store.FAILED))
+    assert store.finished_run_ids(tmp_path) == set()
+    store.write_run(tmp_path, "abc", {"events": SUMMARY_COLUMNS}, _manifest("abc"))
+    assert store.finished_run_ids(tmp_path) == {"abc"}
+    store.write_run(tmp_path, "abc", {}, _manifest("abc", wall_time_s=99))
+    assert "wall_time_s" not in store.read_manifest(tmp_path / "abc")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(store.TMP_PREFIX)]
+
+
+def test_failed_runs_have_no_tables_but_are_listed_with_their_error(tmp_path):
+    exc = {"type": "CapacityError", "message": "fleet too small"}
+    store.write_run(tmp_path, "bad", {}, _manifest("bad", store.FAILED, exception=exc))
+    store.write_run(tmp_path, "ok", {"events": SUMMARY_COLUMNS}, _manifest("ok"))
+    res = store.load(tmp_path)
+    runs = res.runs.set_index("run_id")
+    assert runs.loc["bad", "error"] == "CapacityError: fleet too small"
+    assert set(res.events["run_id"]) == {"ok"}
+
+
+def test_a_table_no_run_has_is_empty_with_its_columns(tmp_path):
+    store.write_run(tmp_path, "abc", {"events": SUMMARY_COLUMNS}, _manifest("abc"))
+    jobs = store.load(tmp_path).jobs
+    assert jobs.empty and "response_time_s" in jobs.columns and "run_id" in jobs.columns
+
+
+def test_load_a_single_run_folder_or_some_runs(tmp_path):
+    for run_id in ("a", "b"):
+        store.write_run(tmp_path, run_id, {"events": SUMMARY_COLUMNS}, _manifest(run_id))
+    assert len(store.load(tmp_path / "a")) == 1
+    assert len(store.load(tmp_path, run_ids=["b"])) == 1
+
+
+def test_load_of_a_missing_folder_says_so(tmp_path):
+    with pytest.raises(FleetSimError, match="no such results folder"):
+        store.load(tmp_path / "nope")

@@ -250,6 +250,9 @@ class HostCpuScheduler:
     def set_limits(self, node: CpuNode, cap: float | None = None,
                    weight: float | None = None) -> None:
         """Change a node's cap and/or weight (e.g. a cgroup edit or a quota period)."""
+        if (cap is not None and not cap >= 0) or (weight is not None and not weight > 0):
+            raise ValueError(f"{node.name}: need cap >= 0 cores and weight > 0, got "
+                             f"cap={cap!r}, weight={weight!r}")
         if cap is not None:
             node.cap = cap
         if weight is not None:

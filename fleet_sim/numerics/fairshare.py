@@ -57,8 +57,14 @@ def waterfill(
         raise ValueError(f"reservations must be {n} values >= 0, got {list(lo)!r}")
     if total_hi <= capacity:
         return list(hi)
+    return _fill(capacity, hi, w, lo)
+
+
+def _fill(capacity: float, hi: Sequence[float], w: list[float],
+          lo: Sequence[float] | None) -> list[float]:
+    """Water-filling of inputs already checked, with ``sum(hi) > capacity``."""
     if capacity <= 0:
-        return [0.0] * n
+        return [0.0] * len(hi)
     if lo is None or not any(lo):
         return _fill_no_floor(capacity, hi, w)
     return _fill_with_floor(capacity, hi, w, [min(a, b) for a, b in zip(lo, hi, strict=True)])
@@ -212,11 +218,15 @@ def redistribute(node: FairNode, amount: float, dirty: set[FairNode],
     effs = [c.eff for c in kids]
     if sum(effs) <= inner:  # all children satisfied: weights and floors do not matter
         shares = effs
-    else:
+    else:  # the tree's nodes validated their weights, caps and floors when set
         floors = [c.floor for c in kids]
-        shares = waterfill(inner, effs, [c.weight for c in kids], floors if any(floors) else None)
+        shares = _fill(inner, effs, [c.weight for c in kids], floors if any(floors) else None)
     for c, a in zip(kids, shares, strict=True):
-        if a != c.alloc or c in dirty:
+        if not c.children:  # a leaf, inline: most children are
+            if a != c.alloc:
+                c.alloc = a
+                changed.append(c)
+        elif a != c.alloc or c in dirty:
             redistribute(c, a, dirty, changed)
 
 

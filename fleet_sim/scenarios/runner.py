@@ -147,15 +147,30 @@ class RunSpec:
 
     @functools.cached_property
     def content_hash(self) -> str:
-        """SHA-256 of the resolved config and seed (canonical JSON), hex."""
-        text = json.dumps({"config": self.config, "seed": self.seed}, sort_keys=True,
-                          separators=(",", ":"))
+        """SHA-256 of the resolved config, the seed and the contents of the trace files
+        it names (canonical JSON), hex: editing a trace in place makes a new run."""
+        text = json.dumps({"config": self.config, "seed": self.seed,
+                           "inputs": _input_digests(self.config, Path(self.base_dir))},
+                          sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
     @property
     def run_id(self) -> str:
         """The run's folder name: the first 16 hex digits of :attr:`content_hash`."""
         return self.content_hash[:16]
+
+
+def _input_digests(config: Mapping[str, Any], base_dir: Path) -> dict[str, str]:
+    """SHA-256 of each trace file a config replays (bundled traces are versioned code)."""
+    out = {}
+    for app in config.get("apps") or ():
+        for wl in app.get("workloads") or ():
+            trace = wl.get("trace")
+            if wl.get("kind") == "replay" and trace and not trace.startswith("planetlab:"):
+                path = base_dir / trace
+                if path.is_file():
+                    out[trace] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
 
 
 @dataclass(frozen=True)

@@ -154,3 +154,16 @@ def test_a_rollout_scenario_gives_rollout_tables():
     summary = res.rollout_summary.iloc[0]
     assert summary["new_healthy"] + summary["new_failed"] == 8
     assert len(res.timeline) >= 16 and set(res.tables) >= {"timeline", "links", "capacity"}
+
+
+def test_editing_a_replayed_trace_changes_the_run_id(tmp_path):
+    from fleet_sim.scenarios.runner import RunSpec
+
+    trace = tmp_path / "cpu.txt"
+    trace.write_text("10\n20\n")
+    config = {"run": {"seed": 1},
+              "apps": [{"name": "a", "workloads": [{"kind": "replay", "trace": "cpu.txt"}]}]}
+    before = RunSpec(config, "x.toml", str(tmp_path)).run_id
+    assert RunSpec(config, "x.toml", str(tmp_path)).run_id == before
+    trace.write_text("10\n30\n")
+    assert RunSpec(config, "x.toml", str(tmp_path)).run_id != before

@@ -9,17 +9,13 @@ messages naming the file, the key path and what is allowed, all at once:
 
     experiments/demo.toml: apps[2].workloads[0].rate_per_s: must be > 0 (allowed: a number > 0)
 
-Key paths (``--set``, ``--param``) are dotted; list items are chosen by index or
-by name: ``apps[0].replicas``, ``apps.0.replicas`` and ``apps.web.replicas`` all
-name the replicas of the first app if it is called ``web`` (hosts by ``type``).
+Key paths for ``--set`` and ``--param`` live in :mod:`fleet_sim.scenarios.keypaths`.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
-import json
 import re
 import tomllib
 import types
@@ -37,6 +33,7 @@ from fleet_sim.hosting import defaults
 from fleet_sim.hosting.deploy import BareMetalParams, ContainerParams, VmParams
 from fleet_sim.model import distributions as dist
 from fleet_sim.policies.registry import PLACEMENT_POLICIES, ROLLOUT_STRATEGIES, rollout_strategy
+from fleet_sim.scenarios.keypaths import apply_overrides, as_json, display_path, parse_path
 from fleet_sim.scenarios.rollout import RolloutSpec
 
 RECORDABLE = ("hosts", "workloads", "instances", "jobs", "events", "links", "timeline")
@@ -469,7 +466,7 @@ def validate(data: Mapping[str, Any], file: str = "<config>", base_dir: Path | N
     ``file`` labels the messages; problems at ``overridden`` key paths say so;
     ``base_dir`` resolves trace paths (default: the working folder).
     """
-    over = {_display(_parse_path(p, file)) for p in overridden}
+    over = {display_path(parse_path(p, file)) for p in overridden}
     try:
         config = ScenarioConfig.model_validate(data)
     except ValidationError as e:
@@ -487,13 +484,6 @@ def resolved(config: ScenarioConfig) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- error messages
-def _json(value: Any) -> str:
-    try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
 def _unwrap(tp: Any) -> tuple[Any, str | None]:
     """Strip Annotated/Optional; return the type and a union discriminator if any."""
     disc = None
@@ -550,13 +540,6 @@ def _tags(loc: tuple[Any, ...]) -> str:
                      for a in typing.get_args(m.model_fields[disc].annotation))
 
 
-def _display(path: Iterable[Any]) -> str:
-    out = ""
-    for item in path:
-        out += f"[{item}]" if isinstance(item, int) else (f".{item}" if out else str(item))
-    return out
-
-
 def _fields(tp: Any) -> str:
     tp = _unwrap(tp)[0]
     if isinstance(tp, type) and issubclass(tp, BaseModel):
@@ -571,26 +554,26 @@ _TYPE_WORDS = {"int": "an integer", "float": "a number", "string": "a string",
 
 def _translate(err: Mapping[str, Any], file: str, overridden: set[str]) -> ConfigError:
     kind, ctx, loc = err["type"], err.get("ctx") or {}, tuple(err["loc"])
-    given = _json(err.get("input"))
+    given = as_json(err.get("input"))
     if kind == "extra_forbidden":
         parent_path, parent = _walk(loc[:-1])
-        path = _display([*parent_path, loc[-1]])
+        path = display_path([*parent_path, loc[-1]])
         problem, allowed = "unknown key", _fields(parent) or None
     elif kind in ("union_tag_invalid", "union_tag_not_found"):
         tag = ctx["discriminator"].strip("'")
-        path = f"{_display(_walk(loc)[0])}.{tag}"
-        problem = (f"unknown {tag} {_json(ctx['tag'])}" if kind == "union_tag_invalid"
+        path = f"{display_path(_walk(loc)[0])}.{tag}"
+        problem = (f"unknown {tag} {as_json(ctx['tag'])}" if kind == "union_tag_invalid"
                    else "missing required key")
         allowed = _tags(loc)
     elif kind == "missing":
         parent_path, parent = _walk(loc[:-1])
-        path = _display([*parent_path, loc[-1]])
+        path = display_path([*parent_path, loc[-1]])
         parent = _unwrap(parent)[0]
         field = parent.model_fields.get(str(loc[-1])) if _fields(parent) else None
         problem, allowed = "missing required key", field and field.description
     else:
         display, here = _walk(loc)
-        path = _display(display) or "(top level)"
+        path = display_path(display) or "(top level)"
         problem, allowed = _problem_text(kind, ctx, given, here, err["msg"])
     label = file
     if any(path == o or path.startswith((o + ".", o + "[")) for o in overridden):
@@ -647,7 +630,7 @@ def feasibility(config: ScenarioConfig, file: str, base_dir: Path) -> list[Confi
         _unique(bad, f"{where}.workloads", [w.label for w in app.workloads], "name")
         for inst in app.instances:
             if taken.setdefault(inst, i) != i:
-                bad(f"{where}.name", f"replica {_json(inst)} clashes with a replica of "
+                bad(f"{where}.name", f"replica {as_json(inst)} clashes with a replica of "
                     f"apps[{taken[inst]}]", "names whose replicas <name>-<i> do not collide")
         for j, wl in enumerate(app.workloads):
             _check_workload(bad, f"{where}.workloads[{j}]", wl, base_dir)
@@ -676,7 +659,7 @@ def _check_rollout(bad: Any, config: ScenarioConfig) -> None:
 def _unique(bad: Any, path: str, names: list[str], key: str) -> None:
     for i, name in enumerate(names):
         if name in names[:i]:
-            bad(f"{path}[{i}].{key}", f"duplicate {key} {_json(name)}", "unique names")
+            bad(f"{path}[{i}].{key}", f"duplicate {key} {as_json(name)}", "unique names")
 
 
 def _check_workload(bad: Any, where: str, wl: Any, base_dir: Path) -> None:
@@ -690,112 +673,12 @@ def _check_workload(bad: Any, where: str, wl: Any, base_dir: Path) -> None:
             name = wl.trace.split(":", 1)[1]
             names = [p.name for p in bundled_planetlab()]
             if name != "*" and name not in names:
-                bad(f"{where}.trace", f"no bundled PlanetLab trace {_json(name)}",
+                bad(f"{where}.trace", f"no bundled PlanetLab trace {as_json(name)}",
                     "planetlab:* or planetlab:<one of " + ", ".join(names[:3]) + ", …>")
         elif not (base_dir / wl.trace).is_file():
-            bad(f"{where}.trace", f"trace file {_json(wl.trace)} not found in {base_dir}",
+            bad(f"{where}.trace", f"trace file {as_json(wl.trace)} not found in {base_dir}",
                 "a file of one CPU percent per line (relative to the scenario file), "
                 "or planetlab:<name>")
-
-
-# ---------------------------------------------------------------- key paths and overrides
-_TOKEN = re.compile(r"[^.\[\]]+|\[(\d+)\]")
-
-
-def _parse_path(path: str, file: str = "--set") -> list[str | int]:
-    """``"apps[0].workloads.1.rate_per_s"`` → ``["apps", 0, "workloads", 1, "rate_per_s"]``."""
-    if not path or path.startswith(".") or path.endswith(".") or ".." in path:
-        raise ConfigError(file, path or "(empty)", "not a key path",
-                          "dotted keys like run.duration_s or apps.web.replicas")
-    tokens: list[str | int] = []
-    for m in _TOKEN.finditer(path):
-        text = m[1] if m[1] is not None else m[0]
-        tokens.append(int(text) if text.isdigit() else text)
-    return tokens
-
-
-def parse_value(text: str) -> Any:
-    """A ``--set`` value: a TOML value if it parses as one (number, bool, array,
-    inline table, quoted string), else the text itself (``vm`` → ``"vm"``)."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def parse_assignment(text: str) -> tuple[str, Any]:
-    """``"key.path=value"`` → (key path, parsed value); ConfigError if malformed."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError("--set", text, "expected key.path=value",
-                          "e.g. run.duration_s=7200 or hosting.mode=vm")
-    return key.strip(), parse_value(value.strip())
-
-
-def split_values(text: str) -> list[Any]:
-    """``"1,2,[3,4]"`` → ``[1, 2, [3, 4]]``: split at top-level commas, parse each value."""
-    parts, depth, quote, start = [], 0, "", 0
-    for i, ch in enumerate(text):
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "[{":
-            depth += 1
-        elif ch in "]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    parts.append(text[start:])
-    return [parse_value(p.strip()) for p in parts]
-
-
-def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any],
-                    file: str = "--set") -> dict[str, Any]:
-    """A deep copy of ``data`` with each ``key.path → value`` set (tables created as needed).
-
-    List items are picked by index or by their ``name`` (apps) or ``type`` (hosts).
-    """
-    out = copy.deepcopy(dict(data))
-    for path, value in overrides.items():
-        tokens = _parse_path(path, file)
-        node: Any = out
-        for k, token in enumerate(tokens):
-            last = k == len(tokens) - 1
-            if isinstance(node, list):
-                index = _list_index(node, token, path, tokens[:k], file)
-                if last:
-                    node[index] = value
-                else:
-                    node = node[index]
-            elif isinstance(node, dict):
-                if isinstance(token, int):
-                    raise ConfigError(f"{file} (--set)", path, f"{_display(tokens[:k])} is "
-                                      "a table, not an array", "a key name")
-                if last:
-                    node[token] = value
-                else:
-                    node = node.setdefault(token, {})
-            else:
-                raise ConfigError(f"{file} (--set)", path, f"{_display(tokens[:k])} is a "
-                                  f"value ({_json(node)}), not a table", "a path to a value")
-    return out
-
-
-def _list_index(items: list[Any], token: str | int, path: str, prefix: list[str | int],
-                file: str) -> int:
-    if isinstance(token, int):
-        if token < len(items):
-            return token
-        raise ConfigError(f"{file} (--set)", path, f"{_display(prefix)} has {len(items)} "
-                          f"entries, no [{token}]", f"an index below {len(items)}")
-    for i, item in enumerate(items):
-        if isinstance(item, dict) and token in (item.get("name"), item.get("type")):
-            return i
-    names = [str(it.get("name", it.get("type"))) for it in items if isinstance(it, dict)]
-    raise ConfigError(f"{file} (--set)", path, f"no entry named {_json(token)} in "
-                      f"{_display(prefix)}", ", ".join(names) or "an index")
 
 
 # ---------------------------------------------------------------- scenario files

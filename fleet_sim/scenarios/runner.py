@@ -36,6 +36,7 @@ from fleet_sim.results import store
 from fleet_sim.results.store import Results
 from fleet_sim.rng import replication_seeds
 from fleet_sim.scenarios import config as cfg
+from fleet_sim.scenarios import keypaths
 from fleet_sim.scenarios.backends import Backend, make_backend
 from fleet_sim.scenarios.build import STEPS, build, fit_errors
 
@@ -69,7 +70,7 @@ def _as_overrides(items: Overrides) -> dict[str, Any]:
         return {}
     if isinstance(items, Mapping):
         return dict(items)
-    return dict(cfg.parse_assignment(text) for text in items)
+    return dict(keypaths.parse_assignment(text) for text in items)
 
 
 def _shorthands(kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -103,7 +104,7 @@ class Scenario:
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Scenario:
         """The same scenario with ``key.path → value`` applied."""
-        data = cfg.apply_overrides(self.data, overrides, self.label)
+        data = keypaths.apply_overrides(self.data, overrides, self.label)
         return Scenario(data, self.label, self.base_dir)
 
     def validate(self, overridden: Iterable[str] = ()) -> cfg.ScenarioConfig:
@@ -289,7 +290,7 @@ def parse_params(items: Mapping[str, Sequence[Any]] | Iterable[str]) -> dict[str
             if not sep or not key.strip() or not values.strip():
                 raise ConfigError("--param", text, "expected key.path=v1,v2,…",
                                   "e.g. hosting.mode=baremetal,vm,container")
-            axes[key.strip()] = cfg.split_values(values)
+            axes[key.strip()] = keypaths.split_values(values)
     for key, values in axes.items():
         if not values:
             raise ConfigError("--param", key, "no values", "one or more values")

@@ -10,6 +10,7 @@ import pytest
 from fleet_sim.errors import ConfigError, ConfigErrors
 from fleet_sim.hosting.deploy import BareMetalParams, ContainerParams, VmParams
 from fleet_sim.scenarios import config as cfg
+from fleet_sim.scenarios import keypaths
 from fleet_sim.scenarios.runner import EXPERIMENTS_DIR, prepare
 from fleet_sim.scenarios.rollout import RolloutSpec
 
@@ -154,17 +155,17 @@ def test_bad_override_names_the_key_path(tmp_path, override):
     ("7200", 7200), ("0.5", 0.5), ("true", True), ("vm", "vm"), ('"1h"', "1h"),
     ("[1, 2]", [1, 2]), ("{fraction = 0.05}", {"fraction": 0.05}), ("25%", "25%")])
 def test_override_values_are_coerced_like_toml(text, value):
-    assert cfg.parse_value(text) == value
+    assert keypaths.parse_value(text) == value
 
 
 def test_sweep_values_split_at_top_level_commas():
-    assert cfg.split_values('vm,container') == ["vm", "container"]
-    assert cfg.split_values('1,[2,3],"a,b"') == [1, [2, 3], "a,b"]
+    assert keypaths.split_values('vm,container') == ["vm", "container"]
+    assert keypaths.split_values('1,[2,3],"a,b"') == [1, [2, 3], "a,b"]
 
 
 def test_overrides_pick_list_items_by_index_or_name():
     data = cfg.read_toml(TINY)
-    out = cfg.apply_overrides(data, {"apps.batch.replicas": 3, "apps[0].threads": 2,
+    out = keypaths.apply_overrides(data, {"apps.batch.replicas": 3, "apps[0].threads": 2,
                                      "fleet.hosts.small.count": 5, "hosting.vm.cpu_ratio": 2.0})
     assert out["apps"][1]["replicas"] == 3 and out["apps"][0]["threads"] == 2
     assert out["fleet"]["hosts"][0]["count"] == 5

@@ -60,14 +60,14 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     horizon = args.hours * 3600.0
     t0 = time.perf_counter()
-    env, fleet, rec = build(args.hosts, args.workloads_per_host, horizon, args.seed,
-                            tuple(x for x in args.record.split(",") if x))
+    env, fleet, _recorder = build(args.hosts, args.workloads_per_host, horizon, args.seed,
+                                  tuple(x for x in args.record.split(",") if x))
     t_build = time.perf_counter() - t0
     env.run(until=horizon)
     fleet.finalize(horizon)
     wall = time.perf_counter() - t0
     events = sum(h.cpu.events for h in fleet.hosts)
-    jobs = len(rec.data["jobs"]["finish"]) if "jobs" in rec.data else fleet.jobs_finished()
+    jobs = fleet.jobs_finished()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"hosts={args.hosts} workloads/host={args.workloads_per_host} hours={args.hours:g} "
           f"seed={args.seed}")

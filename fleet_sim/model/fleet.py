@@ -35,6 +35,5 @@ class Fleet:
             h.finalize(t_end)
 
     def jobs_finished(self) -> int:
-        """Number of jobs finished so far on all hosts (kept workloads only)."""
-        return sum(len(getattr(n, "finished", ())) for h in self.hosts
-                   for n in h.root.children)
+        """Number of jobs finished so far on all hosts."""
+        return sum(h.cpu.jobs_done for h in self.hosts)

@@ -137,10 +137,7 @@ class JobFeed(ABC):
 
     def fire(self, sched, t: float) -> float | None:
         _, work, cores, job_id = self._pending  # type: ignore[misc]
-        wl = self.workload
-        job = Job(work, cores, job_id if job_id >= 0 else wl.new_id(), t)  # type: ignore[union-attr]
-        job.workload = wl
-        sched.submit(job, wl)
+        self.workload._submit(Job(work, cores, job_id, t))  # type: ignore[union-attr]
         self._pending = next(self._it, None)  # type: ignore[arg-type]
         return None if self._pending is None else self._pending[0]
 

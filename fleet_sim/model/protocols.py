@@ -7,7 +7,7 @@ The model defines these Protocols; ``results`` and ``policies`` implement them a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,11 +38,6 @@ class NullRecorder:
 
     def event(self, t: float, kind: str, entity: str, detail: str = "") -> None:
         return None
-
-
-def describe(obj: Any) -> str:
-    """Short text of an object for event details."""
-    return str(obj)
 
 
 class RolloutStrategy(Protocol):

@@ -70,6 +70,7 @@ class HostCpuScheduler:
         self.delivered_core_s = 0.0  # ∫ Σ job progress rates dt (work done on jobs)
         self._job_rate = 0.0
         self.events = 0
+        self.jobs_done = 0
         self.on_host: Callable[[float, float], None] | None = None
         self.on_node: NodeRow | None = None
         self.on_job_done: Callable[[object], None] | None = None
@@ -142,6 +143,7 @@ class HostCpuScheduler:
     def _complete(self, job) -> None:
         job.rem = 0.0
         job.finish = self.now
+        self.jobs_done += 1
         parent = job.parent
         if parent is not None:
             self.set_demand(job, 0.0)

@@ -61,3 +61,14 @@ def last_row(recorder, table: str, key: str, name: str) -> dict:
     cols = recorder.data[table]
     idx = [i for i, v in enumerate(cols[key]) if v == name][-1]
     return {c: vals[idx] for c, vals in cols.items()}
+
+
+def launch_all(env, kernel_user, *apps, until=1.0) -> list:
+    """Admit and launch ``apps`` on a shared OS or container runtime, run to ``until``,
+    and bring the host up to date."""
+    instances = [kernel_user.admit(a) for a in apps]
+    for inst in instances:
+        inst.launch()
+    env.run(until=until)
+    kernel_user.kernel.host.sync()
+    return instances

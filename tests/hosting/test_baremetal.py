@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import NOW, events, job_app, make_host, steady
+from conftest import NOW, events, job_app, launch_all, make_host, steady
 
 from fleet_sim.errors import ConflictError
 from fleet_sim.hosting.base import AppSpec, host_kernel
@@ -18,18 +18,9 @@ def shared_os(host, streams, **kw):
     return SharedOS(host_kernel(host, os_ram_mib=kw.pop("os_ram_mib", 0.0)), streams, **kw)
 
 
-def run_all(env, os_, *apps, until=1.0):
-    procs = [os_.admit(a) for a in apps]
-    for p in procs:
-        p.launch()
-    env.run(until=until)
-    os_.kernel.host.sync()
-    return procs
-
-
 def test_victim_gets_8_17_of_a_core_next_to_16_busy_threads(env, streams):
     host = make_host(env, cores=8)
-    victim, noisy = run_all(env, shared_os(host, streams),
+    victim, noisy = launch_all(env, shared_os(host, streams),
                             steady("victim", 1.0, threads=1), steady("noisy", 16.0, threads=16))
     assert victim.workloads[0].alloc == pytest.approx(8 / 17, rel=1e-12)
     assert noisy.workloads[0].alloc == pytest.approx(8 * 16 / 17, rel=1e-12)
@@ -39,7 +30,7 @@ def test_thread_count_caps_a_process_weight_and_cores(env, streams):
     # same spike from a process with only 4 threads: weights 4:1 would give the victim
     # 8/5 > 1, so it is satisfied; the 4-thread process is capped at 4 cores
     host = make_host(env, cores=8)
-    victim, noisy = run_all(env, shared_os(host, streams),
+    victim, noisy = launch_all(env, shared_os(host, streams),
                             steady("victim", 1.0, threads=1), steady("noisy", 16.0, threads=4))
     assert victim.workloads[0].alloc == 1.0
     assert noisy.workloads[0].alloc == 4.0
@@ -122,7 +113,7 @@ def test_out_of_ram_the_kernel_kills_the_largest_process_not_the_leaking_one(
     # fills the rest alone and is killed when it reaches 3072 MiB, at t = 297.2
     host = make_host(env, ram_mib=4096, recorder=recorder)
     os_ = shared_os(host, streams, os_ram_mib=1024, restart=None)
-    big, leaky = run_all(env, os_, AppSpec("big", ram_mib=2000),
+    big, leaky = launch_all(env, os_, AppSpec("big", ram_mib=2000),
                          AppSpec("leaky", ram_mib=100, ram_growth_mib_s=10), until=1000)
     kills = events(recorder, "oom_kill")
     assert [k[2] for k in kills] == ["big", "leaky"]
@@ -135,7 +126,7 @@ def test_systemd_restarts_a_killed_service_until_its_start_limit(env, streams, r
     # start, restarted after RestartSec = 0.1 s, given up after 6 kills within 10 s
     host = make_host(env, ram_mib=2048, recorder=recorder)
     os_ = shared_os(host, streams, os_ram_mib=1024)
-    (hog,) = run_all(env, os_, AppSpec("hog", ram_mib=1000, ram_growth_mib_s=1000), until=100)
+    (hog,) = launch_all(env, os_, AppSpec("hog", ram_mib=1000, ram_growth_mib_s=1000), until=100)
     kills = [t for t, *_ in events(recorder, "oom_kill")]
     assert kills == pytest.approx([0.024 + k * 0.124 for k in range(6)], rel=1e-9)
     assert len(events(recorder, "restart")) == 5

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import NOW, events, job_app, make_host, steady
+from conftest import NOW, events, job_app, launch_all, make_host, steady
 
 from fleet_sim.hosting.base import AppSpec, Backoff, host_kernel
 from fleet_sim.hosting.containers import ContainerRuntime
@@ -16,18 +16,9 @@ def runtime(host, streams, **kw):
     return ContainerRuntime(host_kernel(host), streams, **kw)
 
 
-def start(env, rt, *apps, until=1.0):
-    ctrs = [rt.admit(a) for a in apps]
-    for c in ctrs:
-        c.launch()
-    env.run(until=until)
-    rt.kernel.host.sync()
-    return ctrs
-
-
 def test_with_equal_weights_the_victim_gets_its_full_core(env, streams):
     rt = runtime(make_host(env, cores=8), streams)
-    victim, noisy = start(env, rt, steady("victim", 1.0, threads=1),
+    victim, noisy = launch_all(env, rt, steady("victim", 1.0, threads=1),
                           steady("noisy", 16.0, threads=16))
     assert victim.workloads[0].alloc == 1.0
     assert noisy.workloads[0].alloc == pytest.approx(7.0, rel=1e-12)
@@ -35,14 +26,14 @@ def test_with_equal_weights_the_victim_gets_its_full_core(env, streams):
 
 def test_weights_share_a_saturated_host_in_proportion(env, streams):
     rt = runtime(make_host(env, cores=8), streams)
-    a, b = start(env, rt, steady("a", 16.0, threads=16, cpu_weight=300),
+    a, b = launch_all(env, rt, steady("a", 16.0, threads=16, cpu_weight=300),
                  steady("b", 16.0, threads=16, cpu_weight=100))
     assert (a.node.alloc, b.node.alloc) == (6.0, 2.0)
 
 
 def test_a_fluid_quota_caps_the_neighbour_at_its_average(env, streams):
     rt = runtime(make_host(env, cores=8), streams, cfs="fluid")
-    victim, noisy = start(env, rt, steady("victim", 1.0, threads=1),
+    victim, noisy = launch_all(env, rt, steady("victim", 1.0, threads=1),
                           steady("noisy", 16.0, threads=16, cpu_limit_cores=2.0))
     assert (victim.workloads[0].alloc, noisy.workloads[0].alloc) == (1.0, 2.0)
 
@@ -52,7 +43,7 @@ def test_a_period_quota_caps_the_neighbour_exactly_per_period(env, streams):
     # victim leaves for 0.2/7 s, then is throttled for the rest of each period
     host = make_host(env, cores=8)
     rt = runtime(host, streams)
-    victim, noisy = start(env, rt, steady("victim", 1.0, threads=1),
+    victim, noisy = launch_all(env, rt, steady("victim", 1.0, threads=1),
                           steady("noisy", 16.0, threads=16, cpu_limit_cores=2.0), until=1.0)
     assert victim.workloads[0].alloc == 1.0
     assert host.cpu.usage_core_s(noisy.node) == pytest.approx(2.0, rel=1e-12)
@@ -104,7 +95,7 @@ def test_an_idle_container_stops_its_period_timer_and_restarts_on_the_grid(env, 
 
 def test_an_exclusive_cpuset_keeps_its_cores_against_a_heavier_neighbour(env, streams):
     rt = runtime(make_host(env, cores=8), streams)
-    small, big = start(env, rt, steady("small", 2.0, threads=2, cpu_weight=1, cpuset_cores=2),
+    small, big = launch_all(env, rt, steady("small", 2.0, threads=2, cpu_weight=1, cpuset_cores=2),
                        steady("big", 16.0, threads=16, cpu_weight=1000))
     assert (small.node.alloc, big.node.alloc) == (2.0, 6.0)
 

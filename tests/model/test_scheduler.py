@@ -243,3 +243,16 @@ def test_a_tree_without_caps_takes_the_fast_path_and_a_cap_leaves_it():
     assert not host.cpu._plain
     host.detach(capped)
     assert host.cpu._plain
+
+
+def test_fleet_counts_finished_jobs_even_when_none_are_kept():
+    from fleet_sim.model.fleet import Fleet
+
+    env = simpy.Environment()
+    fleet = Fleet(env)
+    host = fleet.add(Host(env, "h", cores=2))
+    wl = JobWorkload(host, "w", keep_jobs=False)
+    for _ in range(3):
+        wl.submit(Job(1, 1))
+    fleet.finalize(10)
+    assert wl.finished == [] and fleet.jobs_finished() == 3

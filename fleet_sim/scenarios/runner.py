@@ -25,7 +25,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,9 @@ from fleet_sim.scenarios import keypaths
 from fleet_sim.scenarios.backends import Backend, make_backend
 from fleet_sim.scenarios.build import STEPS, build, fit_errors
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
-"""The experiments shipped with the repository."""
+EXPERIMENTS_DIR = Path(str(resources.files("fleet_sim.experiments")))
+"""The shipped experiments: the repository's ``experiments/`` folder, installed as the
+package ``fleet_sim.experiments`` (a folder in an editable install and in a wheel)."""
 
 Source = str | Path | Mapping[str, Any] | cfg.ScenarioConfig
 Overrides = Mapping[str, Any] | Iterable[str] | None
@@ -57,7 +58,8 @@ def version() -> str:
 
 # ---------------------------------------------------------------- sources and overrides
 def find_scenario(name: str | Path) -> Path:
-    """A scenario file: ``name`` itself if it is a file, else ``experiments/<name>.toml``."""
+    """A scenario file: ``name`` itself if it is a file, else the shipped experiment
+    ``<name>.toml`` in :data:`EXPERIMENTS_DIR`."""
     path = Path(name)
     if path.is_file() or path.suffix:
         return path

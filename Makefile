@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo figures test bench clean
+.PHONY: demo figures test bench notebooks clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -30,6 +30,14 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/scale.py
+
+# JupyterLab on the notebooks/ (the notebooks extra; not needed by make test)
+$(VENV)/.notebooks: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,notebooks]'
+	touch $@
+
+notebooks: $(VENV)/.notebooks
+	$(BIN)/jupyter lab notebooks/
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .hypothesis

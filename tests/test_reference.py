@@ -48,3 +48,27 @@ def test_one_table_per_workload_kind(page: str) -> None:
     for kind in ("constant", "spiky", "diurnal", "replay", "jobs"):
         assert f'### `apps[].workloads[]` (kind = "{kind}")' in page
     assert "| `run.duration_s` | number | `3600` | > 0 | simulated time, s |" in page
+
+
+def _rows(page: str) -> list[list[str]]:
+    """Cells of every table row that documents a key or a column."""
+    return [[c.strip() for c in line.strip("|").split(" | ")]
+            for line in page.splitlines() if line.startswith("| `")]
+
+
+def test_every_key_and_column_has_a_description(page: str) -> None:
+    rows = _rows(page)
+    assert len(rows) > 100
+    empty = [row[0] for row in rows if not row[-1]]
+    assert not empty, f"no description (a Field description in config.py or schema.py): {empty}"
+
+
+def test_array_entries_show_their_key_paths_by_name(page: str) -> None:
+    assert "`fleet.hosts.<type>.count` or `fleet.hosts[0].count`" in page
+    assert "`apps.<name>.replicas` or `apps[0].replicas`" in page
+    assert "`apps.<name>.workloads.<name>.rate_per_s`" in page
+
+
+def test_guest_containers_describes_itself_not_the_host_runtime(page: str) -> None:
+    (row,) = [r for r in _rows(page) if r[0] == "`hosting.vm.guest_containers`"]
+    assert 'guest = "container"' in row[-1] and "[hosting.container]" not in row[-1]

@@ -57,34 +57,37 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 
 # ---------------------------------------------------------------- distributions
+_UNIT = "in the unit of the key it sets"
+
+
 class DeterministicConfig(Strict):
     """Always ``value``."""
 
-    dist: Literal["deterministic"]
-    value: float = Field(ge=0)
+    dist: Literal["deterministic"] = Field(description="the distribution")
+    value: float = Field(ge=0, description=f"the value, {_UNIT}")
 
 
 class ExponentialConfig(Strict):
     """Exponential with mean ``mean``."""
 
-    dist: Literal["exponential"]
-    mean: float = Field(gt=0)
+    dist: Literal["exponential"] = Field(description="the distribution")
+    mean: float = Field(gt=0, description=f"mean, {_UNIT}")
 
 
 class LogNormalConfig(Strict):
     """Log-normal with mean ``mean`` and coefficient of variation ``cv``."""
 
-    dist: Literal["lognormal"]
-    mean: float = Field(gt=0)
-    cv: float = Field(gt=0)
+    dist: Literal["lognormal"] = Field(description="the distribution")
+    mean: float = Field(gt=0, description=f"mean, {_UNIT}")
+    cv: float = Field(gt=0, description="coefficient of variation: standard deviation / mean")
 
 
 class UniformConfig(Strict):
     """Uniform on [``low``, ``high``]."""
 
-    dist: Literal["uniform"]
-    low: float = Field(ge=0)
-    high: float = Field(ge=0)
+    dist: Literal["uniform"] = Field(description="the distribution")
+    low: float = Field(ge=0, description=f"smallest value, {_UNIT}")
+    high: float = Field(ge=0, description=f"largest value, {_UNIT}")
 
     @model_validator(mode="after")
     def _ordered(self) -> UniformConfig:
@@ -210,6 +213,7 @@ def _field(cls: type, name: str, description: str = "", **constraints: Any) -> A
 _Ratio = Annotated[float, Field(gt=0)]
 _Probability = Annotated[float, Field(ge=0, le=1)]
 _NonNegative = Annotated[float, Field(ge=0)]
+_HOST_OS_RAM = "RAM each host's own OS uses (kernel, daemons), MiB"
 
 
 class BareMetalConfig(Strict):
@@ -220,54 +224,78 @@ class BareMetalConfig(Strict):
     conflict_policy: Literal["refuse", "fail-install"] = _field(
         BareMetalParams, "conflict_policy", "what a dependency version conflict does")
     install_s: DistributionConfig = _field(BareMetalParams, "install_s", "install time, s")
-    install_step_failure_p: _Probability = _field(BareMetalParams, "install_step_failure_p")
-    install_max_attempts: int = _field(BareMetalParams, "install_max_attempts", ge=1)
+    install_step_failure_p: _Probability = _field(
+        BareMetalParams, "install_step_failure_p",
+        "probability that one install step (a dependency, or the app) fails")
+    install_max_attempts: int = _field(BareMetalParams, "install_max_attempts",
+                                       "install attempts before the app is given up "
+                                       "(the first one included)", ge=1)
     restart_backoff_s: _NonNegative = _field(BareMetalParams, "restart_backoff_s",
                                              "systemd restart delay, s")
-    host_os_ram_mib: _NonNegative = _field(BareMetalParams, "host_os_ram_mib")
+    host_os_ram_mib: _NonNegative = _field(BareMetalParams, "host_os_ram_mib", _HOST_OS_RAM)
 
 
 class ContainerConfig(Strict):
-    """``[hosting.container]``: one container per app replica (cgroup v2)."""
+    """A container runtime (cgroup v2), one container per app replica: on each host
+    (``[hosting.container]``) or inside each VM (``[hosting.vm.guest_containers]``)."""
 
     cpu_ratio: _Ratio = _field(ContainerParams, "cpu_ratio", "CPU requests may add up to "
                                "cores × cpu_ratio")
     cfs: Literal["period", "fluid"] = _field(
         ContainerParams, "cfs", "cpu.max enforced per CFS period, or as an average cap")
-    cfs_period_s: _Ratio = _field(ContainerParams, "cfs_period_s")
+    cfs_period_s: _Ratio = _field(ContainerParams, "cfs_period_s",
+                                  "CFS bandwidth period: cpu.max quota is per period, s")
     start_s: DistributionConfig = _field(ContainerParams, "start_s", "start time, s")
-    restart_backoff_base_s: _NonNegative = _field(ContainerParams, "restart_backoff_base_s")
-    restart_backoff_max_s: _NonNegative = _field(ContainerParams, "restart_backoff_max_s")
-    restart_backoff_reset_s: _NonNegative = _field(ContainerParams, "restart_backoff_reset_s")
-    ram_overhead_mib: _NonNegative = _field(ContainerParams, "ram_overhead_mib")
-    host_os_ram_mib: _NonNegative = _field(ContainerParams, "host_os_ram_mib")
+    restart_backoff_base_s: _NonNegative = _field(
+        ContainerParams, "restart_backoff_base_s", "restart delay after a first kill, s; "
+        "it doubles with each kill in a row (CrashLoopBackOff)")
+    restart_backoff_max_s: _NonNegative = _field(ContainerParams, "restart_backoff_max_s",
+                                                 "longest restart delay, s")
+    restart_backoff_reset_s: _NonNegative = _field(
+        ContainerParams, "restart_backoff_reset_s",
+        "running this long without a kill resets the delay to the first one, s")
+    ram_overhead_mib: _NonNegative = _field(ContainerParams, "ram_overhead_mib",
+                                            "runtime RAM per container (containerd-shim), MiB")
+    host_os_ram_mib: _NonNegative = _field(ContainerParams, "host_os_ram_mib", _HOST_OS_RAM)
 
 
 class VMConfig(Strict):
     """``[hosting.vm]``: one VM per app replica under a hypervisor."""
 
-    hypervisor_type: Literal[1, 2] = _field(VmParams, "hypervisor_type")
+    hypervisor_type: Literal[1, 2] = _field(
+        VmParams, "hypervisor_type", "1: on the hardware (KVM); 2: hosted on a host OS, "
+        "which takes RAM and CPU itself, with a larger virt_overhead")
     cpu_ratio: _Ratio = _field(VmParams, "cpu_ratio", "vCPUs may add up to cores × cpu_ratio")
     virt_overhead: _NonNegative | None = _field(
         VmParams, "virt_overhead", "extra host core-s per guest core-s (none: by type)")
     boot_s: DistributionConfig = _field(VmParams, "boot_s", "boot time, s")
-    guest_os_ram_mib: _NonNegative = _field(VmParams, "guest_os_ram_mib")
-    guest_os_cores: _NonNegative = _field(VmParams, "guest_os_cores")
-    vm_ram_overhead_mib: _NonNegative = _field(VmParams, "vm_ram_overhead_mib")
+    guest_os_ram_mib: _NonNegative = _field(VmParams, "guest_os_ram_mib",
+                                            "RAM the guest OS uses inside each VM, MiB")
+    guest_os_cores: _NonNegative = _field(VmParams, "guest_os_cores",
+                                          "background CPU of each guest OS, cores")
+    vm_ram_overhead_mib: _NonNegative = _field(
+        VmParams, "vm_ram_overhead_mib", "hypervisor RAM per VM (QEMU process, page "
+        "tables), reserved on the host beside the VM's RAM, MiB")
     vcpus_from: Literal["request", "threads"] = _field(
         VmParams, "vcpus_from", "VM size from the app's cpu_request_cores or its threads")
     pin_vcpus: bool = _field(VmParams, "pin_vcpus", "vCPUs on dedicated cores")
     guest: Literal["process", "container"] = _field(VmParams, "guest", "what runs inside")
-    guest_containers: ContainerConfig = Field(default_factory=ContainerConfig)
-    restart_backoff_s: _NonNegative = _field(VmParams, "restart_backoff_s")
-    host_os_ram_mib: _NonNegative = _field(VmParams, "host_os_ram_mib")
+    guest_containers: ContainerConfig = Field(
+        default_factory=ContainerConfig,
+        description='the container runtime inside each VM when guest = "container" '
+        "(its cpu_ratio and host_os_ram_mib are not used there)")
+    restart_backoff_s: _NonNegative = _field(VmParams, "restart_backoff_s",
+                                             "systemd restart delay of a guest process, s")
+    host_os_ram_mib: _NonNegative = _field(VmParams, "host_os_ram_mib", _HOST_OS_RAM)
 
 
 class HostingConfig(Strict):
     """``[hosting]``: the mode, and each mode's parameters (only the chosen one is used,
     so one file can be swept over ``hosting.mode``)."""
 
-    mode: Literal["baremetal", "vm", "container"] = "baremetal"
+    mode: Literal["baremetal", "vm", "container"] = Field(
+        "baremetal", description="apps as processes of one shared OS, one VM per app "
+        "replica, or one container per app replica")
     baremetal: BareMetalConfig = Field(default_factory=BareMetalConfig)
     vm: VMConfig = Field(default_factory=VMConfig)
     container: ContainerConfig = Field(default_factory=ContainerConfig)
@@ -280,10 +308,16 @@ class HostingConfig(Strict):
 class PlacementConfig(Strict):
     """``[placement]``: which host each app replica goes to."""
 
-    policy: Literal[tuple(PLACEMENT_POLICIES)] = "first-fit"  # type: ignore[valid-type]
+    policy: Literal[tuple(PLACEMENT_POLICIES)] = Field(  # type: ignore[valid-type]
+        "first-fit", description="among the hosts a replica fits: the first in fleet "
+        "order, the one left with the least free CPU + RAM share (packing), or the most "
+        "(spreading)")
 
 
 # ---------------------------------------------------------------- workloads and apps
+_KIND = "the kind of workload (it chooses the keys below)"
+
+
 class _Workload(Strict):
     name: Name | None = Field(None, description="workload name (default: its kind)")
 
@@ -296,14 +330,14 @@ class _Workload(Strict):
 class ConstantWorkloadConfig(_Workload):
     """Always wants ``cores``."""
 
-    kind: Literal["constant"]
+    kind: Literal["constant"] = Field(description=_KIND)
     cores: float = Field(ge=0, description="cores wanted, a number >= 0")
 
 
 class SpikyWorkloadConfig(_Workload):
     """``baseline_cores`` plus Poisson spikes of ``height_cores`` lasting ``duration_s``."""
 
-    kind: Literal["spiky"]
+    kind: Literal["spiky"] = Field(description=_KIND)
     baseline_cores: float = Field(ge=0, description="cores wanted between spikes")
     rate_per_s: float = Field(gt=0, description="spikes per second, a number > 0")
     height_cores: float = Field(gt=0, description="cores a spike adds, a number > 0")
@@ -314,12 +348,14 @@ class SpikyWorkloadConfig(_Workload):
 class DiurnalWorkloadConfig(_Workload):
     """A daily sine ``mean_cores ± amplitude_cores``, stepped every ``step_s``."""
 
-    kind: Literal["diurnal"]
+    kind: Literal["diurnal"] = Field(description=_KIND)
     mean_cores: float = Field(ge=0, description="mean cores wanted over a day")
     amplitude_cores: float = Field(ge=0, description="swing around the mean, cores")
-    period_s: float = Field(86_400.0, gt=0)
-    peak_s: float = Field(14 * 3600.0, ge=0)
-    step_s: float = Field(300.0, gt=0)
+    period_s: float = Field(86_400.0, gt=0, description="length of one cycle, s")
+    peak_s: float = Field(14 * 3600.0, ge=0, description="time of the peak within each "
+                          "cycle, s")
+    step_s: float = Field(300.0, gt=0, description="demand is held constant over steps "
+                          "of this length, s")
 
 
 class ReplayWorkloadConfig(_Workload):
@@ -327,18 +363,19 @@ class ReplayWorkloadConfig(_Workload):
     the scenario file), ``planetlab:<name>`` (bundled) or ``planetlab:*`` (replica i
     replays the i-th bundled PlanetLab trace)."""
 
-    kind: Literal["replay"]
+    kind: Literal["replay"] = Field(description=_KIND)
     trace: str = Field(description="a file of one CPU % per line, planetlab:<name> or "
                        "planetlab:*")
     cores: float = Field(gt=0, description="cores at 100 % of the trace")
-    interval_s: float = Field(300.0, gt=0)
-    loop: bool = False
+    interval_s: float = Field(300.0, gt=0, description="time between trace samples, s")
+    loop: bool = Field(False, description="start the trace again at its end (else its "
+                       "last value holds)")
 
 
 class JobsWorkloadConfig(_Workload):
     """Poisson job arrivals at ``rate_per_s`` of ``work_core_s`` on ≤ ``max_cores``."""
 
-    kind: Literal["jobs"]
+    kind: Literal["jobs"] = Field(description=_KIND)
     rate_per_s: float = Field(gt=0, description="job arrivals per second, a number > 0")
     work_core_s: DistributionConfig = Field(description="work per job, core-s: a number or "
                                             '{dist = "exponential", mean = 0.05}')
@@ -394,29 +431,54 @@ class RolloutConfig(Strict):
     ``hosting.mode`` (a rollout scenario has no ``[[apps]]``)."""
 
     strategy: Literal[tuple(ROLLOUT_STRATEGIES)] = _field(  # type: ignore[valid-type]
-        RolloutSpec, "strategy")
+        RolloutSpec, "strategy", "how instances are replaced (parameters in "
+        "strategy_params)")
     strategy_params: dict[str, Any] = Field(
         default_factory=dict, description='e.g. {max_surge = "25%", max_unavailable = 0}')
-    distribution: Literal["central", "p2p"] = _field(RolloutSpec, "distribution")
-    changed: Literal["top-layer", "whole-image"] = _field(RolloutSpec, "changed")
+    distribution: Literal["central", "p2p"] = _field(
+        RolloutSpec, "distribution", "hosts fetch v2 from the registry only, or also "
+        "from peers that have its layers (p2p)")
+    changed: Literal["top-layer", "whole-image"] = _field(
+        RolloutSpec, "changed", "what v2 changes: its top (app) layer or every layer "
+        "(bare metal: the app, or its dependencies too)")
     base_layers_mb: list[Annotated[float, Field(gt=0)]] = Field(
-        default_factory=lambda: list(_default(RolloutSpec, "base_layers_mb")))
-    app_layer_mb: _Ratio = _field(RolloutSpec, "app_layer_mb")
-    vm_image_mb: _Ratio = _field(RolloutSpec, "vm_image_mb")
-    registry_uplink_mb_s: _Ratio = _field(RolloutSpec, "registry_uplink_mb_s")
-    host_nic_mb_s: _Ratio = _field(RolloutSpec, "host_nic_mb_s")
+        default_factory=lambda: list(_default(RolloutSpec, "base_layers_mb")),
+        description="container base layers, base first, MB (bare metal: its dependency "
+        "packages)")
+    app_layer_mb: _Ratio = _field(RolloutSpec, "app_layer_mb",
+                                  "container app layer, MB (bare metal: the app package)")
+    vm_image_mb: _Ratio = _field(RolloutSpec, "vm_image_mb", "VM image, MB")
+    registry_uplink_mb_s: _Ratio = _field(RolloutSpec, "registry_uplink_mb_s",
+                                          "registry (or package mirror) uplink, MB/s")
+    host_nic_mb_s: _Ratio = _field(RolloutSpec, "host_nic_mb_s", "each host's NIC, MB/s")
     rack_hosts: int | None = Field(None, gt=0, description="hosts per rack (none: no racks)")
-    rack_uplink_mb_s: _Ratio = _field(RolloutSpec, "rack_uplink_mb_s")
-    cache_mb: _NonNegative = _field(RolloutSpec, "cache_mb")
-    install: Literal["scripted", "manual"] = _field(RolloutSpec, "install")
-    install_workers: int | None = Field(None, gt=0)
-    conflict_fraction: _Probability = _field(RolloutSpec, "conflict_fraction")
-    install_step_failure_p: _Probability = _field(RolloutSpec, "install_step_failure_p")
-    health_check_s: _NonNegative = _field(RolloutSpec, "health_check_s")
-    health_failure_p: _Probability = _field(RolloutSpec, "health_failure_p")
-    max_retries: int = _field(RolloutSpec, "max_retries", ge=0)
-    random_durations: bool = _field(RolloutSpec, "random_durations")
-    rollback_failure_fraction: float | None = Field(None, gt=0, le=1)
+    rack_uplink_mb_s: _Ratio = _field(RolloutSpec, "rack_uplink_mb_s",
+                                      "each rack's uplink to the core (with rack_hosts), MB/s")
+    cache_mb: _NonNegative = _field(RolloutSpec, "cache_mb",
+                                    "room for cached image layers on each host, MB")
+    install: Literal["scripted", "manual"] = _field(
+        RolloutSpec, "install", "bare metal: a configuration-management script or by hand")
+    install_workers: int | None = Field(None, gt=0, description="bare metal: hosts "
+                                        "installed at once (none: all when scripted, "
+                                        f"{defaults.MANUAL_OPERATORS} by hand)")
+    conflict_fraction: _Probability = _field(
+        RolloutSpec, "conflict_fraction", "bare metal: share of hosts where another app "
+        "pins the old version of the shared library v2 upgrades")
+    install_step_failure_p: _Probability = _field(
+        RolloutSpec, "install_step_failure_p",
+        "bare metal: probability that one install step fails")
+    health_check_s: _NonNegative = _field(RolloutSpec, "health_check_s",
+                                          "health check of a new instance, s")
+    health_failure_p: _Probability = _field(
+        RolloutSpec, "health_failure_p", "probability that a new instance fails its "
+        "health check")
+    max_retries: int = _field(RolloutSpec, "max_retries", "attempts after the first when "
+                              "an instance fails to come up", ge=0)
+    random_durations: bool = _field(RolloutSpec, "random_durations", "draw boot and start "
+                                    "times (else use their means)")
+    rollback_failure_fraction: float | None = Field(
+        None, gt=0, le=1, description="roll back once this share of hosts failed "
+        "(none: never)")
 
 
 class ScenarioConfig(Strict):

@@ -78,6 +78,26 @@ def _tag(model: type[BaseModel], disc: str) -> str:
     return ", ".join(json.dumps(a) for a in typing.get_args(model.model_fields[disc].annotation))
 
 
+def _entry_key(model: type[BaseModel]) -> str | None:
+    """The key that names an array entry of ``model`` in key paths (``name``, or a host
+    group's ``type``; see :mod:`fleet_sim.scenarios.keypaths`)."""
+    return next((k for k in ("name", "type") if k in model.model_fields), None)
+
+
+def _is_tag(field: FieldInfo) -> bool:
+    """Whether ``field`` is a union tag (a one-value Literal such as ``kind``)."""
+    return typing.get_origin(field.annotation) is Literal and len(
+        typing.get_args(field.annotation)) == 1
+
+
+def _entry_note(model: type[BaseModel], path: str, named: str) -> str:
+    """How ``--set`` picks an entry of the array at ``path``, with an example key."""
+    example = next(n for n, f in model.model_fields.items()
+                   if n != _entry_key(model) and not _is_tag(f))
+    return (f"In `--set` and `--param`, an entry is picked by name or by index: "
+            f"`{named}.{example}` or `{path.replace('[]', '[0]')}.{example}`.")
+
+
 def _summary(doc: str | None) -> str:
     """The first paragraph of a docstring, on one line."""
     text = inspect.cleandoc(doc or "").split("\n\n")[0]
@@ -91,12 +111,18 @@ class _Walker:
         self.sections: list[tuple[str, str, list[tuple[str, ...]]]] = []
         self.distributions = False
 
-    def model(self, model: type[BaseModel], path: str, title: str) -> None:
+    def model(self, model: type[BaseModel], path: str, title: str, named: str = "") -> None:
+        """Document ``model`` at key ``path`` (``named``: the same path with array
+        entries picked by name, e.g. ``fleet.hosts.<type>``), then its nested tables."""
         rows: list[tuple[str, ...]] = []
-        self.sections.append((title, _summary(model.__doc__), rows))
-        later: list[tuple[type[BaseModel], str, str]] = []
+        doc = _summary(model.__doc__)
+        if path.endswith("[]"):
+            doc = f"{doc} {_entry_note(model, path, named)}".strip()
+        self.sections.append((title, doc, rows))
+        later: list[tuple[type[BaseModel], str, str, str]] = []
         for name, field in model.model_fields.items():
             key = f"{path}.{name}" if path else name
+            named_key = f"{named}.{name}" if named else name
             kind, constraints, nested = self.type_of(field.annotation, key, field.discriminator)
             constraints = _constraints(field.metadata) + constraints
             description = field.description or ""
@@ -106,9 +132,12 @@ class _Walker:
                 description = "one of the tables below"
             rows.append((f"`{key}`", kind, self.default(field), ", ".join(constraints),
                          description))
-            later += nested
-        for sub, sub_path, sub_title in later:
-            self.model(sub, sub_path, sub_title)
+            for sub, sub_path, sub_title in nested:
+                entry = _entry_key(sub)
+                segment = "" if sub_path == key else f".<{entry}>" if entry else "[<i>]"
+                later.append((sub, sub_path, sub_title, named_key + segment))
+        for sub, sub_path, sub_title, sub_named in later:
+            self.model(sub, sub_path, sub_title, sub_named)
 
     def type_of(self, tp: Any, key: str, disc: str | None = None
                 ) -> tuple[str, list[str], list[tuple[type[BaseModel], str, str]]]:
@@ -190,8 +219,10 @@ def _config_part() -> list[str]:
     walker.model(ScenarioConfig, "", "top level")
     out = ["## Scenario-file keys", "",
            "From the models of `fleet_sim/scenarios/config.py`. Unknown keys are errors; "
-           "`[]` in a key path stands for an entry of an array (pick it by index or by "
-           "name with `--set`, e.g. `apps[0].replicas` or `apps.web.replicas`).", ""]
+           "`[]` in a key path stands for an entry of an array; `--set` and `--param` "
+           "pick it by index or by its name (apps and workloads by `name`, host groups "
+           "by `type`): `apps[0].replicas` or `apps.web.replicas`, "
+           "`fleet.hosts[0].count` or `fleet.hosts.std.count`.", ""]
     header = ("key", "type", "default", "constraint", "description")
     for title, doc, rows in walker.sections:
         out += [f"### {title}", ""]

@@ -61,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
                          epilog=_RUN_EXAMPLES, formatter_class=formatter)
     _scenario_args(run)
     run.add_argument("--seed", type=int, help="override run.seed")
-    run.add_argument("--out", type=Path, help="results folder (default results/<file stem>)")
+    run.add_argument("--out", type=Path,
+                     help="results folder (default results/<file stem>-run)")
 
     sweep = sub.add_parser("sweep", help="run a grid of parameters × replications",
                            description="Run every combination of the --param values, each "
@@ -74,7 +75,10 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--replications", "-r", type=int, default=1, metavar="R",
                        help="runs per point (default 1)")
     sweep.add_argument("--seed", type=int, help="override the base seed run.seed")
-    sweep.add_argument("--out", type=Path, help="results folder (default results/<file stem>)")
+    sweep.add_argument("--out", type=Path,
+                       help="results folder (default results/<file stem>-sweep)")
+    sweep.add_argument("--report", action="store_true",
+                       help="also write the HTML report (as 'fleet-sim report OUT' does)")
     where = sweep.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, metavar="N",
                        help="local processes (default: one per core; 1: in this process)")
@@ -192,19 +196,22 @@ def _progress(args: argparse.Namespace) -> bool | None:
 def cmd_run(args: argparse.Namespace) -> int:
     from fleet_sim.scenarios import runner
 
-    out = args.out or runner.default_out(args.file)
+    out = args.out or runner.default_out(args.file, "run")
     res = runner.run(args.file, seed=args.seed, out=out, set=args.overrides,
                      progress=_progress(args), reraise=False)
     m = res.manifest
     config = m["config"]
     what = ("rollout" if config.get("rollout") else f"{config['run']['duration_s']:g} s")
-    print(f"run {m['run_id']}  seed {m['seed']}  {config['hosting']['mode']}  "
-          f"{what} simulated in {m['wall_time_s']:.2f} s")
-    print(f"stored in {m['path']}")
+    head = f"run {m['run_id']}  seed {m['seed']}  {config['hosting']['mode']}  {what}"
     if m["status"] != "ok":
         exc = m["exception"]
+        print(f"{head}  FAILED after {m['wall_time_s']:.2f} s")
         print(f"error: the run failed: {exc['type']}: {exc['message']}", file=sys.stderr)
+        print(f"nothing stored but its manifest (with the traceback): "
+              f"{Path(m['path']) / 'manifest.json'}", file=sys.stderr)
         return EXIT_FAILED
+    print(f"{head} simulated in {m['wall_time_s']:.2f} s")
+    print(f"stored in {m['path']}")
     _print_run(res)
     return EXIT_OK
 
@@ -234,8 +241,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
           f"skipped {info['skipped']} already stored, {len(info['failed'])} failed")
     for line in info["failed"]:
         print(f"  failed {line}", file=sys.stderr)
-    print("\nmean ± 95% CI half-width across replications")
+    seeds = sorted({(m.get("replication", 0), m["seed"]) for m in res.manifests})
+    print("seeds: " + ", ".join(f"replication {r} = {s}" for r, s in seeds)
+          + " (replication 0 uses run.seed)")
+    print("\nmean ± 95% CI half-width across replications" if args.replications > 1
+          else "\none run per point (--replications 2 or more gives 95% CIs)")
     print(_summary_table(res))
+    if args.report:
+        from fleet_sim.report.html import write_report
+
+        print(f"\nreport: {write_report(out)}")
     return EXIT_FAILED if info["failed"] else EXIT_OK
 
 
@@ -318,6 +333,12 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: finished runs are stored; run the same command again to resume",
               file=sys.stderr)
         return 130
+    except Exception as e:  # a bug: one line, not a traceback (FLEET_SIM_DEBUG=1 shows it)
+        if os.environ.get("FLEET_SIM_DEBUG"):
+            raise
+        print(f"error: internal error in fleet-sim {args.command}: {type(e).__name__}: {e} "
+              "(this is a bug; FLEET_SIM_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

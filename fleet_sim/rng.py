@@ -37,6 +37,9 @@ class Streams:
 
 
 def replication_seeds(base_seed: int, replications: int) -> list[int]:
-    """Independent integer seeds for ``replications`` runs, derived from ``base_seed``."""
+    """Integer seeds for ``replications`` runs: replication 0 uses ``base_seed`` itself
+    (so a one-replication sweep repeats ``fleet-sim run``), replication ``r ≥ 1`` the
+    ``r``-th child of ``SeedSequence(base_seed)`` (independent streams; adding
+    replications never changes the seeds of the earlier ones)."""
     children = np.random.SeedSequence(base_seed).spawn(replications)
-    return [int(c.generate_state(1, dtype=np.uint32)[0]) for c in children]
+    return [base_seed, *(int(c.generate_state(1, dtype=np.uint32)[0]) for c in children[1:])]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from fleet_sim import cli
 from fleet_sim.results import store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,11 +32,15 @@ def test_run_stores_the_run_and_prints_its_summary(tmp_path):
     assert out.stderr == ""  # no progress bar when not on a terminal
 
 
-def test_run_by_experiment_name_defaults_to_results_folder(tmp_path):
+def test_runs_and_sweeps_default_to_folders_of_their_own(tmp_path):
     out = fleet_sim("run", "demo", "--set", "run.duration_s=200", "--set", "run.warmup_s=0",
                     cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert len(list((tmp_path / "results" / "demo").iterdir())) == 1
+    assert len(list((tmp_path / "results" / "demo-run").iterdir())) == 1
+    out = fleet_sim("sweep", "demo", "--set", "run.duration_s=200", "--set", "run.warmup_s=0",
+                    "--workers", "1", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert len(list((tmp_path / "results" / "demo-sweep").iterdir())) == 1
 
 
 def test_a_bad_file_gives_messages_and_exit_2_not_a_traceback(tmp_path):
@@ -93,12 +98,77 @@ def test_report_of_one_run_prints_its_summary_and_writes_html(tmp_path):
     assert (tmp_path / "html" / "report.html").is_file()
 
 
-def test_a_failed_run_in_a_sweep_exits_1_and_is_listed(tmp_path):
-    out = fleet_sim("sweep", str(TINY), "--param", "apps.web.replicas=2,40", "--workers", "1",
-                    "--out", str(tmp_path), *SHORT)
-    assert out.returncode == 1
-    assert "ran 2, skipped 0 already stored, 1 failed" in out.stdout
-    assert "CapacityError: fleet too small" in out.stderr
+def _fail_at_run_time(monkeypatch):
+    """Make every run with 3 web replicas fail inside the simulation (in this process)."""
+    from fleet_sim.errors import CapacityError
+    from fleet_sim.scenarios import runner
+
+    real = runner.build
+
+    def build(config, *args, **kwargs):
+        if config.apps[0].replicas == 3:
+            raise CapacityError("injected: out of something at run time")
+        return real(config, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "build", build)
+
+
+def test_a_failed_run_in_a_sweep_exits_1_and_is_listed(tmp_path, monkeypatch, capsys):
+    _fail_at_run_time(monkeypatch)
+    code = cli.main(["sweep", str(TINY), "--param", "apps.web.replicas=2,3", "--workers",
+                     "1", "--out", str(tmp_path), "-q", *SHORT])
+    out = capsys.readouterr()
+    assert code == 1
+    assert "ran 2, skipped 0 already stored, 1 failed" in out.out
+    assert "CapacityError: injected" in out.err
+
+
+def test_a_failed_run_says_so_and_does_not_claim_it_was_stored(tmp_path, monkeypatch, capsys):
+    _fail_at_run_time(monkeypatch)
+    code = cli.main(["run", str(TINY), "--set", "apps.web.replicas=3", "--out", str(tmp_path),
+                     "-q", *SHORT])
+    out = capsys.readouterr()
+    assert code == 1
+    assert "FAILED" in out.out and "stored in" not in out.out
+    assert "error: the run failed: CapacityError: injected" in out.err
+
+
+def test_an_overcommitted_fleet_is_refused_by_validate_with_exit_2():
+    out = fleet_sim("validate", "demo", "--set", "apps.web.replicas=100")
+    assert out.returncode == 2
+    assert "apps[0].replicas: the replicas do not all fit the fleet" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_an_impossible_in_place_rollout_is_refused_by_validate():
+    out = fleet_sim("validate", "rollout", "--set", "hosting.mode=baremetal",
+                    "--set", "rollout.strategy_params={max_unavailable=0}")
+    assert out.returncode == 2
+    assert ('rollout.strategy_params: impossible under hosting.mode = "baremetal"'
+            in out.stderr)
+
+
+def test_a_malformed_trace_is_caught_by_validate(tmp_path):
+    (tmp_path / "cpu.txt").write_text("10\nlots\n")
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(TINY.read_text() + '\n[[apps]]\nname = "vm"\n\n[[apps.workloads]]\n'
+                        'kind = "replay"\ntrace = "cpu.txt"\ncores = 1\n')
+    out = fleet_sim("validate", str(scenario))
+    assert out.returncode == 2
+    assert "apps[2].workloads[0].trace:" in out.stderr and "line 2: 'lots'" in out.stderr
+
+
+def test_an_unexpected_error_is_one_line_not_a_traceback(monkeypatch, capsys):
+    from fleet_sim.scenarios import runner
+
+    def broken(*args, **kwargs):
+        raise ValueError("deep inside")
+
+    monkeypatch.setattr(runner, "prepare", broken)
+    assert cli.main(["validate", str(TINY)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: internal error in fleet-sim validate: ValueError: deep inside")
+    assert "Traceback" not in err
 
 
 def test_replay_delegates_to_the_trace_replay(tmp_path):

@@ -1,4 +1,4 @@
-"""Exact statistics of piecewise-constant series stored as change points (DESIGN §5).
+"""Exact statistics of piecewise-constant series stored as change points.
 
 Pure math. A series is given by change times ``t`` (s, non-decreasing) and values
 ``v``: ``v[i]`` holds from ``t[i]`` until ``t[i + 1]``, the last value until
@@ -9,7 +9,7 @@ Results are exact integrals over the pieces, never samples: an integral is in
 value-units × s, a mean or percentile in value-units, a duration in s.
 
 :func:`mean_ci` summarises one figure across independent replications with a
-Student-t confidence interval.
+Student-t confidence interval (quantiles from ``scipy.stats.t``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import stats
 
 ArrayLike = Sequence[float] | np.ndarray
 
@@ -111,45 +112,15 @@ def duration_above(
     return float(np.sum(dur[vals > threshold]))
 
 
-# Two-sided 95 % Student-t quantiles t_{0.975, df} for df = 1 … 30 (3 decimals, as tabulated).
-_T95 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
-_Z975 = 1.959963984540054
-
-
-def t_quantile_95(df: int) -> float:
-    """Two-sided 95 % Student-t critical value for ``df`` >= 1 degrees of freedom.
-
-    df <= 30: the standard table. df > 30: the Cornish-Fisher expansion of t in
-    powers of 1/df around the normal quantile 1.95996 (error < 1e-5 there),
-    which tends to 1.96 and is not anti-conservative like a flat 1.96.
-    """
-    if df < 1:
-        raise ValueError(f"degrees of freedom must be >= 1, got {df!r}")
-    if df <= len(_T95):
-        return _T95[df - 1]
-    z, n = _Z975, float(df)
-    return (
-        z
-        + (z**3 + z) / (4 * n)
-        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * n**2)
-        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * n**3)
-        + (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / (92160 * n**4)
-    )
-
-
 def mean_ci(samples: ArrayLike, confidence: float = 0.95) -> tuple[float, float]:
     """Mean across replications and the half-width of its Student-t confidence interval.
 
     ``samples``: one figure per independent replication (any unit; the result
-    has the same unit). Only ``confidence=0.95`` is supported. With a single
-    sample the half-width is ``nan`` (no spread can be estimated).
+    has the same unit); ``confidence``: the interval's coverage, in (0, 1). With a
+    single sample the half-width is ``nan`` (no spread can be estimated).
     """
-    if confidence != 0.95:
-        raise ValueError(f"only confidence=0.95 is supported, got {confidence!r}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
     x = np.asarray(samples, dtype=float)
     if x.ndim != 1 or x.size == 0:
         raise ValueError("samples must be a non-empty 1-D sequence of numbers")
@@ -160,4 +131,5 @@ def mean_ci(samples: ArrayLike, confidence: float = 0.95) -> tuple[float, float]
         return lo, (math.nan if x.size == 1 else 0.0)
     m = min(max(float(np.mean(x)), lo), hi)
     sd = float(np.std(x, ddof=1))
-    return m, t_quantile_95(x.size - 1) * sd / math.sqrt(x.size)
+    t = float(stats.t.ppf(0.5 + confidence / 2, x.size - 1))
+    return m, t * sd / math.sqrt(x.size)

@@ -182,7 +182,8 @@ SUMMARY = Table("summary", "run: headline figures (NaN where a table was not rec
     _c("response_time_p50_s", FLOAT, "s", "median response time"),
     _c("response_time_p99_s", FLOAT, "s", "99th percentile response time"),
     _c("slowdown_mean", FLOAT, "ratio", "mean slowdown"),
-    _c("events", FLOAT, "", "events recorded"),
+    _c("lifecycle_events", FLOAT, "", "rows of the events table: boots, installs, starts, "
+       "OOM kills, restarts, failures, … (not simulation events)"),
 ))
 
 WORKLOAD_SUMMARY = Table("workload_summary", "workload: figures per workload over the window", (

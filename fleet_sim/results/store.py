@@ -9,8 +9,8 @@ resolved config, seed, replication, swept parameters, package version, wall time
 and, for a failed run, the exception.
 
 :func:`load` reads one run folder or a folder of runs into :class:`Results`,
-whose tables carry ``run_id``, ``seed``, ``replication`` and one column per swept
-key path, so runs concatenate.
+whose tables carry ``run_id``, ``seed``, ``replication`` and one column per key
+path in which the runs' resolved configs differ, so runs concatenate and group.
 """
 
 from __future__ import annotations
@@ -123,18 +123,82 @@ def _run_dirs(out: Path) -> list[Path]:
 
 
 # ---------------------------------------------------------------- reading
+def config_items(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A resolved config flattened to ``key.path → value``; list entries are named by
+    their ``name`` (apps) or ``type`` (hosts) as in ``--set``, else by index, and a list
+    of plain values stays one value (``apps.web.replicas``, ``fleet.hosts.std.cores``)."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            out |= config_items(value, path)
+        elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            for i, item in enumerate(value):
+                label = item.get("name", item.get("type", i))
+                out |= config_items(item, f"{path}.{label}")
+        else:
+            out[path] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def differing_keys(manifests: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The key paths that tell runs apart: the swept parameters, then every key of the
+    resolved configs whose value differs between runs and is not already determined by
+    the keys before it (so ``apps[0].replicas`` swept does not add ``apps.web.replicas``).
+    Seeds are never among them: runs that differ only by seed are replications."""
+    manifests = list(manifests)
+    keys: list[str] = []
+    for m in manifests:
+        keys += [p for p in m.get("params") or {} if p not in keys]
+    values = [run_values(m, keys) for m in manifests]
+    items = [config_items(m.get("config") or {}) for m in manifests]
+    candidates = list(dict.fromkeys(k for it in items for k in it))
+    for key in candidates:
+        if key == "run.seed":
+            continue
+        column = [it.get(key) for it in items]
+        if len(set(map(repr, column))) <= 1:
+            continue
+        seen: dict[tuple, str] = {}
+        determined = True
+        for row, value in zip(values, column, strict=True):
+            group = tuple(repr(row[k]) for k in keys)
+            if seen.setdefault(group, repr(value)) != repr(value):
+                determined = False
+                break
+        if not determined:
+            keys.append(key)
+            for row, value in zip(values, column, strict=True):
+                row[key] = value
+    return keys
+
+
+def run_values(manifest: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """The run's value of each key path: its swept value, else its resolved config's."""
+    swept = manifest.get("params") or {}
+    items = config_items(manifest.get("config") or {})
+    return {k: swept[k] if k in swept else items.get(k) for k in keys}
+
+
 def with_run_columns(frame: pd.DataFrame, manifest: Mapping[str, Any],
                      params: list[str]) -> pd.DataFrame:
-    """``frame`` with the run's id, seed, replication and swept parameters in front."""
+    """``frame`` with the run's id, seed, replication and distinguishing key paths in front."""
     values = {"run_id": manifest["run_id"], "seed": manifest["seed"],
               "replication": manifest.get("replication", 0)}
-    swept = manifest.get("params", {})
     front = pd.DataFrame({c.name: pd.Series([values[c.name]] * len(frame), dtype=c.dtype)
                           for c in RUN_COLUMNS}, index=frame.index)
-    for p in params:
-        front[p] = pd.Series([swept.get(p)] * len(frame), index=frame.index, dtype=object)
+    for p, v in run_values(manifest, params).items():
+        front[p] = pd.Series([_cell(v)] * len(frame), index=frame.index, dtype=object)
         front[p] = front[p].infer_objects()
     return pd.concat([front, frame], axis=1)
+
+
+def _cell(value: Any) -> Any:
+    """A config value as a table cell: lists and tables as compact JSON text."""
+    if isinstance(value, tuple | list | dict):
+        return json.dumps(list(value) if isinstance(value, tuple) else value,
+                          separators=(",", ":"))
+    return value
 
 
 class Results:
@@ -143,7 +207,7 @@ class Results:
     Tables are attributes (``res.hosts``, ``res.workloads``, ``res.jobs``,
     ``res.events``, ``res.summary``, … — see :mod:`fleet_sim.results.schema`),
     read lazily and cached. Every table starts with ``run_id``, ``seed``,
-    ``replication`` and one column per swept key path (e.g. ``hosting.mode``).
+    ``replication`` and one column per key path in which the runs differ (e.g. ``hosting.mode``).
     ``runs`` has one row per run with its status, wall time and error;
     :meth:`summarize` gives the mean and 95 % confidence interval of each metric
     across replications.
@@ -158,9 +222,9 @@ class Results:
         self._cache: dict[str, pd.DataFrame] = {}
         self.info: dict[str, Any] = {}
         """How the results were made, e.g. a sweep's planned/skipped/ran/failed."""
-        self.params: list[str] = []
-        for m in manifests:
-            self.params += [p for p in m.get("params", {}) if p not in self.params]
+        self.params: list[str] = differing_keys(manifests)
+        """The key paths in which the runs differ (swept or not), seeds aside: each
+        table has a column per key, and summaries group by them."""
 
     # ------------------------------------------------------------ tables
     def table(self, name: str) -> pd.DataFrame:
@@ -196,7 +260,7 @@ class Results:
         for m in self.manifests:
             row = {"run_id": m["run_id"], "status": m.get("status"), "seed": m["seed"],
                    "replication": m.get("replication", 0)}
-            row |= {p: m.get("params", {}).get(p) for p in self.params}
+            row |= {p: _cell(v) for p, v in run_values(m, self.params).items()}
             exc = m.get("exception") or {}
             row |= {"wall_time_s": m.get("wall_time_s"),
                     "error": f"{exc.get('type')}: {exc.get('message')}" if exc else ""}

@@ -202,7 +202,7 @@ def summary(tables: Mapping[str, pd.DataFrame], window: tuple[float, float]) -> 
     row |= _cpu_figures(tables.get("workloads"), window)
     row |= _job_figures(tables.get("jobs"), window)
     events = tables.get("events")
-    row["events"] = math.nan if events is None else float(len(events))
+    row["lifecycle_events"] = math.nan if events is None else float(len(events))
     return conform(pd.DataFrame([row]), SUMMARY)
 
 

@@ -28,9 +28,11 @@ import pandas as pd
 import simpy
 from pydantic import BaseModel
 
-from fleet_sim.errors import ConfigError
+from fleet_sim.errors import CapacityError, ConfigError
 from fleet_sim.hosting.base import AppSpec, DemandSpec, JobsSpec, WorkloadSpec
+from fleet_sim.hosting.base import HostSpec
 from fleet_sim.hosting.deploy import Deployment, Site, deploy, mode_params
+from fleet_sim.hosting.deploy import plan as plan_placement
 from fleet_sim.model.host import Host
 from fleet_sim.model.jobs import JOB_COLUMNS
 from fleet_sim.numerics.power import LinearPower, TablePower
@@ -242,7 +244,45 @@ def fit_errors(config: cfg.ScenarioConfig, file: str) -> list[ConfigError]:
             f"a {kind} needing {req.cpu_cores:g} cores and {req.ram_mib:g} MiB (overheads "
             f"included) fits on no host: {views[biggest].why_not(req)}",
             f"at most {free_cpu:g} cores and {free_ram:g} MiB per replica under mode {mode}"))
-    return errors
+    return errors or _placement_errors(config, file, sites, params)
+
+
+def _placement_errors(config: cfg.ScenarioConfig, file: str, sites: list[Site],
+                      params: Any) -> list[ConfigError]:
+    """Place every replica as the run will (same policy, requests and placement stream)
+    and say, with the fleet's totals, why the fleet is too small if it is."""
+    mode = config.hosting.mode
+    apps = [spec for app in config.apps
+            for spec in app_specs(app.model_copy(update={"workloads": []}), Path())]
+    hosts = [HostSpec(f"{g.type}{i:03d}", g.cores, g.ram_mib, g.speed)
+             for g in config.fleet.hosts for i in range(g.count)]
+    try:
+        plan_placement(hosts, mode, apps, placement_policy(config.placement.policy),
+                       Streams(config.run.seed).get("placement"), params)
+        return []
+    except CapacityError as e:
+        problem = str(e)
+    offered = {g.type: s.kernel.view() for g, s in zip(config.fleet.hosts, sites, strict=True)}
+    cpu_offered = sum(g.count * offered[g.type].free_cpu_cores for g in config.fleet.hosts)
+    ram_offered = sum(g.count * offered[g.type].free_ram_mib for g in config.fleet.hosts)
+    by_app: dict[int, tuple[float, float]] = {}
+    for i, app in enumerate(config.apps):
+        if app.replicas:
+            one = app_specs(app.model_copy(update={"replicas": 1, "workloads": []}), Path())[0]
+            req = sites[0].candidate(one).request
+            by_app[i] = (app.replicas * req.cpu_cores, app.replicas * req.ram_mib)
+    cpu = sum(c for c, _ in by_app.values())
+    ram = sum(r for _, r in by_app.values())
+    biggest = max(by_app, key=lambda i: by_app[i][0] / max(cpu_offered, 1e-9)
+                  + by_app[i][1] / max(ram_offered, 1e-9))
+    counts = ", ".join(f"fleet.hosts.{g.type}.count" for g in config.fleet.hosts)
+    return [ConfigError(
+        file, f"apps[{biggest}].replicas",
+        f"the replicas do not all fit the fleet under mode {mode}: in total the apps request "
+        f"{cpu:g} cores and {ram:g} MiB (overheads included) where the empty fleet offers "
+        f"{cpu_offered:g} cores (cores × overcommit ratio) and {ram_offered:g} MiB; "
+        f"placement says: {problem}",
+        f"fewer replicas, more hosts ({counts}) or a higher overcommit ratio")]
 
 
 def _cpu_key(app: cfg.AppConfig, config: cfg.ScenarioConfig) -> str:

@@ -711,11 +711,21 @@ def _check_rollout(bad: Any, config: ScenarioConfig) -> None:
         bad("rollout.distribution", "bare metal installs packages from a central mirror",
             '"central" when hosting.mode = "baremetal"')
     try:
-        rollout_strategy(rollout.strategy, **rollout.strategy_params)
+        strategy = rollout_strategy(rollout.strategy, **rollout.strategy_params)
     except (TypeError, ValueError) as e:
         bad("rollout.strategy_params", f"not valid for {rollout.strategy}: {e}",
             "the parameters of that strategy, e.g. rolling: max_surge, max_unavailable; "
             "batches: size; canary: fraction, then")
+        return
+    budgets = getattr(strategy, "budgets", None)
+    in_place = config.hosting.mode == "baremetal"  # one version per shared OS at a time
+    try:
+        if budgets is not None:
+            budgets(sum(g.count for g in config.fleet.hosts), in_place=in_place)
+    except ValueError as e:
+        bad("rollout.strategy_params", f"impossible under hosting.mode = "
+            f"{as_json(config.hosting.mode)}: {e}",
+            "max_unavailable >= 1 (or a percentage) for an in-place bare-metal rollout")
 
 
 def _unique(bad: Any, path: str, names: list[str], key: str) -> None:
@@ -741,6 +751,14 @@ def _check_workload(bad: Any, where: str, wl: Any, base_dir: Path) -> None:
             bad(f"{where}.trace", f"trace file {as_json(wl.trace)} not found in {base_dir}",
                 "a file of one CPU percent per line (relative to the scenario file), "
                 "or planetlab:<name>")
+        else:
+            from fleet_sim.errors import TraceError
+            from fleet_sim.scenarios.traces import read_planetlab
+
+            try:
+                read_planetlab(base_dir / wl.trace)
+            except TraceError as e:
+                bad(f"{where}.trace", str(e), "one integer CPU percent 0..100 per line")
 
 
 # ---------------------------------------------------------------- scenario files

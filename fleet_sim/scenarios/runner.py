@@ -186,9 +186,13 @@ class RunOutcome:
     error: str = ""
 
 
-def simulate(spec: RunSpec, on_step: Callable[[float], None] | None = None
+def simulate(spec: RunSpec, on_step: Callable[[float], None] | None = None,
+             on_phase: Callable[[str], None] | None = None
              ) -> tuple[dict[str, pd.DataFrame], dict[str, Any], Exception | None]:
-    """Run ``spec`` through every phase; return its tables, manifest and exception (if any)."""
+    """Run ``spec`` through every phase; return its tables, manifest and exception (if any).
+
+    ``on_step(t)`` is called as simulated time advances, ``on_phase(name)`` when the
+    run enters the phase ``"tables"`` (building the result tables)."""
     started = time.perf_counter()
     manifest: dict[str, Any] = {
         "run_id": spec.run_id, "content_hash": spec.content_hash, "status": store.OK,
@@ -206,6 +210,8 @@ def simulate(spec: RunSpec, on_step: Callable[[float], None] | None = None
         sim.start()
         sim.run(on_step)
         sim.finalize()
+        if on_phase is not None:
+            on_phase("tables")
         tables = sim.tables()
     except Exception as e:  # recorded, never lost: the manifest says what went wrong
         error, tables = e, {}
@@ -270,11 +276,15 @@ def run(source: Source, *, seed: int | None = None, out: str | Path | None = Non
     scenario, over = prepare(source, seed, set, **overrides)
     config = scenario.validate(over)
     spec = RunSpec(cfg.resolved(config), scenario.label, str(scenario.base_dir))
-    with _progress_bar(config.run.duration_s, "sim-s", spec.run_id, progress) as bar:
+    name = scenario_name(scenario.label)
+    with _progress_bar(config.run.duration_s, "sim-s", name, progress) as bar:
         step_s = config.run.duration_s / STEPS
-        tables, manifest, error = simulate(spec, lambda t: bar.update(step_s))
-    if out is not None:
-        manifest["path"] = str(store.write_run(out, spec.run_id, tables, manifest))
+        tables, manifest, error = simulate(
+            spec, lambda t: bar.update(step_s),
+            lambda phase: bar.set_description(f"{name}: writing tables"))
+        if out is not None:
+            bar.set_description(f"{name}: storing")
+            manifest["path"] = str(store.write_run(out, spec.run_id, tables, manifest))
     if error is not None and reraise:
         raise error
     return store.in_memory(manifest, tables)
@@ -322,11 +332,16 @@ def plan(source: Source, params: Mapping[str, Sequence[Any]] | Iterable[str] = (
     return list(specs.values())
 
 
-def default_out(source: Source) -> Path:
-    """Where a scenario's results go by default: ``results/<file stem>``."""
-    if isinstance(source, str | Path):
-        return Path("results") / find_scenario(source).stem
-    return Path("results") / "scenario"
+def scenario_name(label: str) -> str:
+    """A scenario's short name for messages: its file stem (``demo``), or the label."""
+    return Path(label).stem if label.endswith(".toml") else label
+
+
+def default_out(source: Source, kind: str = "sweep") -> Path:
+    """Where a scenario's results go by default: ``results/<file stem>-<kind>``, where
+    ``kind`` is ``run`` or ``sweep``, so single runs and sweeps never share a folder."""
+    stem = find_scenario(source).stem if isinstance(source, str | Path) else "scenario"
+    return Path("results") / f"{stem}-{kind}"
 
 
 def sweep(source: Source, params: Mapping[str, Sequence[Any]] | Iterable[str] = (),
@@ -346,7 +361,8 @@ def sweep(source: Source, params: Mapping[str, Sequence[Any]] | Iterable[str] = 
     seed : int, optional
         Overrides the base seed ``run.seed``.
     out : path, optional
-        The results store (default ``results/<file stem>``); runs already there are skipped.
+        The results store (default ``results/<file stem>-sweep``); runs already there
+        are skipped.
     set : mapping or list of "key.path=value", optional
         Overrides applied to every point.
     workers : int, optional
@@ -374,7 +390,8 @@ def sweep(source: Source, params: Mapping[str, Sequence[Any]] | Iterable[str] = 
     todo = [s for s in specs if s.run_id not in done]
     failed: list[RunOutcome] = []
     task = functools.partial(execute, out_dir=str(out_dir))
-    with _progress_bar(len(specs), "run", "sweep", progress) as bar:
+    with _progress_bar(len(specs), "run", f"sweep {scenario_name(specs[0].source)}",
+                       progress) as bar:
         bar.update(len(specs) - len(todo))
         if todo:
             with (backend or make_backend(workers=workers, dask=dask, tasks=len(todo))) as b:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -48,13 +49,31 @@ def test_process_pool_gives_the_serial_tables(serial_tables, tmp_path):
     _assert_same(serial_tables, _sweep(tmp_path, ProcessPool(2)))
 
 
-def test_dask_cluster_gives_the_serial_tables(serial_tables, tmp_path):
+def _local_cluster():
     distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=2,
-                                       dashboard_address=None)
+    # ":0": the scheduler's HTTP server takes any free port, never a fixed one
+    return distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=2,
+                                    dashboard_address=":0")
+
+
+def test_dask_cluster_gives_the_serial_tables(serial_tables, tmp_path):
     # by address, as `fleet-sim sweep --dask ADDRESS` does
-    with cluster, DaskCluster(cluster.scheduler_address) as backend:
+    with _local_cluster() as cluster, DaskCluster(cluster.scheduler_address) as backend:
         _assert_same(serial_tables, _sweep(tmp_path, backend))
+
+
+def test_dask_backend_works_while_the_default_dashboard_port_is_taken(tmp_path):
+    holder = socket.socket()
+    try:
+        holder.bind(("", 8787))  # if this fails, something else holds 8787: just as good
+        holder.listen()
+    except OSError:
+        pass
+    try:
+        with _local_cluster() as cluster, DaskCluster(cluster.scheduler_address) as backend:
+            assert sorted(backend.map(_square, [1, 2, 3])) == [1, 4, 9]
+    finally:
+        holder.close()
 
 
 def test_backends_yield_every_result():

@@ -89,27 +89,63 @@ def test_sweep_resumes_only_what_is_missing(tmp_path):
     pd.testing.assert_frame_equal(first.summary, again.summary)
 
 
-def test_a_failing_run_is_recorded_and_the_sweep_carries_on(tmp_path):
-    # 40 replicas of one core each cannot be placed on 8 cores: CapacityError at start
-    res = runner.sweep(TINY, {"apps.web.replicas": [2, 40]}, set=SHORT, out=tmp_path,
+def _failing_build(replicas: int):
+    """runner.build that fails (as a bug or a resource limit would) for one point."""
+    real = runner.build
+
+    def build(config, *args, **kwargs):
+        if config.apps[0].replicas == replicas:
+            raise CapacityError("injected: the fleet ran out of something at run time")
+        return real(config, *args, **kwargs)
+
+    return build
+
+
+def test_a_failing_run_is_recorded_and_the_sweep_carries_on(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "build", _failing_build(3))
+    res = runner.sweep(TINY, {"apps.web.replicas": [2, 3]}, set=SHORT, out=tmp_path,
                        backend=Serial(), progress=False)
     runs = res.runs.set_index("apps.web.replicas")
-    assert runs.loc[2, "status"] == "ok" and runs.loc[40, "status"] == "failed"
-    assert runs.loc[40, "error"].startswith("CapacityError: fleet too small")
+    assert runs.loc[2, "status"] == "ok" and runs.loc[3, "status"] == "failed"
+    assert runs.loc[3, "error"].startswith("CapacityError: injected")
     assert len(res.info["failed"]) == 1
-    failed = store.read_manifest(tmp_path / runs.loc[40, "run_id"])
+    failed = store.read_manifest(tmp_path / runs.loc[3, "run_id"])
     assert "Traceback" in failed["exception"]["traceback"]
     assert set(res.summary["apps.web.replicas"]) == {2}
 
 
-def test_run_reraises_a_failure_after_recording_it(tmp_path):
+def test_run_reraises_a_failure_after_recording_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "build", _failing_build(3))
     with pytest.raises(CapacityError):
-        runner.run(TINY, set={**SHORT, "apps.web.replicas": 40}, out=tmp_path, progress=False)
+        runner.run(TINY, set={**SHORT, "apps.web.replicas": 3}, out=tmp_path, progress=False)
     (run_dir,) = tmp_path.iterdir()
     assert store.read_manifest(run_dir)["status"] == "failed"
-    res = runner.run(TINY, set={**SHORT, "apps.web.replicas": 40}, reraise=False,
+    res = runner.run(TINY, set={**SHORT, "apps.web.replicas": 3}, reraise=False,
                      progress=False)
     assert res.manifest["exception"]["type"] == "CapacityError"
+
+
+def test_a_fleet_too_small_for_all_replicas_is_caught_before_running():
+    # 40 one-core replicas cannot all be placed on 8 cores, although each fits a host
+    with pytest.raises(ConfigError) as e:
+        runner.run(TINY, set={**SHORT, "apps.web.replicas": 40}, progress=False)
+    text = str(e.value)
+    assert "apps[0].replicas: the replicas do not all fit the fleet under mode" in text
+    assert "where the empty fleet offers 8 cores" in text
+    assert "fleet.hosts.small.count" in text
+
+
+def test_replication_zero_uses_the_base_seed_so_a_sweep_repeats_a_run(tmp_path):
+    single = runner.run(TINY, set=SHORT, progress=False)
+    swept = runner.sweep(TINY, replications=2, set=SHORT, out=tmp_path, backend=Serial(),
+                         progress=False)
+    seeds = dict(zip(swept.runs["replication"], swept.runs["seed"], strict=True))
+    assert seeds[0] == single.manifest["seed"] != seeds[1]
+    first = swept.summary.query("replication == 0").drop(columns=["run_id", "seed",
+                                                                    "replication"])
+    pd.testing.assert_frame_equal(
+        first.reset_index(drop=True),
+        single.summary.drop(columns=["run_id", "seed", "replication"]))
 
 
 def test_an_app_with_zero_replicas_is_kept_in_the_file_but_not_deployed():

@@ -41,6 +41,7 @@ from matplotlib.colors import to_hex
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from fleet_sim.numerics import timeweighted
+from fleet_sim.report.numbers import fmt
 from fleet_sim.report.style import (
     CPU_COLORS,
     CPU_HATCHES,
@@ -128,22 +129,27 @@ def _group_column(frame: pd.DataFrame, by: str | None) -> str | None:
     return by
 
 
-def _groups(frame: pd.DataFrame, by: str | None) -> list[tuple[str, pd.DataFrame, ModeStyle]]:
+def grouped(frame: pd.DataFrame, by: str | None) -> list[tuple[str, pd.DataFrame, ModeStyle]]:
     """(label, rows, style) per group, modes in the canonical order, others naturally."""
     col = _group_column(frame, by)
     if col is None:
         return [("", frame, ModeStyle(OTHER_COLOR))]
     values = list(frame[col].dropna().unique())
+    ordered = isinstance(frame[col].dtype, pd.CategoricalDtype) and frame[col].cat.ordered
+    if ordered:  # e.g. the report's groups: keep their order
+        values = [v for v in frame[col].cat.categories if v in set(values)]
     if col in MODE_COLUMNS or (values and all(base_mode(str(v)) for v in values)):
         # a column of hosting modes (or variants of them) keeps the modes' colours
-        labels = mode_order(map(str, values))
+        labels = [str(v) for v in values] if ordered else mode_order(map(str, values))
         return [(m, frame[frame[col].astype(str) == m], mode_style(m)) for m in labels]
-    values.sort(key=natural_key)
+    if not ordered:
+        values.sort(key=natural_key)
     cmap = mpl.colormaps["cividis"]
     out = []
     for i, v in enumerate(values):
         color = to_hex(cmap(0.1 + 0.75 * i / max(1, len(values) - 1)))
-        out.append((f"{col}={v}", frame[frame[col] == v], ModeStyle(color)))
+        out.append((str(v) if ordered else f"{col}={v}", frame[frame[col] == v],
+                    ModeStyle(color)))
     return out
 
 
@@ -165,7 +171,7 @@ def _runs(frame: pd.DataFrame) -> list[tuple[Any, pd.DataFrame]]:
     return runs
 
 
-def _first_run(frame: pd.DataFrame) -> tuple[Any, pd.DataFrame, int]:
+def first_run(frame: pd.DataFrame) -> tuple[Any, pd.DataFrame, int]:
     """(run key, rows, number of runs) of the first replication in ``frame``."""
     runs = _runs(frame)
     if not runs:
@@ -245,14 +251,6 @@ def _legend(ax: Axes, **kwargs: Any) -> None:
 def _legend_below(ax: Axes) -> None:
     """A legend under the axes, where it can never hide a line."""
     _legend(ax, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=1)
-
-
-def _sig(value: float, digits: int = 3) -> str:
-    """``value`` with ``digits`` significant digits, thousands separated, never in e-notation."""
-    if value == 0 or not math.isfinite(value):
-        return f"{value:g}"
-    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
-    return f"{value:,.{decimals}f}"
 
 
 # ---------------------------------------------------------------- host × time heatmap
@@ -354,7 +352,7 @@ def utilization_distribution(hosts: pd.DataFrame, *, by: str | None = "mode",
     ax = _new_axes(ax)
     q = np.linspace(0.0, 1.0, 201)
     rows = []
-    groups = _groups(hosts, by)
+    groups = grouped(hosts, by)
     for i, (label, group, style) in enumerate(groups):
         series = []
         runs = _runs(group)
@@ -379,7 +377,8 @@ def utilization_distribution(hosts: pd.DataFrame, *, by: str | None = "mode",
                 else f"{len(series)} host-runs")
         ax.plot(x, q, color=style.color, linestyle=style.linestyle,
                 linewidth=_width(i, len(groups)),
-                label=f"{name}mean {mean:.0%}, p99 {p99:.0%} ({what})")
+                label=f"{name}host-time mean {fmt(mean, 'fraction')}, per-host p99 "
+                      f"{fmt(p99, 'fraction')} ({what})")
         ax.axvline(mean, color=style.color, linestyle=":", linewidth=1)
         rows.append(pd.DataFrame({"group": label, "q": q, "cpu_utilization": x,
                                   "mean": mean, "p99": p99, "host_runs": len(series)}))
@@ -398,19 +397,32 @@ def utilization_distribution(hosts: pd.DataFrame, *, by: str | None = "mode",
 CPU_PARTS = ("allocated_cores", "contention_cores", "throttled_cores")
 
 
+#: workloads that model the hosting itself (a VM's guest OS), not an app's work
+PSEUDO_WORKLOADS = ("guest-os",)
+
+
+def is_pseudo(workload: str) -> bool:
+    """Whether ``workload`` is a pseudo-workload of the hosting (``web-0-vm.guest-os``)."""
+    return str(workload).rpartition(".")[2] in PSEUDO_WORKLOADS
+
+
 @_styled
-def workload_cpu(workloads: pd.DataFrame, workload: str | None = None, *,
-                 t_end: float | None = None, mode: str | None = None, ax: Axes | None = None,
+def workload_cpu(workloads: pd.DataFrame, workload: str | Sequence[str] | None = None, *,
+                 t_end: float | None = None, t_start: float | None = None,
+                 mode: str | None = None, ax: Axes | None = None,
                  title: str | None = None) -> Axes:
-    """CPU of one workload over time in one run: allocated (filled, in the mode's colour),
+    """CPU of a workload over time in one run: allocated (filled, in the mode's colour),
     with contention (neighbours' fault) and throttled (own caps) stacked on top, and the
     demand as a black line. Sums over every host and instance the workload runs in.
     A series of more than MAX_STEPS change points is drawn as exact time-weighted
     means over TIME_BINS equal bins (the y label says so).
 
-    ``workload``: its name (may be omitted if the table holds one). ``mode``: colour
-    of the allocated area (default: the table's mode column, else grey). The legend
-    gives each part's integral over [first record, ``t_end``] in core-s.
+    ``workload``: its name, or a list of names drawn as their sum (e.g. every replica
+    of an app); may be omitted if the table holds one. ``t_start``: start of the
+    statistics window (s; default: the first record), so that install and start-up
+    during a warm-up is neither drawn nor counted. ``mode``: colour of the allocated
+    area (default: the table's mode column, else grey). The legend (below the axes)
+    gives each part's integral over [``t_start``, ``t_end``] in core-s.
     """
     workloads = _single_run(workloads, "workload_cpu")
     names = sorted(workloads["workload"].unique(), key=natural_key)
@@ -419,7 +431,8 @@ def workload_cpu(workloads: pd.DataFrame, workload: str | None = None, *,
             raise ValueError(f"the table holds {len(names)} workloads; pick one of: "
                              f"{', '.join(map(str, names[:20]))}")
         workload = str(names[0])
-    rows = workloads[workloads["workload"] == workload]
+    wanted = [workload] if isinstance(workload, str) else list(workload)
+    rows = workloads[workloads["workload"].isin(wanted)]
     if rows.empty:
         raise ValueError(f"no workload {workload!r}; the table holds: "
                          f"{', '.join(map(str, names[:20]))}")
@@ -430,11 +443,15 @@ def workload_cpu(workloads: pd.DataFrame, workload: str | None = None, *,
     key = ("workload", "host", "instance")
     series = {c: _series(rows, key, c) for c in ("demand_cores", *CPU_PARTS)}
     t = series["demand_cores"][0]
-    t0 = float(t[0])
+    t0 = max(float(t[0]), 0.0 if t_start is None else float(t_start))
+    if t0 > float(t[0]):  # start at the window: the value holding at t0, then its changes
+        first = int(np.searchsorted(t, t0, side="right")) - 1
+        series = {c: (np.r_[t0, tc[first + 1:]], v[first:]) for c, (tc, v) in series.items()}
+        t = series["demand_cores"][0]
     totals = {c: timeweighted.integral(*series[c], end, t0) for c in series}
     demand_total = totals["demand_cores"]
     # what is drawn: the change points, or exact time-weighted means over equal bins
-    # from the first record when there are too many to see (the integrals are kept)
+    # from the window's start when there are too many to see (the integrals are kept)
     binned = t.size > MAX_STEPS and end > t0
     if binned:
         edges = np.linspace(t0, end, TIME_BINS + 1)
@@ -448,7 +465,7 @@ def workload_cpu(workloads: pd.DataFrame, workload: str | None = None, *,
     base = np.zeros(x.size)
 
     def share(c: str) -> str:
-        return f" ({totals[c] / demand_total:.1%})" if demand_total > 0 else ""
+        return f" ({fmt(totals[c] / demand_total, 'fraction')})" if demand_total > 0 else ""
 
     colors = {"allocated_cores": mode_style(mode).color if mode else CPU_COLORS["allocated"],
               "contention_cores": CPU_COLORS["contention"],
@@ -459,23 +476,25 @@ def workload_cpu(workloads: pd.DataFrame, workload: str | None = None, *,
         ax.fill_between(x, base, y, step="post", facecolor=colors[c],
                         alpha=0.85 if part == "allocated" else 0.55,
                         hatch=CPU_HATCHES.get(part), edgecolor="white", linewidth=0,
-                        label=f"{part} {totals[c]:,.0f}{share(c)}")
+                        label=f"{part} {fmt(totals[c])}{share(c)}")
         base = y
     demand = _steps(t_draw, drawn["demand_cores"], end)[1]
     ax.plot(x, demand, drawstyle="steps-post", color=CPU_COLORS["demand"], linewidth=1.2,
-            label=f"demand {demand_total:,.0f}")
-    ax.set_xlim(0, end / scale)
+            label=f"demand {fmt(demand_total)}")
+    ax.set_xlim(t0 / scale, end / scale)
     top = float(np.nanmax(np.r_[base, demand, 0.0]))
-    ax.set_ylim(0, max(top, 1e-9) * 1.35)  # headroom for the legend
+    ax.set_ylim(0, max(top, 1e-9) * 1.05)
     ax.set_xlabel(f"time ({unit})")
     ax.set_ylabel("CPU (cores)" + (f", means over {_duration_text((end - t0) / TIME_BINS)}"
                                    if binned else ""))
-    n_inst = rows.groupby(["host", "instance"]).ngroups
+    n_inst = rows[~rows["workload"].map(is_pseudo)].groupby(["host", "instance"]).ngroups
     where = f" ({n_inst} instances)" if n_inst > 1 else ""
-    ax.set_title(title or f"{workload}{where}{' under ' + mode if mode else ''}: "
+    shown = workload if isinstance(workload, str) else ", ".join(wanted)
+    ax.set_title(title or f"{shown}{where}{' under ' + mode if mode else ''}: "
                           "CPU demand vs allocated")
-    _legend(ax, loc="upper left", ncol=2, fontsize=8, title="core-s over the run",
-            title_fontsize=8, alignment="left", columnspacing=1.0, handlelength=1.5)
+    _legend(ax, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=8,
+            title="core-s in the window", title_fontsize=8, columnspacing=1.0,
+            handlelength=1.5)
     _PLOTTED[ax] = pd.DataFrame({"t": t_draw, **drawn, "binned": binned})
     return ax
 
@@ -486,7 +505,9 @@ def unmet_cpu(workload_summary: pd.DataFrame, workload: str | Sequence[str] | No
               by: str | None = "mode", ax: Axes | None = None,
               title: str | None = None) -> Axes:
     """Unmet CPU of a workload per group: contention and throttled core-s (stacked bars,
-    mean over replications), labelled with the satisfied fraction.
+    mean over replications), labelled with the satisfied fraction (allocated / demand
+    of each run, mean over replications: for every workload together, the summary
+    table's ``satisfied_fraction``).
 
     ``workload_summary``: that table (concatenated over runs); ``workload``: a name,
     a list of names (summed per run), or None for every workload together.
@@ -501,12 +522,13 @@ def unmet_cpu(workload_summary: pd.DataFrame, workload: str | Sequence[str] | No
     ax = _new_axes(ax)
     parts = ("contention_core_s", "throttled_core_s")
     rows = []
-    for label, group, style in _groups(frame, by):
+    for label, group, style in grouped(frame, by):
         per_run = [g[[*parts, "demand_core_s", "allocated_core_s"]].sum()
                    for _, g in _runs(group)]
         runs = pd.DataFrame(per_run)
         means = runs.mean()
-        satisfied = means["allocated_core_s"] / means["demand_core_s"]
+        # the mean of each run's fraction, as the summary tables are averaged
+        satisfied = float((runs["allocated_core_s"] / runs["demand_core_s"]).mean())
         rows.append({"group": label or "all", "runs": len(runs), **means.to_dict(),
                      "satisfied_fraction": satisfied, "color": style.color})
     table = pd.DataFrame(rows)
@@ -521,7 +543,7 @@ def unmet_cpu(workload_summary: pd.DataFrame, workload: str | Sequence[str] | No
         bottom = bottom + table[part].to_numpy(float)
     for xi, top, sat, color in zip(x, bottom, table["satisfied_fraction"], table["color"],
                                    strict=True):
-        ax.annotate(f"{sat:.1%} satisfied", (xi, top), xytext=(0, 3),
+        ax.annotate(f"{fmt(sat, 'fraction')} satisfied", (xi, top), xytext=(0, 3),
                     textcoords="offset points", ha="center", va="bottom", fontsize=9,
                     color=color, fontweight="bold")
     ax.set_xticks(x, table["group"])
@@ -564,7 +586,7 @@ def response_time_cdf(jobs: pd.DataFrame, *, by: str | None = "mode",
         jobs = jobs[jobs["workload"].isin(wanted)]
     ax = _new_axes(ax)
     rows = []
-    groups = _groups(jobs, by)
+    groups = grouped(jobs, by)
     for i, (label, group, style) in enumerate(groups):
         resp = group["response_time_s"].to_numpy(float)
         finished = resp[np.isfinite(resp)]
@@ -580,7 +602,7 @@ def response_time_cdf(jobs: pd.DataFrame, *, by: str | None = "mode",
         name = f"{label}: " if label else ""
         ax.plot(ordered[keep], frac[keep], drawstyle="steps-post", color=style.color,
                 linestyle=style.linestyle, linewidth=_width(i, len(groups)),
-                label=f"{name}p50 {_sig(p50)} s, p99 {_sig(p99)} s (n={n_all:,}{extra})")
+                label=f"{name}p50 {fmt(p50)} s, p99 {fmt(p99)} s (n={n_all:,}{extra})")
         rows.append(pd.DataFrame({"group": label, "response_time_s": ordered[keep],
                                   "fraction": frac[keep], "p50_s": p50, "p99_s": p99,
                                   "jobs": n_all, "finished": finished.size}))
@@ -619,8 +641,8 @@ def _fleet_total(hosts: pd.DataFrame, column: str, by: str | None, t_end: TEnd, 
     runs a group held, the time unit scale and the bin width (s; None when exact).
     """
     most_runs, drawn = 0, []
-    for label, group, style in _groups(hosts, by):
-        run, rows_of_run, n_runs = _first_run(group)
+    for label, group, style in grouped(hosts, by):
+        run, rows_of_run, n_runs = first_run(group)
         if rows_of_run.empty:
             continue
         most_runs = max(most_runs, n_runs)
@@ -665,15 +687,15 @@ def memory_over_time(hosts: pd.DataFrame, *, by: str | None = "mode",
     def label_of(label: str, t: np.ndarray, v: np.ndarray,
                  end: float) -> tuple[str, dict[str, float]]:
         peak = float(v[t <= end].max())
-        return (f"{label + ': ' if label else ''}peak {_sig(peak / GIB_MIB)} GiB",
+        return (f"{label + ': ' if label else ''}peak {fmt(peak / GIB_MIB)} GiB",
                 {"peak_ram_used_mib": peak})
 
     rows, most_runs, scale, bin_s = _fleet_total(hosts, "ram_used_mib", by, t_end, ax,
                                                  GIB_MIB, label_of)
     if fleet is not None:
         caps = []
-        for label, group, style in _groups(fleet, by):
-            _, inventory, _ = _first_run(group)
+        for label, group, style in grouped(fleet, by):
+            _, inventory, _ = first_run(group)
             if len(inventory):
                 caps.append((label, float(inventory["ram_mib"].sum()) / GIB_MIB, style))
         if len({c for _, c, _ in caps}) == 1:
@@ -704,18 +726,33 @@ def _unit_name(scale: float) -> str:
 
 @_styled
 def power_over_time(hosts: pd.DataFrame, *, by: str | None = "mode", t_end: TEnd = None,
-                    ax: Axes | None = None, title: str | None = None) -> Axes:
+                    t_start: TEnd = None, ax: Axes | None = None,
+                    title: str | None = None) -> Axes:
     """Electrical power of the whole fleet over time (kW, Σ ``power_w`` over hosts), one
-    line per group (its first run); the legend gives the energy over the run (kWh, the
-    exact integral of the power)."""
+    line per group (its first run). The legend gives each group's energy over the
+    statistics window [``t_start`` (e.g. the warm-up; default 0), ``t_end``] (kWh, the
+    exact integral of the power), the mean over the group's runs: the ``summary``
+    table's ``energy_kwh``, averaged as the report's tables average it."""
     ax = _new_axes(ax)
+    energy = {}
+    for label, group, _ in grouped(hosts, by):
+        per_run = []
+        for run, rows_of_run in _runs(group):
+            end = _t_end(rows_of_run, t_end, run)
+            begin = 0.0 if t_start is None else _t_end(rows_of_run, t_start, run)
+            t, v = _series(rows_of_run, ("host",), "power_w")
+            if t.size and t[0] < end:
+                per_run.append(timeweighted.integral(t, v, end, max(begin, float(t[0]))))
+        energy[label] = (float(np.mean(per_run)) / J_PER_KWH if per_run else math.nan,
+                         len(per_run))
 
     def label_of(label: str, t: np.ndarray, v: np.ndarray,
                  end: float) -> tuple[str, dict[str, float]]:
-        kwh = timeweighted.integral(t, v, end, float(t[0])) / J_PER_KWH
+        kwh, n = energy[label]
         mean_w = timeweighted.mean(t, v, end, float(t[0])) if end > t[0] else float(v[0])
-        return (f"{label + ': ' if label else ''}{_sig(kwh)} kWh, mean {_sig(mean_w / 1000)} kW",
-                {"energy_kwh": kwh, "mean_power_w": mean_w})
+        runs = f", mean of {n} runs" if n > 1 else ""
+        return (f"{label + ': ' if label else ''}{fmt(kwh)} kWh in the window{runs}",
+                {"energy_kwh": kwh, "runs": n, "mean_power_w": mean_w})
 
     rows, most_runs, scale, bin_s = _fleet_total(hosts, "power_w", by, t_end, ax, 1000.0,
                                                  label_of)
@@ -739,7 +776,7 @@ DENSITY_METRICS: tuple[tuple[tuple[tuple[str, str], ...], str], ...] = (
 )
 
 
-def _density_metrics(summary: pd.DataFrame,
+def density_metrics(summary: pd.DataFrame,
                      metrics: Sequence[str] | None) -> list[tuple[str, str, str]]:
     """(column, axis label, title) of each panel to draw."""
     known = {col: (label, title) for cands, title in DENSITY_METRICS for col, label in cands}
@@ -773,7 +810,7 @@ def density_summary(summary: pd.DataFrame, *, by: str | None = "mode",
     monthly_cost_usd/cost_usd).
     Returns the array of Axes (one per metric).
     """
-    chosen = _density_metrics(summary, metrics)
+    chosen = density_metrics(summary, metrics)
     if axes is None:
         import matplotlib.pyplot as plt
 
@@ -785,7 +822,7 @@ def density_summary(summary: pd.DataFrame, *, by: str | None = "mode",
     axes = list(axes)
     if len(axes) != len(chosen):
         raise ValueError(f"{len(chosen)} metrics need {len(chosen)} axes, got {len(axes)}")
-    groups = _groups(summary, by)
+    groups = grouped(summary, by)
     rows = []
     for ax, (col, label, panel) in zip(axes, chosen, strict=True):
         _new_axes(ax)
@@ -798,7 +835,7 @@ def density_summary(summary: pd.DataFrame, *, by: str | None = "mode",
             err = None if math.isnan(half) else half
             ax.bar(i, mean, yerr=err, capsize=4, color=style.color, hatch=style.hatch,
                    edgecolor="white", width=0.65, error_kw={"elinewidth": 1.2})
-            ax.annotate(f"{mean:,.3g}" if abs(mean) < 1000 else f"{mean:,.0f}",
+            ax.annotate(fmt(mean),
                         (i, mean + (err or 0.0)), xytext=(0, 3), textcoords="offset points",
                         ha="center", va="bottom", fontsize=9)
             rows.append({"metric": col, "group": group or "all", "n": values.size,
@@ -832,8 +869,8 @@ def rollout_timeline(capacity: pd.DataFrame, *, by: str | None = "mode",
     ``t_end`` (default: the latest change point over all groups)."""
     ax = _new_axes(ax)
     drawn, most_runs = [], 0
-    for label, group, style in _groups(capacity, by):
-        run, rows_of_run, n_runs = _first_run(group)
+    for label, group, style in grouped(capacity, by):
+        run, rows_of_run, n_runs = first_run(group)
         if rows_of_run.empty:
             continue
         most_runs = max(most_runs, n_runs)
@@ -874,3 +911,66 @@ def rollout_timeline(capacity: pd.DataFrame, *, by: str | None = "mode",
     _legend_below(ax)
     _PLOTTED[ax] = pd.concat(rows, ignore_index=True)
     return ax
+
+
+# ---------------------------------------------------------------- the headline
+@_styled
+def headline_bars(headline: pd.DataFrame, *, axes: Sequence[Axes] | None = None,
+                  title: str | None = None) -> np.ndarray:
+    """The answer per group: p99 response time and mean slowdown of each job workload,
+    bars of the mean over replications with their 95 % confidence intervals, value on
+    top; a dotted line marks the reference group (the no-neighbour baseline).
+
+    ``headline``: :func:`fleet_sim.report.answer.headline` (groups in its row order).
+    Returns the two Axes; :func:`plotted` gives the headline rows drawn.
+    """
+    if headline.empty:
+        raise ValueError("the headline is empty: no job workload finished a job")
+    if axes is None:
+        import matplotlib.pyplot as plt
+
+        fig, new = plt.subplots(1, 2, figsize=(10.0, 4.2), layout="constrained",
+                                squeeze=False)
+        axes = list(new[0])
+        if title:
+            fig.suptitle(title, fontweight="bold")
+    axes = list(axes)
+    labels = list(dict.fromkeys(headline["group"]))
+    workloads = list(dict.fromkeys(headline["workload"]))
+    styles = {label: style for label, _, style in grouped(
+        pd.DataFrame({"g": pd.Categorical(labels, categories=labels, ordered=True)}), "g")}
+    width = 0.8 / len(workloads)
+    panels = (("p99_s", "p99_ci95_s", "p99 response time (s)", "p99 response time"),
+              ("slowdown", "slowdown_ci95", "mean slowdown (1 = never slowed)",
+               "Mean slowdown"))
+    for ax, (col, ci, ylabel, panel) in zip(axes, panels, strict=True):
+        _new_axes(ax)
+        for k, workload in enumerate(workloads):
+            rows = headline[headline["workload"] == workload]
+            for _, row in rows.iterrows():
+                i = labels.index(row["group"])
+                x = i + (k - (len(workloads) - 1) / 2) * width
+                style = styles[row["group"]]
+                err = None if math.isnan(row[ci]) else row[ci]
+                ax.bar(x, row[col], width=width * 0.9, yerr=err, capsize=4, color=style.color,
+                       hatch=style.hatch, edgecolor="white", error_kw={"elinewidth": 1.2})
+                ax.annotate(fmt(row[col]), (x, row[col] + (err or 0.0)), xytext=(0, 3),
+                            textcoords="offset points", ha="center", va="bottom", fontsize=9)
+            ref = rows[rows["group"] == rows["reference"]]
+            if len(ref):
+                ax.axhline(float(ref[col].iloc[0]), color="#777777", linestyle=":",
+                           linewidth=1)
+        crowded = sum(len(n) for n in labels) > 40
+        ax.set_xticks(range(len(labels)), labels, rotation=20 if crowded else 0,
+                      ha="right" if crowded else "center")
+        for tick, label in zip(ax.get_xticklabels(), labels, strict=True):
+            tick.set_color(styles[label].color)
+        ax.set_ylabel(ylabel)
+        runs = int(headline["runs"].max())
+        note = f", mean ± 95 % CI over {runs} runs" if runs > 1 else ""
+        which = workloads[0] if len(workloads) == 1 else f"{len(workloads)} job workloads"
+        ax.set_title(f"{panel} of {which}{note}")
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.12)
+        ax.grid(False, axis="x")
+        _PLOTTED[ax] = headline
+    return np.array(axes, dtype=object)

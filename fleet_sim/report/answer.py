@@ -1,0 +1,185 @@
+"""The answer in numbers: how the request-serving workloads fare in each group of runs.
+
+:func:`headline` takes the ``jobs`` table (every job workload, i.e. request
+serving) over each run's statistics window ``[duration_s − window_s,
+duration_s]`` and gives, per workload (replicas together: ``web-0.requests`` …
+→ ``web.requests``) and group (:mod:`fleet_sim.report.groups`), the p99
+response time and the mean slowdown with 95 % Student-t confidence intervals
+across replications, and the *paired* difference from a reference group: runs
+with the same seed share arrivals and spikes, so the difference is taken per
+seed and its interval is that of the per-seed differences. The reference is the
+no-neighbour baseline when there is one, else the first group.
+:func:`differences` gives the paired difference between every two groups.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pandas as pd
+
+from fleet_sim.numerics.timeweighted import mean_ci
+from fleet_sim.report.numbers import ci_cell
+from fleet_sim.report.groups import GROUP, Groups, groups, with_groups
+from fleet_sim.results.store import Results
+
+#: the figures of the headline: (column, per-run statistic of the window's jobs, unit)
+METRICS = {"p99_s": "99th percentile response time (s)", "slowdown": "mean slowdown"}
+_REPLICA = re.compile(r"-\d+(?=\.)")
+
+
+def app_workload(name: str) -> str:
+    """The workload of an app, all replicas together: ``web-3.requests`` → ``web.requests``."""
+    return _REPLICA.sub("", str(name), count=1)
+
+
+def per_run(results: Results, grouping: Groups | None = None) -> pd.DataFrame:
+    """One row per (run, job workload): its group, seed, jobs in the window, p99 response
+    time (s, finished jobs that arrived in the window) and mean slowdown."""
+    grouping = grouping or groups(results)
+    jobs = results.table("jobs")
+    summary = results.table("summary")
+    columns = ["workload", GROUP, "run_id", "seed", "jobs", *METRICS]
+    if jobs.empty or summary.empty:
+        return pd.DataFrame(columns=columns)
+    s = summary.drop_duplicates("run_id").set_index("run_id")
+    start = jobs["run_id"].map(s["duration_s"] - s["window_s"])
+    end = jobs["run_id"].map(s["duration_s"])
+    jobs = jobs[(jobs["arrival"] >= start) & (jobs["arrival"] <= end)]
+    jobs = with_groups(jobs.assign(workload=jobs["workload"].map(app_workload)), grouping)
+    rows = []
+    for (workload, group, run, seed), g in jobs.groupby(
+            ["workload", GROUP, "run_id", "seed"], sort=True, observed=True):
+        done = g["response_time_s"].to_numpy(float)
+        done = done[np.isfinite(done)]
+        rows.append((workload, group, run, seed, len(g),
+                     float(np.quantile(done, 0.99)) if done.size else math.nan,
+                     float(g.loc[g["finish"].notna(), "slowdown"].mean())))
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _ci(x: np.ndarray) -> tuple[float, float]:
+    x = x[np.isfinite(x)]
+    return mean_ci(x) if x.size else (math.nan, math.nan)
+
+
+def _paired(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> tuple[float, float, int]:
+    """Mean and 95 % CI half-width of a − b over the seeds both hold, and their count."""
+    both = a.set_index("seed")[metric].to_frame("a").join(
+        b.set_index("seed")[metric].to_frame("b"), how="inner")
+    d = (both["a"] - both["b"]).to_numpy(float)
+    return (*_ci(d), int(np.isfinite(d).sum()))
+
+
+def headline(results: Results) -> pd.DataFrame:
+    """Per job workload and group (groups in display order): ``runs``, ``p99_s`` and
+    ``p99_ci95_s`` (mean over runs of the window's 99th percentile response time and
+    the 95 % CI half-width), ``slowdown`` and ``slowdown_ci95``, ``reference`` (the
+    group differences are taken from), ``pairs`` (seeds in both) and the paired
+    differences ``p99_diff_s``, ``p99_diff_ci95_s``, ``slowdown_diff``,
+    ``slowdown_diff_ci95`` (NaN for the reference itself). Empty without jobs."""
+    grouping = groups(results)
+    runs = per_run(results, grouping)
+    reference = grouping.baseline or (grouping.order[0] if grouping.order else None)
+    rows = []
+    for workload, of_workload in runs.groupby("workload", sort=True):
+        ref = of_workload[of_workload[GROUP] == reference]
+        for group in grouping.order:
+            g = of_workload[of_workload[GROUP] == group]
+            if g.empty:
+                continue
+            row: dict = {"workload": workload, "group": group, "runs": len(g)}
+            for metric in METRICS:
+                mean, half = _ci(g[metric].to_numpy(float))
+                row |= {metric: mean, _ci_name(metric): half}
+            row |= {"reference": reference, "pairs": 0}
+            for metric in METRICS:
+                mean, half, pairs = ((math.nan, math.nan, 0) if group == reference or ref.empty
+                                     else _paired(g, ref, metric))
+                row |= {_diff_name(metric): mean, _ci_name(_diff_name(metric)): half,
+                        "pairs": max(row["pairs"], pairs)}
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def differences(results: Results) -> pd.DataFrame:
+    """The paired difference of every later group from every earlier one (display order),
+    per job workload: ``workload``, ``group``, ``minus``, ``pairs``, then ``p99_diff_s``,
+    ``slowdown_diff`` and their 95 % CI half-widths."""
+    grouping = groups(results)
+    runs = per_run(results, grouping)
+    rows = []
+    for workload, of_workload in runs.groupby("workload", sort=True):
+        by = {g: of_workload[of_workload[GROUP] == g] for g in grouping.order}
+        for i, a in enumerate(grouping.order):
+            for b in grouping.order[:i]:
+                if by[a].empty or by[b].empty:
+                    continue
+                row: dict = {"workload": workload, "group": a, "minus": b}
+                for metric in METRICS:
+                    mean, half, pairs = _paired(by[a], by[b], metric)
+                    row |= {"pairs": pairs, _diff_name(metric): mean,
+                            _ci_name(_diff_name(metric)): half}
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _diff_name(metric: str) -> str:
+    return metric.replace("p99_s", "p99_diff_s") if metric == "p99_s" else f"{metric}_diff"
+
+
+def _ci_name(metric: str) -> str:
+    return metric[:-2] + "_ci95_s" if metric.endswith("_s") else f"{metric}_ci95"
+
+
+def headline_table(headline_frame: pd.DataFrame) -> pd.DataFrame:
+    """The headline as printed (terminal and HTML): one row per workload and group with
+    'mean ± 95 % CI' cells, and the paired differences from the reference group."""
+    if headline_frame.empty:
+        return pd.DataFrame()
+    ref = headline_frame["reference"].iloc[0]
+    several = headline_frame["workload"].nunique() > 1
+    out = pd.DataFrame({
+        **({"workload": headline_frame["workload"]} if several else {}),
+        "group": [f"{g} (reference)" if g == ref else g for g in headline_frame["group"]],
+        "runs": headline_frame["runs"],
+        "p99 response time (s)": [ci_cell(m, h) for m, h in
+                                  zip(headline_frame["p99_s"], headline_frame["p99_ci95_s"],
+                                      strict=True)],
+        f"Δ p99 vs {ref} (s)": [_signed(m, h) for m, h in
+                                zip(headline_frame["p99_diff_s"],
+                                    headline_frame["p99_diff_ci95_s"], strict=True)],
+        "mean slowdown": [ci_cell(m, h) for m, h in
+                          zip(headline_frame["slowdown"], headline_frame["slowdown_ci95"],
+                              strict=True)],
+        f"Δ slowdown vs {ref}": [_signed(m, h) for m, h in
+                                 zip(headline_frame["slowdown_diff"],
+                                     headline_frame["slowdown_diff_ci95"], strict=True)],
+    })
+    return out.reset_index(drop=True)
+
+
+def differences_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`differences` as printed: 'a − b' and the signed 'mean ± CI' cells."""
+    if frame.empty:
+        return pd.DataFrame()
+    several = frame["workload"].nunique() > 1
+    return pd.DataFrame({
+        **({"workload": frame["workload"]} if several else {}),
+        "difference": [f"{a} − {b}" for a, b in zip(frame["group"], frame["minus"],
+                                                    strict=True)],
+        "pairs": frame["pairs"],
+        "Δ p99 response time (s)": [_signed(m, h) for m, h in
+                                    zip(frame["p99_diff_s"], frame["p99_diff_ci95_s"],
+                                        strict=True)],
+        "Δ mean slowdown": [_signed(m, h) for m, h in
+                            zip(frame["slowdown_diff"], frame["slowdown_diff_ci95"],
+                                strict=True)],
+    }).reset_index(drop=True)
+
+
+def _signed(mean: float, half: float) -> str:
+    text = ci_cell(mean, half)
+    return f"+{text}" if not math.isnan(mean) and mean > 0 else text

@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="run a grid of parameters × replications",
                            description="Run every combination of the --param values, each "
                            "--replications times with independent seeds derived from "
-                           "run.seed; print the mean and 95%% confidence interval of each "
+                           "run.seed; print the mean and 95% confidence interval of each "
                            "summary metric.", epilog=_SWEEP_EXAMPLES, formatter_class=formatter)
     _scenario_args(sweep)
     sweep.add_argument("--param", action="append", default=[], metavar="KEY.PATH=V1,V2",
@@ -87,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="summarize the runs stored in a folder",
                             description="Print the summary of the runs stored in DIR (one "
-                            "run, or the mean and 95%% CI per sweep point) and write an HTML "
+                            "run, or the mean and 95% CI per sweep point) and write an HTML "
                             "report with figures.", epilog=_REPORT_EXAMPLES,
                             formatter_class=formatter)
     report.add_argument("dir", type=Path, metavar="DIR", help="a results folder")
@@ -102,7 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     _scenario_args(validate)
 
     sub.add_parser("list", help="list the shipped experiments and their questions",
-                   description="List the experiments shipped in experiments/.",
+                   description="List the experiments shipped with fleet_sim, with the "
+                   "question each answers, and the folder they are installed in.",
                    epilog="example:\n  fleet-sim list", formatter_class=formatter)
 
     sub.add_parser("replay", help="replay a job trace (see 'fleet-sim replay --help')",

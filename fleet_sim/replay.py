@@ -1,4 +1,4 @@
-"""Replay a job trace on hosts of C cores (DESIGN §3.2).
+"""Replay a job trace on hosts of C cores (docs/model.md §3.3).
 
     python -m fleet_sim.replay TRACE.csv --cores C --out FINISHED.csv
 
@@ -60,9 +60,9 @@ def replay(trace: str | Path | pd.DataFrame, cores: float, speed: float = 1.0) -
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     ap = argparse.ArgumentParser(
-        prog="fleet-sim replay", description=__doc__,
+        prog="fleet-sim replay", description=__doc__.replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  python -m fleet_sim.replay trace.csv --cores 8 --out finished.csv",
+        epilog="example:\n  fleet-sim replay trace.csv --cores 8 --out finished.csv",
     )
     ap.add_argument("trace", help="CSV with time,host,workload,core_seconds,max_cores")
     ap.add_argument("--cores", type=float, required=True, help="cores of every host")

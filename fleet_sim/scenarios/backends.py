@@ -15,12 +15,18 @@ backends give identical tables (STYLE §7); only the order of completion differs
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import multiprocessing
 import os
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
+
+from fleet_sim.errors import FleetSimError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -52,8 +58,35 @@ class Serial(Backend):
             yield fn(task)
 
 
+@contextlib.contextmanager
+def _independent_workers() -> Iterator[None]:
+    """While workers start, make them independent of where and how the parent runs.
+
+    - ``PYTHONSAFEPATH=1``: a worker interpreter does not put the current folder first
+      on ``sys.path``, so a folder named ``fleet_sim`` there (such as a checkout) does
+      not shadow the installed package.
+    - ``__main__`` is presented as this module: workers re-import the parent's main
+      module, which for a script without an ``if __name__ == "__main__":`` guard would
+      run the script (and its sweep) again in every worker. Tasks are functions of
+      fleet_sim, so workers need nothing from the script.
+    """
+    main = sys.modules["__main__"]
+    saved_env, saved_spec = os.environ.get("PYTHONSAFEPATH"), getattr(main, "__spec__", None)
+    os.environ["PYTHONSAFEPATH"] = "1"
+    main.__spec__ = importlib.util.find_spec(__name__)
+    try:
+        yield
+    finally:
+        main.__spec__ = saved_spec
+        if saved_env is None:
+            del os.environ["PYTHONSAFEPATH"]
+        else:
+            os.environ["PYTHONSAFEPATH"] = saved_env
+
+
 class ProcessPool(Backend):
-    """A pool of ``workers`` local processes (default: ``os.cpu_count()``)."""
+    """A pool of ``workers`` local processes (default: ``os.cpu_count()``), independent
+    of the current folder and of the parent's main script."""
 
     def __init__(self, workers: int | None = None):
         self.workers = workers or os.cpu_count() or 1
@@ -67,13 +100,26 @@ class ProcessPool(Backend):
         pool = ProcessPoolExecutor(max_workers=min(self.workers, max(1, len(tasks))),
                                    mp_context=context)
         try:
-            pending = {pool.submit(fn, task) for task in tasks}
+            with _independent_workers():  # every worker starts here, at its first task
+                futures = {pool.submit(fn, task): task for task in tasks}
+            pending = set(futures)
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    yield future.result()
+                    try:
+                        yield future.result()
+                    except BrokenProcessPool:
+                        raise _worker_died(futures[future], len(pending)) from None
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker_died(task: Any, pending: int) -> FleetSimError:
+    name = getattr(task, "run_id", None) or repr(task)
+    return FleetSimError(
+        f"a worker process died while running {name} ({pending} more not finished): it was "
+        "killed, ran out of memory or crashed the interpreter; finished runs are stored, "
+        "so the same command resumes (--workers 1 runs in this process, to see the cause)")
 
 
 class DaskCluster(Backend):
@@ -83,8 +129,6 @@ class DaskCluster(Backend):
         try:
             from distributed import Client
         except ImportError:  # pragma: no cover - depends on the installation
-            from fleet_sim.errors import FleetSimError
-
             raise FleetSimError("--dask needs dask[distributed]: "
                                 "pip install 'fleet_sim[dask]'") from None
         self._own = isinstance(cluster, str)

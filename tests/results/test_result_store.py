@@ -90,3 +90,35 @@ def test_load_a_single_run_folder_or_some_runs(tmp_path):
 def test_load_of_a_missing_folder_says_so(tmp_path):
     with pytest.raises(FleetSimError, match="no such results folder"):
         store.load(tmp_path / "nope")
+
+
+def _config(mode: str, batch: int, seed: int) -> dict:
+    return {"run": {"seed": seed, "duration_s": 60}, "hosting": {"mode": mode},
+            "apps": [{"name": "web", "replicas": 2}, {"name": "batch", "replicas": batch}],
+            "fleet": {"hosts": [{"type": "std", "count": 4}]}}
+
+
+def test_runs_are_told_apart_by_every_config_key_that_differs_never_by_seed(tmp_path):
+    # a single run (no swept params) next to a sweep over hosting.mode, and a baseline
+    runs = [("a", {}, _config("baremetal", 1, 1)),
+            ("b", {"hosting.mode": "vm"}, _config("vm", 1, 1)),
+            ("c", {"hosting.mode": "vm"}, _config("vm", 1, 99)),  # a replication
+            ("d", {}, _config("baremetal", 0, 1))]
+    for run_id, params, config in runs:
+        store.write_run(tmp_path, run_id, {"events": SUMMARY_COLUMNS},
+                        _manifest(run_id, params=params, config=config))
+    res = store.load(tmp_path)
+    assert res.params == ["hosting.mode", "apps.batch.replicas"]
+    events = res.events.drop_duplicates("run_id").set_index("run_id")
+    assert events["hosting.mode"].to_dict() == {"a": "baremetal", "b": "vm", "c": "vm",
+                                                "d": "baremetal"}
+    assert events["apps.batch.replicas"].to_dict() == {"a": 1, "b": 1, "c": 1, "d": 0}
+    assert res.runs["hosting.mode"].notna().all()
+
+
+def test_a_swept_key_by_index_adds_no_twin_by_name(tmp_path):
+    for run_id, n in (("a", 1), ("b", 3)):
+        config = _config("vm", n, 1)
+        store.write_run(tmp_path, run_id, {"events": SUMMARY_COLUMNS},
+                        _manifest(run_id, params={"apps[1].replicas": n}, config=config))
+    assert store.load(tmp_path).params == ["apps[1].replicas"]

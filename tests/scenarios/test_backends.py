@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from fleet_sim.errors import FleetSimError
 from fleet_sim.results import store
 from fleet_sim.scenarios import runner
 from fleet_sim.scenarios.backends import DaskCluster, ProcessPool, Serial, make_backend
@@ -124,3 +125,22 @@ def test_a_sweep_killed_with_sigkill_resumes_and_loses_nothing(tmp_path):
     assert len(_finished(out)) == 6
     assert not [p for p in out.iterdir() if p.name.startswith(store.TMP_PREFIX)]
     assert len(store.load(out).summary) == 6
+
+
+def test_a_sweep_started_beside_a_checkout_named_fleet_sim_uses_the_installed_package(tmp_path):
+    # the folder holding a clone called fleet_sim: its results/ folder would shadow
+    # fleet_sim.results if workers put the current folder on sys.path
+    (tmp_path / "fleet_sim" / "results").mkdir(parents=True)
+    (tmp_path / "fleet_sim" / "fleet_sim").mkdir()
+    script = Path(sys.executable).parent / "fleet-sim"  # as a user runs it
+    out = subprocess.run([str(script), "sweep", str(TINY), "--param", "hosting.mode=vm,container",
+                          "--set", "run.duration_s=60", "--workers", "2", "-q", "--out", "out"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "ran 2, skipped 0 already stored, 0 failed" in out.stdout
+
+
+def test_a_worker_that_dies_gives_one_message_naming_the_run():
+    with ProcessPool(2) as backend, pytest.raises(FleetSimError, match="a worker process died "
+                                                  "while running"):
+        list(backend.map(os._exit, [3]))

@@ -1,4 +1,4 @@
-"""Named random streams spawned from one seed (DESIGN §4).
+"""Named random streams spawned from one seed (docs/model.md §8).
 
 ``Streams(seed).get("workload.web.spikes")`` returns a ``numpy.random.Generator``
 whose draws depend only on the seed and the name, so adding a component never

@@ -1,4 +1,4 @@
-"""Units used everywhere (DESIGN §2), as named conversion constants.
+"""Units used everywhere (docs/model.md §1), as named conversion constants.
 
 time: s (float, clock starts at 0) · CPU rate: cores · CPU work: core-s ·
 memory: MiB · data: MB, bandwidth MB/s · power W, energy kWh, cost $.

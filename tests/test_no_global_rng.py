@@ -1,4 +1,4 @@
-"""Randomness only from named streams (DESIGN §4): no global RNGs in the package."""
+"""Randomness only from named streams (docs/model.md §8): no global RNGs in the package."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ The experiment is ``experiments/noisy_neighbor.toml`` (one 8-core host, the
 victim's requests, three spiky batch neighbours, the warm-up); this script runs
 it once per variant, each variant a ``--set`` override of that file, and
 tabulates the result tables. Every variant sees the same arrivals and spikes
-(common random numbers, DESIGN §4). Variants:
+(common random numbers, docs/model.md §8). Variants:
 
 - ``alone``: the victim by itself (``apps.batch.replicas=0``), the reference.
 - ``baremetal``: one shared OS; CFS shares per runnable thread.
@@ -16,7 +16,7 @@ tabulates the result tables. Every variant sees the same arrivals and spikes
 
 Printed per variant: the victim's p50 / p99 / mean response time of requests
 arriving after the warm-up, its *contention share* (core-s denied by neighbours
-/ core-s it could have used, DESIGN §3.1), the neighbours' CPU (core-s), and
+/ core-s it could have used, docs/model.md §2), the neighbours' CPU (core-s), and
 their CFS throttled time (s, from the ``cpu_stat`` events).
 
     python experiments/noisy_neighbor/noisy_neighbor.py --hours 1 --seed 0

@@ -1,4 +1,4 @@
-"""Bare metal: apps installed as processes on one shared OS (DESIGN §3.1, §3.3, §3.4).
+"""Bare metal: apps installed as processes on one shared OS (docs/model.md §2, §4, §5).
 
 - **CPU**: no cgroups. Linux CFS is fair per runnable thread, so each app's
   workloads are processes directly below the host's root whose weight is their
@@ -10,7 +10,7 @@
   placement and admission refuse (ConflictError). ``"fail-install"``: the app is
   placed anyway and its install fails when it finds the other version installed
   (event ``install_failed``); it never runs.
-- **Install** (DESIGN §3.4): each attempt takes a draw of ``install_s`` (scripted
+- **Install** (docs/model.md §5): each attempt takes a draw of ``install_s`` (scripted
   by default); each of its steps (one per dependency, plus the app) fails with
   ``install_step_failure_p``; a failed attempt is retried up to ``max_attempts``.
   Draws come from the stream ``hosting.<app>.install``.

@@ -1,4 +1,4 @@
-"""What the three hosting modes share, written once (DESIGN §3.1, §3.3, §3.4; STYLE §2).
+"""What the three hosting modes share, written once (docs/model.md §2, §4, §5; STYLE §2).
 
 Descriptions (plain frozen dataclasses: config ≠ simulation):
 
@@ -175,7 +175,7 @@ class AppSpec:
 
 def cfs_weight(threads: float, demand_cores: float) -> float:
     """Linux CFS weight of a process on a shared kernel: its runnable threads
-    (⌈demand⌉), at most its ``threads``, at least 1 (DESIGN §3.1)."""
+    (⌈demand⌉), at most its ``threads``, at least 1 (docs/model.md §2)."""
     return max(1.0, min(float(threads), float(math.ceil(demand_cores - 1e-9))))
 
 

@@ -1,4 +1,4 @@
-"""Containers: a runtime whose containers share one kernel (DESIGN §3.1, §3.3, §3.4).
+"""Containers: a runtime whose containers share one kernel (docs/model.md §2, §4, §5).
 
 A :class:`ContainerRuntime` runs on a :class:`~fleet_sim.hosting.base.Kernel`,
 the host's or a VM's guest. Each :class:`Container` is a cgroup, a node of the
@@ -294,7 +294,7 @@ class Container(Instance):
 
 class ContainerRuntime:
     """A container runtime on ``kernel`` (a host OS or a VM's guest): its containers
-    share that kernel (DESIGN §3.5).
+    share that kernel (docs/model.md §6).
 
     ``cfs``: ``"period"`` (exact CFS bandwidth control) or ``"fluid"`` (quota as an
     average cap); ``cfs_period_s``; ``start_s``: start-time distribution (s);

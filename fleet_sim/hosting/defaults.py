@@ -1,7 +1,7 @@
 """Published defaults for the hosting modes and provisioning, each with its source.
 
 Every default number of the simulator lives here (STYLE §11), so a user can see at
-once what was assumed and where it came from. Units are in the names (DESIGN §2).
+once what was assumed and where it came from. Units are in the names (docs/model.md §1).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ CPU_WEIGHT_DEFAULT = 100.0
 RESTART_BACKOFF_BASE_S = 10.0
 RESTART_BACKOFF_MAX_S = 300.0
 
-# --- start-up times (DESIGN §3.4) -------------------------------------------------
+# --- start-up times (docs/model.md §5) -------------------------------------------------
 #: VM boot of a full Linux guest under QEMU/KVM: tens of seconds (Mao & Humphrey,
 #: "A performance study on the VM startup time in the cloud", CLOUD 2012: 44-97 s
 #: on EC2/Azure/Rackspace including provisioning; a local KVM boot ~ 20-40 s).
@@ -89,7 +89,7 @@ REGISTRY_UPLINK_MB_S = 1_250.0
 HEALTH_CHECK_S = 10.0
 HEALTH_CHECK_FAILURE_P = 0.01
 
-# --- isolation (DESIGN §3.5) -----------------------------------------------------
+# --- isolation (docs/model.md §6) -----------------------------------------------------
 #: Probability that a compromise escapes a container to its kernel (planning
 #: figure; container escapes via kernel CVEs are far more common than VM escapes).
 KERNEL_ESCAPE_P = 0.1

@@ -1,4 +1,4 @@
-"""Deploy apps onto a fleet under one hosting mode: place, build the trees, start (DESIGN §3).
+"""Deploy apps onto a fleet under one hosting mode: place, build, start (docs/model.md §2–§7).
 
 The one entry point the composition root calls:
 
@@ -360,7 +360,7 @@ class Deployment:
 
     def exposures(self, app: str, kernel_escape_p: float = defaults.KERNEL_ESCAPE_P,
                   hypervisor_escape_p: float = defaults.HYPERVISOR_ESCAPE_P) -> list[Exposure]:
-        """Who a compromise of ``app`` exposes, with probabilities (DESIGN §3.5)."""
+        """Who a compromise of ``app`` exposes, with probabilities (docs/model.md §6)."""
         return exposures(self.instances[app], self.instances.values(), kernel_escape_p,
                          hypervisor_escape_p)
 

@@ -1,4 +1,4 @@
-"""Hypervisors and their VMs (DESIGN §3.1, §3.3, §3.4).
+"""Hypervisors and their VMs (docs/model.md §2, §4, §5).
 
 A :class:`Hypervisor` (type 1, or type 2 = hosted: it adds a host-OS RAM and CPU
 footprint and a larger virtualization overhead) runs :class:`VM` s on a host:

@@ -1,4 +1,4 @@
-"""Isolation and blast radius (DESIGN §3.5).
+"""Isolation and blast radius (docs/model.md §6).
 
 A compromise climbs isolation boundaries from the compromised app: out of its
 container to its kernel (a *kernel escape*, probability ``kernel_escape_p``), out

@@ -1,4 +1,4 @@
-"""Images: what a host must hold before an instance can start (DESIGN §3.4).
+"""Images: what a host must hold before an instance can start (docs/model.md §5).
 
 A container image is an ordered stack of content-addressed layers (base first);
 versions of an app built on the same base share its layers, so a host that runs

@@ -1,4 +1,4 @@
-"""Flow-level network: transfers share link capacities by max-min fairness (DESIGN §3.4).
+"""Flow-level network: transfers share link capacities by max-min fairness (docs/model.md §5).
 
 Roles: a :class:`Link` has a capacity (MB/s); a node (the registry, a host) owns
 an ``up`` link (what it sends) and a ``down`` link (what it receives); a rack,

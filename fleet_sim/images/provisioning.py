@@ -1,4 +1,4 @@
-"""Provisioning: how each hosting mode brings one instance of a version up (DESIGN §3.4).
+"""Provisioning: how each hosting mode brings one instance of a version up (docs/model.md §5).
 
 Roles: a *recipe* does the mode-specific part in two steps, ``prepare`` (get
 the version's bits onto the host) and ``start``:

@@ -1,4 +1,4 @@
-"""Where hosts get image layers from: a central registry, or peers (DESIGN §3.4).
+"""Where hosts get image layers from: a central registry, or peers (docs/model.md §5).
 
 Roles: :class:`Registry` is one network node (a container registry, or the image
 store VM images are copied from) that holds every layer; each host has a

@@ -1,4 +1,4 @@
-"""Nodes of a host's CPU tree (DESIGN §3.1): structure only, no scheduling.
+"""Nodes of a host's CPU tree (docs/model.md §2): structure only, no scheduling.
 
 The tree is host → {processes, hypervisor → VMs → …, runtime → containers → …}.
 Every node has a weight, an optional cap and reservation (cores) and a ``scale``

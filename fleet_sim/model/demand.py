@@ -1,4 +1,4 @@
-"""Demand workloads and their profiles (DESIGN §3.2).
+"""Demand workloads and their profiles (docs/model.md §3).
 
 A ``DemandWorkload`` is a leaf of a host's CPU tree that wants a piecewise-constant
 number of cores; CPU it does not get is lost (its unmet core-s is the figure of
@@ -69,7 +69,7 @@ class Spiky:
 @dataclass(frozen=True)
 class Diurnal:
     """A daily sine: ``mean_cores ± amplitude_cores``, peak at ``peak_s`` into the period,
-    held constant over steps of ``step_s`` (piecewise-constant, DESIGN §3.2)."""
+    held constant over steps of ``step_s`` (piecewise-constant, docs/model.md §3)."""
 
     mean_cores: float
     amplitude_cores: float

@@ -1,4 +1,4 @@
-"""Jobs and job workloads (DESIGN §3.2).
+"""Jobs and job workloads (docs/model.md §3).
 
 A ``JobWorkload`` is a node of a host's CPU tree; its jobs are leaves below it, so
 they share the workload's allocation by max-min (each job wants ``max_cores``).

@@ -1,4 +1,4 @@
-"""RAM ledger of one kernel: reservations, usage, limits and the OOM victim (DESIGN §3.3).
+"""RAM ledger of one kernel: reservations, usage, limits and the OOM victim (docs/model.md §4).
 
 A kernel (a host's OS, or a VM's guest OS) has ``capacity_mib`` of RAM. Each
 *account* (an OS footprint, a VM, a process, a container) has:

@@ -18,7 +18,7 @@ Appender = Callable[..., None]
 
 
 class Recorder(Protocol):
-    """Where the model writes change points and events (DESIGN §5)."""
+    """Where the model writes change points and events (docs/model.md §9)."""
 
     def columns(self, table: str, names: Sequence[str]) -> Appender | None:
         """An ``append(*values)`` for rows of ``table`` with these column names,

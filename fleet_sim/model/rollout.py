@@ -1,4 +1,4 @@
-"""RolloutRun: executes a rollout strategy across a fleet (DESIGN §3.4).
+"""RolloutRun: executes a rollout strategy across a fleet (docs/model.md §5).
 
 Roles: every host runs one instance of an app at the old version. A
 :class:`~fleet_sim.model.protocols.RolloutStrategy` looks at a

@@ -1,4 +1,4 @@
-"""Weighted max-min fair sharing (water-filling), flat and over a tree (DESIGN §3.1).
+"""Weighted max-min fair sharing (water-filling), flat and over a tree (docs/model.md §2).
 
 Pure math: no simulator, no domain words. The CPU scheduler and the network model
 both call these functions; there is no second allocator.

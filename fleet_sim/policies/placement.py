@@ -1,4 +1,4 @@
-"""Placement policies: which host gets the next app, VM or container (DESIGN §3.3, §6).
+"""Placement policies: which host gets the next app, VM or container (docs/model.md §7).
 
 Each policy is a small pure class over read-only :mod:`fleet_sim.model.views`
 (STYLE §3): ``place(request, fleet, rng) -> host name or None``. A host is a

@@ -1,4 +1,4 @@
-"""Rollout strategies: given the fleet's state, what to do next (DESIGN §3.4).
+"""Rollout strategies: given the fleet's state, what to do next (docs/model.md §5).
 
 Each strategy is a small pure class: ``next_actions(view)`` reads a
 :class:`~fleet_sim.model.views.RolloutView` and returns

@@ -1,4 +1,4 @@
-"""ChangePointRecorder: cheap columnar recording during a run (DESIGN §5).
+"""ChangePointRecorder: cheap columnar recording during a run (docs/model.md §9).
 
 Each table is a set of columns appended to as the run goes; numbers go into
 ``array('d')`` (8 bytes a value, so millions of jobs fit in memory), everything

@@ -1,6 +1,6 @@
 """Recorded columns → tidy DataFrames conforming to :mod:`fleet_sim.results.schema`.
 
-Built once, at the end of a run (DESIGN §5). Series tables keep only the last row
+Built once, at the end of a run (docs/model.md §9). Series tables keep only the last row
 of each (key, t) — the model may record several changes at one instant — and are
 sorted by time. Jobs gain ``response_time_s`` and ``slowdown``. The ``summary``
 (one row per run) and ``workload_summary`` (one row per workload name) tables are

@@ -1,4 +1,4 @@
-"""Composition root of a rollout run: a plain spec in, tidy tables out (DESIGN §3.4).
+"""Composition root of a rollout run: a plain spec in, tidy tables out (docs/model.md §5).
 
 :class:`RolloutSpec` describes one rollout of an app from version ``v1`` to
 ``v2`` on ``n_hosts`` servers that each run one ``v1`` instance (and so cache

@@ -10,7 +10,7 @@ too), the column and what is allowed.
 - Aggregates: CSV with a header, one row per 300 s; time comes from a
   ``timestamp`` column (s) when there is one.
 - Job traces: CSV ``time,host,workload,core_seconds,max_cores`` (s, names,
-  core-s, cores), one job per row (DESIGN §3.2).
+  core-s, cores), one job per row (docs/model.md §3).
 
 Small real subsets ship with the package (see ``fleet_sim/data/README.md``):
 :func:`bundled_planetlab` and :func:`bundled_aggregate` find them.

@@ -1,4 +1,4 @@
-"""Blast radius of a compromise, and host failure (DESIGN §3.5)."""
+"""Blast radius of a compromise, and host failure (docs/model.md §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Demand profiles and demand workloads (DESIGN §3.2)."""
+"""Demand profiles and demand workloads (docs/model.md §3)."""
 
 from __future__ import annotations
 

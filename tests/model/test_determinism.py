@@ -1,4 +1,4 @@
-"""Same seed ⇒ identical tables; another seed differs; streams are isolated (DESIGN §4)."""
+"""Same seed ⇒ identical tables; another seed differs; streams are isolated (docs/model.md §8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The RAM ledger of a kernel (DESIGN §3.3): reservations, pressure times, OOM victims."""
+"""The RAM ledger of a kernel (docs/model.md §4): reservations, pressure times, OOM victims."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Exact hand cases of the per-host CPU scheduler (DESIGN §3.1, §3.2)."""
+"""Exact hand cases of the per-host CPU scheduler (docs/model.md §2, §3)."""
 
 from __future__ import annotations
 

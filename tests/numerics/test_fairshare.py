@@ -1,4 +1,5 @@
-"""Weighted max-min water-filling, flat and on a tree: hand cases and DESIGN §3.1 invariants."""
+"""Weighted max-min water-filling, flat and on a tree: hand cases and the invariants
+of docs/model.md §2.1."""
 
 from __future__ import annotations
 
@@ -257,7 +258,7 @@ def leaves(root: FairNode):
 
 
 def check_tree(root: FairNode, capacity: float, got: float) -> None:
-    """Assert DESIGN §3.1 at every node, using flat invariants between siblings."""
+    """Assert docs/model.md §2 at every node, using flat invariants between siblings."""
     tol = REL * max(1.0, capacity, root.eff)
     assert got == root.alloc
     assert root.alloc == pytest.approx(min(capacity, root.eff), rel=REL, abs=tol)  # root conserves

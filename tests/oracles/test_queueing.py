@@ -1,4 +1,4 @@
-"""Analytic oracles: processor sharing queues (DESIGN §3.2), fixed seeds."""
+"""Analytic oracles: processor sharing queues (docs/model.md §3), fixed seeds."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Placement policies: hand cases and invariants over random fleets (DESIGN §3.3, STYLE §10)."""
+"""Placement policies: hand cases and invariants over random fleets
+(docs/model.md §7, STYLE §10)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Random trees (caps, weights, overhead scales, reservations) and random job
 streams; after every change the allocation the scheduler holds must equal what
-``numerics.fairshare.allocate_tree`` computes from scratch, and DESIGN §3.1's
+``numerics.fairshare.allocate_tree`` computes from scratch, and docs/model.md §2's
 invariants must hold.
 """
 

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fleet_sim.results.store import Results, load
-    from fleet_sim.scenarios.runner import run, sweep
+    from fleet_sim.scenarios.runner import run, sweep, validate
 
-__all__ = ["Results", "__version__", "load", "run", "sweep"]
+__all__ = ["Results", "__version__", "load", "run", "sweep", "validate"]
 
 try:
     __version__ = metadata.version("fleet_sim")
@@ -33,6 +33,7 @@ except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare 
 _LAZY = {
     "run": "fleet_sim.scenarios.runner",
     "sweep": "fleet_sim.scenarios.runner",
+    "validate": "fleet_sim.scenarios.runner",
     "load": "fleet_sim.results.store",
     "Results": "fleet_sim.results.store",
 }

@@ -14,7 +14,7 @@ TINY = Path(__file__).resolve().parent / "scenarios" / "tiny.toml"
 
 
 def test_the_public_names_are_curated():
-    assert sorted(fs.__all__) == ["Results", "__version__", "load", "run", "sweep"]
+    assert sorted(fs.__all__) == ["Results", "__version__", "load", "run", "sweep", "validate"]
     assert fs.__version__ != ""
     assert all(hasattr(fs, name) for name in fs.__all__)
 

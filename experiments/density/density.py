@@ -37,7 +37,7 @@ from typing import Any
 import pandas as pd
 
 import fleet_sim as fs
-from fleet_sim.errors import CapacityError
+from fleet_sim.errors import CapacityError, ConfigError
 
 SCENARIO = Path(__file__).resolve().parents[1] / "density.toml"
 HOSTS = "fleet.hosts.std.count"  #: key path of the fleet size
@@ -51,7 +51,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
 POLICIES = ("first-fit", "best-fit", "worst-fit")
 #: a placement-only run: it ends right after every app is admitted
 PLACEMENT_ONLY = {"run.duration_s": 1.0, "run.warmup_s": 0.0, "run.record": []}
-_ADMIT = r"host=(?P<host>\S+) kernel=(?P<kernel>\S+) cpu_cores=(?P<cpu>\S+) ram_mib=(?P<ram>\S+)"
 
 
 def scenario_file() -> dict[str, Any]:
@@ -74,11 +73,10 @@ def catalog(scale: int = 1, seed: int | None = None) -> dict[str, Any]:
 
 
 def fits(n_hosts: int, overrides: dict[str, Any], seed: int | None = None) -> bool:
-    """Whether every app is placed on ``n_hosts`` hosts."""
+    """Whether every app is placed on ``n_hosts`` hosts (validation places them all)."""
     try:
-        fs.run(SCENARIO, seed=seed, set={**overrides, **PLACEMENT_ONLY, HOSTS: n_hosts},
-               progress=False)
-    except CapacityError:
+        fs.validate(SCENARIO, seed=seed, set={**overrides, **PLACEMENT_ONLY, HOSTS: n_hosts})
+    except ConfigError:
         return False
     return True
 
@@ -103,7 +101,7 @@ def hosts_needed(overrides: dict[str, Any], guess: int, seed: int | None = None)
 def measure(res: fs.Results) -> dict[str, float]:
     """CPU and RAM figures of one simulated fleet, from its result tables."""
     config, fleet = res.config, res.fleet
-    admits = res.events.loc[res.events["kind"] == "admit", "detail"].str.extract(_ADMIT)
+    admits = res.events[res.events["kind"] == "admit"]
     on_hosts = admits[admits["kernel"] == admits["host"]]  # not a VM's guest processes
     os_ram_mib = config["hosting"][config["hosting"]["mode"]]["host_os_ram_mib"]
     labels = {w.get("name") or w["kind"] for app in config["apps"] for w in app["workloads"]}
@@ -111,9 +109,9 @@ def measure(res: fs.Results) -> dict[str, float]:
     apps = ws[ws["workload"].str.rsplit(".", n=1).str[1].isin(labels)]  # not guest OSes
     usable = (apps["demand_core_s"] - apps["throttled_core_s"]).sum()
     return {
-        "cpu_committed": on_hosts["cpu"].astype(float).sum() / fleet["cores"].sum(),
+        "cpu_committed": on_hosts["cpu_cores"].sum() / fleet["cores"].sum(),
         "cpu_used": float(res.summary["cpu_utilization_mean"].iloc[0]),
-        "ram_reserved": (on_hosts["ram"].astype(float).sum() + os_ram_mib * len(fleet))
+        "ram_reserved": (on_hosts["ram_mib"].sum() + os_ram_mib * len(fleet))
         / fleet["ram_mib"].sum(),
         "contention_share": apps["contention_core_s"].sum() / usable if usable > 0 else 0.0,
         "monthly_cost_usd": float(fleet["monthly_cost_usd"].sum()),

@@ -71,8 +71,7 @@ def figures(res: fs.Results) -> dict[str, float]:
     ws = res.workload_summary.set_index("workload")
     victim = ws.loc[VICTIM]
     usable = victim["demand_core_s"] - victim["throttled_core_s"]
-    stats = res.events[res.events["kind"] == "cpu_stat"]["detail"]
-    throttled_s = stats.str.extract(r"throttled_s=(\S+)", expand=False).astype(float)
+    throttled_s = res.events.loc[res.events["kind"] == "cpu_stat", "duration_s"]
     return {
         "victim_p50_s": float(rt.quantile(0.5)),
         "victim_p99_s": float(rt.quantile(0.99)),

@@ -578,9 +578,11 @@ class Instance:
         """The node its workloads hang under."""
         return self.node if self.node is not None else self.kernel.node
 
-    def event(self, kind: str, detail: str = "") -> None:
-        """Record an event about this instance now."""
-        self.host.recorder.event(self.env.now, kind, self.name, detail)
+    def event(self, kind: str, detail: str = "", **fields: str | float) -> None:
+        """Record an event about this instance now, on its host (typed ``fields`` as
+        in the ``events`` table)."""
+        self.host.recorder.event(self.env.now, kind, self.name, detail, host=self.host.name,
+                                 **fields)
 
     def admit(self) -> Instance:
         """Admit it on its kernel (raises CapacityError/ConflictError), build its node
@@ -593,9 +595,8 @@ class Instance:
             for spec in self.workload_specs()]
         self.state = ADMITTED
         req = self.request
-        self.event("admit", f"host={self.host.name} kernel={self.kernel.name} "
-                   f"cpu_cores={req.cpu_cores:g} ram_mib={req.ram_mib:g}"
-                   + (" dedicated" if req.dedicated else ""))
+        self.event("admit", "dedicated cores" if req.dedicated else "",
+                   kernel=self.kernel.name, cpu_cores=req.cpu_cores, ram_mib=req.ram_mib)
         return self
 
     def admission_terms(self) -> dict[str, Any]:
@@ -623,9 +624,9 @@ class Instance:
             return  # crashed while provisioning
         if not ok:
             self.state = FAILED
-            self.event("failed", f"host={self.host.name} could not be provisioned")
+            self.event("failed", "could not be provisioned")
             return
-        self.event(self.start_event, f"host={self.host.name} after_s={self.env.now - t0:.6g}")
+        self.event(self.start_event, duration_s=self.env.now - t0)
         self._run()
 
     def _run(self) -> None:
@@ -664,10 +665,10 @@ class Instance:
         self.kills += 1
         now = self.env.now
         self._kill_times.append(now)
-        self.event(kind, f"{detail} jobs_lost={lost}".strip())
+        self.event(kind, detail, count=lost)
         if self.backoff is None or self.backoff.gives_up(self._kill_times, now):
             self.state = FAILED
-            self.event("failed", f"host={self.host.name} not restarted after {self.kills} kills")
+            self.event("failed", f"not restarted after {self.kills} kills", count=self.kills)
             return
         self.env.process(self._restart())
 
@@ -684,7 +685,7 @@ class Instance:
         if self.state != PROVISIONING:
             return
         self.restarts += 1
-        self.event("restart", f"attempt={self.restarts} backoff_s={delay:g}")
+        self.event("restart", count=self.restarts, duration_s=delay)
         self._run()
 
     def _detach(self) -> None:
@@ -716,7 +717,7 @@ class Instance:
         self.state = STOPPED
         self._detach()
         self.kernel.release(self)
-        self.event("stop", f"host={self.host.name}")
+        self.event("stop")
 
 
 class AppProcess(Instance):

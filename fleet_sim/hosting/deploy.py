@@ -345,8 +345,8 @@ class Deployment:
         site = self.by_host[host]
         site.host.sync()
         apps = self.apps_on(host)
-        site.host.recorder.event(self.env.now, "host_failure", host,
-                                 f"apps={len(apps)}: {', '.join(apps)}")
+        site.host.recorder.event(self.env.now, "host_failure", host, ", ".join(apps),
+                                 host=host, count=len(apps))
         site.kernel.fail(reason)
         site.host.up = False
         return apps
@@ -376,7 +376,7 @@ class Deployment:
         inst = self.instances[app]
         rec = inst.host.recorder
         now = self.env.now
-        rec.event(now, "compromised", inst.name, f"app={app} host={inst.host.name}")
+        rec.event(now, "compromised", inst.name, f"app={app}", host=inst.host.name)
         for e in found:
             rec.event(now, "exposed", e.instance,
                       f"app={e.app} by={app} p={e.probability:g} via={'+'.join(e.via)}")
@@ -396,8 +396,8 @@ class Deployment:
         for app, stat in self.cpu_stats(t_end).items():
             inst = self.instances[app]
             inst.host.recorder.event(
-                t_end, "cpu_stat", inst.name,
-                " ".join(f"{k}={v:g}" for k, v in stat.items()))
+                t_end, "cpu_stat", inst.name, f"nr_periods={stat['nr_periods']:g}",
+                host=inst.host.name, duration_s=stat["throttled_s"], count=stat["nr_throttled"])
 
 
 def deploy(env: simpy.Environment, hosts: Sequence[Host | HostSpec], mode: str,

@@ -25,8 +25,11 @@ class Recorder(Protocol):
         or None when the run does not record that table (so hot paths skip it)."""
         ...
 
-    def event(self, t: float, kind: str, entity: str, detail: str = "") -> None:
-        """Record a discrete event (``oom_kill``, ``boot``, ``host_failure``...)."""
+    def event(self, t: float, kind: str, entity: str, detail: str = "",
+              **fields: str | float) -> None:
+        """Record a discrete event (``oom_kill``, ``boot``, ``host_failure``...) with
+        typed ``fields`` (``host``, ``kernel``, ``cpu_cores``, ``ram_mib``,
+        ``duration_s``, ``count``) and free-text ``detail``."""
         ...
 
 
@@ -36,7 +39,8 @@ class NullRecorder:
     def columns(self, table: str, names: Sequence[str]) -> Appender | None:
         return None
 
-    def event(self, t: float, kind: str, entity: str, detail: str = "") -> None:
+    def event(self, t: float, kind: str, entity: str, detail: str = "",
+              **fields: str | float) -> None:
         return None
 
 

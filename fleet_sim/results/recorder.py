@@ -7,6 +7,7 @@ else into lists. ``results.tables`` turns them into DataFrames once, at the end.
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections.abc import Iterable, Sequence
 
@@ -19,8 +20,12 @@ FLOAT_COLUMNS = frozenset({
     "t", "arrival", "start", "finish", "work_core_s", "max_cores", "cpu_used_cores",
     "cpu_capacity_cores", "power_w", "ram_used_mib", "ram_capacity_mib", "demand_cores",
     "allocated_cores", "throttled_cores", "contention_cores", "speed", "allocated_mb_s",
-    "bytes_mb",
+    "bytes_mb", "cpu_cores", "ram_mib", "duration_s", "count",
 })
+
+#: the typed columns of an event, with their value when an event has none
+EVENT_FIELDS = {"host": "", "kernel": "", "cpu_cores": math.nan, "ram_mib": math.nan,
+                "duration_s": math.nan, "count": math.nan}
 
 
 class ChangePointRecorder:
@@ -41,7 +46,8 @@ class ChangePointRecorder:
         self.wanted = frozenset(wanted)
         self._cols: dict[str, dict[str, array | list]] = {}
         self._bufs: dict[str, list[tuple]] = {}
-        self._events = self.columns("events", ("t", "kind", "entity", "detail"))
+        self._events = self.columns("events", ("t", "kind", "entity", *EVENT_FIELDS,
+                                               "detail"))
 
     def wants(self, table: str) -> bool:
         """Whether ``table`` is being recorded."""
@@ -88,7 +94,15 @@ class ChangePointRecorder:
 
         return append
 
-    def event(self, t: float, kind: str, entity: str, detail: str = "") -> None:
-        """Record one discrete event."""
+    def event(self, t: float, kind: str, entity: str, detail: str = "",
+              **fields: str | float) -> None:
+        """Record one discrete event; ``fields`` are its typed columns (``host``,
+        ``kernel``, ``cpu_cores``, ``ram_mib``, ``duration_s``, ``count``; see the
+        ``events`` table in :mod:`fleet_sim.results.schema`)."""
         if self._events is not None:
-            self._events(t, kind, entity, detail)
+            unknown = fields.keys() - EVENT_FIELDS.keys()
+            if unknown:
+                raise ValueError(f"unknown event fields {sorted(unknown)} "
+                                 f"(allowed: {', '.join(EVENT_FIELDS)})")
+            self._events(t, kind, entity, *(fields.get(k, v) for k, v in EVENT_FIELDS.items()),
+                         detail)

@@ -102,7 +102,16 @@ EVENTS = Table("events", "event: discrete happenings (boot, oom_kill, host_failu
     _T,
     _c("kind", STR, "", "what happened (oom_kill, restart, boot, healthy, failed, …)"),
     _c("entity", STR, "", "who it happened to (dotted name)"),
-    _c("detail", STR, "", "free text"),
+    _c("host", STR, "", "the host it happened on (\"\" if none)"),
+    _c("kernel", STR, "", "admit: the OS the instance runs on (its host, or a VM for a "
+       "guest)"),
+    _c("cpu_cores", FLOAT, "cores", "admit: CPU committed on the host (overheads included)"),
+    _c("ram_mib", FLOAT, "MiB", "admit: RAM committed (overheads included)"),
+    _c("duration_s", FLOAT, "s", "start/boot/healthy: time from launch; restart: back-off; "
+       "cpu_stat: throttled time"),
+    _c("count", FLOAT, "", "oom_kill/killed: jobs lost; restart: attempt; cpu_stat: "
+       "throttled CFS periods"),
+    _c("detail", STR, "", "anything else, as text"),
 ))
 
 LINKS = Table("links", "link × change: network links sharing image transfers", (

@@ -129,6 +129,27 @@ def prepare(source: Source, seed: int | None = None, overrides: Overrides = None
     return scenario.with_overrides(over), over
 
 
+def validate(source: Source, *, seed: int | None = None, set: Overrides = None,
+             **overrides: Any) -> cfg.ScenarioConfig:
+    """Check a scenario without running it, as ``fleet-sim validate`` does.
+
+    Keys, types, values and combinations, trace files, and a dry run of the placement
+    of every replica (so a fleet too small for the apps is found here, not mid-run).
+
+    Returns
+    -------
+    ScenarioConfig
+        The validated config, defaults filled in.
+
+    Raises
+    ------
+    ConfigError, ConfigErrors
+        If anything is wrong; each names the file, the key path and what is allowed.
+    """
+    scenario, over = prepare(source, seed, set, **overrides)
+    return scenario.validate(over)
+
+
 # ---------------------------------------------------------------- one run
 @dataclass(frozen=True)
 class RunSpec:

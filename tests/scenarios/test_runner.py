@@ -157,10 +157,11 @@ def test_an_app_with_zero_replicas_is_kept_in_the_file_but_not_deployed():
 
 def test_admit_events_say_what_was_committed_on_the_host():
     res = runner.run(TINY, set={**SHORT, "hosting.mode": "vm"}, progress=False)
-    admits = res.events[res.events["kind"] == "admit"].set_index("entity")["detail"]
-    assert admits["batch-vm"].startswith("host=small")
-    assert admits["batch-vm"].endswith(" cpu_cores=1 ram_mib=2563")  # 1 vCPU, RAM + overheads
-    assert admits["batch"].endswith(" kernel=batch-vm cpu_cores=1 ram_mib=2048")
+    admits = res.events[res.events["kind"] == "admit"].set_index("entity")
+    vm, guest = admits.loc["batch-vm"], admits.loc["batch"]
+    assert vm["host"].startswith("small") and vm["kernel"] == vm["host"]
+    assert (vm["cpu_cores"], vm["ram_mib"]) == (1, 2563)  # 1 vCPU, RAM + overheads
+    assert (guest["kernel"], guest["cpu_cores"], guest["ram_mib"]) == ("batch-vm", 1, 2048)
 
 
 def test_loaded_tables_carry_the_swept_parameters(tmp_path):

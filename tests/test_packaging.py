@@ -34,9 +34,10 @@ def _run(cmd: list[str | Path], cwd: Path, env: dict[str, str]) -> subprocess.Co
     return out
 
 
-def _package_files(root: Path, pattern: str) -> set[str]:
+def _package_files(root: Path, pattern: str = "*") -> set[str]:
+    """Files below ``root`` (relative paths), without bytecode caches."""
     return {str(p.relative_to(root)) for p in root.rglob(pattern)
-            if "__pycache__" not in p.parts}
+            if p.is_file() and "__pycache__" not in p.parts}
 
 
 @pytest.fixture(scope="module")
@@ -78,13 +79,16 @@ def test_the_wheel_provides_fleet_sim_itself_not_the_editable_checkout(installed
     assert Path(out.stdout.strip()).is_relative_to(site / "fleet_sim")
 
 
-def test_the_wheel_holds_every_module_and_every_scenario_file(installed):
+def test_the_wheel_holds_every_file_of_the_package_and_every_scenario_file(installed):
     _, site, _ = installed
     package = site / "fleet_sim"
-    missing = _package_files(ROOT / "fleet_sim", "*.py") - _package_files(package, "*.py")
-    assert not missing, f"not in the wheel (pyproject.toml [tool.setuptools] packages?): {missing}"
+    missing = _package_files(ROOT / "fleet_sim") - _package_files(package)
+    assert not missing, ("not in the wheel (pyproject.toml: [tool.setuptools] packages, "
+                         f"or package-data): {sorted(missing)}")
     shipped = _package_files(package / "experiments", "*.toml")
     assert shipped == {f"{name}.toml" for name in EXPERIMENTS}
+    drivers = _package_files(ROOT / "experiments", "*/*.py")
+    assert drivers and drivers <= _package_files(package / "experiments")
 
 
 def test_from_an_empty_folder_list_shows_every_experiment_and_demo_runs(installed, tmp_path):

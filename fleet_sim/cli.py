@@ -33,7 +33,7 @@ _SWEEP_EXAMPLES = """examples:
 A sweep is resumable: run the same command again and only missing runs execute.
 """
 _REPORT_EXAMPLES = """examples:
-  fleet-sim report results/demo
+  fleet-sim report results/demo-run
   fleet-sim report results/demo-sweep --out /tmp/demo-report
   fleet-sim report results/demo-sweep --text
 """
@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Simulate server fleets under bare metal, VMs and containers.",
         epilog="examples:\n  fleet-sim list\n  fleet-sim validate demo\n  fleet-sim run demo\n"
                "  fleet-sim sweep demo --param hosting.mode=baremetal,vm,container "
-               "--replications 3\n  fleet-sim report results/demo\n\n"
+               "--replications 3\n  fleet-sim report results/demo-sweep\n\n"
                "Run 'fleet-sim COMMAND --help' for the options of a command.")
     ap.add_argument("--version", action="version", version=f"fleet-sim {_version()}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)

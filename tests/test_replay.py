@@ -31,7 +31,7 @@ def test_replay_hand_case(trace):
     out = replay(trace, cores=4)
     assert list(out.columns) == ["job_id", "workload", "arrival", "start", "finish"]
     assert out["job_id"].tolist() == [0, 1, 2, 3, 4]
-    # h1: the DESIGN hand case; h2: b and c share equally but neither wants > 1 core
+    # h1: a hand case; h2: b and c share equally but neither wants > 1 core
     assert out["finish"].tolist() == [2.5, 1.0, 1.0, 2.5, 1.0]
     assert out["start"].tolist() == out["arrival"].tolist()
 

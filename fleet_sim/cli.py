@@ -8,7 +8,6 @@ status 2, never as a traceback. Progress bars appear only on a terminal.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from pathlib import Path
@@ -127,59 +126,47 @@ def _version() -> str:
 
 # ---------------------------------------------------------------- formatting
 def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "-"
-        return f"{value:.4g}" if abs(value) < 1000 else f"{value:.0f}"
-    return str(value)
+    """A number as every table and figure prints it (:func:`fleet_sim.report.numbers.fmt`)."""
+    from fleet_sim.report.numbers import fmt
+
+    return fmt(value)
 
 
 def _summary_lines(summary, table: str) -> list[str]:
     """A one-row summary as 'metric  value  unit' lines."""
+    from fleet_sim.report.numbers import fmt, unit_label
     from fleet_sim.results.schema import TABLES
 
     columns = TABLES[table].columns
     width = max(len(c.name) for c in columns)
     row = summary.iloc[0]
-    return [f"  {c.name:<{width}}  {_fmt(row[c.name]):>10}  {c.unit}" for c in columns]
+    return [f"  {c.name:<{width}}  {fmt(row[c.name], c.unit):>10}  {unit_label(c.unit)}"
+            for c in columns]
 
 
 def _summary_table(results) -> str:
-    """Metrics × sweep points: 'mean ± ci95' cells (n runs per point)."""
+    """Metrics × groups of runs (runs grouped by what differs in their configs):
+    'mean ± ci95' cells; metrics equal in every run left out."""
+    from fleet_sim.report.groups import groups, with_groups
+    from fleet_sim.report.numbers import group_table
+
     table = "summary" if "summary" in results.tables else "rollout_summary"
-    stats = results.summarize(table)
-    if stats.empty:
-        return "  (no finished runs)"
     frame = results.table(table)
-    constant = [m for m in stats["metric"].unique() if frame[m].nunique(dropna=False) <= 1]
-    stats = stats[~stats["metric"].isin(constant)]
-    if stats.empty:
+    if frame.empty:
+        return "  (no finished runs)"
+    grouping = groups(results)
+    wide = group_table(with_groups(frame, grouping), table, grouping.order,
+                       keep_constant=False)
+    if wide.empty:
         return "  (every metric is the same in every run)"
-    params = results.params
-    stats = stats.assign(cell=[_cell(m, c) for m, c in
-                               zip(stats["mean"], stats["ci95"], strict=True)])
-    if params:
-        stats["point"] = [" ".join(f"{p}={v}" for p, v in zip(params, key, strict=True))
-                          for key in stats[params].itertuples(index=False)]
-    else:
-        stats["point"] = "all runs"
-    wide = stats.pivot(index="metric", columns="point", values="cell")
-    wide = wide.reindex(index=list(dict.fromkeys(stats["metric"])),
-                        columns=list(dict.fromkeys(stats["point"])))
-    wide.index.name = None
-    wide.columns.name = None
     return wide.to_string()
 
 
 def _cell(mean: float, ci95: float) -> str:
     """'mean ± ci95' (the mean alone when there is one run)."""
-    if math.isnan(mean):
-        return "-"
-    if math.isnan(ci95):
-        return _fmt(mean)
-    if ci95 <= 1e-9 * max(1.0, abs(mean)):
-        return f"{_fmt(mean)} ± 0"
-    return f"{_fmt(mean)} ± {ci95:.0f}" if ci95 >= 100 else f"{_fmt(mean)} ± {ci95:.2g}"
+    from fleet_sim.report.numbers import ci_cell
+
+    return ci_cell(mean, ci95)
 
 
 def _print_errors(error: FleetSimError) -> int:
@@ -256,15 +243,31 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from fleet_sim.report import answer
+    from fleet_sim.report.groups import groups
     from fleet_sim.results.store import load
 
     res = load(args.dir)
     runs = res.runs
-    failed = int((runs["status"] != "ok").sum())
-    print(f"{args.dir}: {len(runs)} runs, {failed} failed")
-    if failed:
-        print(runs.loc[runs["status"] != "ok", ["run_id", "error"]].to_string(index=False))
-    if len(runs) == 1 and not failed:
+    bad = runs["status"] != "ok"
+    grouping = groups(res)
+    print(f"{args.dir}: {len(runs)} runs, {int(bad.sum())} failed; {grouping.describe()}")
+    sources = {str(m.get("source", "")) for m in res.manifests}
+    question = next((cfg_question(s) for s in sorted(sources) if s and Path(s).is_file()), "")
+    if question:
+        print(f"question: {question}")
+    if bad.any():
+        print(f"error: {int(bad.sum())} run(s) failed and are left out of every number:",
+              file=sys.stderr)
+        print(runs.loc[bad, ["run_id", "error"]].to_string(index=False), file=sys.stderr)
+    if bad.all():
+        return EXIT_FAILED
+    headline = answer.headline(res)
+    if len(headline):
+        print("\nanswer: job workloads' p99 response time and mean slowdown per group, "
+              "mean ± 95% CI; Δ: paired difference (same seeds)")
+        print(answer.headline_table(headline).to_string(index=False))
+    if len(runs) == 1:
         _print_run(res)
     else:
         print("\nmean ± 95% CI half-width across replications")
@@ -273,7 +276,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         from fleet_sim.report.html import write_report
 
         print(f"\nreport: {write_report(args.dir, args.out)}")
-    return EXIT_OK
+    return EXIT_FAILED if bad.any() else EXIT_OK
+
+
+def cfg_question(path: str) -> str:
+    """The question of the scenario file at ``path`` (its first comment line)."""
+    from fleet_sim.scenarios.config import question
+
+    return question(path)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

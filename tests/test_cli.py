@@ -80,7 +80,8 @@ def test_sweep_then_report(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0] == (
         f"sweep {TINY}: 4 runs in {tmp_path}: ran 4, skipped 0 already stored, 0 failed")
-    assert "hosting.mode=vm" in out.stdout and " ± " in out.stdout
+    header = next(line for line in out.stdout.splitlines() if line.lstrip().startswith("unit"))
+    assert header.split() == ["unit", "vm", "container"] and " ± " in out.stdout
     again = fleet_sim(*args)
     assert "ran 0, skipped 4 already stored" in again.stdout
     report = fleet_sim("report", str(tmp_path), "--text")

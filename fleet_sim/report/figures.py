@@ -741,7 +741,7 @@ def power_over_time(hosts: pd.DataFrame, *, by: str | None = "mode", t_end: TEnd
             end = _t_end(rows_of_run, t_end, run)
             begin = 0.0 if t_start is None else _t_end(rows_of_run, t_start, run)
             t, v = _series(rows_of_run, ("host",), "power_w")
-            if t.size and t[0] < end:
+            if t.size and t[0] < end and not np.isnan(v).any():
                 per_run.append(timeweighted.integral(t, v, end, max(begin, float(t[0]))))
         energy[label] = (float(np.mean(per_run)) / J_PER_KWH if per_run else math.nan,
                          len(per_run))

@@ -445,10 +445,11 @@ def write_report(run_or_sweep_dir: str | os.PathLike[str],
     Raises FleetSimError if the folder holds no run.
     """
     source = Path(run_or_sweep_dir)
-    results = store.load(source)
     out = Path(out_dir) if out_dir is not None else source / "report"
+    if out.is_dir():
+        _clear(out)
+    results = store.load(source)
     out.mkdir(parents=True, exist_ok=True)
-    _clear(out)
     ctx = _context(results, out)
     headline = answer.headline(results)
     answer_figures = _answer_figures(ctx, headline)

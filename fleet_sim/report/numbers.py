@@ -63,7 +63,12 @@ def ci_cell(mean: float, half: float, unit: str = "") -> str:
         return fmt(mean, unit)
     if unit == "fraction":
         return f"{fmt(mean, unit).removesuffix(' %')} ± {fmt(half, unit)}"
-    return f"{fmt(mean)} ± {fmt(half, digits=2)}"
+    if abs(mean) < 1e-4 or abs(mean) >= 1e12 or abs(half) < NOISE:
+        return f"{fmt(mean)} ± {fmt(half, digits=2)}"
+    # the half-width to 2 significant digits, the mean to 4 but no finer than the half
+    half_decimals = max(0, 1 - math.floor(math.log10(abs(half))))
+    decimals = min(half_decimals, max(0, 3 - math.floor(math.log10(abs(mean)))))
+    return f"{mean:,.{decimals}f} ± {half:,.{half_decimals}f}"
 
 
 def group_table(frame: pd.DataFrame, table: str, order: Sequence[str] | None = None,

@@ -32,6 +32,7 @@ from fleet_sim.numerics import timeweighted
 from fleet_sim.numerics.power import LinearPower
 from fleet_sim.report import figures as fg
 from fleet_sim.report import style
+from fleet_sim.report.numbers import fmt
 from fleet_sim.results import store
 from fleet_sim.results.recorder import ChangePointRecorder
 from fleet_sim.results.schema import CAPACITY, HOSTS, JOBS, WORKLOADS
@@ -208,8 +209,8 @@ def test_workload_cpu_stacks_allocated_contention_throttled_under_the_demand():
     np.testing.assert_allclose(data["allocated_cores"], [2.0, 1.0])
     # legend totals are the exact integrals (core-s)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert "allocated 14 (63.6%)" in labels and "demand 22" in labels
-    assert ax.get_legend().get_title().get_text() == "core-s over the run"
+    assert "allocated 14 (63.6 %)" in labels and "demand 22" in labels
+    assert ax.get_legend().get_title().get_text() == "core-s in the window"
 
 
 def test_workload_cpu_asks_which_workload_when_there_are_several(one_run):
@@ -408,16 +409,23 @@ def test_real_response_time_percentiles_match_the_summary(sweep):
 
 
 def test_real_power_and_energy_match_the_summary(sweep):
-    ax = rendered(fg.power_over_time(sweep["hosts"], t_end=DURATION_S, ax=axes()))
-    data = fg.plotted(ax)
     summary = sweep["summary"]
+    warmup = summary.set_index("run_id")["duration_s"] - summary.set_index("run_id")["window_s"]
+    ax = rendered(fg.power_over_time(sweep["hosts"], t_end=DURATION_S, t_start=warmup,
+                                     ax=axes()))
+    data = fg.plotted(ax)
     assert "first replication" in ax.get_title()
     for mode in MODES:
-        expected = summary.loc[summary["run_id"] == f"{mode}-0", "energy_kwh"].iloc[0]
+        # the legend's energy is the summary's energy_kwh (statistics window), mean over runs
+        of_mode = summary.loc[summary["run_id"].str.startswith(f"{mode}-"), "energy_kwh"]
         rows = data[data["group"] == mode]
-        assert rows["energy_kwh"].iloc[0] == pytest.approx(expected, rel=1e-9)
+        assert rows["energy_kwh"].iloc[0] == pytest.approx(of_mode.mean(), rel=1e-9)
+        assert rows["runs"].iloc[0] == len(of_mode) > 1
         line = line_by_label(ax, mode)
-        assert f"{fg._sig(expected)} kWh" in line.get_label()
+        assert f"{fmt(of_mode.mean())} kWh in the window" in line.get_label()
+        expected = summary.loc[summary["run_id"] == f"{mode}-0", "energy_kwh"].iloc[0]
+        assert (summary.loc[summary["run_id"] == f"{mode}-0", "window_s"].iloc[0]
+                == DURATION_S)  # no warm-up here: the drawn run's energy is its summary's
         # thousands of change points: drawn as exact time-weighted means over bins
         hosts = sweep["hosts"][sweep["hosts"]["run_id"] == f"{mode}-0"]
         t, power = sum_series(hosts, ("host",), "power_w")
@@ -448,7 +456,8 @@ def test_power_of_a_short_series_is_drawn_exactly():
     line = ax.get_lines()[0]
     np.testing.assert_allclose(line.get_ydata(), [0.35, 0.5, 0.5])  # kW; held until t_end
     kwh = (350 * 2 + 500 * 2) / J_PER_KWH  # 0.000472…
-    assert line.get_label() == f"{kwh:.3g} kWh, mean 0.425 kW"
+    assert line.get_label() == f"{fmt(kwh)} kWh in the window"
+    assert fg.plotted(ax)["mean_power_w"].iloc[0] == pytest.approx(425.0)
 
 
 def test_real_memory_sums_ram_over_hosts(one_run):
@@ -459,7 +468,7 @@ def test_real_memory_sums_ram_over_hosts(one_run):
     np.testing.assert_allclose(line.get_ydata(), [18, 24, 30, 36, 36])
     assert ax.get_ylabel() == "RAM in use (GiB)"
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == ["container: peak 36.0 GiB", "RAM capacity 96 GiB"]
+    assert labels == ["container: peak 36 GiB", "RAM capacity 96 GiB"]
 
 
 def test_real_unmet_cpu_bars_match_the_workload_summary(sweep):

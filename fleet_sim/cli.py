@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,11 @@ _VALIDATE_EXAMPLES = """examples:
 """
 
 
+def _para(text: str) -> str:
+    """A command's description, wrapped (the formatter prints descriptions as given)."""
+    return textwrap.fill(text, width=79)
+
+
 def _parser() -> argparse.ArgumentParser:
     formatter = argparse.RawDescriptionHelpFormatter
     ap = argparse.ArgumentParser(
@@ -55,8 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = sub.add_parser("run", help="run one scenario and store its tables",
-                         description="Run one scenario file; store its tables (Parquet) and "
-                         "manifest under OUT/<run id>/ and print its summary.",
+                         description=_para("Run one scenario file; store its tables (Parquet) and "
+                         "manifest under OUT/<run id>/ and print its summary."),
                          epilog=_RUN_EXAMPLES, formatter_class=formatter)
     _scenario_args(run)
     run.add_argument("--seed", type=int, help="override run.seed")
@@ -64,10 +70,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="results folder (default results/<file stem>-run)")
 
     sweep = sub.add_parser("sweep", help="run a grid of parameters × replications",
-                           description="Run every combination of the --param values, each "
+                           description=_para("Run every combination of the --param values, each "
                            "--replications times with independent seeds derived from "
                            "run.seed; print the mean and 95% confidence interval of each "
-                           "summary metric.", epilog=_SWEEP_EXAMPLES, formatter_class=formatter)
+                           "summary metric."), epilog=_SWEEP_EXAMPLES, formatter_class=formatter)
     _scenario_args(sweep)
     sweep.add_argument("--param", action="append", default=[], metavar="KEY.PATH=V1,V2",
                        help="an axis of the sweep (repeatable)")
@@ -85,9 +91,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="use an existing Dask cluster, e.g. tcp://host:8786")
 
     report = sub.add_parser("report", help="summarize the runs stored in a folder",
-                            description="Print the summary of the runs stored in DIR (one "
+                            description=_para("Print the summary of the runs stored in DIR (one "
                             "run, or the mean and 95% CI per sweep point) and write an HTML "
-                            "report with figures.", epilog=_REPORT_EXAMPLES,
+                            "report with figures."), epilog=_REPORT_EXAMPLES,
                             formatter_class=formatter)
     report.add_argument("dir", type=Path, metavar="DIR", help="a results folder")
     report.add_argument("--out", type=Path, help="where to write report.html and the "
@@ -95,14 +101,14 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--text", action="store_true", help="print only, no HTML")
 
     validate = sub.add_parser("validate", help="check a scenario file without running it",
-                              description="Check a scenario file: keys, types, values, "
-                              "combinations, and that every app fits some host.",
+                              description=_para("Check a scenario file: keys, types, values, "
+                              "combinations, and that every app fits some host."),
                               epilog=_VALIDATE_EXAMPLES, formatter_class=formatter)
     _scenario_args(validate)
 
     sub.add_parser("list", help="list the shipped experiments and their questions",
-                   description="List the experiments shipped with fleet_sim, with the "
-                   "question each answers, and the folder they are installed in.",
+                   description=_para("List the experiments shipped with fleet_sim, with the "
+                   "question each answers, and the folder they are installed in."),
                    epilog="example:\n  fleet-sim list", formatter_class=formatter)
 
     sub.add_parser("replay", help="replay a job trace (see 'fleet-sim replay --help')",

@@ -1,5 +1,6 @@
 """``--help`` of fleet-sim and of every subcommand reads as plain text: no argparse
-escapes left over (``%%``), no reST markup, and only citations of the project's own docs."""
+escapes left over (``%%``), no reST markup, only citations of the project's own docs,
+and lines that fit a terminal (descriptions are printed as given, not wrapped)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ COMMANDS = [[], *([name] for name in (*cli.COMMANDS, "replay"))]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "fleet-sim")
-def test_help_is_plain_text(command, capsys):
+def test_help_is_plain_text(command, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
     with pytest.raises(SystemExit) as exit_:
         cli.main([*command, "--help"])
     assert exit_.value.code == 0
@@ -19,3 +21,4 @@ def test_help_is_plain_text(command, capsys):
     assert text.startswith(f"usage: fleet-sim {' '.join(command)}".rstrip())
     for leftover in ("%%", "``", "DESIGN"):
         assert leftover not in text, f"{leftover!r} in fleet-sim {' '.join(command)} --help"
+    assert max(len(line) for line in text.splitlines()) <= 100

@@ -81,8 +81,18 @@ class CfsBandwidth:
     is elsewhere. At each change of the node's allocation the scheduler calls
     back (:func:`~fleet_sim.hosting.base.watch_node`); the controller predicts
     when the quota runs out at the new rate and registers a scheduler feed then.
-    No polling: events are period ends and quota exhaustions only.
+
+    Periods in which nothing can happen cost nothing: while the node's allocation
+    stays put and spends less than the quota per period (``rate × period_s <
+    quota_core_s``, with a relative margin of :data:`ROLL_MARGIN`), or the node is
+    idle, the periods roll over without events and are counted when the next change
+    (or :meth:`stat`) looks. Events are quota exhaustions and the ends of periods
+    that throttled or may throttle; no polling.
     """
+
+    #: rates within this relative distance of quota/period keep one event per period,
+    #: so that whether a period throttles is decided there as it would be at its end
+    ROLL_MARGIN = 1e-6
 
     def __init__(self, host: Host, node: CpuNode, quota_core_s: float, period_s: float,
                  open_cap: float):
@@ -99,14 +109,18 @@ class CfsBandwidth:
         self.throttled = False
         self.running = False
         self._t0 = 0.0
-        self._k = 0
-        self._end = 0.0
-        self._used0 = 0.0
+        self._k = 0          # the current period
+        self._end = 0.0      # its end, s
+        self._end_k = -1     # the period whose end is registered as a feed
+        self._used0 = 0.0    # the node's usage at its start, core-s
         self._t_throttle = 0.0
         self._token = 0
         self._active = False
         self._dormant = False
         self._busy = False
+        self._rolling = False    # periods roll over without events (see class doc)
+        self._rolling_busy = False
+        self._meter = (0.0, 0.0, 0.0)  # (used, since, rate) of the node while rolling
 
     # ------------------------------------------------------------------ control
     def start(self) -> None:
@@ -123,6 +137,7 @@ class CfsBandwidth:
         """Stop enforcing (the container is gone)."""
         if self.running:
             self.host.sync()
+            self._roll(self.host.cpu.now)
             self._close_throttle(self.host.cpu.now)
             self.running = False
             self._token += 1
@@ -133,32 +148,79 @@ class CfsBandwidth:
         """``cpu.stat``-like counters at ``t`` (default: the scheduler's time)."""
         t = self.host.cpu.now if t is None else t
         extra = t - self._t_throttle if (self.throttled and self.running) else 0.0
-        return {"nr_periods": self.nr_periods, "nr_throttled": self.nr_throttled,
+        periods = self.nr_periods
+        if self.running and self._rolling and t >= self._end:
+            if self._rolling_busy:
+                periods += self._period_at(t) - self._k
+            elif self._active:
+                periods += 1
+        return {"nr_periods": periods, "nr_throttled": self.nr_throttled,
                 "throttled_s": self.throttled_s + max(0.0, extra)}
 
     # ------------------------------------------------------------------ inside the scheduler
+    def _period_at(self, t: float) -> int:
+        """Index of the period of the grid that contains ``t`` (a period ends at its end)."""
+        k = math.floor((t - self._t0) / self.period_s)
+        if self._t0 + (k + 1) * self.period_s <= t:
+            k += 1  # rounding at a boundary
+        elif k > 0 and self._t0 + k * self.period_s > t:
+            k -= 1
+        return k
+
     def _begin(self, k: int) -> None:
-        sched = self.host.cpu
         self._k = k
         self._end = self._t0 + (k + 1) * self.period_s
-        self._used0 = sched.usage_core_s(self.node)
+        self._used0 = self.host.cpu.usage_core_s(self.node)
         self._active = self.node.dsum > 0
         self._dormant = False
-        sched.add_feed(_Tick(self, _END, k), self._end)
         self._predict()
 
     def _predict(self) -> None:
+        """At the node's current rate: register the quota's exhaustion in this period,
+        and this period's end if it may matter; else let the periods roll."""
         self._token += 1
+        self._rolling = False
         if self.throttled or self._dormant or not self.running:
             return
         sched = self.host.cpu
         rate = self.node.alloc
-        if rate <= 0:
+        if rate > 0:
+            left = self.quota_core_s - (sched.usage_core_s(self.node) - self._used0)
+            t_out = sched.now + max(0.0, left) / rate
+            if t_out < self._end:
+                sched.add_feed(_Tick(self, _EXHAUST, self._token), t_out)
+                self._end_feed()
+                return
+            if not rate * self.period_s * (1.0 + self.ROLL_MARGIN) < self.quota_core_s:
+                self._end_feed()
+                return
+        node = self.node
+        self._rolling = True
+        self._rolling_busy = node.dsum > 0
+        self._meter = (node.used_core_s, node.t_used, node.a_used)
+
+    def _end_feed(self) -> None:
+        if self._end_k != self._k:
+            self._end_k = self._k
+            self.host.cpu.add_feed(_Tick(self, _END, self._k), self._end)
+
+    def _roll(self, t: float) -> None:
+        """Bring rolling periods up to ``t``: count those that ended, as their ends would."""
+        if not self._rolling or t < self._end:
             return
-        left = self.quota_core_s - (sched.usage_core_s(self.node) - self._used0)
-        t_out = sched.now + max(0.0, left) / rate
-        if t_out < self._end:
-            sched.add_feed(_Tick(self, _EXHAUST, self._token), t_out)
+        self._rolling = False
+        if not self._rolling_busy:  # idle: the period ended and its timer stopped
+            if self._active:
+                self.nr_periods += 1
+            self._dormant = True
+            return
+        k = self._period_at(t)
+        self.nr_periods += k - self._k  # busy throughout: every one counts
+        used, since, rate = self._meter
+        self._k = k
+        self._end = self._t0 + (k + 1) * self.period_s
+        self._used0 = used + rate * ((self._t0 + k * self.period_s) - since)
+        self._active = True
 
     def _close_throttle(self, t: float) -> None:
         if self.throttled:
@@ -181,6 +243,7 @@ class CfsBandwidth:
                 return
             if token != self._k or self._dormant:
                 return
+            self._rolling = False
             if self.throttled:
                 self._close_throttle(t)
                 sched.set_limits(self.node, cap=self.open_cap)
@@ -198,12 +261,12 @@ class CfsBandwidth:
         """The scheduler re-shared this node: wake from idle, or re-predict."""
         if self._busy or not self.running:
             return
+        now = self.host.cpu.now
+        if self._rolling and now >= self._end:
+            self._roll(now)
         if self._dormant:
             if self.node.dsum > 0:
-                k = math.floor((self.host.cpu.now - self._t0) / self.period_s)
-                if self._t0 + (k + 1) * self.period_s <= self.host.cpu.now:
-                    k += 1  # rounding at a boundary
-                self._begin(k)
+                self._begin(self._period_at(now))
             return
         if self.node.dsum > 0:
             self._active = True

@@ -21,7 +21,7 @@ WORKLOADS, INSTANCES = "workloads", "instances"
 class CpuNode(FairNode):
     """A named node of a CPU tree; ``table`` says where its allocation is recorded."""
 
-    __slots__ = ("dsum", "free", "instance", "last", "name", "raw", "t_used", "table",
+    __slots__ = ("a_used", "dsum", "free", "instance", "last", "name", "raw", "t_used", "table",
                  "used_core_s")
     is_job = False
     is_leaf = False  # True for nodes that never get children (demand workloads)
@@ -35,8 +35,9 @@ class CpuNode(FairNode):
         self.raw = 0.0
         self.dsum = 0.0
         self.free = 0.0
-        self.used_core_s = 0.0  # ∫ alloc dt, kept only for metered nodes
+        self.used_core_s = 0.0  # ∫ alloc dt up to t_used, kept only for metered nodes
         self.t_used = 0.0
+        self.a_used = 0.0  # the allocation since t_used
         self.last: tuple[float, float, float, float] | None = None
 
     def leaves(self) -> list[FairNode]:

@@ -63,8 +63,10 @@ class Host:
         if self._host_row is not None:
             self.cpu.on_host = self._on_host
             self._on_host(0.0, 0.0)
-        if any(self._node_rows.values()):
-            self.cpu.on_node = self._on_node
+        recorded = frozenset(t for t, row in self._node_rows.items() if row is not None)
+        if recorded:
+            self.cpu.on_node = self._node_writer(recorded)
+            self.cpu.recorded_tables = recorded
         self.cpu.on_job_done = self._on_job_done
 
     # ------------------------------------------------------------------ time
@@ -130,14 +132,26 @@ class Host:
         self._host_row(t, self.name, used, self.cores, power_w,  # type: ignore[misc]
                        self.ram_used_mib)
 
-    def _on_node(self, t, node, demand, alloc, throttled, contention) -> None:
-        row = self._node_rows[node.table]
-        if row is None:
-            return
-        if node.table == WORKLOADS:
-            row(t, node.name, self.name, node.instance, demand, alloc, throttled, contention)
-        else:
-            row(t, node.name, self.name, demand, alloc, throttled, contention)
+    def _node_writer(self, recorded: frozenset[str]):
+        """The scheduler's ``on_node``: one row of the node's table (among ``recorded``)."""
+        host = self.name
+        wrow, irow = self._node_rows[WORKLOADS], self._node_rows[INSTANCES]
+
+        def workload_row(t, node, demand, alloc, throttled, contention) -> None:
+            wrow(t, node.name, host, node.instance, demand, alloc, throttled, contention)
+
+        def instance_row(t, node, demand, alloc, throttled, contention) -> None:
+            irow(t, node.name, host, demand, alloc, throttled, contention)
+
+        def either_row(t, node, demand, alloc, throttled, contention) -> None:
+            if node.table == WORKLOADS:
+                workload_row(t, node, demand, alloc, throttled, contention)
+            else:
+                instance_row(t, node, demand, alloc, throttled, contention)
+
+        if len(recorded) == 2:
+            return either_row
+        return workload_row if WORKLOADS in recorded else instance_row
 
     def _on_job_done(self, job) -> None:
         wl = job.workload

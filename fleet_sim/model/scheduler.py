@@ -52,8 +52,8 @@ class HostCpuScheduler:
     ``speed`` is the per-core speed factor: a job progresses at
     ``allocated cores × speed`` core-s per second. Callbacks (set by the host):
     ``on_host(t, used_cores)`` when the host's total allocation changes,
-    ``on_node(t, node, demand, allocated, throttled, contention)`` when a recorded
-    node changes, ``on_job_done(job)`` when a job completes.
+    ``on_node(t, node, demand, allocated, throttled, contention)`` when a node of
+    one of ``recorded_tables`` changes, ``on_job_done(job)`` when a job completes.
     """
 
     def __init__(self, cores: float, root: CpuNode, speed: float = 1.0):
@@ -73,8 +73,10 @@ class HostCpuScheduler:
         self.jobs_done = 0
         self.on_host: Callable[[float, float], None] | None = None
         self.on_node: NodeRow | None = None
+        self.recorded_tables: frozenset[str] = frozenset()  # tables ``on_node`` writes
         self.on_job_done: Callable[[object], None] | None = None
-        self._metered: list[CpuNode] = []
+        self._metered: dict[CpuNode, None] = {}  # insertion-ordered set
+        self._hooked: set[CpuNode] = set()  # metered or watched nodes
         self._plain = self._is_plain(root)  # no caps/scales/floors on internal nodes
         self._watched: dict[CpuNode, list] = {}  # node -> [fn, last alloc, last raw]
 
@@ -158,26 +160,44 @@ class HostCpuScheduler:
 
     # ------------------------------------------------------------------ meters
     def meter(self, node: CpuNode) -> None:
-        """Track ``node``'s CPU usage (∫ allocation dt) from now on; see :meth:`usage_core_s`."""
+        """Track ``node``'s CPU usage (∫ allocation dt) from now on; see :meth:`usage_core_s`.
+
+        The integral is settled only when the node's own allocation changes, so
+        between two such changes ``usage_core_s(t)`` is one linear formula in t.
+        """
         if node not in self._metered:
             node.used_core_s = 0.0
             node.t_used = self.now
-            self._metered.append(node)
+            node.a_used = node.alloc
+            self._metered[node] = None
+            self._hooked.add(node)
 
     def unmeter(self, node: CpuNode) -> None:
         """Stop tracking ``node``'s usage."""
-        if node in self._metered:
-            self._metered.remove(node)
+        self._metered.pop(node, None)
+        self._hooks_changed(node)
 
-    def usage_core_s(self, node: CpuNode) -> float:
-        """Host core-s a metered node has used since :meth:`meter` (at ``now``)."""
-        return node.used_core_s + node.alloc * (self.now - node.t_used)
+    def usage_core_s(self, node: CpuNode, t: float | None = None) -> float:
+        """Host core-s a metered node has used since :meth:`meter`, at ``t`` (default
+        ``now``; any time since its allocation last changed)."""
+        return node.used_core_s + node.a_used * ((self.now if t is None else t) - node.t_used)
 
-    def _settle_meters(self) -> None:
+    def _after_change(self, moved: list | None = None) -> None:
+        """Settle the meters whose node's allocation moved, then call the watchers
+        whose node moved; ``moved``: the only nodes that can have (default: any)."""
         now = self.now
-        for n in self._metered:
-            n.used_core_s += n.alloc * (now - n.t_used)
-            n.t_used = now
+        metered = self._metered
+        watched = self._watched
+        for n in metered if moved is None else moved:
+            if n in metered and n.alloc != n.a_used:
+                n.used_core_s += n.a_used * (now - n.t_used)
+                n.t_used = now
+                n.a_used = n.alloc
+        for node in list(watched) if moved is None else moved:
+            entry = watched.get(node)
+            if entry is not None and (node.alloc != entry[1] or node.raw != entry[2]):
+                entry[1], entry[2] = node.alloc, node.raw
+                entry[0]()
 
     # ------------------------------------------------------------------ watchers
     def watch(self, node: CpuNode, fn: Callable[[], None]) -> None:
@@ -185,16 +205,16 @@ class HostCpuScheduler:
         allocation or demand changes. ``fn`` may add feeds or read state; it must
         not change the tree. Used by cgroup quota controllers."""
         self._watched[node] = [fn, node.alloc, node.raw]
+        self._hooked.add(node)
 
     def unwatch(self, node: CpuNode) -> None:
         """Stop calling ``node``'s watcher."""
         self._watched.pop(node, None)
+        self._hooks_changed(node)
 
-    def _notify(self) -> None:
-        for node, entry in list(self._watched.items()):
-            if node.alloc != entry[1] or node.raw != entry[2]:
-                entry[1], entry[2] = node.alloc, node.raw
-                entry[0]()
+    def _hooks_changed(self, node: CpuNode) -> None:
+        if node not in self._metered and node not in self._watched:
+            self._hooked.discard(node)
 
     # ------------------------------------------------------------------ changes
     def set_demand(self, node: CpuNode, demand: float, weight: float | None = None) -> None:
@@ -206,60 +226,121 @@ class HostCpuScheduler:
         node.demand = node.raw = demand
         eff = node.eff = demand if demand < node.cap else node.cap
         delta = eff - old_eff
-        if self._plain and weight is None and not node.children and self.on_node is None:
-            root_eff = self.root.eff
-            capacity = self.capacity
-            if root_eff <= capacity and root_eff + delta <= capacity:
-                self._plain_leaf(node, delta, raw_delta)
-                if self._watched:
-                    self._notify()
-                return
+        if weight is None and not node.children and self._headroom_leaf(node, delta, raw_delta):
+            return
         force = weight is not None and weight != node.weight
         if force:
             node.weight = weight
         self._propagate(node, delta, raw_delta, force)
-        if self._watched:
-            self._notify()
+        if self._metered or self._watched:
+            self._after_change()
 
-    def _plain_leaf(self, leaf: CpuNode, delta: float, raw_delta: float) -> None:
-        """Fast path: no cap, scale or reservation above ``leaf`` and the host not
-        saturated before or after, so every node simply gets its demand and only
-        ``leaf``'s rate moves. This is most events on a host with spare cores."""
-        if self._metered:
-            self._settle_meters()
-        old_used = self.root.alloc
+    def _headroom_leaf(self, leaf: CpuNode, delta: float, raw_delta: float) -> bool:
+        """Fast path for a leaf's change absorbed by headroom: if no node above ``leaf``
+        is constrained (children's demand over its cap) before or after, and the host
+        is not saturated before or after, every node on the path simply gets its
+        effective demand and nothing off the path moves. Apply it and return True,
+        else change nothing and return False. This is most events on a host with
+        spare cores, with or without caps."""
+        root = self.root
+        capacity = self.capacity
+        if root.eff > capacity:
+            return False
+        plain = self._plain  # no caps or scales above: nothing to check
+        path = [(leaf, 0.0, 0.0)]  # the leaf, then (ancestor, new dsum, new eff)
+        d = delta
         n = leaf.parent
         top = leaf
         while n is not None:
-            eff = n.eff + delta
-            if eff < 0.0 or not n.children:
-                eff = 0.0
-            n.eff = n.dsum = n.alloc = eff
-            n.raw += raw_delta
+            dsum = n.dsum + d if n.children else 0.0
+            if plain:
+                eff = dsum if dsum > 0.0 else 0.0
+            else:
+                scale = n.scale
+                cap = n.cap
+                want = scale * dsum
+                if want > cap or scale * n.dsum > cap:
+                    return False
+                eff = want if want > 0.0 else 0.0
+            path.append((n, dsum, eff))
+            d = eff - n.eff
             top = n
             n = n.parent
+        if top is not root:
+            if not plain:
+                return False  # not under this host yet: see _detached_change
+        elif top.eff + d > capacity:
+            return False
+        old_used = root.alloc
+        for n, dsum, eff in path[1:]:
+            n.dsum = dsum
+            n.eff = n.alloc = eff
+            raw_delta *= n.scale
+            n.raw += raw_delta
         # a subtree not hung under this host (not yet attached) gets nothing
-        leaf.alloc = leaf.eff if top is self.root else 0.0
+        leaf.alloc = leaf.eff if top is root else 0.0
+        now = self.now
         if leaf.is_job:
-            now = self.now
             if leaf.rate:
                 leaf.rem -= leaf.rate * (now - leaf.t0)
             leaf.t0 = now
             self._set_rate(leaf, leaf.alloc * self.speed)
-        if self.on_host is not None and self.root.alloc != old_used:
-            self.on_host(self.now, self.root.alloc)
+        if self.on_node is not None:
+            # the host has room: each node gets what it would on an idle host
+            tables = self.recorded_tables
+            on_node = self.on_node
+            for n, _, _ in path:
+                if n.table in tables:
+                    raw, alloc = n.raw, n.alloc
+                    n.free = alloc
+                    vals = (raw, alloc, raw - alloc if raw > alloc else 0.0, 0.0)
+                    if vals != n.last:
+                        n.last = vals
+                        on_node(now, n, *vals)
+        if self.on_host is not None and root.alloc != old_used:
+            self.on_host(now, root.alloc)
+        hooked = self._hooked
+        if hooked:
+            moved = [n for n, _, _ in path if n in hooked]
+            if moved:
+                self._after_change(moved)
+        return True
 
     def set_limits(self, node: CpuNode, cap: float | None = None,
                    weight: float | None = None) -> None:
-        """Change a node's cap and/or weight (e.g. a cgroup edit or a quota period)."""
+        """Change a node's cap and/or weight (e.g. a cgroup edit or a quota period).
+
+        A cap alone moves only the node's effective demand, so it is pushed up like
+        a demand change and re-shares only what it affects; a new weight moves the
+        node's siblings' shares, so the whole tree is re-shared.
+        """
         if (cap is not None and not cap >= 0) or (weight is not None and not weight > 0):
             raise ValueError(f"{node.name}: need cap >= 0 cores and weight > 0, got "
                              f"cap={cap!r}, weight={weight!r}")
-        if cap is not None:
-            node.cap = cap
-        if weight is not None:
+        if weight is not None and weight != node.weight:
             node.weight = weight
-        self._reshare_all()
+            if cap is not None:
+                node.cap = cap
+            self._reshare_all()
+            return
+        if cap is None or cap == node.cap:
+            return
+        old_cap, node.cap = node.cap, cap
+        if cap != INF and not (node.is_job or node.is_leaf):
+            self._plain = False
+        old_eff = node.eff
+        if node.children:
+            want = node.scale * node.dsum
+            was, now_c = want > old_cap, want > cap
+            if now_c is not was:
+                self.n_constrained += 1 if now_c else -1
+            node.eff = cap if now_c else (want if want > 0.0 else 0.0)
+        else:
+            node.eff = node.demand if node.demand < cap else cap
+        if node.eff != old_eff:
+            self._propagate(node, node.eff - old_eff, 0.0, False)
+        if self._metered or self._watched:
+            self._after_change()
 
     def attach(self, node: CpuNode, parent: CpuNode) -> None:
         """Hang ``node`` (possibly with children) below ``parent`` at ``now``."""
@@ -288,20 +369,16 @@ class HostCpuScheduler:
         return jobs
 
     def _reshare_all(self) -> None:
-        if self._metered:
-            self._settle_meters()
         old_used = self.root.alloc
         self._refresh(self.root)
         self._reallocate(self.root, None, None)
         self._host_changed(old_used)
-        if self._watched:
-            self._notify()
+        if self._metered or self._watched:
+            self._after_change()
 
     # ------------------------------------------------------------------ core
     def _propagate(self, node: CpuNode, delta: float, raw_delta: float, force: bool) -> None:
         """Push a change of ``node``'s effective demand up; re-share what it affects."""
-        if self._metered:
-            self._settle_meters()
         capacity = self.capacity
         root = self.root
         top = node
@@ -415,30 +492,37 @@ class HostCpuScheduler:
     def _reallocate(self, apex: CpuNode, amount: float | None, dirty: list | None) -> None:
         """Re-share ``amount`` (None: the host's cores, from the root) below ``apex``.
 
-        ``dirty``: the nodes whose demand changed; without it (or when nodes are
-        recorded) the whole subtree is re-shared, else only what moved.
+        ``dirty``: the nodes whose demand changed, the changed node first; without
+        it the whole subtree is re-shared, else only what moved. Recorded nodes are
+        recorded when their row changes: with ``amount`` None every one of them
+        (contention moves everywhere when the host fills or empties), else the
+        nodes whose allocation moved and the changed node's ancestors.
         """
         speed = self.speed
-        if not apex.children and amount is not None and self.on_node is None:
-            apex.alloc = amount  # a single leaf: the common case on a host with room
+        recording = self.on_node is not None
+        if amount is None:
+            root = self.root
+            amount = min(self.capacity, root.eff)
+            if recording:
+                if root.eff > self.capacity:
+                    distribute(root, root.eff)  # what each node would get on an idle host
+                    self._store_free(root)
+                dirty = None
+        elif not apex.children:  # a single leaf: the common case on a host with room
+            apex.alloc = amount
             if apex.is_job:
                 if apex.rate:
                     apex.rem -= apex.rate * (self.now - apex.t0)
                 apex.t0 = self.now
                 self._set_rate(apex, amount * speed)
+            if recording:
+                self._record_path(apex)
             return
-        if amount is None:
-            root = self.root
-            amount = min(self.capacity, root.eff)
-            if self.on_node is not None and root.eff > self.capacity:
-                distribute(root, root.eff)  # what each node would get on an idle host
-                self._store_free(root)
-                dirty = None
-        if dirty is None or self.on_node is not None:
+        if dirty is None:
             jobs = [j for j in apex.leaves() if j.is_job]
             self._settle(jobs)
             distribute(apex, amount)
-            if self.on_node is not None:
+            if recording:
                 if not self.root.eff > self.capacity:
                     self._store_free(apex)
                 self._record_subtree(apex)
@@ -446,7 +530,8 @@ class HostCpuScheduler:
                 self._set_rate(j, j.alloc * speed)
             return
         changed: list = []
-        redistribute(apex, amount, set(dirty), changed)
+        inner: list | None = [] if recording else None
+        redistribute(apex, amount, set(dirty), changed, inner)
         now = self.now
         for j in changed:
             if j.is_job:
@@ -454,6 +539,15 @@ class HostCpuScheduler:
                     j.rem -= j.rate * (now - j.t0)
                 j.t0 = now
                 self._set_rate(j, j.alloc * speed)
+        if recording:
+            tables = self.recorded_tables
+            free = self.root.eff <= self.capacity
+            for n in itertools.chain(changed, inner):  # type: ignore[arg-type]
+                if n.table in tables:
+                    if free:
+                        n.free = n.alloc
+                    self._record(n)
+            self._record_path(dirty[0])
 
     def _host_changed(self, old_used: float) -> None:
         if self.root.alloc != old_used and self.on_host is not None:
@@ -494,21 +588,25 @@ class HostCpuScheduler:
     def _record_subtree(self, apex: CpuNode) -> None:
         if self.on_node is None:
             return
+        tables = self.recorded_tables
         stack = [apex]
         while stack:
             n = stack.pop()
-            if n.table is not None:
+            if n.table in tables:
                 self._record(n)
             if n.children and not n.is_job:
                 stack.extend(n.children)
         self._record_path(apex.parent)
 
     def _record_path(self, node: CpuNode | None) -> None:
+        """Record ``node`` and its ancestors (those in a recorded table)."""
         if self.on_node is None:
             return
+        tables = self.recorded_tables
+        free = self.root.eff <= self.capacity
         while node is not None:
-            if node.table is not None:
-                if self.root.eff <= self.capacity:
+            if node.table in tables:
+                if free:
                     node.free = node.alloc
                 self._record(node)
             node = node.parent

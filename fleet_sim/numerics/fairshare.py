@@ -197,13 +197,14 @@ def allocate_tree(root: FairNode, capacity: float) -> float:
 
 
 def redistribute(node: FairNode, amount: float, dirty: set[FairNode],
-                 changed: list[FairNode]) -> None:
+                 changed: list[FairNode], inner: list[FairNode] | None = None) -> None:
     """Re-share ``amount`` below ``node``, descending only where something moved.
 
     Same result as :func:`distribute`, but a child is revisited only if it is in
     ``dirty`` (its subtree's demands changed) or its own allocation changed; leaves
-    whose allocation changed are appended to ``changed``. On a saturated host this
-    leaves untouched the many children whose share stays at their demand.
+    whose allocation changed are appended to ``changed``, and other nodes whose
+    allocation changed to ``inner`` if given. On a saturated host this leaves
+    untouched the many children whose share stays at their demand.
     """
     old = node.alloc
     node.alloc = amount
@@ -212,22 +213,25 @@ def redistribute(node: FairNode, amount: float, dirty: set[FairNode],
         if amount != old:
             changed.append(node)
         return
+    if amount != old and inner is not None:
+        inner.append(node)
     if amount == old and node not in dirty:
         return
-    inner = amount / node.scale
+    inner_amount = amount / node.scale
     effs = [c.eff for c in kids]
-    if sum(effs) <= inner:  # all children satisfied: weights and floors do not matter
+    if sum(effs) <= inner_amount:  # all children satisfied: weights and floors do not matter
         shares = effs
     else:  # the tree's nodes validated their weights, caps and floors when set
         floors = [c.floor for c in kids]
-        shares = _fill(inner, effs, [c.weight for c in kids], floors if any(floors) else None)
+        shares = _fill(inner_amount, effs, [c.weight for c in kids],
+                       floors if any(floors) else None)
     for c, a in zip(kids, shares, strict=True):
         if not c.children:  # a leaf, inline: most children are
             if a != c.alloc:
                 c.alloc = a
                 changed.append(c)
         elif a != c.alloc or c in dirty:
-            redistribute(c, a, dirty, changed)
+            redistribute(c, a, dirty, changed, inner)
 
 
 def maxmin_flows(

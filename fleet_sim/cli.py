@@ -238,9 +238,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     seeds = sorted({(m.get("replication", 0), m["seed"]) for m in res.manifests})
     print("seeds: " + ", ".join(f"replication {r} = {s}" for r, s in seeds)
           + " (replication 0 uses run.seed)")
-    print("\nmean ± 95% CI half-width across replications" if args.replications > 1
-          else "\none run per point (--replications 2 or more gives 95% CIs)")
-    print(_summary_table(res))
+    if info["ran"] + info["skipped"] > len(info["failed"]):
+        _print_answer(res)
     if args.report:
         from fleet_sim.report.html import write_report
 
@@ -249,7 +248,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from fleet_sim.report import answer
     from fleet_sim.report.groups import groups
     from fleet_sim.results.store import load
 
@@ -258,31 +256,43 @@ def cmd_report(args: argparse.Namespace) -> int:
     bad = runs["status"] != "ok"
     grouping = groups(res)
     print(f"{args.dir}: {len(runs)} runs, {int(bad.sum())} failed; {grouping.describe()}")
-    sources = {str(m.get("source", "")) for m in res.manifests}
-    question = next((cfg_question(s) for s in sorted(sources) if s and Path(s).is_file()), "")
-    if question:
-        print(f"question: {question}")
     if bad.any():
         print(f"error: {int(bad.sum())} run(s) failed and are left out of every number:",
               file=sys.stderr)
         print(runs.loc[bad, ["run_id", "error"]].to_string(index=False), file=sys.stderr)
     if bad.all():
         return EXIT_FAILED
-    headline = answer.headline(res)
-    if len(headline):
-        print("\nanswer: job workloads' p99 response time and mean slowdown per group, "
-              "mean ± 95% CI; Δ: paired difference (same seeds)")
-        print(answer.headline_table(headline).to_string(index=False))
-    if len(runs) == 1:
-        _print_run(res)
-    else:
-        print("\nmean ± 95% CI half-width across replications")
-        print(_summary_table(res))
+    _print_answer(res)
     if not args.text:
         from fleet_sim.report.html import write_report
 
         print(f"\nreport: {write_report(args.dir, args.out)}")
     return EXIT_FAILED if bad.any() else EXIT_OK
+
+
+def _print_answer(res) -> None:
+    """The experiment's question, the answer in numbers, then the summary: of the one
+    run, or mean ± 95 % CI per group of runs (a header says which)."""
+    from fleet_sim.report import answer
+
+    sources = {str(m.get("source", "")) for m in res.manifests}
+    question = next((cfg_question(s) for s in sorted(sources) if s and Path(s).is_file()), "")
+    if question:
+        print(f"question: {question}")
+    headline = answer.headline(res)
+    if len(headline):
+        print("\nanswer: job workloads' p99 response time and mean slowdown per group, "
+              "mean ± 95% CI; Δ: paired difference (same seeds)")
+        print(answer.headline_table(headline).to_string(index=False))
+    ok = res.runs[res.runs["status"] == "ok"]
+    if len(ok) == 1:
+        _print_run(res)
+        return
+    replicated = ok.groupby(res.params, dropna=False).size().max() > 1 if res.params \
+        else len(ok) > 1
+    print("\nmean ± 95% CI half-width across replications" if replicated
+          else "\none run per group (--replications 2 or more gives 95% CIs)")
+    print(_summary_table(res))
 
 
 def cfg_question(path: str) -> str:

@@ -967,7 +967,7 @@ def headline_bars(headline: pd.DataFrame, *, axes: Sequence[Axes] | None = None,
             tick.set_color(styles[label].color)
         ax.set_ylabel(ylabel)
         runs = int(headline["runs"].max())
-        note = f", mean ± 95 % CI over {runs} runs" if runs > 1 else ""
+        note = f"\nmean ± 95 % CI over {runs} runs" if runs > 1 else ""
         which = workloads[0] if len(workloads) == 1 else f"{len(workloads)} job workloads"
         ax.set_title(f"{panel} of {which}{note}")
         ax.set_ylim(0, ax.get_ylim()[1] * 1.12)

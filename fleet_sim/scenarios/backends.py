@@ -65,15 +65,16 @@ def _independent_workers() -> Iterator[None]:
     - ``PYTHONSAFEPATH=1``: a worker interpreter does not put the current folder first
       on ``sys.path``, so a folder named ``fleet_sim`` there (such as a checkout) does
       not shadow the installed package.
-    - ``__main__`` is presented as this module: workers re-import the parent's main
-      module, which for a script without an ``if __name__ == "__main__":`` guard would
-      run the script (and its sweep) again in every worker. Tasks are functions of
-      fleet_sim, so workers need nothing from the script.
+    - ``__main__`` is presented as ``fleet_sim.__main__``, which multiprocessing never
+      re-imports: workers otherwise re-import the parent's main module, which for a
+      script without an ``if __name__ == "__main__":`` guard would run the script (and
+      its sweep) again in every worker. Tasks are functions of fleet_sim, so workers
+      need nothing from the script.
     """
     main = sys.modules["__main__"]
     saved_env, saved_spec = os.environ.get("PYTHONSAFEPATH"), getattr(main, "__spec__", None)
     os.environ["PYTHONSAFEPATH"] = "1"
-    main.__spec__ = importlib.util.find_spec(__name__)
+    main.__spec__ = importlib.util.find_spec("fleet_sim.__main__")
     try:
         yield
     finally:

@@ -1,4 +1,4 @@
-"""Golden outputs (STYLE §10.5): a tiny seeded variant of every shipped experiment.
+"""Golden outputs: a tiny seeded variant of every shipped experiment.
 
 Each experiment in ``experiments/`` is run small (short, few hosts and replicas) with a
 fixed seed; the numeric columns of its one-row summary must match

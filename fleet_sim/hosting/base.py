@@ -1,4 +1,4 @@
-"""What the three hosting modes share, written once (docs/model.md §2, §4, §5; STYLE §2).
+"""What the three hosting modes share, written once (docs/model.md §2, §4, §5).
 
 Descriptions (plain frozen dataclasses: config ≠ simulation):
 
@@ -20,7 +20,7 @@ Roles in the model:
 - :func:`build_workload`: an app's workload as a *process* below a parent node.
   Processes get Linux CFS per-thread weights (:func:`cfs_weight`) and draw from the
   named streams ``workload.<app>.<wl>.arrivals|sizes|spikes``, so every mode sees
-  the same arrivals and spikes (common random numbers, STYLE §7).
+  the same arrivals and spikes (common random numbers).
 
 An instance's workloads exist from admission on but are *held* (cap 0) until it
 runs: jobs that arrive while a VM boots or a container restarts queue, and start

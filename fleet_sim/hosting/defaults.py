@@ -1,6 +1,6 @@
 """Published defaults for the hosting modes and provisioning, each with its source.
 
-Every default number of the simulator lives here (STYLE §11), so a user can see at
+Every default number of the simulator lives here, so a user can see at
 once what was assumed and where it came from. Units are in the names (docs/model.md §1).
 """
 

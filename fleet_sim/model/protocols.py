@@ -1,7 +1,7 @@
 """The seams through which the model calls what lives in higher layers.
 
 The model defines these Protocols; ``results`` and ``policies`` implement them and
-``scenarios.build`` injects the implementations (dependency inversion, STYLE §6).
+``scenarios.build`` injects the implementations (dependency inversion).
 """
 
 from __future__ import annotations

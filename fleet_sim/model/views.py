@@ -1,7 +1,7 @@
 """Read-only snapshots the policies decide on, and the actions they answer with.
 
 Frozen dataclasses and enums only (no SimPy), so importing this module is light
-and policies never touch live model objects (STYLE §3, §6).
+and policies never touch live model objects.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Placement policies: which host gets the next app, VM or container (docs/model.md §7).
 
-Each policy is a small pure class over read-only :mod:`fleet_sim.model.views`
-(STYLE §3): ``place(request, fleet, rng) -> host name or None``. A host is a
+Each policy is a small pure class over read-only :mod:`fleet_sim.model.views`:
+``place(request, fleet, rng) -> host name or None``. A host is a
 candidate only if :meth:`HostView.fits` (CPU committed within cores × overcommit
 ratio, RAM, dependency versions on a shared OS, host up); ``None`` means no host
 fits. Ties are broken with the injected ``numpy.random.Generator``, so a fixed

@@ -1,4 +1,4 @@
-"""Policies by name: scenario files choose them with kebab-case strings (STYLE §8).
+"""Policies by name: scenario files choose them with kebab-case strings.
 
 Each family is a table of name -> factory; :func:`lookup` turns an unknown name
 into an error that lists the valid ones. Add a family (placement, autoscaling)

@@ -1,4 +1,4 @@
-"""Figures a fleet engineer expects, drawn from the result tables (STYLE §6, "Faces ↔ results").
+"""Figures a fleet engineer expects, drawn from the result tables.
 
 Every function takes DataFrames as :func:`fleet_sim.load` or :func:`fleet_sim.run`
 return them (one run, or many runs concatenated with ``run_id``, ``seed``,

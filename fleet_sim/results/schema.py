@@ -1,4 +1,4 @@
-"""Every result table's columns: name, dtype, unit and meaning (STYLE §9).
+"""Every result table's columns: name, dtype, unit and meaning.
 
 This module is the single source: :mod:`fleet_sim.results.tables` conforms every
 frame to it, the tests check produced frames against it, and the reference page

@@ -4,7 +4,7 @@ Layout: ``<out>/<run_id>/{table}.parquet`` and ``<out>/<run_id>/manifest.json``,
 where ``run_id`` is a content hash of the resolved config and seed. A run is
 written to a temporary folder ``<out>/.tmp-…`` and renamed into place only when
 complete, so a folder named by a run id always holds a whole run, even if the
-writer was killed (STYLE §9). The manifest carries the provenance (STYLE §1.8):
+writer was killed. The manifest carries the provenance:
 resolved config, seed, replication, swept parameters, package version, wall time
 and, for a failed run, the exception.
 

@@ -2,7 +2,7 @@
 
 Every backend maps a picklable function over tasks and yields the results as
 they complete. A run's result depends only on its config and seed, so all
-backends give identical tables (STYLE §7); only the order of completion differs.
+backends give identical tables; only the order of completion differs.
 
 - :class:`Serial`: one after the other in this process.
 - :class:`ProcessPool`: a local pool (default one worker per core). Workers start

@@ -1,19 +1,19 @@
 """The composition root: a validated config and a seed → a runnable simulation.
 
-This is the only module that wires the layers together (STYLE §6): it creates
+This is the only module that wires the layers together: it creates
 the SimPy environment, the named random streams, the recorder and the hosts,
 turns the config's apps into :class:`~fleet_sim.hosting.base.AppSpec` replicas and
 hands them to :func:`fleet_sim.hosting.deploy.deploy` with the placement policy
 chosen by name. A scenario with a ``[rollout]`` table is handed to
 :func:`fleet_sim.scenarios.rollout.run_rollout` instead.
 
-The run goes through explicit phases (STYLE §1.6): :func:`build` (nothing runs
+The run goes through explicit phases: :func:`build` (nothing runs
 yet) → ``start`` → ``run`` → ``finalize`` (close open intervals, record
 unfinished jobs) → ``tables``.
 
 Random streams are named by what they drive, never by where it runs
 (``workload.<replica>.<workload>.arrivals``), so the same seed gives the same
-demand under every hosting mode and placement (common random numbers, STYLE §7).
+demand under every hosting mode and placement (common random numbers).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Scenario files: TOML → validated :class:`ScenarioConfig` (STYLE §8).
+"""Scenario files: TOML → validated :class:`ScenarioConfig`.
 
 A scenario file describes one run: ``[run]`` (duration, seed, tables to record),
 ``[[fleet.hosts]]`` (host types and counts), ``[hosting]`` (mode and its

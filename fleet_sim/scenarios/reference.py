@@ -1,4 +1,4 @@
-"""The reference page: every scenario-file key and every result column (STYLE §9).
+"""The reference page: every scenario-file key and every result column.
 
 Generated from the single sources of truth: the pydantic models of
 :mod:`fleet_sim.scenarios.config` (keys, types, defaults, constraints,

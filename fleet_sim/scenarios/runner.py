@@ -1,4 +1,4 @@
-"""Run one scenario, or sweep many, with provenance and resume (STYLE §6, §7, §8).
+"""Run one scenario, or sweep many, with provenance and resume.
 
 A run goes through the phases load/validate → build → run → finalize → tables →
 store and always ends with a manifest: a failing run records its exception

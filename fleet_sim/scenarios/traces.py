@@ -1,6 +1,6 @@
 """Read trace files: PlanetLab utilization, fleet-wide aggregates and job traces.
 
-I/O lives here, at the edge (STYLE §1.9); the model only sees arrays and frames.
+I/O lives here, at the edge; the model only sees arrays and frames.
 Every malformed input raises :class:`~fleet_sim.errors.TraceError` naming the
 file, the data row (1-based, the header is not counted; the file line is given
 too), the column and what is allowed.

@@ -1,5 +1,5 @@
 """Placement policies: hand cases and invariants over random fleets
-(docs/model.md §7, STYLE §10)."""
+(docs/model.md §7)."""
 
 from __future__ import annotations
 

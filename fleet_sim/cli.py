@@ -12,7 +12,6 @@ import os
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
 from fleet_sim.errors import ConfigError, ConfigErrors, FleetSimError
 
@@ -131,13 +130,6 @@ def _version() -> str:
 
 
 # ---------------------------------------------------------------- formatting
-def _fmt(value: Any) -> str:
-    """A number as every table and figure prints it (:func:`fleet_sim.report.numbers.fmt`)."""
-    from fleet_sim.report.numbers import fmt
-
-    return fmt(value)
-
-
 def _summary_lines(summary, table: str) -> list[str]:
     """A one-row summary as 'metric  value  unit' lines."""
     from fleet_sim.report.numbers import fmt, unit_label
@@ -146,8 +138,12 @@ def _summary_lines(summary, table: str) -> list[str]:
     columns = TABLES[table].columns
     width = max(len(c.name) for c in columns)
     row = summary.iloc[0]
-    return [f"  {c.name:<{width}}  {fmt(row[c.name], c.unit):>10}  {unit_label(c.unit)}"
-            for c in columns]
+    lines = []
+    for c in columns:
+        value = fmt(row[c.name], c.unit)
+        unit = "" if value.endswith("%") else unit_label(c.unit)  # the value says it
+        lines.append(f"  {c.name:<{width}}  {value:>10}  {unit}".rstrip())
+    return lines
 
 
 def _summary_table(results) -> str:
@@ -219,8 +215,14 @@ def _print_run(res) -> None:
     if tables.get("workload_summary"):
         cols = ["workload", "allocated_core_s", "throttled_core_s", "contention_core_s",
                 "satisfied_fraction", "jobs_finished", "response_time_p99_s"]
+        from fleet_sim.report.numbers import fmt
+        from fleet_sim.results.schema import WORKLOAD_SUMMARY
+
+        units = {c.name: c.unit for c in WORKLOAD_SUMMARY.columns}
+        frame = res.workload_summary[cols]
+        shown = frame.assign(**{c: [fmt(v, units[c]) for v in frame[c]] for c in cols[1:]})
         print("\nper workload")
-        print(res.workload_summary[cols].to_string(index=False, float_format=_fmt, na_rep="-"))
+        print(shown.to_string(index=False))
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

@@ -45,7 +45,7 @@ def test_no_children_gives_empty_list():
 
 
 def test_shared_os_victim_gets_8_17_of_a_core_next_to_16_threads():
-    # CFS weight = runnable threads (STYLE §10.2)
+    # CFS weight = runnable threads
     victim, spike = waterfill(8, [1, 16], weights=[1, 16])
     assert victim == pytest.approx(8 / 17)
     assert spike == pytest.approx(16 * 8 / 17)

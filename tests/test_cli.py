@@ -90,6 +90,37 @@ def test_sweep_then_report(tmp_path):
     assert "response_time_p99_s" in report.stdout and "report:" not in report.stdout
 
 
+def test_sweep_with_report_prints_the_answer_and_table_once_and_names_its_seeds(tmp_path):
+    out = fleet_sim("sweep", str(TINY), "--param", "hosting.mode=vm,container",
+                    "--replications", "2", "--workers", "1", "--out", str(tmp_path),
+                    "--report", *SHORT)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert text.count("mean ± 95% CI half-width across replications") == 1
+    assert text.count("response_time_p99_s") == 1
+    assert "replication 0 = 3," in text  # tiny.toml's run.seed
+    assert text.index("question: What do two small hosts do") < text.index("answer:")
+    assert text.rstrip().endswith(f"report: {tmp_path / 'report' / 'report.html'}")
+
+
+def test_one_replication_does_not_claim_confidence_intervals(tmp_path):
+    out = fleet_sim("sweep", str(TINY), "--param", "hosting.mode=vm,container", "--workers",
+                    "1", "--out", str(tmp_path), *SHORT)
+    assert out.returncode == 0, out.stderr
+    assert "95% CI half-width" not in out.stdout
+    assert "one run per group (--replications 2 or more gives 95% CIs)" in out.stdout
+
+
+def test_the_progress_bar_names_the_scenario_and_shows_writing_tables(tmp_path, capsys):
+    from fleet_sim.scenarios import runner
+
+    runner.run(TINY, set={"run.duration_s": 60}, out=tmp_path, progress=True)
+    err = capsys.readouterr().err
+    assert "tiny: writing tables" in err and "tiny: storing" in err
+    assert "sim-s/s" in err  # simulated seconds per wall second
+    assert str(next(tmp_path.iterdir()).name) not in err  # not the run hash
+
+
 def test_report_of_one_run_prints_its_summary_and_writes_html(tmp_path):
     assert fleet_sim("run", str(TINY), "--out", str(tmp_path), *SHORT).returncode == 0
     out = fleet_sim("report", str(tmp_path), "--out", str(tmp_path / "html"))

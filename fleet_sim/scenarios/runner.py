@@ -38,7 +38,7 @@ from fleet_sim.rng import replication_seeds
 from fleet_sim.scenarios import config as cfg
 from fleet_sim.scenarios import keypaths
 from fleet_sim.scenarios.backends import Backend, make_backend
-from fleet_sim.scenarios.build import STEPS, build, fit_errors
+from fleet_sim.scenarios.build import build, fit_errors
 
 EXPERIMENTS_DIR = Path(str(resources.files("fleet_sim.experiments")))
 """The shipped experiments: the repository's ``experiments/`` folder, installed as the
@@ -298,10 +298,10 @@ def run(source: Source, *, seed: int | None = None, out: str | Path | None = Non
     config = scenario.validate(over)
     spec = RunSpec(cfg.resolved(config), scenario.label, str(scenario.base_dir))
     name = scenario_name(scenario.label)
-    with _progress_bar(config.run.duration_s, "sim-s", name, progress) as bar:
-        step_s = config.run.duration_s / STEPS
+    total = config.run.duration_s
+    with _progress_bar(total, "sim-s", name, progress) as bar:
         tables, manifest, error = simulate(
-            spec, lambda t: bar.update(step_s),
+            spec, lambda t: bar.update(min(t, total) - bar.n),
             lambda phase: bar.set_description(f"{name}: writing tables"))
         if out is not None:
             bar.set_description(f"{name}: storing")

@@ -107,7 +107,8 @@ class JobWorkload(CpuNode):
     def _submit(self, job: Job) -> None:
         job.workload = self
         if job.job_id < 0:
-            job.job_id = self.new_id()
+            job.job_id = self._next_id
+            self._next_id += 1
         self.host.cpu.submit(job, self)
 
     def add_feed(self, feed: JobFeed) -> None:

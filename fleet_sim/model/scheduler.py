@@ -247,7 +247,7 @@ class HostCpuScheduler:
         if root.eff > capacity:
             return False
         plain = self._plain  # no caps or scales above: nothing to check
-        path = [(leaf, 0.0, 0.0)]  # the leaf, then (ancestor, new dsum, new eff)
+        path = []  # (ancestor, its new dsum, its new eff)
         d = delta
         n = leaf.parent
         top = leaf
@@ -272,38 +272,48 @@ class HostCpuScheduler:
         elif top.eff + d > capacity:
             return False
         old_used = root.alloc
-        for n, dsum, eff in path[1:]:
-            n.dsum = dsum
-            n.eff = n.alloc = eff
-            raw_delta *= n.scale
-            n.raw += raw_delta
+        now = self.now
         # a subtree not hung under this host (not yet attached) gets nothing
         leaf.alloc = leaf.eff if top is root else 0.0
-        now = self.now
         if leaf.is_job:
             if leaf.rate:
                 leaf.rem -= leaf.rate * (now - leaf.t0)
             leaf.t0 = now
             self._set_rate(leaf, leaf.alloc * self.speed)
-        if self.on_node is not None:
-            # the host has room: each node gets what it would on an idle host
+        on_node = self.on_node
+        hooked = self._hooked
+        if on_node is None and not hooked:
+            for n, dsum, eff in path:
+                n.dsum = dsum
+                n.eff = n.alloc = eff
+                raw_delta *= n.scale
+                n.raw += raw_delta
+        else:
+            # the host has room: each recorded node gets what it would on an idle host
             tables = self.recorded_tables
-            on_node = self.on_node
-            for n, _, _ in path:
+            moved = [leaf] if leaf in hooked else []
+            if leaf.table in tables:
+                self._record_path(leaf, leaf)
+            for n, dsum, eff in path:
+                n.dsum = dsum
+                n.eff = n.alloc = eff
+                raw_delta *= n.scale
+                raw = n.raw = n.raw + raw_delta
                 if n.table in tables:
-                    raw, alloc = n.raw, n.alloc
-                    n.free = alloc
-                    vals = (raw, alloc, raw - alloc if raw > alloc else 0.0, 0.0)
+                    n.free = eff
+                    vals = (raw, eff, raw - eff if raw > eff else 0.0, 0.0)
                     if vals != n.last:
                         n.last = vals
-                        on_node(now, n, *vals)
+                        on_node(now, n, *vals)  # type: ignore[misc]
+                if n in hooked:
+                    moved.append(n)
+            if moved:
+                if self.on_host is not None and root.alloc != old_used:
+                    self.on_host(now, root.alloc)
+                self._after_change(moved)
+                return True
         if self.on_host is not None and root.alloc != old_used:
             self.on_host(now, root.alloc)
-        hooked = self._hooked
-        if hooked:
-            moved = [n for n, _, _ in path if n in hooked]
-            if moved:
-                self._after_change(moved)
         return True
 
     def set_limits(self, node: CpuNode, cap: float | None = None,
@@ -598,8 +608,8 @@ class HostCpuScheduler:
                 stack.extend(n.children)
         self._record_path(apex.parent)
 
-    def _record_path(self, node: CpuNode | None) -> None:
-        """Record ``node`` and its ancestors (those in a recorded table)."""
+    def _record_path(self, node: CpuNode | None, stop: CpuNode | None = None) -> None:
+        """Record ``node`` and its ancestors up to ``stop`` (those in a recorded table)."""
         if self.on_node is None:
             return
         tables = self.recorded_tables
@@ -609,6 +619,8 @@ class HostCpuScheduler:
                 if free:
                     node.free = node.alloc
                 self._record(node)
+            if node is stop:
+                return
             node = node.parent
 
     def _record(self, n: CpuNode) -> None:

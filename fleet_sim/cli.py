@@ -320,6 +320,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
           f"mode {config.hosting.mode}, {config.run.duration_s:g} s")
     if question:
         print(f"question: {question}")
+    if config.rollout is None:
+        from fleet_sim.scenarios.estimate import estimate
+
+        print(estimate(config))
     return EXIT_OK
 
 

@@ -216,3 +216,11 @@ def test_help_has_examples(command):
     out = fleet_sim(*([command] if command else []), "--help")
     assert out.returncode == 0
     assert "example" in out.stdout
+
+
+def test_validate_prints_an_estimate_of_the_run():
+    out = fleet_sim("validate", str(TINY))
+    assert out.returncode == 0, out.stderr
+    line = out.stdout.splitlines()[-1]
+    assert line.startswith("estimate: ~") and "simulated events" in line
+    assert "wall on this machine" in line and "of memory" in line

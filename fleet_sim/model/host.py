@@ -61,8 +61,8 @@ class Host:
                            INSTANCES: rec.columns(INSTANCES, INSTANCE_COLUMNS)}
         self._job_row = rec.columns("jobs", JOB_COLUMNS)
         if self._host_row is not None:
-            self.cpu.on_host = self._on_host
-            self._on_host(0.0, 0.0)
+            self.cpu.on_host = self._host_writer()
+            self.cpu.on_host(0.0, 0.0)
         recorded = frozenset(t for t, row in self._node_rows.items() if row is not None)
         if recorded:
             self.cpu.on_node = self._node_writer(recorded)
@@ -119,7 +119,7 @@ class Host:
         self.sync()
         self.ram_used_mib = ram_used_mib
         if self._host_row is not None:
-            self._on_host(self.env.now, self.root.alloc)
+            self.cpu.on_host(self.env.now, self.root.alloc)  # type: ignore[misc]
 
     # ------------------------------------------------------------------ recording
     @property
@@ -127,10 +127,16 @@ class Host:
         """Cores in use / cores, now."""
         return self.root.alloc / self.cores
 
-    def _on_host(self, t: float, used: float) -> None:
-        power_w = math.nan if self.power is None else self.power.power_w(used / self.cores)
-        self._host_row(t, self.name, used, self.cores, power_w,  # type: ignore[misc]
-                       self.ram_used_mib)
+    def _host_writer(self):
+        """The scheduler's ``on_host(t, used_cores)``: one row of the hosts table."""
+        row, name, cores = self._host_row, self.name, self.cores
+        power_w = self.power.power_w if self.power is not None else None
+
+        def host_row(t: float, used: float) -> None:
+            power = math.nan if power_w is None else power_w(used / cores)
+            row(t, name, used, cores, power, self.ram_used_mib)  # type: ignore[misc]
+
+        return host_row
 
     def _node_writer(self, recorded: frozenset[str]):
         """The scheduler's ``on_node``: one row of the node's table (among ``recorded``)."""

@@ -17,14 +17,42 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import simpy
 
 from fleet_sim.errors import FleetSimError
 from fleet_sim.model.host import Host
 from fleet_sim.model.jobs import JobWorkload, TraceJobs
+from fleet_sim.results.recorder import ChangePointRecorder
 from fleet_sim.scenarios.traces import read_job_trace
 
 OUTPUT_COLUMNS = ["job_id", "workload", "arrival", "start", "finish"]
+
+
+class _BusyTraceJobs(TraceJobs):
+    """One workload's trace jobs; the workload hangs under its host only while it has
+    jobs, so a host's idle workloads (finished, or not yet started) cost nothing
+    when it re-shares. Idle workloads get no CPU: the shares are the same."""
+
+    def fire(self, sched, t: float) -> float | None:
+        wl = self.workload
+        if wl.parent is None:  # type: ignore[union-attr]
+            sched.attach(wl, sched.root)
+        return super().fire(sched, t)
+
+
+def _detach_when_idle(host: Host) -> None:
+    """After each job, take its workload off the host if it has nothing left to run."""
+    record = host.cpu.on_job_done
+
+    def done(job) -> None:
+        record(job)  # type: ignore[misc]
+        wl = job.workload
+        if not wl.children and all(feed.exhausted for feed in wl.feeds):
+            host.cpu.detach(wl)
+
+    host.cpu.on_job_done = done
 
 
 def replay(trace: str | Path | pd.DataFrame, cores: float, speed: float = 1.0) -> pd.DataFrame:
@@ -37,24 +65,46 @@ def replay(trace: str | Path | pd.DataFrame, cores: float, speed: float = 1.0) -
         raise ValueError(f"--cores must be > 0, got {cores!r}")
     jobs = read_job_trace(trace) if not isinstance(trace, pd.DataFrame) else trace
     env = simpy.Environment()
+    recorder = ChangePointRecorder(["jobs"])
     hosts: list[Host] = []
-    workloads: list[JobWorkload] = []
-    for host_name, on_host in jobs.groupby("host", sort=True):
-        host = Host(env, str(host_name), cores=cores, speed=speed)
-        hosts.append(host)
-        for wl_name, rows in on_host.groupby("workload", sort=True):
-            wl = JobWorkload(host, str(wl_name))
-            wl.add_feed(TraceJobs(rows["time"].tolist(), rows["core_seconds"].tolist(),
-                                  rows["max_cores"].tolist(), rows["job_id"].tolist()))
-            workloads.append(wl)
+    # one stable sort by (host, workload) keeps each workload's jobs in time order
+    by = jobs.sort_values(["host", "workload"], kind="stable", ignore_index=True)
+    host_col, wl_col = by["host"].to_numpy(), by["workload"].to_numpy()
+    rows = list(zip(*(by[c].tolist() for c in ("time", "core_seconds", "max_cores", "job_id")),
+                    strict=True))
+    n = len(by)
+    starts = [i for i in range(n) if i == 0 or host_col[i] != host_col[i - 1]
+              or wl_col[i] != wl_col[i - 1]]
+    host = None
+    for a, b in zip(starts, [*starts[1:], n], strict=True):
+        if host is None or host.name != host_col[a]:
+            host = Host(env, str(host_col[a]), cores=cores, speed=speed, recorder=recorder)
+            _detach_when_idle(host)
+            hosts.append(host)
+        wl = JobWorkload(host, str(wl_col[a]), keep_jobs=False, attach=False)
+        wl.add_feed(_BusyTraceJobs.of_rows(rows[a:b]))  # attaches it at its first job
     for host in hosts:
         host.finalize(math.inf)
-    out = pd.DataFrame(
-        [(j.job_id, wl.name, j.arrival, j.start, j.finish) for wl in workloads
-         for j in wl.finished],
-        columns=OUTPUT_COLUMNS,
-    )
+    done = recorder.data.get("jobs", {})
+    out = pd.DataFrame({c: done.get(c, []) for c in OUTPUT_COLUMNS})
+    out["job_id"] = out["job_id"].astype("int64")
     return out.sort_values("job_id", ignore_index=True)
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write ``frame`` as CSV (numbers in their shortest exact form); names are quoted
+    only if one of them needs it (a comma, a quote, a line break)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    header = (",".join(table.column_names) + "\n").encode()
+    for quoting in ("none", "needed"):  # "none" refuses a value that needs quotes
+        try:
+            with open(path, "wb") as f:
+                f.write(header)
+                pacsv.write_csv(table, f, pacsv.WriteOptions(include_header=False,
+                                                             quoting_style=quoting))
+            return
+        except pa.ArrowInvalid:
+            continue
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FleetSimError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out.to_csv(args.out, index=False, float_format="%.17g")
+    write_csv(out, args.out)
     print(f"replayed {len(out)} jobs on {args.cores:g}-core hosts -> {args.out}")
     return 0
 

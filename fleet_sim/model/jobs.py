@@ -77,20 +77,23 @@ class JobWorkload(CpuNode):
     Parameters: ``host`` (a :class:`fleet_sim.model.host.Host`), ``name``,
     ``parent`` node (default the host's root), ``weight``, ``cap`` (cores).
     Finished jobs are kept in ``finished`` only if ``keep_jobs`` (tests); the
-    ``jobs`` table is the record for large runs.
+    ``jobs`` table is the record for large runs. ``attach=False`` leaves it off the
+    host's tree (hang it there later with ``host.attach``).
     """
 
     __slots__ = ("_next_id", "feeds", "finished", "host", "keep_jobs")
 
     def __init__(self, host, name: str, parent: CpuNode | None = None, weight: float = 1.0,
-                 cap: float = INF, keep_jobs: bool = True, instance: str = ""):
+                 cap: float = INF, keep_jobs: bool = True, instance: str = "",
+                 attach: bool = True):
         super().__init__(name, weight=weight, cap=cap, table=WORKLOADS, instance=instance)
         self.host = host
         self.keep_jobs = keep_jobs
         self.finished: list[Job] = []
-        self.feeds: list[tuple[object, float]] = []
+        self.feeds: list[JobFeed] = []
         self._next_id = 0
-        host.attach(self, parent)
+        if attach:
+            host.attach(self, parent)
 
     def new_id(self) -> int:
         """The next job id of this workload (0, 1, 2, …)."""
@@ -113,6 +116,7 @@ class JobWorkload(CpuNode):
 
     def add_feed(self, feed: JobFeed) -> None:
         """Let ``feed`` deliver jobs to this workload from its first arrival on."""
+        self.feeds.append(feed)
         t0 = feed.first(self)
         if t0 is not None:
             self.host.cpu.add_feed(feed, t0)
@@ -129,6 +133,11 @@ class JobFeed(ABC):
     @abstractmethod
     def arrivals(self) -> Iterator[tuple[float, float, float, int]]:
         """(t, work_core_s, max_cores, job_id or -1) in non-decreasing t."""
+
+    @property
+    def exhausted(self) -> bool:
+        """True once every job of the feed has been delivered."""
+        return self._it is not None and self._pending is None
 
     def first(self, workload: JobWorkload) -> float | None:
         self.workload = workload
@@ -197,6 +206,13 @@ class TraceJobs(JobFeed):
     def __init__(self, times, works, max_cores, job_ids):
         super().__init__()
         self.rows = list(zip(times, works, max_cores, job_ids, strict=True))
+
+    @classmethod
+    def of_rows(cls, rows: list[tuple[float, float, float, int]]) -> TraceJobs:
+        """The feed of rows ``(time, work_core_s, max_cores, job_id)``, sorted by time."""
+        feed = cls((), (), (), ())
+        feed.rows = rows
+        return feed
 
     def arrivals(self) -> Iterator[tuple[float, float, float, int]]:
         return iter(self.rows)

@@ -371,6 +371,12 @@ class HostCpuScheduler:
         jobs = [j for j in node.leaves() if j.is_job and j is not node]
         if node.is_job:
             jobs = [node]
+        if not jobs and node.raw == 0.0 and node.eff == 0.0 and not node.alloc:
+            # nothing below wants CPU: no one else's share moves
+            node.parent.remove(node)
+            if not self._plain:
+                self._plain = self._is_plain(self.root)
+            return jobs
         self._settle(jobs)
         for j in jobs:
             self._set_rate(j, 0.0)

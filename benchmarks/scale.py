@@ -17,6 +17,7 @@ import time
 
 import simpy
 
+from fleet_sim.model.collection import long_run
 from fleet_sim.model.distributions import Exponential
 from fleet_sim.model.fleet import Fleet
 from fleet_sim.model.host import Host
@@ -63,8 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     env, fleet, _recorder = build(args.hosts, args.workloads_per_host, horizon, args.seed,
                                   tuple(x for x in args.record.split(",") if x))
     t_build = time.perf_counter() - t0
-    env.run(until=horizon)
-    fleet.finalize(horizon)
+    with long_run():  # as a scenario's run phase does
+        env.run(until=horizon)
+        fleet.finalize(horizon)
     wall = time.perf_counter() - t0
     events = sum(h.cpu.events for h in fleet.hosts)
     jobs = fleet.jobs_finished()

@@ -16,14 +16,16 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import simpy
 
 from fleet_sim.errors import FleetSimError
+from fleet_sim.model.collection import long_run
 from fleet_sim.model.host import Host
-from fleet_sim.model.jobs import JobWorkload, TraceJobs
+from fleet_sim.model.jobs import Job, JobFeed, JobWorkload, TraceJobs
 from fleet_sim.results.recorder import ChangePointRecorder
 from fleet_sim.scenarios.traces import read_job_trace
 
@@ -42,6 +44,29 @@ class _BusyTraceJobs(TraceJobs):
         return super().fire(sched, t)
 
 
+class _LoneJobs(JobFeed):
+    """The jobs of a host's one-job workloads, each hung straight under the host's root:
+    a workload of one job, weight 1 and no cap gets what its job would alone, so the
+    shares are the same without the workload's node."""
+
+    def __init__(self, rows: list[tuple[float, float, float, int, JobWorkload]]):
+        super().__init__()
+        self.rows = rows
+        self._next = 0  # the row fired next
+
+    def arrivals(self):
+        return ((t, work, cores, job_id) for t, work, cores, job_id, _ in self.rows)
+
+    def fire(self, sched, t: float) -> float | None:
+        _, work, cores, job_id = self._pending  # type: ignore[misc]
+        job = Job(work, cores, job_id, t)
+        job.workload = self.rows[self._next][4]
+        self._next += 1
+        sched.submit(job, sched.root)
+        self._pending = next(self._it, None)  # type: ignore[arg-type]
+        return None if self._pending is None else self._pending[0]
+
+
 def _detach_when_idle(host: Host) -> None:
     """After each job, take its workload off the host if it has nothing left to run."""
     record = host.cpu.on_job_done
@@ -49,7 +74,7 @@ def _detach_when_idle(host: Host) -> None:
     def done(job) -> None:
         record(job)  # type: ignore[misc]
         wl = job.workload
-        if not wl.children and all(feed.exhausted for feed in wl.feeds):
+        if wl.parent is not None and not wl.children and all(f.exhausted for f in wl.feeds):
             host.cpu.detach(wl)
 
     host.cpu.on_job_done = done
@@ -63,26 +88,42 @@ def replay(trace: str | Path | pd.DataFrame, cores: float, speed: float = 1.0) -
     """
     if not cores > 0:
         raise ValueError(f"--cores must be > 0, got {cores!r}")
-    jobs = read_job_trace(trace) if not isinstance(trace, pd.DataFrame) else trace
+    with long_run():
+        jobs = read_job_trace(trace) if not isinstance(trace, pd.DataFrame) else trace
+        return _replay(jobs, cores, speed)
+
+
+def _replay(jobs: pd.DataFrame, cores: float, speed: float) -> pd.DataFrame:
     env = simpy.Environment()
     recorder = ChangePointRecorder(["jobs"])
     hosts: list[Host] = []
     # one stable sort by (host, workload) keeps each workload's jobs in time order
     by = jobs.sort_values(["host", "workload"], kind="stable", ignore_index=True)
-    host_col, wl_col = by["host"].to_numpy(), by["workload"].to_numpy()
+    host_col, wl_col = by["host"], by["workload"]
+    first = (host_col != host_col.shift()) | (wl_col != wl_col.shift())
+    starts = np.flatnonzero(first.to_numpy()).tolist()
     rows = list(zip(*(by[c].tolist() for c in ("time", "core_seconds", "max_cores", "job_id")),
                     strict=True))
-    n = len(by)
-    starts = [i for i in range(n) if i == 0 or host_col[i] != host_col[i - 1]
-              or wl_col[i] != wl_col[i - 1]]
     host = None
-    for a, b in zip(starts, [*starts[1:], n], strict=True):
-        if host is None or host.name != host_col[a]:
-            host = Host(env, str(host_col[a]), cores=cores, speed=speed, recorder=recorder)
+    lone: dict[Host, list] = {}
+    for a, b, host_name, wl_name in zip(starts, [*starts[1:], len(by)],
+                                        host_col.iloc[starts].tolist(),
+                                        wl_col.iloc[starts].tolist(), strict=True):
+        if host is None or host.name != host_name:
+            host = Host(env, str(host_name), cores=cores, speed=speed, recorder=recorder)
             _detach_when_idle(host)
             hosts.append(host)
-        wl = JobWorkload(host, str(wl_col[a]), keep_jobs=False, attach=False)
-        wl.add_feed(_BusyTraceJobs.of_rows(rows[a:b]))  # attaches it at its first job
+            lone[host] = []
+        wl = JobWorkload(host, str(wl_name), keep_jobs=False, attach=False)
+        if b - a == 1:
+            lone[host].append((*rows[a], wl))
+        else:
+            wl.add_feed(_BusyTraceJobs.of_rows(rows[a:b]))  # attaches it at its first job
+    for host, jobs_alone in lone.items():
+        if jobs_alone:
+            jobs_alone.sort(key=lambda row: row[0])  # stable: trace order at equal times
+            feed = _LoneJobs(jobs_alone)
+            host.cpu.add_feed(feed, feed.first(None))  # type: ignore[arg-type]  # own workloads
     for host in hosts:
         host.finalize(math.inf)
     done = recorder.data.get("jobs", {})

@@ -1,5 +1,6 @@
-"""Replay hangs a workload under its host only while it has jobs: the same finish
-times as a replay that keeps every workload attached all along."""
+"""Replay hangs a workload under its host only while it has jobs, and the job of a
+one-job workload straight under the host: the same finish times as a replay that
+keeps every workload attached all along."""
 
 from __future__ import annotations
 
@@ -37,7 +38,9 @@ def test_idle_workloads_off_the_tree_change_no_finish_time():
         "job_id": np.arange(n),
         "time": np.sort(rng.uniform(0, 200, n)),
         "host": rng.choice(["h0", "h1"], n),
-        "workload": rng.choice([f"w{k}" for k in range(40)], n),
+        # 40 shared workloads and about 200 of one job each
+        "workload": np.where(rng.random(n) < 0.5, rng.choice([f"w{k}" for k in range(40)], n),
+                             np.char.add("lone", np.arange(n).astype(str))),
         "core_seconds": rng.exponential(20, n),
         "max_cores": rng.choice([0.5, 1.0, 4.0], n),
     })

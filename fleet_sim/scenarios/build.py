@@ -33,6 +33,7 @@ from fleet_sim.hosting.base import AppSpec, DemandSpec, JobsSpec, WorkloadSpec
 from fleet_sim.hosting.base import HostSpec
 from fleet_sim.hosting.deploy import Deployment, Site, deploy, mode_params
 from fleet_sim.hosting.deploy import plan as plan_placement
+from fleet_sim.model.collection import long_run
 from fleet_sim.model.host import Host
 from fleet_sim.model.jobs import JOB_COLUMNS
 from fleet_sim.numerics.power import LinearPower, TablePower
@@ -75,13 +76,14 @@ class FleetRun:
         if self.deployment is None:
             self.start()
         end = self.config.run.duration_s
-        for k in range(1, STEPS + 1):
-            t = end * k / STEPS
-            self.env.run(until=t)
-            for host in self.hosts:
-                host.finalize(t)
-            if on_step is not None:
-                on_step(t)
+        with long_run():
+            for k in range(1, STEPS + 1):
+                t = end * k / STEPS
+                self.env.run(until=t)
+                for host in self.hosts:
+                    host.finalize(t)
+                if on_step is not None:
+                    on_step(t)
 
     def finalize(self) -> None:
         """Close the run at ``duration_s``; record the jobs still running (finish NaN)."""

@@ -9,9 +9,12 @@ There is no time-step loop.
 *What a change can affect.* If no node on the path from the changed node to the
 root is constrained (its children's demand fits its cap, and the host is not
 saturated), every node simply gets its effective demand, so only the changed
-subtree moves: an arrival on a host with spare cores touches one job. Otherwise
-the subtree of the highest constrained node is re-shared, or the whole tree when
-the host is saturated before or after the change.
+subtree moves: an arrival on a host with spare cores touches one job and the
+nodes on its path, caps or not. Otherwise the subtree of the highest constrained
+node is re-shared, descending only where allocations move, or the whole tree when
+the host is saturated before or after the change. A cap change (a CFS quota
+throttling) is pushed up the same way. Recording follows the same rule: a row is
+written only for a recorded node whose demand or allocation moved.
 
 *Lazy time.* The scheduler keeps its own clock ``now`` and a heap of its own
 future events (job completions and *feeds*: pre-drawn arrival streams and demand
@@ -282,6 +285,7 @@ class HostCpuScheduler:
             self._set_rate(leaf, leaf.alloc * self.speed)
         on_node = self.on_node
         hooked = self._hooked
+        moved = None
         if on_node is None and not hooked:
             for n, dsum, eff in path:
                 n.dsum = dsum
@@ -307,13 +311,10 @@ class HostCpuScheduler:
                         on_node(now, n, *vals)  # type: ignore[misc]
                 if n in hooked:
                     moved.append(n)
-            if moved:
-                if self.on_host is not None and root.alloc != old_used:
-                    self.on_host(now, root.alloc)
-                self._after_change(moved)
-                return True
         if self.on_host is not None and root.alloc != old_used:
             self.on_host(now, root.alloc)
+        if moved:
+            self._after_change(moved)
         return True
 
     def set_limits(self, node: CpuNode, cap: float | None = None,

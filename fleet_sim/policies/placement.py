@@ -23,10 +23,15 @@ from fleet_sim.model.views import FleetView, HostView, PlacementRequest
 
 
 def leftover(view: HostView, request: PlacementRequest) -> float:
-    """Free share of CPU plus free share of RAM of ``view`` after placing ``request``."""
-    after = view.with_placed(request)
-    cpu = after.free_cpu_cores / view.cpu_capacity_cores if view.cpu_capacity_cores > 0 else 0.0
-    return cpu + after.free_ram_mib / view.ram_mib
+    """Free share of CPU plus free share of RAM of ``view`` after placing ``request``
+    (the arithmetic of ``view.with_placed(request)``, without building that view: it
+    runs for every candidate host of every placement)."""
+    dedicated = view.dedicated_cores + (request.cpu_cores if request.dedicated else 0.0)
+    committed = view.committed_cpu_cores + (0.0 if request.dedicated else request.cpu_cores)
+    free_cpu = (view.cores - dedicated) * view.cpu_ratio - committed
+    free_ram = view.ram_mib - (view.reserved_ram_mib + request.ram_mib)
+    cpu = free_cpu / view.cpu_capacity_cores if view.cpu_capacity_cores > 0 else 0.0
+    return cpu + free_ram / view.ram_mib
 
 
 class FirstFit:

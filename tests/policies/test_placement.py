@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fleet_sim.model.views import FleetView, HostView, PlacementRequest
-from fleet_sim.policies.placement import BestFit, FirstFit, WorstFit
+from fleet_sim.policies.placement import BestFit, FirstFit, WorstFit, leftover
 from fleet_sim.policies.registry import PLACEMENT_POLICIES, placement_policy
 
 POLICIES = [FirstFit(), BestFit(), WorstFit()]
@@ -139,3 +139,16 @@ def test_placement_never_violates_a_constraint_and_is_none_iff_nothing_fits(host
             assert satisfies(by_name[chosen], req)
         # deterministic for a fixed stream
         assert policy.place(req, hosts, rng(seed)) == chosen
+
+
+@given(st.floats(0, 32), st.floats(0, 8), st.floats(0, 4096), st.floats(0.5, 4),
+       st.floats(0.1, 8), st.floats(1, 2048), st.booleans())
+def test_leftover_is_the_placed_views_free_shares(committed, dedicated, reserved, ratio,
+                                                  cpu, ram, pinned):
+    view = HostView(name="h", cores=32, ram_mib=8192, cpu_ratio=ratio,
+                    committed_cpu_cores=committed, dedicated_cores=dedicated,
+                    reserved_ram_mib=reserved)
+    request = PlacementRequest(name="a", cpu_cores=cpu, ram_mib=ram, dedicated=pinned)
+    after = view.with_placed(request)
+    expected = after.free_cpu_cores / view.cpu_capacity_cores + after.free_ram_mib / 8192
+    assert leftover(view, request) == expected

@@ -59,3 +59,16 @@ def test_names_that_need_quotes_survive_the_csv(tmp_path):
     write_csv(frame, path)
     assert pd.read_csv(path).equals(frame)
     assert path.read_text().startswith("job_id,workload,finish\n")
+
+
+def test_the_fast_reader_gives_the_trace_reader_s_frame(tmp_path):
+    from fleet_sim.replay import _read
+    from fleet_sim.scenarios.traces import read_job_trace
+
+    good = tmp_path / "good.csv"
+    good.write_text("workload,time,host,core_seconds,max_cores\n"
+                    'a,2.5,h1,8,4\n"b,c",0,h2,1e1,0.5\n\na,1,h1,0,1\n')
+    padded = tmp_path / "padded.csv"  # the trace reader strips blanks around cells
+    padded.write_text("time,host,workload,core_seconds,max_cores\n0, h1 ,a,1, 1\n")
+    for path in (good, padded):
+        assert _read(path).equals(read_job_trace(path))

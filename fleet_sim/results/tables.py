@@ -1,11 +1,13 @@
 """Recorded columns → tidy DataFrames conforming to :mod:`fleet_sim.results.schema`.
 
-Built once, at the end of a run (docs/model.md §9). Series tables keep only the last row
-of each (key, t) — the model may record several changes at one instant — and are
-sorted by time. Jobs gain ``response_time_s`` and ``slowdown``. The ``summary``
-(one row per run) and ``workload_summary`` (one row per workload name) tables are
-exact time-weighted integrals of the change points over the statistics window
-``[warmup_s, duration_s]`` (:mod:`fleet_sim.numerics.timeweighted`).
+Built chunk by chunk as a run goes (docs/model.md §9): :class:`RunTables` turns each
+chunk of recorded columns into a conformed frame. Series tables keep only the last
+row of each (key, t) — the model may record several changes at one instant — and are
+sorted by time (chunks come in time order). Jobs gain ``response_time_s`` and
+``slowdown`` and are sorted by arrival within a chunk. The ``summary`` (one row per
+run) and ``workload_summary`` (one row per workload name) are folded over the chunks
+(:mod:`fleet_sim.results.fold`): exact time-weighted integrals of the change points
+over the statistics window ``[warmup_s, duration_s]`` and exact percentiles.
 
 :func:`replication_summary` condenses many runs into a mean and a 95 % Student-t
 confidence half-width per metric.
@@ -20,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from fleet_sim.numerics import timeweighted
-from fleet_sim.results.schema import FLEET, SUMMARY, TABLES, WORKLOAD_SUMMARY, Table
-from fleet_sim.units import J_PER_KWH, MONTH_S
+from fleet_sim.results.fold import ChunkStore, MemoryStore, RunSummary
+from fleet_sim.results.schema import FLEET, TABLES, Table
 
 #: tables computed here rather than recorded
 DERIVED = ("fleet", "summary", "workload_summary")
@@ -67,39 +69,67 @@ def _jobs(frame: pd.DataFrame, speed_by_host: Mapping[str, float]) -> pd.DataFra
     return frame
 
 
+class RunTables:
+    """A run's tables built chunk by chunk as it goes: each chunk of recorded columns
+    becomes a conformed frame kept in ``store`` and folded into the summaries.
+
+    ``recorded``: the tables the run records; ``fleet``: the host inventory (schema
+    table ``fleet``); ``window``: the statistics window (warmup_s, duration_s).
+    Chunks of a series table must come in time order (see :mod:`fleet_sim.results.fold`).
+    """
+
+    def __init__(self, recorded: Iterable[str], fleet: pd.DataFrame, window: tuple[float, float],
+                 store: ChunkStore):
+        self.recorded = list(recorded)
+        for name in self.recorded:
+            if TABLES.get(name) is None or name in DERIVED:
+                raise ValueError(f"no schema for recorded table {name!r}; "
+                                 "add it to results/schema.py")
+        self.fleet = conform(fleet, FLEET)
+        self.speed = dict(zip(self.fleet["host"], self.fleet["speed"], strict=True))
+        self.store = store
+        self.fold = RunSummary(self.recorded, window, store)
+
+    def add(self, name: str, columns: Mapping[str, Sequence]) -> None:
+        """Add a chunk of table ``name``'s recorded ``columns`` (nothing if it has no rows)."""
+        if name not in self.recorded or not columns or not len(next(iter(columns.values()))):
+            return
+        table = TABLES[name]
+        frame = _frame(columns)
+        if name == "hosts":
+            frame["cpu_utilization"] = frame["cpu_used_cores"] / frame["cpu_capacity_cores"]
+        if name == "jobs":
+            frame = _jobs(frame, self.speed)
+        elif "t" in frame.columns:
+            frame = _last_per_key_and_t(frame, table.key)
+        frame = conform(frame, table)
+        self.store.append(name, frame)
+        self.fold.add(name, frame)
+
+    def derived(self) -> dict[str, pd.DataFrame]:
+        """The tables computed from the recorded ones: ``fleet``, ``summary`` and
+        ``workload_summary``."""
+        summary, per_workload = self.fold.tables(self.fleet)
+        return {"fleet": self.fleet, "summary": summary, "workload_summary": per_workload}
+
+
 def build_tables(data: Mapping[str, Mapping[str, Sequence]], recorded: Iterable[str],
                  fleet: pd.DataFrame, duration_s: float,
                  warmup_s: float = 0.0) -> dict[str, pd.DataFrame]:
-    """All tables of one run.
+    """All tables of one run from its recorded columns held in memory, as one chunk.
 
     ``data``: the recorder's columns by table (``ChangePointRecorder.data``);
     ``recorded``: the tables the run recorded (those without rows come out empty);
     ``fleet``: the host inventory (schema table ``fleet``); ``duration_s`` and
     ``warmup_s``: the statistics window (s).
     """
-    fleet = conform(fleet, FLEET)
-    out: dict[str, pd.DataFrame] = {}
-    for name in recorded:
-        table = TABLES.get(name)
-        if table is None or name in DERIVED:
-            raise ValueError(f"no schema for recorded table {name!r}; add it to results/schema.py")
-        cols = data.get(name)
-        if not cols or not len(next(iter(cols.values()))):
-            out[name] = empty(table)
-            continue
-        frame = _frame(cols)
-        if name == "hosts":
-            frame["cpu_utilization"] = frame["cpu_used_cores"] / frame["cpu_capacity_cores"]
-        if name == "jobs":
-            frame = _jobs(frame, dict(zip(fleet["host"], fleet["speed"], strict=True)))
-        elif "t" in frame.columns:
-            frame = _last_per_key_and_t(frame, table.key)
-        out[name] = conform(frame, table)
-    out["fleet"] = fleet
-    window = (float(warmup_s), float(duration_s))
-    out["summary"] = summary(out, window)
-    out["workload_summary"] = workload_summary(out, window)
-    return out
+    store = MemoryStore()
+    run = RunTables(recorded, fleet, (float(warmup_s), float(duration_s)), store)
+    for name in run.recorded:
+        run.add(name, data.get(name) or {})
+    out = {name: pd.concat(store.frames[name], ignore_index=True) if name in store.frames
+           else empty(TABLES[name]) for name in run.recorded}
+    return out | run.derived()
 
 
 # ---------------------------------------------------------------- time-weighted figures
@@ -113,124 +143,6 @@ def sum_series(frame: pd.DataFrame, key: Sequence[str], column: str) -> tuple[np
     t = frame["t"].to_numpy(float)
     last = np.append(t[1:] != t[:-1], True)  # several keys change at one t: last wins
     return t[last], total[last]
-
-
-def _integral(t: np.ndarray, v: np.ndarray, window: tuple[float, float]) -> float:
-    if t.size == 0:
-        return 0.0
-    start, end = window
-    if t[0] >= end:
-        return 0.0
-    return timeweighted.integral(t, v, end, max(start, float(t[0])))
-
-
-def _host_figures(hosts: pd.DataFrame | None, window: tuple[float, float]) -> dict[str, float]:
-    names = ("cpu_utilization_mean", "cpu_utilization_p99", "host_utilization_max", "energy_kwh")
-    if hosts is None or hosts.empty:
-        return dict.fromkeys(names, math.nan)
-    start, end = window
-    t, used = sum_series(hosts, ("host",), "cpu_used_cores")
-    _, capacity = sum_series(hosts, ("host",), "cpu_capacity_cores")
-    util = np.divide(used, capacity, out=np.zeros_like(used), where=capacity > 0)
-    begin = max(start, float(t[0]))
-    per_host = [timeweighted.mean(g["t"].to_numpy(), g["cpu_utilization"].to_numpy(), end,
-                                  max(start, float(g["t"].iloc[0])))
-                for _, g in hosts.groupby("host", sort=False) if g["t"].iloc[0] < end]
-    energy_kwh = math.nan  # a host without a power model records NaN power
-    if hosts["power_w"].notna().all():
-        t_p, power = sum_series(hosts, ("host",), "power_w")
-        energy_kwh = _integral(t_p, power, window) / J_PER_KWH
-    return {
-        "cpu_utilization_mean": timeweighted.mean(t, util, end, begin),
-        "cpu_utilization_p99": float(timeweighted.percentile(t, util, 0.99, end, begin)),
-        "host_utilization_max": max(per_host),
-        "energy_kwh": energy_kwh,
-    }
-
-
-_CPU_FIGURES = {"demand_core_s": "demand_cores", "allocated_core_s": "allocated_cores",
-                "throttled_core_s": "throttled_cores", "contention_core_s": "contention_cores"}
-_KEY = ("workload", "host", "instance")
-
-
-def _cpu_figures(workloads: pd.DataFrame | None,
-                 window: tuple[float, float]) -> dict[str, float]:
-    if workloads is None:
-        return dict.fromkeys((*_CPU_FIGURES, "unmet_core_s", "satisfied_fraction"), math.nan)
-    out = {}
-    for figure, column in _CPU_FIGURES.items():
-        t, v = sum_series(workloads, _KEY, column) if len(workloads) else ((), ())
-        out[figure] = _integral(np.asarray(t, float), np.asarray(v, float), window)
-    out["unmet_core_s"] = max(0.0, out["demand_core_s"] - out["allocated_core_s"])
-    out["satisfied_fraction"] = (out["allocated_core_s"] / out["demand_core_s"]
-                                 if out["demand_core_s"] > 0 else math.nan)
-    return out
-
-
-def _job_figures(jobs: pd.DataFrame | None, window: tuple[float, float]) -> dict[str, float]:
-    names = ("jobs_arrived", "jobs_finished", "response_time_mean_s", "response_time_p50_s",
-             "response_time_p99_s", "slowdown_mean")
-    if jobs is None:
-        return dict.fromkeys(names, math.nan)
-    start, end = window
-    jobs = jobs[(jobs["arrival"] >= start) & (jobs["arrival"] <= end)]
-    done = jobs[jobs["finish"].notna()]
-    resp = done["response_time_s"].to_numpy(float)
-    has = resp.size > 0
-    return {
-        "jobs_arrived": float(len(jobs)),
-        "jobs_finished": float(len(done)),
-        "response_time_mean_s": float(resp.mean()) if has else math.nan,
-        "response_time_p50_s": float(np.quantile(resp, 0.5)) if has else math.nan,
-        "response_time_p99_s": float(np.quantile(resp, 0.99)) if has else math.nan,
-        "slowdown_mean": float(done["slowdown"].mean()) if has else math.nan,
-    }
-
-
-def summary(tables: Mapping[str, pd.DataFrame], window: tuple[float, float]) -> pd.DataFrame:
-    """The one-row ``summary`` table of a run over ``window`` = (warmup_s, duration_s)."""
-    start, end = window
-    fleet = tables["fleet"]
-    row: dict[str, float] = {
-        "duration_s": end,
-        "window_s": end - start,
-        "hosts": float(len(fleet)),
-        "cpu_capacity_cores": float(fleet["cores"].sum()),
-        "cost_usd": float(fleet["monthly_cost_usd"].sum()) * (end - start) / MONTH_S,
-    }
-    row |= _host_figures(tables.get("hosts"), window)
-    row |= _cpu_figures(tables.get("workloads"), window)
-    row |= _job_figures(tables.get("jobs"), window)
-    events = tables.get("events")
-    row["lifecycle_events"] = math.nan if events is None else float(len(events))
-    return conform(pd.DataFrame([row]), SUMMARY)
-
-
-def _by_workload(frame: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
-    if frame is None:
-        return {}
-    return {str(name): group for name, group in frame.groupby("workload", sort=False)}
-
-
-def workload_summary(tables: Mapping[str, pd.DataFrame],
-                     window: tuple[float, float]) -> pd.DataFrame:
-    """One row per workload name (all its hosts and instances together) over ``window``."""
-    workloads, jobs = tables.get("workloads"), tables.get("jobs")
-    series = _by_workload(workloads)
-    job_groups = _by_workload(jobs)
-    rows = []
-    for name in sorted(series.keys() | job_groups.keys()):
-        row: dict[str, object] = {"workload": name}
-        wl = None if workloads is None else series.get(name, workloads.iloc[:0])
-        row |= _cpu_figures(wl, window)
-        figures = _job_figures(None if jobs is None else job_groups.get(name, jobs.iloc[:0]),
-                               window)
-        row |= {k: figures[k] for k in ("jobs_finished", "response_time_p50_s",
-                                        "response_time_p99_s", "slowdown_mean")}
-        rows.append(row)
-    if not rows:
-        return empty(WORKLOAD_SUMMARY)
-    return conform(pd.DataFrame(rows), WORKLOAD_SUMMARY)
 
 
 # ---------------------------------------------------------------- across replications

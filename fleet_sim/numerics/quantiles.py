@@ -1,0 +1,164 @@
+"""Exact quantiles of data too large to hold at once, in a few passes over its chunks.
+
+Pure math. The data is given as a function that yields it again on each call, as
+chunks of ``(group, value)`` (and for time-weighted quantiles ``weight``) arrays.
+Pass 1 finds each group's count and range, pass 2 counts values in ``BINS``
+equal-width buckets per group, pass 3 keeps only the values of the buckets that hold
+the wanted ranks and finishes exactly on them. The results are those of
+:func:`numpy.quantile` (``method="linear"``) and of
+:func:`fleet_sim.numerics.timeweighted.percentile`, without a sketch's error, in
+memory proportional to the groups × buckets plus one bucket's values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Iterable, Sequence
+
+import numpy as np
+
+#: buckets per group: memory per group, and how few values pass 3 keeps
+BINS = 4096
+
+Chunks = Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
+"""Yields ``(group, value)`` arrays of equal length, the same data on every call."""
+WeightedChunks = Callable[[], Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]]
+"""Yields ``(group, value, weight)`` arrays of equal length, the same data on every call."""
+
+
+def _ranges(chunks: Iterable[tuple]) -> dict[Hashable, list[float]]:
+    """group → [count, min, max, total weight] over every chunk."""
+    out: dict[Hashable, list[float]] = {}
+    for chunk in chunks:
+        group, value = chunk[0], chunk[1]
+        weight = chunk[2] if len(chunk) > 2 else None
+        if not len(value):
+            continue
+        labels, codes = np.unique(group, return_inverse=True)
+        n = np.bincount(codes, minlength=len(labels))
+        lo = np.full(len(labels), np.inf)
+        hi = np.full(len(labels), -np.inf)
+        np.minimum.at(lo, codes, value)
+        np.maximum.at(hi, codes, value)
+        w = np.bincount(codes, weights=weight, minlength=len(labels)) if weight is not None \
+            else n.astype(float)
+        for i, label in enumerate(labels.tolist()):
+            r = out.setdefault(label, [0.0, math.inf, -math.inf, 0.0])
+            r[0] += n[i]
+            r[1] = min(r[1], lo[i])
+            r[2] = max(r[2], hi[i])
+            r[3] += w[i]
+    return out
+
+
+class _Buckets:
+    """Each group's values mapped to ``BINS`` equal-width buckets over its range."""
+
+    def __init__(self, ranges: dict[Hashable, list[float]]):
+        self.groups = list(ranges)
+        self.index = {g: i for i, g in enumerate(self.groups)}
+        self.lo = np.array([ranges[g][1] for g in self.groups])
+        span = np.array([ranges[g][2] - ranges[g][1] for g in self.groups])
+        self.scale = np.divide(BINS, span, out=np.zeros_like(span), where=span > 0)
+
+    def of(self, group: np.ndarray, value: np.ndarray) -> np.ndarray:
+        """Global bucket number (group × BINS + bucket) of each value."""
+        labels, codes = np.unique(group, return_inverse=True)
+        g = np.array([self.index[x] for x in labels.tolist()], dtype=np.int64)[codes]
+        b = np.clip(((value - self.lo[g]) * self.scale[g]).astype(np.int64), 0, BINS - 1)
+        return g * BINS + b
+
+
+def quantiles(chunks: Chunks, qs: Sequence[float]) -> dict[Hashable, list[float]]:
+    """group → [quantile q of its values for q in qs], as ``numpy.quantile`` gives them."""
+    ranges = _ranges(chunks())
+    if not ranges:
+        return {}
+    buckets = _Buckets(ranges)
+    counts = np.zeros(len(buckets.groups) * BINS)
+    for group, value in chunks():
+        if len(value):
+            counts += np.bincount(buckets.of(group, value), minlength=counts.size)
+    cum = np.cumsum(counts.reshape(-1, BINS), axis=1)
+    wanted: dict[int, list[tuple[int, float, float]]] = {}  # group → (bucket, rank…) plans
+    plans: dict[Hashable, list[tuple[float, float, float]]] = {}
+    for i, g in enumerate(buckets.groups):
+        n = ranges[g][0]
+        for q in qs:
+            h = (n - 1) * q
+            k = math.floor(h)
+            plans.setdefault(g, []).append((k, min(k + 1, n - 1), h - k))
+            for r in {k, min(k + 1, n - 1)}:
+                wanted.setdefault(i, []).append(int(np.searchsorted(cum[i], r, side="right")))
+    keep = np.zeros(counts.size, dtype=bool)
+    for i, bs in wanted.items():
+        keep[i * BINS + min(bs): i * BINS + max(bs) + 1] = True
+    kept_values, kept_buckets = [], []
+    for group, value in chunks():
+        if len(value):
+            b = buckets.of(group, value)
+            mask = keep[b]
+            kept_values.append(value[mask])
+            kept_buckets.append(b[mask])
+    values = np.concatenate(kept_values)
+    where = np.concatenate(kept_buckets)
+    out: dict[Hashable, list[float]] = {}
+    for i, g in enumerate(buckets.groups):
+        first = min(wanted[i])
+        mine = np.sort(values[(where >= i * BINS + first) & (where <= i * BINS + max(wanted[i]))])
+        before = cum[i][first - 1] if first > 0 else 0.0
+        res = []
+        for k, k1, frac in plans[g]:
+            a, b = mine[int(k - before)], mine[int(k1 - before)]
+            res.append(float(np.quantile(np.array([a, b]), frac)) if frac else float(a))
+        out[g] = res
+    return out
+
+
+def weighted_quantiles(chunks: WeightedChunks, qs: Sequence[float]
+                       ) -> dict[Hashable, list[float]]:
+    """group → [the smallest value whose share of the total weight at or below it is
+    >= q, for q in qs] (``timeweighted.percentile`` with weights = durations)."""
+    ranges = _ranges(chunks())
+    if not ranges:
+        return {}
+    buckets = _Buckets(ranges)
+    weights = np.zeros(len(buckets.groups) * BINS)
+    for group, value, weight in chunks():
+        if len(value):
+            weights += np.bincount(buckets.of(group, value), weights=weight,
+                                   minlength=weights.size)
+    cum = np.cumsum(weights.reshape(-1, BINS), axis=1)
+    chosen: dict[int, list[int]] = {}
+    for i, g in enumerate(buckets.groups):
+        total = ranges[g][3]
+        chosen[i] = [min(int(np.searchsorted(cum[i], q * total, side="left")), BINS - 1)
+                     if q < 1 else BINS - 1 for q in qs]
+    keep = np.zeros(weights.size, dtype=bool)
+    for i, bs in chosen.items():
+        keep[[i * BINS + b for b in bs]] = True
+    kv, kw, kb = [], [], []
+    for group, value, weight in chunks():
+        if len(value):
+            b = buckets.of(group, value)
+            mask = keep[b]
+            kv.append(value[mask])
+            kw.append(weight[mask])
+            kb.append(b[mask])
+    values, ws, where = np.concatenate(kv), np.concatenate(kw), np.concatenate(kb)
+    out: dict[Hashable, list[float]] = {}
+    for i, g in enumerate(buckets.groups):
+        total = ranges[g][3]
+        res = []
+        for q, b in zip(qs, chosen[i], strict=True):
+            sel = where == i * BINS + b
+            order = np.argsort(values[sel], kind="stable")
+            v, w = values[sel][order], ws[sel][order]
+            if q >= 1:
+                res.append(float(v[-1]))
+                continue
+            base = cum[i][b - 1] if b > 0 else 0.0
+            j = int(np.searchsorted(base + np.cumsum(w), q * total, side="left"))
+            res.append(float(v[min(j, v.size - 1)]))
+        out[g] = res
+    return out

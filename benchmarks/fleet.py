@@ -5,7 +5,8 @@ demo fleet grown to ``--hosts`` 32-core hosts: per host two replicas of a web ap
 serving Poisson requests of tens of ms (``cpu_max`` 2 cores), one spiky batch app
 of 16 threads (``cpu_max`` 8 cores, enforced per 100 ms CFS period in container
 mode) and one steady cache, placed by worst-fit, recording ``run.record``'s default
-tables. The scenario is a dict validated by ``fleet_sim.scenarios.config`` and built
+tables. As in the demo, VMs overcommit vCPUs 2:1 and a bare-metal install takes
+60 s (requests arriving meanwhile queue and run once it is done). The scenario is a dict validated by ``fleet_sim.scenarios.config`` and built
 by ``fleet_sim.scenarios.build``, as ``fleet-sim run`` does.
 
 Prints wall seconds per phase (build / run / tables / store), simulated events
@@ -44,7 +45,7 @@ def scenario(hosts: int, hours: float, mode: str, seed: int,
         "run": run,
         "fleet": {"hosts": [{"type": "std", "count": hosts, "cores": HOST_CORES,
                              "ram_mib": 262_144, "power": {"idle_w": 100, "peak_w": 400}}]},
-        "hosting": {"mode": mode, "vm": {"cpu_ratio": 2.0}},
+        "hosting": {"mode": mode, "vm": {"cpu_ratio": 2.0}, "baremetal": {"install_s": 60}},
         "placement": {"policy": "worst-fit"},
         "apps": [
             {"name": "web", "replicas": 2 * hosts, "threads": 8, "cpu_request_cores": 2.0,

@@ -80,17 +80,18 @@ def main(argv: list[str] | None = None) -> None:
     record = None if args.record is None else [x for x in args.record.split(",") if x]
     data = scenario(args.hosts, args.hours, args.mode, args.seed, record)
 
-    t0 = time.perf_counter()
-    config = cfg.validate(data, "<benchmark>", Path.cwd())
-    sim = build(config)
-    sim.start()
-    t1 = time.perf_counter()
-    sim.run()
-    sim.finalize()
-    t2 = time.perf_counter()
-    tables = sim.tables()
-    t3 = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        config = cfg.validate(data, "<benchmark>", Path.cwd())
+        # as `fleet-sim run --out` does: tables spool to Parquet as the run goes
+        sim = build(config, spool_dir=store.temporary_folder(out, "benchmark"))
+        sim.start()
+        t1 = time.perf_counter()
+        sim.run()
+        sim.finalize()
+        t2 = time.perf_counter()
+        tables = sim.tables()
+        t3 = time.perf_counter()
         store.write_run(out, "benchmark", tables, {"status": store.OK})
         t4 = time.perf_counter()
     events = sum(h.cpu.events for h in sim.hosts)

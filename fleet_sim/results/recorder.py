@@ -1,8 +1,10 @@
 """ChangePointRecorder: cheap columnar recording during a run (docs/model.md §9).
 
 Each table is a set of columns appended to as the run goes; numbers go into
-``array('d')`` (8 bytes a value, so millions of jobs fit in memory), everything
-else into lists. ``results.tables`` turns them into DataFrames once, at the end.
+``array('d')`` (8 bytes a value), everything else into lists. The run takes the
+rows over at each of its steps (:meth:`ChangePointRecorder.take`) and
+``results.tables`` turns them into DataFrames chunk by chunk, so the recorder only
+ever holds one step's rows.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Iterable, Sequence
+
+import numpy as np
 
 from fleet_sim.model.protocols import Appender
 
@@ -59,6 +63,40 @@ class ChangePointRecorder:
         for table in self._bufs:
             self._flush(table)
         return self._cols
+
+    @property
+    def rows(self) -> int:
+        """Rows held, over every table (recorded and not yet taken)."""
+        held = sum(len(b) for b in self._bufs.values())
+        return held + sum(len(next(iter(c.values()))) for c in self._cols.values() if c)
+
+    def take(self, table: str, before_t: float = math.inf) -> dict[str, array | list]:
+        """Remove and return the rows of ``table`` recorded so far (those with
+        ``t < before_t`` if it has a ``t`` column), as columns in recording order.
+
+        A run hands its rows over this way as it goes, so the recorder holds only
+        what was recorded since; rows at or after ``before_t`` stay (an instant is
+        never split between two takes)."""
+        cols = self._cols.get(table)
+        if cols is None:
+            return {}
+        self._flush(table)
+        t = cols.get("t")
+        if t is None or not len(t) or max(t) < before_t:
+            self._cols[table] = {n: array("d") if isinstance(c, array) else []
+                                 for n, c in cols.items()}
+            return cols
+        later = np.frombuffer(t, dtype=float) >= before_t
+        keep, out = np.flatnonzero(later), np.flatnonzero(~later)
+        taken, kept = {}, {}
+        for n, c in cols.items():
+            values = np.frombuffer(c, dtype=float) if isinstance(c, array) else np.array(c,
+                                                                                     object)
+            taken[n], kept[n] = values[out].tolist(), values[keep].tolist()
+            if isinstance(c, array):
+                taken[n], kept[n] = array("d", taken[n]), array("d", kept[n])
+        self._cols[table] = kept
+        return taken
 
     def _flush(self, table: str) -> None:
         buf = self._bufs[table]

@@ -36,20 +36,32 @@ OK, FAILED = "ok", "failed"
 
 
 # ---------------------------------------------------------------- writing
-def write_run(out_dir: str | os.PathLike[str], run_id: str, tables: Mapping[str, pd.DataFrame],
-              manifest: Mapping[str, Any]) -> Path:
-    """Write one run atomically to ``out_dir/run_id``; return that folder.
-
-    A finished run already there is kept (a concurrent duplicate); a failed one
-    is replaced.
-    """
+def temporary_folder(out_dir: str | os.PathLike[str], run_id: str) -> Path:
+    """A new temporary folder in ``out_dir`` for writing run ``run_id`` (removed as
+    stale by :func:`remove_stale_temporaries` once its writer is gone)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f"{TMP_PREFIX}{run_id}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
+    return tmp
+
+
+def write_run(out_dir: str | os.PathLike[str], run_id: str,
+              tables: Mapping[str, pd.DataFrame | Path], manifest: Mapping[str, Any]) -> Path:
+    """Write one run atomically to ``out_dir/run_id``; return that folder.
+
+    A table is a DataFrame, or a Parquet file already written (a spooled run: it is
+    moved, so it should be on the same file system). A finished run already there is
+    kept (a concurrent duplicate); a failed one is replaced.
+    """
+    out = Path(out_dir)
+    tmp = temporary_folder(out, run_id)
     try:
         for name, frame in tables.items():
-            frame.to_parquet(tmp / f"{name}.parquet", index=False)
+            if isinstance(frame, Path):
+                shutil.move(frame, tmp / f"{name}.parquet")
+            else:
+                frame.to_parquet(tmp / f"{name}.parquet", index=False)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
         final = out / run_id
         if final.exists():
@@ -305,11 +317,12 @@ for _name in TABLES:
     setattr(Results, _name, _table_property(_name))
 
 
-def in_memory(manifest: dict[str, Any], tables: Mapping[str, pd.DataFrame]) -> Results:
+def in_memory(manifest: dict[str, Any], tables: Mapping[str, pd.DataFrame | Path]) -> Results:
     """Results of one run held in memory (not read from a store)."""
 
     def read(m: dict[str, Any], name: str) -> pd.DataFrame | None:
-        return tables.get(name)
+        table = tables.get(name)
+        return pd.read_parquet(table) if isinstance(table, Path) else table
 
     path = manifest.get("path")
     return Results([manifest], read, Path(path) if path else None)

@@ -89,6 +89,7 @@ class RunTables:
         self.speed = dict(zip(self.fleet["host"], self.fleet["speed"], strict=True))
         self.store = store
         self.fold = RunSummary(self.recorded, window, store)
+        self.until: dict[str, float] = {}  # the last time of each series table so far
 
     def add(self, name: str, columns: Mapping[str, Sequence]) -> None:
         """Add a chunk of table ``name``'s recorded ``columns`` (nothing if it has no rows)."""
@@ -102,6 +103,11 @@ class RunTables:
             frame = _jobs(frame, self.speed)
         elif "t" in frame.columns:
             frame = _last_per_key_and_t(frame, table.key)
+            t0, t1 = float(frame["t"].iloc[0]), float(frame["t"].iloc[-1])
+            if t0 < self.until.get(name, -math.inf):
+                raise RuntimeError(f"table {name!r}: a chunk starts at t={t0!r}, before the "
+                                   f"previous one ended ({self.until[name]!r})")
+            self.until[name] = t1
         frame = conform(frame, table)
         self.store.append(name, frame)
         self.fold.add(name, frame)

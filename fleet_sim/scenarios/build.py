@@ -40,7 +40,9 @@ from fleet_sim.numerics.power import LinearPower, TablePower
 from fleet_sim.policies.registry import placement_policy
 from fleet_sim.results import schema
 from fleet_sim.results.recorder import ChangePointRecorder
-from fleet_sim.results.tables import build_tables, conform
+from fleet_sim.results.fold import MemoryStore
+from fleet_sim.results.spool import ParquetSpool
+from fleet_sim.results.tables import RunTables, conform, empty
 from fleet_sim.rng import Streams
 from fleet_sim.scenarios import config as cfg
 from fleet_sim.scenarios.rollout import PARAMS as ROLLOUT_COLUMNS
@@ -49,6 +51,8 @@ from fleet_sim.scenarios.traces import bundled_planetlab, read_planetlab
 
 #: the run advances in this many equal steps (progress reports; results do not depend on it)
 STEPS = 100
+#: rows the recorder holds before a step hands them over to the tables (about 60 MB)
+CHUNK_ROWS = 250_000
 
 
 class FleetRun:
@@ -56,7 +60,7 @@ class FleetRun:
 
     def __init__(self, config: cfg.ScenarioConfig, env: simpy.Environment,
                  recorder: ChangePointRecorder, hosts: list[Host], inventory: pd.DataFrame,
-                 deployment: Callable[[], Deployment]):
+                 deployment: Callable[[], Deployment], spool_dir: Path | None = None):
         self.config = config
         self.env = env
         self.recorder = recorder
@@ -64,6 +68,11 @@ class FleetRun:
         self.inventory = inventory
         self._deploy = deployment
         self.deployment: Deployment | None = None
+        run = config.run
+        self.store: ParquetSpool | MemoryStore = (
+            MemoryStore() if spool_dir is None else ParquetSpool(spool_dir))
+        self.results = RunTables(run.record, inventory, (run.warmup_s, run.duration_s),
+                                 self.store)
 
     def start(self) -> None:
         """Place and launch every replica (their provisioning runs once time advances)."""
@@ -82,8 +91,18 @@ class FleetRun:
                 self.env.run(until=t)
                 for host in self.hosts:
                     host.finalize(t)
+                self._hand_over(t)
                 if on_step is not None:
                     on_step(t)
+
+    def _hand_over(self, before_t: float) -> None:
+        """Move the rows recorded before ``before_t`` from the recorder into the tables,
+        once there are :data:`CHUNK_ROWS` of them (or at the end, ``before_t`` = inf):
+        chunks large enough to cost little each, small enough to bound memory."""
+        if before_t < math.inf and self.recorder.rows < CHUNK_ROWS:
+            return
+        for name in self.config.run.record:
+            self.results.add(name, self.recorder.take(name, before_t))
 
     def finalize(self) -> None:
         """Close the run at ``duration_s``; record the jobs still running (finish NaN)."""
@@ -91,20 +110,28 @@ class FleetRun:
         assert self.deployment is not None
         self.deployment.finalize(end)
         row = self.recorder.columns("jobs", JOB_COLUMNS)
-        if row is None:
-            return
-        for host in self.hosts:
-            for job in host.root.leaves():
-                if getattr(job, "is_job", False) and job.finish is None:
-                    start = math.nan if job.start is None else job.start
-                    row(job.job_id, job.workload.name, host.name, job.arrival, start, math.nan,
-                        job.work_core_s, job.max_cores)
+        if row is not None:
+            for host in self.hosts:
+                for job in host.root.leaves():
+                    if getattr(job, "is_job", False) and job.finish is None:
+                        start = math.nan if job.start is None else job.start
+                        row(job.job_id, job.workload.name, host.name, job.arrival, start,
+                            math.nan, job.work_core_s, job.max_cores)
+        self._hand_over(math.inf)
 
-    def tables(self) -> dict[str, pd.DataFrame]:
-        """The run's result tables (conforming to :mod:`fleet_sim.results.schema`)."""
-        run = self.config.run
-        return build_tables(self.recorder.data, run.record, self.inventory, run.duration_s,
-                            run.warmup_s)
+    def tables(self) -> dict[str, pd.DataFrame | Path]:
+        """The run's result tables (conforming to :mod:`fleet_sim.results.schema`): the
+        recorded ones as DataFrames, or as Parquet files when the run spools to a
+        folder; ``fleet``, ``summary`` and ``workload_summary`` as DataFrames."""
+        derived = self.results.derived()
+        if isinstance(self.store, ParquetSpool):
+            recorded: dict[str, pd.DataFrame | Path] = dict(self.store.tables())
+        else:
+            recorded = {n: pd.concat(f, ignore_index=True)
+                        for n, f in self.store.frames.items() if not n.startswith("_")}
+        for name in self.config.run.record:
+            recorded.setdefault(name, empty(schema.TABLES[name]))
+        return {n: recorded[n] for n in self.config.run.record} | derived
 
 
 class RolloutRun:
@@ -299,9 +326,11 @@ def _cpu_key(app: cfg.AppConfig, config: cfg.ScenarioConfig) -> str:
 
 # ---------------------------------------------------------------- the root
 def build(config: cfg.ScenarioConfig, seed: int | None = None,
-          base_dir: Path | None = None) -> Simulation:
+          base_dir: Path | None = None, spool_dir: Path | None = None) -> Simulation:
     """Build (but do not start) the run ``config`` describes, with ``seed``
-    (default ``config.run.seed``); ``base_dir`` resolves trace files."""
+    (default ``config.run.seed``); ``base_dir`` resolves trace files. With
+    ``spool_dir`` the recorded tables are written there as the run goes (memory
+    stays bounded, whatever the number of jobs); without, they are held in memory."""
     seed = config.run.seed if seed is None else seed
     if config.rollout is not None:
         rollout = config.rollout.model_dump()
@@ -320,4 +349,4 @@ def build(config: cfg.ScenarioConfig, seed: int | None = None,
         return deploy(env, hosts, mode, apps, placement_policy(config.placement.policy),
                       streams, recorder, params)
 
-    return FleetRun(config, env, recorder, hosts, inventory, deployment)
+    return FleetRun(config, env, recorder, hosts, inventory, deployment, spool_dir)

@@ -21,6 +21,7 @@ import hashlib
 import itertools
 import json
 import platform
+import shutil
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from fleet_sim.errors import ConfigError, ConfigErrors
 from fleet_sim.results import store
@@ -208,12 +210,14 @@ class RunOutcome:
 
 
 def simulate(spec: RunSpec, on_step: Callable[[float], None] | None = None,
-             on_phase: Callable[[str], None] | None = None
-             ) -> tuple[dict[str, pd.DataFrame], dict[str, Any], Exception | None]:
+             on_phase: Callable[[str], None] | None = None, spool_dir: Path | None = None
+             ) -> tuple[dict[str, pd.DataFrame | Path], dict[str, Any], Exception | None]:
     """Run ``spec`` through every phase; return its tables, manifest and exception (if any).
 
     ``on_step(t)`` is called as simulated time advances, ``on_phase(name)`` when the
-    run enters the phase ``"tables"`` (building the result tables)."""
+    run enters the phase ``"tables"`` (building the result tables). With ``spool_dir``
+    the recorded tables are written there as Parquet as the run goes (and returned as
+    paths), so memory does not grow with the run; without, they are DataFrames."""
     started = time.perf_counter()
     manifest: dict[str, Any] = {
         "run_id": spec.run_id, "content_hash": spec.content_hash, "status": store.OK,
@@ -223,11 +227,11 @@ def simulate(spec: RunSpec, on_step: Callable[[float], None] | None = None,
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "config": spec.config,
     }
-    tables: dict[str, pd.DataFrame] = {}
+    tables: dict[str, pd.DataFrame | Path] = {}
     error: Exception | None = None
     try:
         config = cfg.validate(spec.config, spec.source, Path(spec.base_dir))
-        sim = build(config, spec.seed, Path(spec.base_dir))
+        sim = build(config, spec.seed, Path(spec.base_dir), spool_dir)
         sim.start()
         sim.run(on_step)
         sim.finalize()
@@ -240,14 +244,34 @@ def simulate(spec: RunSpec, on_step: Callable[[float], None] | None = None,
         manifest["exception"] = {"type": type(e).__name__, "message": str(e),
                                  "traceback": traceback.format_exc()}
     manifest["wall_time_s"] = round(time.perf_counter() - started, 3)
-    manifest["tables"] = {name: len(frame) for name, frame in tables.items()}
+    manifest["tables"] = {name: _rows(frame) for name, frame in tables.items()}
     return tables, manifest, error
+
+
+def _rows(table: pd.DataFrame | Path) -> int:
+    return pq.ParquetFile(table).metadata.num_rows if isinstance(table, Path) else len(table)
+
+
+def simulate_and_store(spec: RunSpec, out_dir: str | Path,
+                       on_step: Callable[[float], None] | None = None,
+                       on_phase: Callable[[str], None] | None = None
+                       ) -> tuple[Path, dict[str, Any], Exception | None]:
+    """Simulate ``spec`` spooling its tables next to ``out_dir``, then store the run
+    there; return its folder, manifest and exception (if any)."""
+    spool = store.temporary_folder(out_dir, spec.run_id)
+    try:
+        tables, manifest, error = simulate(spec, on_step, on_phase, spool)
+        if on_phase is not None:
+            on_phase("store")
+        manifest["path"] = str(store.write_run(out_dir, spec.run_id, tables, manifest))
+    finally:
+        shutil.rmtree(spool, ignore_errors=True)
+    return Path(manifest["path"]), manifest, error
 
 
 def execute(spec: RunSpec, out_dir: str) -> RunOutcome:
     """Simulate ``spec`` and store it under ``out_dir`` (what a backend worker does)."""
-    tables, manifest, _ = simulate(spec)
-    store.write_run(out_dir, spec.run_id, tables, manifest)
+    _, manifest, _ = simulate_and_store(spec, out_dir)
     exc = manifest.get("exception") or {}
     return RunOutcome(spec.run_id, manifest["status"], manifest["wall_time_s"],
                       f"{exc['type']}: {exc['message']}" if exc else "")
@@ -299,16 +323,25 @@ def run(source: Source, *, seed: int | None = None, out: str | Path | None = Non
     spec = RunSpec(cfg.resolved(config), scenario.label, str(scenario.base_dir))
     name = scenario_name(scenario.label)
     total = config.run.duration_s
+    phases = {"tables": "writing tables", "store": "storing"}
     with _progress_bar(total, "sim-s", name, progress) as bar:
-        tables, manifest, error = simulate(
-            spec, lambda t: bar.update(min(t, total) - bar.n),
-            lambda phase: bar.set_description(f"{name}: writing tables"))
-        if out is not None:
-            bar.set_description(f"{name}: storing")
-            manifest["path"] = str(store.write_run(out, spec.run_id, tables, manifest))
+        def step(t: float) -> None:
+            bar.update(min(t, total) - bar.n)
+
+        def phase(which: str) -> None:
+            bar.set_description(f"{name}: {phases[which]}")
+
+        if out is None:
+            tables, manifest, error = simulate(spec, step, phase)
+        else:
+            folder, manifest, error = simulate_and_store(spec, out, step, phase)
     if error is not None and reraise:
         raise error
-    return store.in_memory(manifest, tables)
+    if out is None:
+        return store.in_memory(manifest, tables)
+    results = store.load(folder)
+    results.manifests[0].update(manifest)  # the path and wall time as this run saw them
+    return results
 
 
 # ---------------------------------------------------------------- sweeps

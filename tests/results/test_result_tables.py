@@ -165,3 +165,42 @@ def test_schema_reference_lists_every_table_and_column():
     for table in schema.TABLES.values():
         assert f"## `{table.name}`" in text
         assert all(f"`{c.name}`" in text for c in table.columns)
+
+
+def test_a_run_handed_over_in_many_chunks_gives_the_tables_of_one_chunk(monkeypatch):
+    from pathlib import Path
+
+    import fleet_sim.scenarios.build as build_module
+    from fleet_sim.scenarios import config as cfg
+
+    tiny = Path(__file__).parents[1] / "scenarios" / "tiny.toml"
+    config = cfg.validate(cfg.read_toml(tiny), str(tiny), tiny.parent)
+
+    def tables(chunk_rows: int) -> dict:
+        monkeypatch.setattr(build_module, "CHUNK_ROWS", chunk_rows)
+        sim = build_module.build(config)
+        sim.start()
+        sim.run()
+        sim.finalize()
+        return sim.tables()
+
+    whole, chunked = tables(10**9), tables(50)  # one chunk vs one every step
+    for name in ("hosts", "workloads", "events"):
+        pd.testing.assert_frame_equal(whole[name], chunked[name])
+    by_id = ["workload", "job_id"]
+    pd.testing.assert_frame_equal(whole["jobs"].sort_values(by_id, ignore_index=True),
+                                  chunked["jobs"].sort_values(by_id, ignore_index=True))
+    for name in ("summary", "workload_summary"):
+        pd.testing.assert_frame_equal(whole[name], chunked[name], rtol=1e-12)
+
+
+def test_the_recorder_holds_nothing_once_the_rows_are_taken():
+    from fleet_sim.results.recorder import ChangePointRecorder
+
+    rec = ChangePointRecorder(["hosts"])
+    row = rec.columns("hosts", ("t", "host"))
+    for t in (0.0, 1.0, 2.0, 2.0):
+        row(t, "h")
+    early = rec.take("hosts", before_t=2.0)
+    assert list(early["t"]) == [0.0, 1.0] and rec.rows == 2  # an instant is never split
+    assert list(rec.take("hosts")["t"]) == [2.0, 2.0] and rec.rows == 0

@@ -33,8 +33,8 @@ def test_every_citation_names_a_section_of_the_model_doc():
     assert not missing, f"cited sections that docs/model.md does not have: {missing}"
 
 
-def test_nothing_cites_design_notes_outside_the_repository():
+def test_nothing_cites_design_or_style_notes_outside_the_repository():
     here = {Path(__file__), ROOT / "tests" / "test_help.py"}
     citing = [str(p.relative_to(ROOT)) for p in SOURCES
-              if p not in here and re.search(r"\bDESIGN\b", p.read_text(encoding="utf-8"))]
+              if p not in here and re.search(r"\b(DESIGN|STYLE §)", p.read_text(encoding="utf-8"))]
     assert not citing

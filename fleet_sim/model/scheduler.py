@@ -1,4 +1,4 @@
-"""HostCpuScheduler: exact fluid CPU sharing on one host (docs/model.md §2, STYLE §6).
+"""HostCpuScheduler: exact fluid CPU sharing on one host (docs/model.md §2).
 
 Between changes every rate is constant, so each job's finish time is exact. On a
 change (job arrives or finishes, demand step, node attached or detached) the

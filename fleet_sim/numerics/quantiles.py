@@ -13,7 +13,7 @@ memory proportional to the groups × buckets plus one bucket's values.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -21,55 +21,54 @@ import numpy as np
 BINS = 4096
 
 Chunks = Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
-"""Yields ``(group, value)`` arrays of equal length, the same data on every call."""
+"""Yields ``(group, value)`` arrays of equal length, the same data on every call;
+groups are small non-negative integers (codes the caller maps to names)."""
 WeightedChunks = Callable[[], Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]]
 """Yields ``(group, value, weight)`` arrays of equal length, the same data on every call."""
 
 
-def _ranges(chunks: Iterable[tuple]) -> dict[Hashable, list[float]]:
+def _ranges(chunks: Iterable[tuple]) -> dict[int, list[float]]:
     """group → [count, min, max, total weight] over every chunk."""
-    out: dict[Hashable, list[float]] = {}
+    n = np.zeros(0)
+    lo, hi, w = np.zeros(0), np.zeros(0), np.zeros(0)
     for chunk in chunks:
         group, value = chunk[0], chunk[1]
-        weight = chunk[2] if len(chunk) > 2 else None
         if not len(value):
             continue
-        labels, codes = np.unique(group, return_inverse=True)
-        n = np.bincount(codes, minlength=len(labels))
-        lo = np.full(len(labels), np.inf)
-        hi = np.full(len(labels), -np.inf)
-        np.minimum.at(lo, codes, value)
-        np.maximum.at(hi, codes, value)
-        w = np.bincount(codes, weights=weight, minlength=len(labels)) if weight is not None \
-            else n.astype(float)
-        for i, label in enumerate(labels.tolist()):
-            r = out.setdefault(label, [0.0, math.inf, -math.inf, 0.0])
-            r[0] += n[i]
-            r[1] = min(r[1], lo[i])
-            r[2] = max(r[2], hi[i])
-            r[3] += w[i]
-    return out
+        size = int(group.max()) + 1
+        if size > n.size:
+            grow = size - n.size
+            n, w = np.append(n, np.zeros(grow)), np.append(w, np.zeros(grow))
+            lo, hi = np.append(lo, np.full(grow, np.inf)), np.append(hi, np.full(grow, -np.inf))
+        n[:size] += np.bincount(group, minlength=size)
+        w[:size] += np.bincount(group, weights=chunk[2] if len(chunk) > 2 else None,
+                                minlength=size)
+        np.minimum.at(lo, group, value)
+        np.maximum.at(hi, group, value)
+    return {int(g): [n[g], lo[g], hi[g], w[g]] for g in np.flatnonzero(n)}
 
 
 class _Buckets:
     """Each group's values mapped to ``BINS`` equal-width buckets over its range."""
 
-    def __init__(self, ranges: dict[Hashable, list[float]]):
+    def __init__(self, ranges: dict[int, list[float]]):
         self.groups = list(ranges)
-        self.index = {g: i for i, g in enumerate(self.groups)}
-        self.lo = np.array([ranges[g][1] for g in self.groups])
-        span = np.array([ranges[g][2] - ranges[g][1] for g in self.groups])
+        size = max(self.groups) + 1
+        self.row = np.full(size, -1, dtype=np.int64)
+        self.row[self.groups] = np.arange(len(self.groups))
+        self.lo = np.zeros(size)
+        span = np.zeros(size)
+        for g in self.groups:
+            self.lo[g], span[g] = ranges[g][1], ranges[g][2] - ranges[g][1]
         self.scale = np.divide(BINS, span, out=np.zeros_like(span), where=span > 0)
 
     def of(self, group: np.ndarray, value: np.ndarray) -> np.ndarray:
-        """Global bucket number (group × BINS + bucket) of each value."""
-        labels, codes = np.unique(group, return_inverse=True)
-        g = np.array([self.index[x] for x in labels.tolist()], dtype=np.int64)[codes]
-        b = np.clip(((value - self.lo[g]) * self.scale[g]).astype(np.int64), 0, BINS - 1)
-        return g * BINS + b
+        """Global bucket number (group's row × BINS + bucket) of each value."""
+        b = np.clip(((value - self.lo[group]) * self.scale[group]).astype(np.int64), 0, BINS - 1)
+        return self.row[group] * BINS + b
 
 
-def quantiles(chunks: Chunks, qs: Sequence[float]) -> dict[Hashable, list[float]]:
+def quantiles(chunks: Chunks, qs: Sequence[float]) -> dict[int, list[float]]:
     """group → [quantile q of its values for q in qs], as ``numpy.quantile`` gives them."""
     ranges = _ranges(chunks())
     if not ranges:
@@ -80,8 +79,8 @@ def quantiles(chunks: Chunks, qs: Sequence[float]) -> dict[Hashable, list[float]
         if len(value):
             counts += np.bincount(buckets.of(group, value), minlength=counts.size)
     cum = np.cumsum(counts.reshape(-1, BINS), axis=1)
-    wanted: dict[int, list[tuple[int, float, float]]] = {}  # group → (bucket, rank…) plans
-    plans: dict[Hashable, list[tuple[float, float, float]]] = {}
+    wanted: dict[int, list[int]] = {}  # group row → buckets holding the wanted ranks
+    plans: dict[int, list[tuple[float, float, float]]] = {}
     for i, g in enumerate(buckets.groups):
         n = ranges[g][0]
         for q in qs:
@@ -102,7 +101,7 @@ def quantiles(chunks: Chunks, qs: Sequence[float]) -> dict[Hashable, list[float]
             kept_buckets.append(b[mask])
     values = np.concatenate(kept_values)
     where = np.concatenate(kept_buckets)
-    out: dict[Hashable, list[float]] = {}
+    out: dict[int, list[float]] = {}
     for i, g in enumerate(buckets.groups):
         first = min(wanted[i])
         mine = np.sort(values[(where >= i * BINS + first) & (where <= i * BINS + max(wanted[i]))])
@@ -116,7 +115,7 @@ def quantiles(chunks: Chunks, qs: Sequence[float]) -> dict[Hashable, list[float]
 
 
 def weighted_quantiles(chunks: WeightedChunks, qs: Sequence[float]
-                       ) -> dict[Hashable, list[float]]:
+                       ) -> dict[int, list[float]]:
     """group → [the smallest value whose share of the total weight at or below it is
     >= q, for q in qs] (``timeweighted.percentile`` with weights = durations)."""
     ranges = _ranges(chunks())
@@ -132,8 +131,9 @@ def weighted_quantiles(chunks: WeightedChunks, qs: Sequence[float]
     chosen: dict[int, list[int]] = {}
     for i, g in enumerate(buckets.groups):
         total = ranges[g][3]
-        chosen[i] = [min(int(np.searchsorted(cum[i], q * total, side="left")), BINS - 1)
-                     if q < 1 else BINS - 1 for q in qs]
+        top = int(np.flatnonzero(weights[i * BINS:(i + 1) * BINS])[-1])  # holds the max
+        chosen[i] = [min(int(np.searchsorted(cum[i], q * total, side="left")), top)
+                     if q < 1 else top for q in qs]
     keep = np.zeros(weights.size, dtype=bool)
     for i, bs in chosen.items():
         keep[[i * BINS + b for b in bs]] = True
@@ -146,7 +146,7 @@ def weighted_quantiles(chunks: WeightedChunks, qs: Sequence[float]
             kw.append(weight[mask])
             kb.append(b[mask])
     values, ws, where = np.concatenate(kv), np.concatenate(kw), np.concatenate(kb)
-    out: dict[Hashable, list[float]] = {}
+    out: dict[int, list[float]] = {}
     for i, g in enumerate(buckets.groups):
         total = ranges[g][3]
         res = []

@@ -189,10 +189,11 @@ class FleetUtilization:
 
         def chunks():
             for c in self.store.chunks(_PIECES, ["util", "dur"]):
-                yield (np.zeros(len(c)), c["util"].to_numpy(float), c["dur"].to_numpy(float))
+                yield (np.zeros(len(c), dtype=np.int64), c["util"].to_numpy(float),
+                       c["dur"].to_numpy(float))
 
         mean = min(max(self.area / self.length, self.lo), self.hi)
-        return mean, weighted_quantiles(chunks, [0.99])[0.0][0]
+        return mean, weighted_quantiles(chunks, [0.99])[0][0]
 
 
 class JobFigures:
@@ -228,19 +229,22 @@ class JobFigures:
         """workload (None: all) → jobs_arrived, jobs_finished, response_time_mean_s,
         response_time_p50_s, response_time_p99_s, slowdown_mean."""
 
+        names = sorted(self.names)
+
         def chunks(overall: bool):
             def gen():
                 for c in self.store.chunks("jobs", _JOB_COLUMNS):
                     c = self._in_window(c)
                     c = c[c["finish"].notna()]
-                    group = (np.zeros(len(c)) if overall
-                             else c["workload"].to_numpy(object))
+                    group = (np.zeros(len(c), dtype=np.int64) if overall else
+                             pd.Categorical(c["workload"], categories=names).codes.astype(
+                                 np.int64))
                     yield group, c["response_time_s"].to_numpy(float)
             return gen
 
         qs = [0.5, 0.99]
-        per = quantiles(chunks(False), qs)
-        total = quantiles(chunks(True), qs).get(0.0, [math.nan, math.nan])
+        per = {names[code]: q for code, q in quantiles(chunks(False), qs).items()}
+        total = quantiles(chunks(True), qs).get(0, [math.nan, math.nan])
         out: dict[str | None, dict[str, float]] = {}
         all_sums = sum(self.sums.values(), np.zeros(5))
         zero = np.zeros(5)

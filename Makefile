@@ -30,7 +30,9 @@ test: $(STAMP)
 	$(BIN)/lint-imports
 	MPLBACKEND=Agg $(BIN)/python -m pytest -q -n 2 -p no:cacheprovider
 
+# speed figures: the realistic fleet (what users run) and the best case of the core
 bench: $(STAMP)
+	$(BIN)/python benchmarks/fleet.py --hosts 200 --hours 1 --mode container
 	$(BIN)/python benchmarks/scale.py
 
 # JupyterLab on the notebooks/ (the notebooks extra; not needed by make test)

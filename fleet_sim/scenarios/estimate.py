@@ -7,7 +7,9 @@ while its container is above its quota, and stepped or replayed demand changes o
 per step. Each event changes one workload and its host, so a recorded ``hosts`` or
 ``workloads`` table gains about one row per event and ``jobs`` one row per job.
 
-Wall time and memory come from costs measured on the machine that runs fleet_sim:
+Memory is bounded: a run holds at most one chunk of rows before handing it over to
+its tables. Wall time and memory come from costs measured on the machine that runs
+fleet_sim:
 a short calibration run (a fraction of a second) times this machine's cost per
 event, and the costs of the realistic benchmark (``benchmarks/fleet.py``) are scaled
 by it. The result is an order of magnitude to plan by (typically within 2×), not
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleet_sim.scenarios import config as cfg
+from fleet_sim.scenarios.build import CHUNK_ROWS, build
 
 #: scheduler events per job (arrival, finish, and the re-shares they cause), as
 #: measured by benchmarks/fleet.py (1.71 M events for 662 k jobs)
@@ -33,10 +36,14 @@ ROWS_PER_EVENT = 1.15
 #: calibration run's cost per event (CFS quotas, recording, table building)
 EVENT_COST_FACTOR = 1.4
 ROW_COST_FACTOR = 0.2
-#: peak memory: the interpreter and libraries, and each recorded row until the
-#: tables are written (recorder columns plus the DataFrames built from them)
+#: peak memory: the interpreter and libraries; each row held until its chunk is
+#: handed over (recorder buffers plus the frames built from them, at most
+#: ``build.CHUNK_ROWS`` rows); and what the fold keeps per row for its exact
+#: percentiles (benchmarks/fleet.py: 353 MiB at 20 hosts × 1 h, 479 MiB at 200 × 1 h,
+#: 731 MiB at 20 × 24 h)
 BASE_MIB = 150.0
-BYTES_PER_ROW = 250.0
+BYTES_PER_HELD_ROW = 730.0
+BYTES_PER_ROW = 3.6
 
 
 @dataclass(frozen=True)
@@ -92,8 +99,6 @@ def count_events(config: cfg.ScenarioConfig) -> tuple[float, float]:
 def seconds_per_event() -> float:
     """This machine's cost of one scheduler event, from a short calibration run of
     Poisson jobs on one host (cached for the process)."""
-    from fleet_sim.scenarios.build import build
-
     data = {"run": {"duration_s": 150.0, "seed": 0, "record": []},
             "fleet": {"hosts": [{"type": "h", "count": 1, "cores": 8, "ram_mib": 65536}]},
             "hosting": {"mode": "container"},
@@ -116,7 +121,9 @@ def estimate(config: cfg.ScenarioConfig) -> Estimate:
             + (jobs if "jobs" in record else 0.0))
     cost = seconds_per_event()
     wall = events * cost * EVENT_COST_FACTOR + rows * cost * ROW_COST_FACTOR
-    return Estimate(jobs, events, rows, wall, BASE_MIB + rows * BYTES_PER_ROW / 2**20)
+    held = min(rows, CHUNK_ROWS)
+    peak = BASE_MIB + (held * BYTES_PER_HELD_ROW + rows * BYTES_PER_ROW) / 2**20
+    return Estimate(jobs, events, rows, wall, peak)
 
 
 def _count(n: float) -> str:

@@ -3,8 +3,9 @@
 Pure math. The data is given as a function that yields it again on each call, as
 chunks of ``(group, value)`` (and for time-weighted quantiles ``weight``) arrays.
 Pass 1 finds each group's count and range, pass 2 counts values in ``BINS``
-equal-width buckets per group, pass 3 keeps only the values of the buckets that hold
-the wanted ranks and finishes exactly on them. The results are those of
+buckets per group (equal width in log(value) for positive data), pass 3 keeps
+only the values of the buckets that hold the wanted ranks and finishes exactly
+on them. The results are those of
 :func:`numpy.quantile` (``method="linear"``) and of
 :func:`fleet_sim.numerics.timeweighted.percentile`, without a sketch's error, in
 memory proportional to the groups × buckets plus one bucket's values.
@@ -49,22 +50,32 @@ def _ranges(chunks: Iterable[tuple]) -> dict[int, list[float]]:
 
 
 class _Buckets:
-    """Each group's values mapped to ``BINS`` equal-width buckets over its range."""
+    """Each group's values mapped to ``BINS`` buckets over its range: of equal width
+    in log(value) when every value is positive (so a heavy tail, as response times
+    have, does not crowd most values into one bucket), else of equal width. Any
+    monotone map keeps the method exact; this one keeps pass 3 small."""
 
     def __init__(self, ranges: dict[int, list[float]]):
         self.groups = list(ranges)
         size = max(self.groups) + 1
         self.row = np.full(size, -1, dtype=np.int64)
         self.row[self.groups] = np.arange(len(self.groups))
+        self.log = np.zeros(size, dtype=bool)
         self.lo = np.zeros(size)
         span = np.zeros(size)
         for g in self.groups:
-            self.lo[g], span[g] = ranges[g][1], ranges[g][2] - ranges[g][1]
+            lo, hi = ranges[g][1], ranges[g][2]
+            self.log[g] = lo > 0
+            if self.log[g]:
+                lo, hi = math.log(lo), math.log(hi)
+            self.lo[g], span[g] = lo, hi - lo
         self.scale = np.divide(BINS, span, out=np.zeros_like(span), where=span > 0)
 
     def of(self, group: np.ndarray, value: np.ndarray) -> np.ndarray:
         """Global bucket number (group's row × BINS + bucket) of each value."""
-        b = np.clip(((value - self.lo[group]) * self.scale[group]).astype(np.int64), 0, BINS - 1)
+        log = self.log[group]
+        x = np.where(log, np.log(np.where(log, value, 1.0)), value)
+        b = np.clip(((x - self.lo[group]) * self.scale[group]).astype(np.int64), 0, BINS - 1)
         return self.row[group] * BINS + b
 
 

@@ -50,3 +50,12 @@ def test_a_constant_group_and_no_data():
     assert qmod.quantiles(_chunked((np.zeros(4, dtype=np.int64), np.full(4, 2.5)), 3),
                           [0.5]) == {0: [2.5]}
     assert qmod.quantiles(_chunked((np.zeros(0, dtype=np.int64), np.zeros(0)), 3), [0.5]) == {}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(1e-6, 1e6, allow_nan=False), min_size=1, max_size=300),
+       st.integers(1, 50))
+def test_positive_heavy_tailed_data_uses_log_buckets_and_stays_exact(values, size):
+    x = np.array(values)
+    got = qmod.quantiles(_chunked((np.zeros(x.size, dtype=np.int64), x), size), QS)[0]
+    assert got == pytest.approx([float(np.quantile(x, q)) for q in QS], rel=1e-12, abs=0)

@@ -13,7 +13,8 @@ integrals of the change points over the statistics window (docs/model.md §9).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -40,6 +41,9 @@ class ChunkStore(Protocol):
     def chunks(self, name: str, columns: Sequence[str]) -> Iterator[pd.DataFrame]:
         """Every chunk of ``name`` kept so far, in order (only ``columns``)."""
 
+    def tables(self) -> Mapping[str, pd.DataFrame | Path]:
+        """The result tables kept (no scratch data), whole, by name."""
+
 
 class MemoryStore:
     """A :class:`ChunkStore` holding its chunks as DataFrames."""
@@ -53,6 +57,10 @@ class MemoryStore:
     def chunks(self, name: str, columns: Sequence[str]) -> Iterator[pd.DataFrame]:
         for frame in self.frames.get(name, []):
             yield frame[list(columns)]
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {name: pd.concat(frames, ignore_index=True)
+                for name, frames in self.frames.items() if not name.startswith("_")}
 
 
 def _clip(t: np.ndarray | float, window: Window) -> np.ndarray:
@@ -122,14 +130,46 @@ def _keys(frame: pd.DataFrame, key: Sequence[str]) -> list[tuple]:
     return list(zip(*(frame[k].tolist() for k in key), strict=True))
 
 
+class SumSeries:
+    """Σ over keys of ``columns`` as change points, rebuilt chunk by chunk in time order.
+
+    Each key's series is 0 before its first row and holds its last value; the running
+    sum carries over from chunk to chunk (rounding below 0 is clipped in what comes
+    out, not in what carries over)."""
+
+    def __init__(self, key: Sequence[str], columns: Sequence[str]):
+        self.key, self.columns = list(key), list(columns)
+        self.last: dict[tuple, np.ndarray] = {}
+        self.running = np.zeros(len(self.columns))
+
+    def add(self, chunk: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """The change points of the chunk (sorted by ``t``, one row per key and time):
+        times, and one column of sums per column (several keys at one t: last wins)."""
+        groups = chunk.groupby(self.key, sort=False)
+        prev = groups[self.columns].shift(1).to_numpy(float, copy=True)
+        firsts = np.flatnonzero(groups.cumcount().to_numpy() == 0)
+        zero = np.zeros(len(self.columns))
+        for i, key in zip(firsts, _keys(chunk.iloc[firsts], self.key), strict=True):
+            prev[i] = self.last.get(key, zero)
+        diff = chunk[self.columns].to_numpy(float) - prev
+        totals = np.cumsum(np.vstack([self.running, diff]), axis=0)[1:]
+        if len(totals):
+            self.running = totals[-1].copy()
+        lasts = groups.tail(1)
+        self.last.update(zip(_keys(lasts, self.key), lasts[self.columns].to_numpy(float),
+                             strict=True))
+        t = chunk["t"].to_numpy(float)
+        last = np.append(t[1:] != t[:-1], True) if t.size else np.zeros(0, dtype=bool)
+        return t[last], np.maximum(totals[last], 0.0)
+
+
 class FleetUtilization:
     """The fleet's CPU utilization Σ used / Σ capacity over hosts, as change points
     rebuilt across chunks; its time-weighted mean, and pieces kept for percentiles."""
 
     def __init__(self, window: Window, store: ChunkStore):
         self.window, self.store = window, store
-        self.last: dict[str, tuple[float, float]] = {}  # host → (used, capacity)
-        self.running = np.zeros(2)  # unclipped running sums (used, capacity)
+        self.sums = SumSeries(["host"], ["cpu_used_cores", "cpu_capacity_cores"])
         self.point: tuple[float, float] | None = None  # last fleet change (t, util)
         self.begin = math.nan
         self.area = self.length = 0.0
@@ -141,26 +181,9 @@ class FleetUtilization:
             return
         if math.isnan(self.begin):
             self.begin = max(self.window[0], float(chunk["t"].iloc[0]))
-        hosts = chunk["host"].to_numpy(object)
-        cols = chunk[["cpu_used_cores", "cpu_capacity_cores"]].to_numpy(float)
-        prev = chunk.groupby("host", sort=False)[["cpu_used_cores", "cpu_capacity_cores"]] \
-            .shift(1).to_numpy(float)
-        first = np.isnan(prev[:, 0])
-        for i in np.flatnonzero(first):
-            prev[i] = self.last.get(hosts[i], (0.0, 0.0))
-        diff = cols - prev
-        totals = np.cumsum(np.vstack([self.running, diff]), axis=0)[1:]
-        self.running = totals[-1].copy()
-        totals = np.maximum(totals, 0.0)
-        t = chunk["t"].to_numpy(float)
-        last = np.append(t[1:] != t[:-1], True)
-        t, used, cap = t[last], totals[last, 0], totals[last, 1]
+        t, totals = self.sums.add(chunk)
+        used, cap = totals[:, 0], totals[:, 1]
         util = np.divide(used, cap, out=np.zeros_like(used), where=cap > 0)
-        lasts = chunk.groupby("host", sort=False).tail(1)
-        self.last.update(zip(lasts["host"].tolist(),
-                             map(tuple, lasts[["cpu_used_cores",
-                                               "cpu_capacity_cores"]].to_numpy(float)),
-                             strict=True))
         if self.point is not None:
             t = np.concatenate([[self.point[0]], t])
             util = np.concatenate([[self.point[1]], util])

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from fleet_sim.numerics import timeweighted
-from fleet_sim.results.fold import ChunkStore, MemoryStore, RunSummary
+from fleet_sim.results.fold import ChunkStore, MemoryStore, RunSummary, SumSeries
 from fleet_sim.results.schema import FLEET, TABLES, Table
 
 #: tables computed here rather than recorded
@@ -112,11 +113,15 @@ class RunTables:
         self.store.append(name, frame)
         self.fold.add(name, frame)
 
-    def derived(self) -> dict[str, pd.DataFrame]:
-        """The tables computed from the recorded ones: ``fleet``, ``summary`` and
-        ``workload_summary``."""
+    def tables(self) -> dict[str, pd.DataFrame | Path]:
+        """Every table, once the last chunk is in: the recorded ones as the store keeps
+        them (DataFrames, or Parquet files of a spool; empty ones with their columns),
+        then ``fleet``, ``summary`` and ``workload_summary``."""
         summary, per_workload = self.fold.tables(self.fleet)
-        return {"fleet": self.fleet, "summary": summary, "workload_summary": per_workload}
+        kept = self.store.tables()
+        recorded = {n: kept.get(n, empty(TABLES[n])) for n in self.recorded}
+        return recorded | {"fleet": self.fleet, "summary": summary,
+                           "workload_summary": per_workload}
 
 
 def build_tables(data: Mapping[str, Mapping[str, Sequence]], recorded: Iterable[str],
@@ -133,9 +138,7 @@ def build_tables(data: Mapping[str, Mapping[str, Sequence]], recorded: Iterable[
     run = RunTables(recorded, fleet, (float(warmup_s), float(duration_s)), store)
     for name in run.recorded:
         run.add(name, data.get(name) or {})
-    out = {name: pd.concat(store.frames[name], ignore_index=True) if name in store.frames
-           else empty(TABLES[name]) for name in run.recorded}
-    return out | run.derived()
+    return run.tables()
 
 
 # ---------------------------------------------------------------- time-weighted figures
@@ -144,11 +147,8 @@ def sum_series(frame: pd.DataFrame, key: Sequence[str], column: str) -> tuple[np
     """The change points of Σ over keys of ``column`` (each key's series is 0 before
     its first row). ``frame`` must hold one row per (key, t), sorted by t, and the
     column non-negative values (rounding below 0 in the running sum is clipped)."""
-    prev = frame.groupby(list(key), sort=False)[column].shift(fill_value=0.0)
-    total = np.maximum((frame[column] - prev).cumsum().to_numpy(float), 0.0)
-    t = frame["t"].to_numpy(float)
-    last = np.append(t[1:] != t[:-1], True)  # several keys change at one t: last wins
-    return t[last], total[last]
+    t, totals = SumSeries(key, [column]).add(frame)
+    return t, totals[:, 0]
 
 
 # ---------------------------------------------------------------- across replications

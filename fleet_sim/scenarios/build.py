@@ -42,7 +42,7 @@ from fleet_sim.results import schema
 from fleet_sim.results.recorder import ChangePointRecorder
 from fleet_sim.results.fold import MemoryStore
 from fleet_sim.results.spool import ParquetSpool
-from fleet_sim.results.tables import RunTables, conform, empty
+from fleet_sim.results.tables import RunTables, conform
 from fleet_sim.rng import Streams
 from fleet_sim.scenarios import config as cfg
 from fleet_sim.scenarios.rollout import PARAMS as ROLLOUT_COLUMNS
@@ -69,10 +69,8 @@ class FleetRun:
         self._deploy = deployment
         self.deployment: Deployment | None = None
         run = config.run
-        self.store: ParquetSpool | MemoryStore = (
-            MemoryStore() if spool_dir is None else ParquetSpool(spool_dir))
-        self.results = RunTables(run.record, inventory, (run.warmup_s, run.duration_s),
-                                 self.store)
+        store = MemoryStore() if spool_dir is None else ParquetSpool(spool_dir)
+        self.results = RunTables(run.record, inventory, (run.warmup_s, run.duration_s), store)
 
     def start(self) -> None:
         """Place and launch every replica (their provisioning runs once time advances)."""
@@ -123,15 +121,7 @@ class FleetRun:
         """The run's result tables (conforming to :mod:`fleet_sim.results.schema`): the
         recorded ones as DataFrames, or as Parquet files when the run spools to a
         folder; ``fleet``, ``summary`` and ``workload_summary`` as DataFrames."""
-        derived = self.results.derived()
-        if isinstance(self.store, ParquetSpool):
-            recorded: dict[str, pd.DataFrame | Path] = dict(self.store.tables())
-        else:
-            recorded = {n: pd.concat(f, ignore_index=True)
-                        for n, f in self.store.frames.items() if not n.startswith("_")}
-        for name in self.config.run.record:
-            recorded.setdefault(name, empty(schema.TABLES[name]))
-        return {n: recorded[n] for n in self.config.run.record} | derived
+        return self.results.tables()
 
 
 class RolloutRun:

@@ -339,9 +339,7 @@ def run(source: Source, *, seed: int | None = None, out: str | Path | None = Non
         raise error
     if out is None:
         return store.in_memory(manifest, tables)
-    results = store.load(folder)
-    results.manifests[0].update(manifest)  # the path and wall time as this run saw them
-    return results
+    return store.load(folder)
 
 
 # ---------------------------------------------------------------- sweeps

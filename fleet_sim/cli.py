@@ -164,13 +164,6 @@ def _summary_table(results) -> str:
     return wide.to_string()
 
 
-def _cell(mean: float, ci95: float) -> str:
-    """'mean ± ci95' (the mean alone when there is one run)."""
-    from fleet_sim.report.numbers import ci_cell
-
-    return ci_cell(mean, ci95)
-
-
 def _print_errors(error: FleetSimError) -> int:
     errors = error.errors if isinstance(error, ConfigErrors) else [error]
     for e in errors:
@@ -277,8 +270,7 @@ def _print_answer(res) -> None:
     run, or mean ± 95 % CI per group of runs (a header says which)."""
     from fleet_sim.report import answer
 
-    sources = {str(m.get("source", "")) for m in res.manifests}
-    question = next((cfg_question(s) for s in sorted(sources) if s and Path(s).is_file()), "")
+    question = answer.question(res)
     if question:
         print(f"question: {question}")
     headline = answer.headline(res)
@@ -295,13 +287,6 @@ def _print_answer(res) -> None:
     print("\nmean ± 95% CI half-width across replications" if replicated
           else "\none run per group (--replications 2 or more gives 95% CIs)")
     print(_summary_table(res))
-
-
-def cfg_question(path: str) -> str:
-    """The question of the scenario file at ``path`` (its first comment line)."""
-    from fleet_sim.scenarios.config import question
-
-    return question(path)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,17 @@ from fleet_sim.results.store import Results
 #: the figures of the headline: (column, per-run statistic of the window's jobs, unit)
 METRICS = {"p99_s": "99th percentile response time (s)", "slowdown": "mean slowdown"}
 _REPLICA = re.compile(r"-\d+(?=\.)")
+
+
+def question(results: Results) -> str:
+    """The question the runs' scenario file answers (its first comment line; "" if
+    the file is not at hand)."""
+    from fleet_sim.scenarios.config import question as of_file
+
+    for source in dict.fromkeys(str(m.get("source", "")) for m in results.manifests):
+        if source and Path(source).is_file():
+            return of_file(source)
+    return ""
 
 
 def app_workload(name: str) -> str:

@@ -412,15 +412,6 @@ def _runs_table(results: Results, status: str | None = None) -> _Table | None:
     return _Table.of(runs, text_columns=len(runs.columns))
 
 
-def _question(results: Results) -> str:
-    from fleet_sim.scenarios.config import question
-
-    for source in dict.fromkeys(str(m.get("source", "")) for m in results.manifests):
-        if source and Path(source).is_file():
-            return question(source)
-    return ""
-
-
 # ---------------------------------------------------------------- the page
 def _clear(out: Path) -> None:
     """Remove an earlier report from ``out`` (its page and PNGs), so that a report that
@@ -460,7 +451,7 @@ def write_report(run_or_sweep_dir: str | os.PathLike[str],
     runs_note = int(headline["runs"].max()) if len(headline) else 0
     page = _TEMPLATES.get_template("report.html.j2").render(
         title=f"fleet_sim report — {source.resolve().name}",
-        question=_question(results),
+        question=answer.question(results),
         what=(f"{n} runs ({ok} succeeded) in {len(ctx.grouping.order)} group(s)" if n > 1
               else "One run" + ("" if ok else " (failed)")),
         scenario=", ".join(sorted({str(m.get("source", "")) for m in results.manifests})),

@@ -162,26 +162,17 @@ def differing_keys(manifests: Iterable[Mapping[str, Any]]) -> list[str]:
     keys: list[str] = []
     for m in manifests:
         keys += [p for p in m.get("params") or {} if p not in keys]
-    values = [run_values(m, keys) for m in manifests]
     items = [config_items(m.get("config") or {}) for m in manifests]
-    candidates = list(dict.fromkeys(k for it in items for k in it))
-    for key in candidates:
-        if key == "run.seed":
-            continue
-        column = [it.get(key) for it in items]
-        if len(set(map(repr, column))) <= 1:
-            continue
-        seen: dict[tuple, str] = {}
-        determined = True
-        for row, value in zip(values, column, strict=True):
-            group = tuple(repr(row[k]) for k in keys)
-            if seen.setdefault(group, repr(value)) != repr(value):
-                determined = False
-                break
-        if not determined:
+    rows = [[repr((m.get("params") or {}).get(k, it.get(k))) for k in keys]
+            for m, it in zip(manifests, items, strict=True)]
+    for key in dict.fromkeys(k for it in items for k in it):
+        column = [repr(it.get(key)) for it in items]
+        groups = {tuple(r) for r in rows}
+        finer = {(tuple(r), v) for r, v in zip(rows, column, strict=True)}
+        if key != "run.seed" and len(finer) > len(groups):  # tells some runs apart
             keys.append(key)
-            for row, value in zip(values, column, strict=True):
-                row[key] = value
+            for r, v in zip(rows, column, strict=True):
+                r.append(v)
     return keys
 
 

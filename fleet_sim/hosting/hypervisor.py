@@ -45,6 +45,9 @@ from fleet_sim.model.distributions import Distribution, LogNormal
 from fleet_sim.model.views import PlacementRequest
 from fleet_sim.rng import Streams
 
+#: the workload name of a VM's guest OS (its background CPU): ``<vm>.guest-os``
+GUEST_OS = "guest-os"
+
 #: default VM boot-time distribution (tens of seconds)
 VM_BOOT_S = LogNormal(defaults.VM_BOOT_MEAN_S, defaults.VM_BOOT_CV)
 VIRT_OVERHEAD = {1: defaults.VIRT_OVERHEAD_TYPE1, 2: defaults.VIRT_OVERHEAD_TYPE2}
@@ -92,7 +95,7 @@ class VM(Instance):
         self.guest = Kernel(self.host, self.name, node, vcpus, self.ram_mib,
                             os_ram_mib=hv.guest_os_ram_mib, parent=hv.kernel)
         if hv.guest_os_cores > 0:
-            self.guest_os = DemandWorkload(self.host, f"{self.name}.guest-os",
+            self.guest_os = DemandWorkload(self.host, f"{self.name}.{GUEST_OS}",
                                            Constant(hv.guest_os_cores), parent=node,
                                            instance=self.name)
             self.guest_os.start()

@@ -42,6 +42,7 @@ from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from fleet_sim.numerics import timeweighted
 from fleet_sim.report.numbers import fmt
+from fleet_sim.hosting.hypervisor import GUEST_OS
 from fleet_sim.report.style import (
     CPU_COLORS,
     CPU_HATCHES,
@@ -398,7 +399,7 @@ CPU_PARTS = ("allocated_cores", "contention_cores", "throttled_cores")
 
 
 #: workloads that model the hosting itself (a VM's guest OS), not an app's work
-PSEUDO_WORKLOADS = ("guest-os",)
+PSEUDO_WORKLOADS = (GUEST_OS,)
 
 
 def is_pseudo(workload: str) -> bool:

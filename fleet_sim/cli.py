@@ -184,7 +184,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                      progress=_progress(args), reraise=False)
     m = res.manifest
     config = m["config"]
-    what = ("rollout" if config.get("rollout") else f"{config['run']['duration_s']:g} s")
+    rollouts = len(config.get("rollouts") or [])
+    what = f"{config['run']['duration_s']:g} s" + (f", {rollouts} rollouts" if rollouts else "")
     head = f"run {m['run_id']}  seed {m['seed']}  {config['hosting']['mode']}  {what}"
     if m["status"] != "ok":
         exc = m["exception"]
@@ -299,16 +300,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     hosts = sum(g.count for g in config.fleet.hosts)
     cores = sum(g.count * g.cores for g in config.fleet.hosts)
     replicas = sum(a.replicas for a in config.apps)
-    what = ("rollout" if config.rollout is not None
-            else f"{len(config.apps)} apps ({replicas} replicas)")
+    what = f"{len(config.apps)} apps ({replicas} replicas)" + (
+        f", {len(config.rollouts)} rollouts" if config.rollouts else "")
     print(f"ok: {scenario.label}: {hosts} hosts ({cores:g} cores), {what}, "
           f"mode {config.hosting.mode}, {config.run.duration_s:g} s")
     if question:
         print(f"question: {question}")
-    if config.rollout is None:
-        from fleet_sim.scenarios.estimate import estimate
+    from fleet_sim.scenarios.estimate import estimate
 
-        print(estimate(config))
+    print(estimate(config))
     return EXIT_OK
 
 

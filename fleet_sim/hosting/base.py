@@ -130,7 +130,10 @@ class AppSpec:
     ``cpu_limit_cores`` (container ``cpu.max`` = limit × period), ``cpu_weight``
     (container ``cpu.weight``), ``cpuset_cores`` (exclusive cores),
     ``ram_limit_mib`` (container ``memory.max``), ``vcpus`` (VM size; default from
-    the request). ``image``: the container image reference.
+    the request). ``image``: the image reference ``<app>:<version>`` (container image,
+    VM image or bare-metal release). ``late_workloads``: its workloads begin when it
+    first runs, not at admission (a replacement replica of a rollout: its requests
+    went to the other replicas until then).
     """
 
     name: str
@@ -146,6 +149,7 @@ class AppSpec:
     ram_limit_mib: float | None = None
     vcpus: int | None = None
     image: str = ""
+    late_workloads: bool = False
 
     def __post_init__(self) -> None:
         deps = self.dependencies
@@ -496,6 +500,10 @@ class Backoff:
         return recent > self.limit_burst
 
 
+#: an image-transfer hook: the event of ``instance``'s image reaching its host (value
+#: False if it cannot), or None when nothing needs transferring
+Fetch = Callable[["Instance"], simpy.Event | None]
+
 #: lifecycle states
 ADMITTED, PROVISIONING, RUNNING, DOWN, STOPPED, FAILED = (
     "admitted", "provisioning", "running", "down", "stopped", "failed")
@@ -532,6 +540,10 @@ class Instance:
         self.node: CpuNode | None = None
         self.workloads: list[ProcessWorkload] = []
         self.up = self.env.event()  #: succeeds when it first runs
+        #: succeeds with True when it first runs, False if it never will (failed, stopped)
+        self.settled = self.env.event()
+        #: the image transfer of its provisioning (s; None: none or not yet)
+        self.transfer_s: tuple[float, float] | None = None
         self.kills = self.restarts = 0
         self.started_s: float | None = None
         self._in_a_row = 0
@@ -561,6 +573,15 @@ class Instance:
         """Get ready to run again after a kill (default: at once)."""
         yield from ()
 
+    def pull(self, fetch: Fetch | None) -> Generator[simpy.Event, Any, bool]:
+        """Wait for ``fetch(self)``, the transfer of its image to the host (none when
+        ``fetch`` is None or returns None); return False if that failed."""
+        transfer = None if fetch is None else fetch(self)
+        if transfer is None:
+            return True
+        ok = yield transfer
+        return ok is not False
+
     def on_running(self) -> None:
         """Called each time it (re)starts running: RAM in use from now."""
         self.kernel.set_usage(self, self.app.ram_mib, self.app.ram_growth_mib_s)
@@ -589,15 +610,18 @@ class Instance:
         and its held workloads."""
         self.kernel.admit(self, **self.admission_terms())
         self.node = self.build_node()
-        self.workloads = [
-            build_workload(self.host, self.app, spec, self.workload_parent, self.streams,
-                           instance=self.instance_label, held=True, keep_jobs=self.keep_jobs)
-            for spec in self.workload_specs()]
+        self.workloads = [] if self.app.late_workloads else self._build_workloads(held=True)
         self.state = ADMITTED
         req = self.request
         self.event("admit", "dedicated cores" if req.dedicated else "",
                    kernel=self.kernel.name, cpu_cores=req.cpu_cores, ram_mib=req.ram_mib)
         return self
+
+    def _build_workloads(self, held: bool) -> list[ProcessWorkload]:
+        return [build_workload(self.host, self.app, spec, self.workload_parent, self.streams,
+                               instance=self.instance_label, held=held,
+                               keep_jobs=self.keep_jobs)
+                for spec in self.workload_specs()]
 
     def admission_terms(self) -> dict[str, Any]:
         """RAM in use at admission and whether the OOM killer may pick it."""
@@ -625,6 +649,7 @@ class Instance:
         if not ok:
             self.state = FAILED
             self.event("failed", "could not be provisioned")
+            self._settle(False)
             return
         self.event(self.start_event, duration_s=self.env.now - t0)
         self._run()
@@ -632,11 +657,22 @@ class Instance:
     def _run(self) -> None:
         self.state = RUNNING
         self.started_s = self.env.now
+        if self.app.late_workloads and not self.up.triggered:
+            self.workloads = self._build_workloads(held=False)
         for wl in self.workloads:
             set_limits(self.host, wl, cap=float(self.app.threads))
         self.on_running()
         if not self.up.triggered:
             self.up.succeed()
+        self._settle(True)
+
+    def _settle(self, runs: bool) -> None:
+        if not self.settled.triggered:
+            self.settled.succeed(runs)
+
+    def in_flight(self) -> int:
+        """Jobs running or queued on it now."""
+        return sum(len(wl.children) for wl in self.workloads if isinstance(wl, JobWorkload))
 
     def _hold(self, drop_jobs: bool) -> int:
         """Cap its workloads at 0; drop the jobs in flight if asked; return how many."""
@@ -705,19 +741,24 @@ class Instance:
             return  # already gone
         self.on_crash(reason)
         self.state = FAILED
+        self._settle(False)
         self._detach()
         self.kernel.release(self)
         self.event("killed", reason)
 
     def stop(self) -> None:
-        """Stop it now, on purpose: nodes detached, RAM and CPU commitment released."""
+        """Stop it now, on purpose: nodes detached, RAM and CPU commitment released; the
+        jobs in flight are lost (event ``stop``, ``count`` = those jobs)."""
         if self.kernel.instances.get(self.name) is not self:
             return  # already gone
+        self.host.sync()
+        lost = self.in_flight()
         self.on_crash("stopped")
         self.state = STOPPED
+        self._settle(False)
         self._detach()
         self.kernel.release(self)
-        self.event("stop")
+        self.event("stop", count=lost)
 
 
 class AppProcess(Instance):

@@ -14,17 +14,17 @@ CPU tree (recorded in the ``instances`` table) with the app's processes below:
 - ``cpuset``: exclusive cores, modelled as a reservation = cap of that many cores.
 - ``memory.max``: above it the container is OOM-killed and restarted after an
   exponential back-off (Kubernetes CrashLoopBackOff by default).
-- An image reference and a start time (a draw of ``start_s`` from the stream
-  ``hosting.<container>.start``, sub-second once the image is local). A ``fetch``
-  hook (``fetch(container) -> simpy.Event | None``) lets an image model make the
-  start wait for the pull.
+- An image and a start time: the pull of the layers the host's cache lacks
+  (``fetch(container)``, see :mod:`fleet_sim.images.supply`), then a draw of
+  ``start_s`` from the stream ``hosting.<container>.start`` (sub-second once the
+  image is local). A restart after a kill finds the image cached.
 CPU overhead is zero (Felter et al. 2015); the shim's RAM is reserved per container.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from typing import Any
 
 import simpy
@@ -33,6 +33,7 @@ from fleet_sim.hosting import defaults
 from fleet_sim.hosting.base import (
     AppSpec,
     Backoff,
+    Fetch,
     Instance,
     Kernel,
     draw_s,
@@ -323,13 +324,8 @@ class Container(Instance):
         return draw_s(self.runtime.start_s, self.streams.get(f"hosting.{self.name}.start"))
 
     def provision(self) -> Generator[simpy.Event, Any, bool]:
-        fetch = self.runtime.fetch
-        if fetch is not None:
-            pulled = fetch(self)
-            if pulled is not None:
-                ok = yield pulled
-                if ok is False:
-                    return False
+        if not (yield from self.pull(self.runtime.fetch)):
+            return False
         yield self.env.timeout(self._start_s())
         return True
 
@@ -362,7 +358,7 @@ class ContainerRuntime:
     ``cfs``: ``"period"`` (exact CFS bandwidth control) or ``"fluid"`` (quota as an
     average cap); ``cfs_period_s``; ``start_s``: start-time distribution (s);
     ``backoff``: restart after an OOM kill; ``ram_overhead_mib``: reserved per
-    container; ``fetch``: optional image-pull hook.
+    container; ``fetch``: the image pull (layers the host lacks) before each start.
     """
 
     def __init__(self, kernel: Kernel, streams: Streams, *, cfs: str = "period",
@@ -370,7 +366,7 @@ class ContainerRuntime:
                  start_s: Distribution = CONTAINER_START_S,
                  backoff: Backoff | None = CRASH_LOOP_BACKOFF,
                  ram_overhead_mib: float = defaults.CONTAINER_RAM_OVERHEAD_MIB,
-                 fetch: Callable[[Container], simpy.Event | None] | None = None,
+                 fetch: Fetch | None = None,
                  keep_jobs: bool = False):
         if cfs not in CFS_MODES:
             raise ValueError(f"unknown cfs mode {cfs!r}; valid: {', '.join(CFS_MODES)}")

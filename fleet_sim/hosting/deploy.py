@@ -35,6 +35,7 @@ from fleet_sim.hosting import defaults
 from fleet_sim.hosting.base import (
     AppSpec,
     Backoff,
+    Fetch,
     HostSpec,
     Instance,
     host_kernel,
@@ -151,7 +152,7 @@ class Site:
 
     def __init__(self, host: Host, mode: str, params: ModeParams, streams: Streams, *,
                  keep_jobs: bool = False,
-                 fetch: Callable[[Container], simpy.Event | None] | None = None):
+                 fetch: Fetch | None = None):
         self.host = host
         self.mode = mode
         self.kernel = host_kernel(host, cpu_ratio=params.cpu_ratio,
@@ -171,9 +172,9 @@ class Site:
                 guest_os_ram_mib=params.guest_os_ram_mib, guest_os_cores=params.guest_os_cores,
                 vm_ram_overhead_mib=params.vm_ram_overhead_mib, vcpus_from=params.vcpus_from,
                 pin_vcpus=params.pin_vcpus, guest=params.guest,
-                guest_runtime={**params.guest_containers.runtime_kwargs(), "fetch": fetch},
+                guest_runtime=params.guest_containers.runtime_kwargs(),
                 restart=_service_restart(params.restart_backoff_s),
-                keep_jobs=keep_jobs)
+                keep_jobs=keep_jobs, fetch=fetch)
         else:
             self.runtime = ContainerRuntime(self.kernel, streams, fetch=fetch,
                                             keep_jobs=keep_jobs, **params.runtime_kwargs())
@@ -324,6 +325,28 @@ class Deployment:
             else:
                 self.instances[app.name] = inst
 
+    def place(self, app: AppSpec, policy: PlacementPolicy,
+              rng: np.random.Generator) -> Site | None:
+        """The site ``policy`` picks for ``app`` among the hosts it fits now (None: no room)."""
+        chosen = policy.place(self.sites[0].candidate(app).request, self.fleet_view(), rng)
+        return None if chosen is None else self.by_host[chosen]
+
+    def admit(self, site: Site, app: AppSpec) -> list[Instance]:
+        """Admit ``app`` on ``site`` now and launch it (raises CapacityError or
+        ConflictError); return its instances, outermost first (a VM, the app inside)."""
+        self._host_app(site, app)
+        self.placement[app.name] = site.host.name
+        admitted = [inst for inst, _ in self._launch]
+        self.launch()
+        return admitted
+
+    def remove(self, app: str) -> None:
+        """Stop ``app`` now (its VM with it) and forget it."""
+        inner = self.instances.pop(app)
+        vm = self.vms.pop(app, None)
+        (inner if vm is None else vm).stop()
+        self.placement.pop(app, None)
+
     def launch(self) -> None:
         """Start every admitted instance's lifecycle (guests after their VM is up)."""
         for inst, after in self._launch:
@@ -404,7 +427,7 @@ def deploy(env: simpy.Environment, hosts: Sequence[Host | HostSpec], mode: str,
            apps: Sequence[AppSpec], placement: PlacementPolicy, streams: Streams,
            recorder: Recorder | None = None,
            params: ModeParams | Mapping[str, Any] | None = None, *, keep_jobs: bool = False,
-           fetch: Callable[[Container], simpy.Event | None] | None = None) -> Deployment:
+           fetch: Fetch | None = None) -> Deployment:
     """Place ``apps`` on ``hosts`` under ``mode``, build their CPU trees and RAM
     accounts, and launch them (they provision once ``env.run`` starts).
 
@@ -412,7 +435,8 @@ def deploy(env: simpy.Environment, hosts: Sequence[Host | HostSpec], mode: str,
     ``"baremetal"`` | ``"vm"`` | ``"container"``; ``params``: that mode's parameters
     (see :func:`mode_params`). ``placement``: a policy (``place(request, fleet, rng)``)
     drawing ties from the stream ``placement``. ``keep_jobs``: keep finished jobs on
-    the workloads (tests); ``fetch``: image-pull hook for containers.
+    the workloads (tests); ``fetch``: the image transfer of each container or VM before
+    it starts (:class:`fleet_sim.images.supply.ImageSupply`; None: images are local).
 
     Raises CapacityError when the fleet is too small (the message names the app,
     its needs and what the fleet has left), ValueError for unknown modes/parameters.

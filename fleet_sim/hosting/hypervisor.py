@@ -12,8 +12,9 @@ footprint and a larger virtualization overhead) runs :class:`VM` s on a host:
 - **Admission**: shared vCPUs ≤ (cores − dedicated) × ``cpu_ratio`` (the vCPU
   overcommit ratio); the VM's RAM plus the per-VM hypervisor overhead is reserved
   when it is admitted (no RAM overcommit); CapacityError when either does not fit.
-- **Boot**: a draw of ``boot_s`` (stream ``hosting.<vm>.boot``), tens of seconds
-  by default; the app inside starts after it, and jobs arriving meanwhile queue.
+- **Boot**: the copy of the VM image to the host (``fetch``), then a draw of
+  ``boot_s`` (stream ``hosting.<vm>.boot``), tens of seconds by default; the app
+  inside starts after it, and jobs arriving meanwhile queue.
 - **Inside**: a guest :class:`~fleet_sim.hosting.base.Kernel` (the VM's vCPUs and
   RAM, of which the guest OS uses ``guest_os_ram_mib``) running the app as
   processes, or a guest :class:`~fleet_sim.hosting.containers.ContainerRuntime`.
@@ -32,6 +33,7 @@ from fleet_sim.hosting.base import (
     AppProcess,
     AppSpec,
     Backoff,
+    Fetch,
     Instance,
     Kernel,
     WorkloadSpec,
@@ -102,6 +104,8 @@ class VM(Instance):
         return node
 
     def provision(self) -> Generator[simpy.Event, Any, bool]:
+        if not (yield from self.pull(self.hypervisor.fetch)):
+            return False
         yield self.env.timeout(draw_s(self.hypervisor.boot_s,
                                       self.streams.get(f"hosting.{self.name}.boot")))
         return True
@@ -129,6 +133,8 @@ class Hypervisor:
     unless the app sets ``vcpus``. ``pin_vcpus``: dedicated cores. ``guest``: run the
     app as ``"process"`` es or in a ``"container"`` runtime (``guest_runtime``:
     its keyword arguments). ``restart``: how a guest process comes back after a kill.
+    ``fetch``: the copy of the VM's image to the host before each boot (the app is in
+    the image: guests fetch nothing).
     """
 
     def __init__(self, kernel: Kernel, streams: Streams, *, hypervisor_type: int = 1,
@@ -138,7 +144,8 @@ class Hypervisor:
                  vm_ram_overhead_mib: float = defaults.VM_HYPERVISOR_RAM_MIB,
                  vcpus_from: str = "request", pin_vcpus: bool = False,
                  guest: str = "process", guest_runtime: Mapping[str, Any] | None = None,
-                 restart: Backoff | None = SERVICE_RESTART, keep_jobs: bool = False):
+                 restart: Backoff | None = SERVICE_RESTART, keep_jobs: bool = False,
+                 fetch: Fetch | None = None):
         if hypervisor_type not in VIRT_OVERHEAD:
             raise ValueError(f"hypervisor_type must be 1 or 2, got {hypervisor_type!r}")
         if vcpus_from not in VCPU_SIZING:
@@ -161,6 +168,7 @@ class Hypervisor:
         self.guest_runtime = dict(guest_runtime or {})
         self.restart = restart
         self.keep_jobs = keep_jobs
+        self.fetch = fetch
         self.node = self.host.attach(CpuNode(f"{self.host.name}.hypervisor"), kernel.node)
         self.host_os: DemandWorkload | None = None
         if hypervisor_type == 2:

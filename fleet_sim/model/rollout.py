@@ -1,31 +1,35 @@
 """RolloutRun: executes a rollout strategy across a fleet (docs/model.md §5).
 
-Roles: every host runs one instance of an app at the old version. A
+Roles: each replica of an app runs one instance at the old version (the
+replica's *slot*). A
 :class:`~fleet_sim.model.protocols.RolloutStrategy` looks at a
 :class:`~fleet_sim.model.views.RolloutView` and answers with actions (create a
-new instance on a host, retire an old one, abort); the run carries them out,
-provisioning each new instance through a :class:`Provisioner` (which a hosting
-mode implements: transfer or install, boot or start, health check, retries).
+new instance for a replica, retire an old one, abort); the run carries them out,
+provisioning each new instance through a :class:`Provisioner` (on a fleet:
+:class:`fleet_sim.hosting.rollout.FleetProvisioner`, which places it, and has its
+hosting mode transfer or install, boot or start it; then health check, retries)
+and stopping retired ones through it.
 
 Process: :meth:`RolloutRun.run` asks the strategy for actions after every
 change until it has none and nothing is in flight. Retiring an old instance
 is immediate. When failed new instances reach ``rollback_failures`` or the
 strategy aborts, the run rolls back: in-flight new instances are discarded
-(their work, such as an image pull, runs on in the background, as kubelet's
-pulls do, but its result is ignored) and the same strategy restores the old
+and stopped (their image pull runs on in the background, as kubelet's pulls do,
+but its result is ignored) and the same strategy restores the old
 version, old and new swapping roles, as ``kubectl rollout undo`` does.
 
-Recording: at :meth:`finish`, one ``timeline`` row per instance with the times
+Recording: :attr:`RolloutRun.instances` holds one record per instance, the times
 (s) it was queued, started and ended its transfer, started, became healthy or
-failed, and was stopped (NaN where not reached); the old instances running when
-the run is built are recorded as healthy from then. Events ``instance_failed``, ``rollback`` and
-``rollout_end``. Makespan and serving capacity are derived from these tables.
+failed, and was stopped (NaN where not reached), and the host it ran on; the old
+instances running when the rollout begins are recorded as healthy from then.
+Events ``instance_failed``, ``rollback`` and ``rollout_end``. The ``timeline``
+table, makespan and serving capacity are derived from the records.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Protocol
 
@@ -50,9 +54,10 @@ NAN = math.nan
 class InstanceRecord:
     """One instance's timeline: times in s, NaN where not reached.
 
-    Provisioners fill ``transfer_start``, ``transfer_end`` and ``started`` (the
-    instance runs and its health check begins) through :meth:`mark`, count
-    ``attempts`` and give a ``failure`` reason; the run sets the rest.
+    Provisioners set ``host`` (where it was placed; empty until then), fill
+    ``transfer_start``, ``transfer_end`` and ``started`` (the instance runs and its
+    health check begins) through :meth:`mark`, count ``attempts`` and give a
+    ``failure`` reason; the run sets the rest.
     """
 
     instance: str
@@ -89,21 +94,26 @@ TIMELINE_COLUMNS = tuple(f.name for f in fields(InstanceRecord))
 
 
 class Provisioner(Protocol):
-    """Brings one instance up on its host (implemented per hosting mode)."""
+    """Brings instances of a version up, and stops them."""
 
     def provision(self, instance: InstanceRecord) -> ProcessGenerator:
-        """Provision ``instance.version`` on ``instance.host``; returns True iff it is healthy."""
+        """Place and provision ``instance`` (its slot's replica at ``instance.version``);
+        returns True iff it is healthy."""
+        ...
+
+    def stop(self, instance: InstanceRecord) -> None:
+        """Stop ``instance`` now (retired, or discarded by a rollback)."""
         ...
 
 
 @dataclass(eq=False)
 class _Slot:
-    host: str
+    replica: str
     old: InstanceRecord | None
     new: InstanceRecord | None = None
 
     def view(self) -> SlotView:
-        return SlotView(self.host, _state(self.old), _state(self.new))
+        return SlotView(self.replica, _state(self.old), _state(self.new))
 
 
 def _state(instance: InstanceRecord | None) -> InstanceState:
@@ -111,20 +121,20 @@ def _state(instance: InstanceRecord | None) -> InstanceState:
 
 
 class RolloutRun:
-    """Rolls ``app`` on ``hosts`` from ``old_version`` to ``new_version``.
+    """Rolls ``app``'s ``replicas`` (replica → host of its old instance) from
+    ``old_version`` to ``new_version``; a strategy's slots are named by the replica.
 
-    ``in_place``: hosts hold one version at a time (bare metal). ``rollback_failures``:
-    roll back once this many new instances have failed (None: never on failures).
+    ``in_place``: a replica's host holds one version at a time (bare metal).
+    ``rollback_failures``: roll back once this many new instances have failed (None:
+    never on failures).
     """
 
-    def __init__(self, env: simpy.Environment, hosts: Sequence[str],
+    def __init__(self, env: simpy.Environment, replicas: Mapping[str, str],
                  strategy: RolloutStrategy, provisioner: Provisioner, recorder: Recorder, *,
                  old_version: str, new_version: str, app: str = "app",
                  in_place: bool = False, rollback_failures: int | None = None):
-        if not hosts:
-            raise ValueError("a rollout needs at least one host")
-        if len(set(hosts)) != len(hosts):
-            raise ValueError("hosts must be unique")
+        if not replicas:
+            raise ValueError("a rollout needs at least one replica")
         if rollback_failures is not None and rollback_failures < 1:
             raise ValueError(f"rollback_failures must be >= 1, got {rollback_failures!r}")
         self.env = env
@@ -135,9 +145,10 @@ class RolloutRun:
         self.old_version, self.new_version = old_version, new_version
         self.in_place = in_place
         self.rollback_failures = rollback_failures
-        self.instances: list[InstanceRecord] = []
-        self._slots = {h: _Slot(h, self._instance(h, old_version, healthy=env.now))
-                       for h in hosts}
+        self._slots = {r: _Slot(r, InstanceRecord(r, h, old_version, healthy=env.now))
+                       for r, h in replicas.items()}
+        self.instances: list[InstanceRecord] = [s.old for s in self._slots.values()
+                                                if s.old is not None]
         self._views = {h: s.view() for h, s in self._slots.items()}
         self._target = new_version
         self.rolling_back = False
@@ -146,9 +157,8 @@ class RolloutRun:
         self._in_flight = 0
         self._changed: simpy.Event | None = None
 
-    def _instance(self, host: str, version: str, **times: float) -> InstanceRecord:
-        record = InstanceRecord(f"{host}.{self.app}-{version}#{len(self.instances)}",
-                                host, version, **times)
+    def _instance(self, replica: str, version: str, **times: float) -> InstanceRecord:
+        record = InstanceRecord(f"{replica}@{version}", "", version, **times)
         self.instances.append(record)
         return record
 
@@ -195,23 +205,24 @@ class RolloutRun:
             return
         slot = self._slots.get(action.host)
         if slot is None:
-            raise ValueError(f"{action!r}: no such host in this rollout")
+            raise ValueError(f"{action!r}: no such replica in this rollout")
         if isinstance(action, Retire):
             if slot.old is None:
                 raise ValueError(f"{action!r}: no old instance there")
             slot.old.stopped = self.env.now
+            self.provisioner.stop(slot.old)
             slot.old = None
         elif isinstance(action, Create):
             if slot.new is not None:
-                raise ValueError(f"{action!r}: host already has a new instance")
+                raise ValueError(f"{action!r}: replica already has a new instance")
             if self.in_place and slot.old is not None:
                 raise ValueError(f"{action!r}: in-place host still runs its old instance")
-            slot.new = self._instance(slot.host, self._target, queued=self.env.now)
+            slot.new = self._instance(slot.replica, self._target, queued=self.env.now)
             self._in_flight += 1
             self.env.process(self._provision(slot, slot.new))
         else:
             raise TypeError(f"unknown rollout action {action!r}")
-        self._views[slot.host] = slot.view()
+        self._views[slot.replica] = slot.view()
 
     def _provision(self, slot: _Slot, instance: InstanceRecord) -> ProcessGenerator:
         """Provision one instance; on its outcome, update the slot and wake the run."""
@@ -227,7 +238,7 @@ class RolloutRun:
                                 instance.failure)
             if not self.rolling_back:
                 self.failures += 1
-        self._views[slot.host] = slot.view()
+        self._views[slot.replica] = slot.view()
         if self._changed is not None and not self._changed.triggered:
             self._changed.succeed()
 
@@ -241,14 +252,7 @@ class RolloutRun:
             new = slot.new
             if new is not None and new.state is InstanceState.PROVISIONING:
                 new.stopped = now
+                self.provisioner.stop(new)
                 self._in_flight -= 1
             slot.old, slot.new = new if _state(new) is InstanceState.HEALTHY else None, slot.old
-            self._views[slot.host] = slot.view()
-
-    def finish(self) -> None:
-        """Write one ``timeline`` row per instance (call once, after the run)."""
-        append = self.recorder.columns("timeline", TIMELINE_COLUMNS)
-        if append is None:
-            return
-        for record in self.instances:
-            append(*(getattr(record, name) for name in TIMELINE_COLUMNS))
+            self._views[slot.replica] = slot.view()

@@ -27,7 +27,8 @@ _HEALTHY, _PROVISIONING = InstanceState.HEALTHY, InstanceState.PROVISIONING
 
 @dataclass(frozen=True, slots=True)
 class SlotView:
-    """One host's place for the app during a rollout.
+    """One replica's place (slot) for the app during a rollout; ``host`` names the
+    slot (the replica; actions name it too).
 
     ``old``: the serving instance of the version being replaced (HEALTHY, or
     ABSENT once retired); ``new``: its replacement, of the target version.

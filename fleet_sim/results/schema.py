@@ -138,22 +138,27 @@ TIMELINE = Table("timeline", "instance: a rollout's timeline (NaN: phase not rea
 
 CAPACITY = Table("capacity", "change: instances serving during a rollout, per version", (
     _T,
+    _c("app", STR, "", "the app rolled out"),
     _c("old_healthy", INT, "", "healthy instances of the old version"),
     _c("new_healthy", INT, "", "healthy instances of the new version"),
 ))
 
-ROLLOUT_SUMMARY = Table("rollout_summary", "run: headline figures of a rollout", (
-    _c("makespan_s", FLOAT, "s", "time until the last instance is healthy, failed or stopped"),
+ROLLOUT_SUMMARY = Table("rollout_summary", "rollout: headline figures of each rollout", (
+    _c("app", STR, "", "the app rolled out"),
+    _c("at_s", FLOAT, "s", "when the rollout began"),
+    _c("makespan_s", FLOAT, "s",
+       "from at_s until the last instance is healthy, failed or stopped"),
     _c("min_serving_fraction", FLOAT, "fraction",
-       "fewest healthy instances during the rollout / hosts"),
+       "fewest healthy instances during the rollout / replicas"),
     _c("new_healthy", INT, "", "new instances that became healthy"),
     _c("new_failed", INT, "", "new instances that failed for good"),
     _c("instance_median_s", FLOAT, "s", "median time from queued to healthy of new instances"),
-    _c("registry_mb", FLOAT, "MB", "data sent by the registry"),
-    _c("peer_upload_mb", FLOAT, "MB", "data sent by peers (p2p)"),
-    _c("delivered_mb", FLOAT, "MB", "data delivered to hosts"),
-    _c("into_racks_mb", FLOAT, "MB", "data carried into racks from the core"),
-    _c("peak_registry_mb_s", FLOAT, "MB/s", "peak registry upload rate"),
+    _c("registry_mb", FLOAT, "MB", "data sent by the registry during the rollout"),
+    _c("peer_upload_mb", FLOAT, "MB", "data sent by peers (p2p) during the rollout"),
+    _c("delivered_mb", FLOAT, "MB", "data delivered to hosts during the rollout"),
+    _c("into_racks_mb", FLOAT, "MB", "data carried into racks from the core during it"),
+    _c("peak_registry_mb_s", FLOAT, "MB/s",
+       "peak registry upload rate during it (NaN unless links are recorded)"),
     _c("outcome", STR, "", "how the rollout ended (e.g. completed, rolled back)"),
 ))
 

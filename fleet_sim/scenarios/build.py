@@ -4,8 +4,10 @@ This is the only module that wires the layers together: it creates
 the SimPy environment, the named random streams, the recorder and the hosts,
 turns the config's apps into :class:`~fleet_sim.hosting.base.AppSpec` replicas and
 hands them to :func:`fleet_sim.hosting.deploy.deploy` with the placement policy
-chosen by name. A scenario with a ``[rollout]`` table is handed to
-:func:`fleet_sim.scenarios.rollout.run_rollout` instead.
+chosen by name, and with the image supply (one network: the registry's uplink,
+each host's NIC, optional racks; the apps' images) that every container pull and
+VM image copy goes through. Each ``[[rollouts]]`` entry becomes a
+:class:`~fleet_sim.hosting.rollout.FleetRollout` on that same deployment.
 
 The run goes through explicit phases: :func:`build` (nothing runs
 yet) → ``start`` → ``run`` → ``finalize`` (close open intervals, record
@@ -13,13 +15,14 @@ unfinished jobs) → ``tables``.
 
 Random streams are named by what they drive, never by where it runs
 (``workload.<replica>.<workload>.arrivals``), so the same seed gives the same
-demand under every hosting mode and placement (common random numbers).
+demand under every hosting mode and placement (common random numbers). A rollout
+draws from ``rollout.<app>.placement`` and ``rollout.<app>.health``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +34,26 @@ from pydantic import BaseModel
 from fleet_sim.errors import CapacityError, ConfigError
 from fleet_sim.hosting.base import AppSpec, DemandSpec, JobsSpec, WorkloadSpec
 from fleet_sim.hosting.base import HostSpec
+from fleet_sim.hosting import defaults
 from fleet_sim.hosting.deploy import Deployment, Site, deploy, mode_params
 from fleet_sim.hosting.deploy import plan as plan_placement
+from fleet_sim.hosting.rollout import FleetProvisioner, FleetRollout, Version
+from fleet_sim.images.cache import LayerCache
+from fleet_sim.images.image import Image, VMImage
+from fleet_sim.images.network import Network
+from fleet_sim.images.registry import PeerToPeer, Registry
+from fleet_sim.images.supply import (
+    FIRST_VERSION,
+    NEXT_VERSION,
+    ImageSupply,
+    container_image,
+    reference,
+)
 from fleet_sim.model.collection import long_run
 from fleet_sim.model.host import Host
 from fleet_sim.model.jobs import JOB_COLUMNS
 from fleet_sim.numerics.power import LinearPower, TablePower
-from fleet_sim.policies.registry import placement_policy
+from fleet_sim.policies.registry import placement_policy, rollout_strategy
 from fleet_sim.results import schema
 from fleet_sim.results.recorder import ChangePointRecorder
 from fleet_sim.results.fold import MemoryStore
@@ -45,8 +61,6 @@ from fleet_sim.results.spool import ParquetSpool
 from fleet_sim.results.tables import RunTables, conform
 from fleet_sim.rng import Streams
 from fleet_sim.scenarios import config as cfg
-from fleet_sim.scenarios.rollout import PARAMS as ROLLOUT_COLUMNS
-from fleet_sim.scenarios.rollout import RolloutSpec, run_rollout
 from fleet_sim.scenarios.traces import bundled_planetlab, read_planetlab
 
 #: the run advances in this many equal steps (progress reports; results do not depend on it)
@@ -60,7 +74,8 @@ class FleetRun:
 
     def __init__(self, config: cfg.ScenarioConfig, env: simpy.Environment,
                  recorder: ChangePointRecorder, hosts: list[Host], inventory: pd.DataFrame,
-                 deployment: Callable[[], Deployment], spool_dir: Path | None = None):
+                 deployment: Callable[[], tuple[Deployment, list[FleetRollout]]],
+                 spool_dir: Path | None = None):
         self.config = config
         self.env = env
         self.recorder = recorder
@@ -68,13 +83,17 @@ class FleetRun:
         self.inventory = inventory
         self._deploy = deployment
         self.deployment: Deployment | None = None
+        self.rollouts: list[FleetRollout] = []
         run = config.run
         store = MemoryStore() if spool_dir is None else ParquetSpool(spool_dir)
         self.results = RunTables(run.record, inventory, (run.warmup_s, run.duration_s), store)
 
     def start(self) -> None:
-        """Place and launch every replica (their provisioning runs once time advances)."""
-        self.deployment = self._deploy()
+        """Place and launch every replica (their provisioning runs once time advances)
+        and schedule the rollouts."""
+        self.deployment, self.rollouts = self._deploy()
+        for rollout in self.rollouts:
+            rollout.start()
 
     def run(self, on_step: Callable[[float], None] | None = None) -> None:
         """Simulate until ``run.duration_s``, calling ``on_step(t)`` after each of
@@ -107,6 +126,8 @@ class FleetRun:
         end = self.config.run.duration_s
         assert self.deployment is not None
         self.deployment.finalize(end)
+        for rollout in self.rollouts:
+            rollout.finalize()
         row = self.recorder.columns("jobs", JOB_COLUMNS)
         if row is not None:
             for host in self.hosts:
@@ -120,40 +141,19 @@ class FleetRun:
     def tables(self) -> dict[str, pd.DataFrame | Path]:
         """The run's result tables (conforming to :mod:`fleet_sim.results.schema`): the
         recorded ones as DataFrames, or as Parquet files when the run spools to a
-        folder; ``fleet``, ``summary`` and ``workload_summary`` as DataFrames."""
-        return self.results.tables()
-
-
-class RolloutRun:
-    """A built rollout run (``[rollout]`` scenarios): all of it happens in :meth:`run`."""
-
-    def __init__(self, spec: RolloutSpec):
-        self.spec = spec
-        self._tables: dict[str, pd.DataFrame] = {}
-
-    def start(self) -> None:
-        """Nothing to elaborate: the rollout builds itself when it runs."""
-
-    def run(self, on_step: Callable[[float], None] | None = None) -> None:
-        """Run the rollout to its end."""
-        self._tables = run_rollout(self.spec)
-        if on_step is not None:
-            on_step(math.inf)
-
-    def finalize(self) -> None:
-        """Nothing left open: the rollout ran to its end."""
-
-    def tables(self) -> dict[str, pd.DataFrame]:
-        """``timeline``, ``links``, ``capacity``, ``events`` and ``rollout_summary``."""
-        out = {}
-        for name, frame in self._tables.items():
-            name = "rollout_summary" if name == "summary" else name
-            frame = frame.drop(columns=[c for c in ROLLOUT_COLUMNS if c in frame.columns])
-            out[name] = conform(frame, schema.TABLES[name])
-        return out
-
-
-Simulation = FleetRun | RolloutRun
+        folder; ``fleet``, ``summary`` and ``workload_summary`` as DataFrames; with
+        rollouts, their ``timeline``, ``capacity`` and ``rollout_summary``."""
+        tables = self.results.tables()
+        if not self.rollouts:
+            return tables
+        links = tables.get("links")
+        if isinstance(links, Path):
+            links = pd.read_parquet(links, columns=["t", "link", "allocated_mb_s"])
+        parts = [r.tables(links) for r in self.rollouts]
+        for name in ("timeline", "capacity", "rollout_summary"):
+            tables[name] = conform(pd.concat([p[name] for p in parts], ignore_index=True),
+                                   schema.TABLES[name])
+        return tables
 
 
 # ---------------------------------------------------------------- specs from config
@@ -214,7 +214,8 @@ def app_specs(app: cfg.AppConfig, base_dir: Path) -> list[AppSpec]:
         workloads=tuple(workload_spec(w, r, base_dir) for w in app.workloads),
         ram_growth_mib_s=app.ram_growth_mib_s, cpu_limit_cores=app.cpu_max,
         cpu_weight=app.cpu_weight, cpuset_cores=app.cpuset_cores,
-        ram_limit_mib=app.memory_max_mib, vcpus=app.vcpus, image=app.image,
+        ram_limit_mib=app.memory_max_mib, vcpus=app.vcpus,
+        image=reference(app.name, FIRST_VERSION),
     ) for r, inst in enumerate(app.instances)]
 
 
@@ -235,7 +236,7 @@ def hosting_params(model: BaseModel) -> dict[str, Any]:
 def fit_errors(config: cfg.ScenarioConfig, file: str) -> list[ConfigError]:
     """Apps whose replica fits no empty host under the chosen mode (e.g. a VM bigger
     than any host), sized by the hosting code itself."""
-    if config.rollout is not None or not config.apps:
+    if not config.apps:
         return []
     mode = config.hosting.mode
     params = mode_params(mode, hosting_params(config.hosting.params()))
@@ -316,17 +317,12 @@ def _cpu_key(app: cfg.AppConfig, config: cfg.ScenarioConfig) -> str:
 
 # ---------------------------------------------------------------- the root
 def build(config: cfg.ScenarioConfig, seed: int | None = None,
-          base_dir: Path | None = None, spool_dir: Path | None = None) -> Simulation:
+          base_dir: Path | None = None, spool_dir: Path | None = None) -> FleetRun:
     """Build (but do not start) the run ``config`` describes, with ``seed``
     (default ``config.run.seed``); ``base_dir`` resolves trace files. With
     ``spool_dir`` the recorded tables are written there as the run goes (memory
     stays bounded, whatever the number of jobs); without, they are held in memory."""
     seed = config.run.seed if seed is None else seed
-    if config.rollout is not None:
-        rollout = config.rollout.model_dump()
-        return RolloutRun(RolloutSpec(
-            n_hosts=sum(g.count for g in config.fleet.hosts), mode=config.hosting.mode,
-            seed=seed, **rollout | {"base_layers_mb": tuple(rollout["base_layers_mb"])}))
     env = simpy.Environment()
     streams = Streams(seed)
     recorder = ChangePointRecorder(config.run.record)
@@ -334,9 +330,106 @@ def build(config: cfg.ScenarioConfig, seed: int | None = None,
     apps = [spec for app in config.apps for spec in app_specs(app, base_dir or Path.cwd())]
     mode = config.hosting.mode
     params = hosting_params(config.hosting.params())
+    policy = placement_policy(config.placement.policy)
 
-    def deployment() -> Deployment:
-        return deploy(env, hosts, mode, apps, placement_policy(config.placement.policy),
-                      streams, recorder, params)
+    def deployment() -> tuple[Deployment, list[FleetRollout]]:
+        images = None if mode == "baremetal" else _Images(config, env, recorder)
+        dep = deploy(env, hosts, mode, apps, policy, streams, recorder, params,
+                     fetch=None if images is None else images.supply.fetch)
+        return dep, [_rollout(config, r, dep, images, streams, recorder)
+                     for r in config.rollouts]
 
     return FleetRun(config, env, recorder, hosts, inventory, deployment, spool_dir)
+
+
+# ---------------------------------------------------------------- images and rollouts
+#: the registry's node on the network
+REGISTRY = "registry"
+
+
+class _Images:
+    """The run's network, each host's layer cache and the image supply (``[images]``)."""
+
+    def __init__(self, config: cfg.ScenarioConfig, env: simpy.Environment,
+                 recorder: ChangePointRecorder):
+        images = config.images
+        self.config = config
+        self.env = env
+        self.network = Network(env, recorder)
+        self.network.attach(REGISTRY, images.registry_uplink_mb_s, images.registry_uplink_mb_s)
+        self.caches: dict[str, LayerCache] = {}
+        i = 0
+        for group in config.fleet.hosts:
+            for k in range(group.count):
+                rack = None
+                if images.rack_hosts is not None:
+                    rack = f"rack{i // images.rack_hosts:03d}"
+                    if i % images.rack_hosts == 0:
+                        self.network.add_rack(rack, images.rack_uplink_mb_s,
+                                              images.rack_uplink_mb_s)
+                host = f"{group.type}{k:03d}"
+                self.network.attach(host, group.nic_mb_s, group.nic_mb_s, rack)
+                self.caches[host] = LayerCache(images.cache_mb)
+                i += 1
+        self.supply = ImageSupply(env, self.source(images.distribution))
+        for app in config.apps:
+            self.supply.add(self.image(app, FIRST_VERSION))
+
+    def source(self, distribution: str) -> Registry:
+        """The registry, or a P2P swarm seeded by it, over the hosts' caches as they are."""
+        if distribution == "p2p":
+            nic = max(g.nic_mb_s for g in self.config.fleet.hosts)
+            return PeerToPeer(
+                self.env, self.network, self.caches, node=REGISTRY,
+                max_concurrent_downloads=defaults.MAX_CONCURRENT_DOWNLOADS,
+                upload_slots=defaults.P2P_UPLOAD_SLOTS,
+                # as many uploads as the uplink can feed at full NIC speed
+                registry_upload_slots=max(1, int(self.config.images.registry_uplink_mb_s
+                                                 // nic)))
+        return Registry(self.env, self.network, self.caches, node=REGISTRY,
+                        max_concurrent_downloads=defaults.MAX_CONCURRENT_DOWNLOADS)
+
+    def image(self, app: cfg.AppConfig, version: str) -> Image:
+        """``app``'s image under the run's mode (a VM image, or a container image)."""
+        images = self.config.images
+        if self.config.hosting.mode == "vm":
+            return VMImage(app.name, version, app.vm_image_mb or images.vm_image_mb)
+        return container_image(app.name, version, images.base_layers_mb,
+                               app.app_layer_mb or images.app_layer_mb)
+
+
+def _rollout(config: cfg.ScenarioConfig, rollout: cfg.RolloutConfig, dep: Deployment,
+             images: _Images | None, streams: Streams,
+             recorder: ChangePointRecorder) -> FleetRollout:
+    """The :class:`FleetRollout` of one ``[[rollouts]]`` entry."""
+    app = next(a for a in config.apps if a.name == rollout.app)
+    replicas = {spec.name: spec for spec in app_specs(app, Path())}
+    deps = app.dependencies if rollout.dependencies is None else rollout.dependencies
+    versions = {FIRST_VERSION: Version(reference(app.name, FIRST_VERSION),
+                                       tuple(sorted(app.dependencies.items()))),
+                NEXT_VERSION: Version(reference(app.name, NEXT_VERSION),
+                                      tuple(sorted(deps.items())))}
+    in_place = config.hosting.mode == "baremetal"
+    fraction = rollout.rollback_failure_fraction
+
+    def provisioner(hosts: Mapping[str, str]) -> FleetProvisioner:
+        """Built when the rollout begins: v2 reaches the registry (and the swarm) then."""
+        if images is not None:
+            first = images.supply.images[reference(app.name, FIRST_VERSION)]
+            images.supply.add(first.next_version(NEXT_VERSION, rollout.changed),
+                              images.source(rollout.distribution))
+        return FleetProvisioner(
+            dep, {r: s for r, s in replicas.items() if r in hosts}, hosts, versions,
+            policy=placement_policy(config.placement.policy),
+            placement_rng=streams.get(f"rollout.{app.name}.placement"),
+            health_check_s=rollout.health_check_s, health_failure_p=rollout.health_failure_p,
+            health_rng=streams.get(f"rollout.{app.name}.health"),
+            max_retries=rollout.max_retries, in_place=in_place, recorder=recorder)
+
+    return FleetRollout(
+        dep, app.name, list(replicas), rollout.at_s,
+        rollout_strategy(rollout.strategy, **rollout.strategy_params), provisioner,
+        old=FIRST_VERSION, new=NEXT_VERSION, in_place=in_place,
+        rollback_failures=None if fraction is None else math.ceil(fraction * app.replicas),
+        recorder=recorder, network=None if images is None else images.network,
+        registry=REGISTRY)

@@ -2,7 +2,9 @@
 
 A scenario file describes one run: ``[run]`` (duration, seed, tables to record),
 ``[[fleet.hosts]]`` (host types and counts), ``[hosting]`` (mode and its
-parameters), ``[placement]``, ``[[apps]]`` with their ``[[apps.workloads]]``.
+parameters), ``[placement]``, ``[images]`` (image sizes and where hosts get them),
+``[[apps]]`` with their ``[[apps.workloads]]``, and ``[[rollouts]]`` (new versions
+of apps, as events of the run).
 Every model forbids unknown keys and is strict about types (TOML already has
 them: ``"10"`` is not a number). Problems become :class:`~fleet_sim.errors.ConfigError`
 messages naming the file, the key path and what is allowed, all at once:
@@ -34,9 +36,8 @@ from fleet_sim.hosting.deploy import BareMetalParams, ContainerParams, VmParams
 from fleet_sim.model import distributions as dist
 from fleet_sim.policies.registry import PLACEMENT_POLICIES, ROLLOUT_STRATEGIES, rollout_strategy
 from fleet_sim.scenarios.keypaths import apply_overrides, as_json, display_path, parse_path
-from fleet_sim.scenarios.rollout import RolloutSpec
 
-RECORDABLE = ("hosts", "workloads", "instances", "jobs", "events", "links", "timeline")
+RECORDABLE = ("hosts", "workloads", "instances", "jobs", "events", "links")
 """Tables a run can record (``run.record``)."""
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
 _NAME_ALLOWED = "a name of letters, digits, '-' and '_', starting with a letter"
@@ -185,6 +186,8 @@ class HostGroupConfig(Strict):
     power: PowerConfig = Field(default_factory=_default_power)
     monthly_cost_usd: float = Field(defaults.HOST_MONTHLY_COST_USD, ge=0,
                                     description="cost per host per 30-day month, $")
+    nic_mb_s: float = Field(defaults.HOST_NIC_MB_S, gt=0,
+                            description="NIC bandwidth per host, each direction, MB/s")
 
 
 class FleetConfig(Strict):
@@ -415,7 +418,10 @@ class AppConfig(Strict):
     cpu_max: float | None = Field(None, gt=0, description="container cpu.max, cores")
     cpuset_cores: int | None = Field(None, gt=0, description="container exclusive cores")
     memory_max_mib: float | None = Field(None, gt=0, description="container memory.max, MiB")
-    image: str = Field("", description="container image (default <name>:latest)")
+    app_layer_mb: float | None = Field(None, gt=0, description="its own container layer "
+                                       "(default: images.app_layer_mb), MB")
+    vm_image_mb: float | None = Field(None, gt=0, description="its VM image (default: "
+                                      "images.vm_image_mb), MB")
     workloads: list[WorkloadConfig] = Field(default_factory=list)
 
     @property
@@ -426,58 +432,58 @@ class AppConfig(Strict):
         return [f"{self.name}-{r}" for r in range(self.replicas)]
 
 
-class RolloutConfig(Strict):
-    """``[rollout]``: roll an app out from v1 to v2 on every host of the fleet under
-    ``hosting.mode`` (a rollout scenario has no ``[[apps]]``)."""
+class ImagesConfig(Strict):
+    """``[images]``: what hosts pull before a container starts or a VM boots, and from
+    where. Every container image is the shared base layers under its app's own layer;
+    a VM image is one file. Bare metal installs packages (``hosting.baremetal.install_s``
+    includes their download)."""
 
-    strategy: Literal[tuple(ROLLOUT_STRATEGIES)] = _field(  # type: ignore[valid-type]
-        RolloutSpec, "strategy", "how instances are replaced (parameters in "
-        "strategy_params)")
+    distribution: Literal["central", "p2p"] = Field(
+        "central", description="initial deployments pull from the registry only, or also "
+        "from peers that hold the layers (p2p)")
+    base_layers_mb: list[Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: [defaults.CONTAINER_BASE_LAYER_MB],
+        description="container base layers shared by every app, base first, MB")
+    app_layer_mb: _Ratio = Field(defaults.CONTAINER_APP_LAYER_MB,
+                                 description="each app's own container layer, MB")
+    vm_image_mb: _Ratio = Field(defaults.VM_IMAGE_MB, description="each app's VM image, MB")
+    registry_uplink_mb_s: _Ratio = Field(defaults.REGISTRY_UPLINK_MB_S,
+                                         description="registry uplink, MB/s")
+    rack_hosts: int | None = Field(None, gt=0, description="hosts per rack, in fleet order "
+                                   "(none: every host on the core network)")
+    rack_uplink_mb_s: _Ratio = Field(defaults.RACK_UPLINK_MB_S, description="each rack's "
+                                     "uplink to the core (with rack_hosts), MB/s")
+    cache_mb: _NonNegative = Field(defaults.LAYER_CACHE_MB,
+                                   description="room for cached image layers on each host, MB")
+
+
+class RolloutConfig(Strict):
+    """``[[rollouts]]``: at ``at_s``, roll ``app`` (an ``[[apps]]`` name) out from v1 to
+    v2: its replicas' instances are replaced, on the fleet, under ``hosting.mode``."""
+
+    app: Name = Field(description="the app whose replicas are replaced")
+    at_s: float = Field(ge=0, description="when the rollout begins, s")
+    strategy: Literal[tuple(ROLLOUT_STRATEGIES)] = Field(  # type: ignore[valid-type]
+        "rolling", description="how instances are replaced (parameters in strategy_params)")
     strategy_params: dict[str, Any] = Field(
         default_factory=dict, description='e.g. {max_surge = "25%", max_unavailable = 0}')
-    distribution: Literal["central", "p2p"] = _field(
-        RolloutSpec, "distribution", "hosts fetch v2 from the registry only, or also "
-        "from peers that have its layers (p2p)")
-    changed: Literal["top-layer", "whole-image"] = _field(
-        RolloutSpec, "changed", "what v2 changes: its top (app) layer or every layer "
-        "(bare metal: the app, or its dependencies too)")
-    base_layers_mb: list[Annotated[float, Field(gt=0)]] = Field(
-        default_factory=lambda: list(_default(RolloutSpec, "base_layers_mb")),
-        description="container base layers, base first, MB (bare metal: its dependency "
-        "packages)")
-    app_layer_mb: _Ratio = _field(RolloutSpec, "app_layer_mb",
-                                  "container app layer, MB (bare metal: the app package)")
-    vm_image_mb: _Ratio = _field(RolloutSpec, "vm_image_mb", "VM image, MB")
-    registry_uplink_mb_s: _Ratio = _field(RolloutSpec, "registry_uplink_mb_s",
-                                          "registry (or package mirror) uplink, MB/s")
-    host_nic_mb_s: _Ratio = _field(RolloutSpec, "host_nic_mb_s", "each host's NIC, MB/s")
-    rack_hosts: int | None = Field(None, gt=0, description="hosts per rack (none: no racks)")
-    rack_uplink_mb_s: _Ratio = _field(RolloutSpec, "rack_uplink_mb_s",
-                                      "each rack's uplink to the core (with rack_hosts), MB/s")
-    cache_mb: _NonNegative = _field(RolloutSpec, "cache_mb",
-                                    "room for cached image layers on each host, MB")
-    install: Literal["scripted", "manual"] = _field(
-        RolloutSpec, "install", "bare metal: a configuration-management script or by hand")
-    install_workers: int | None = Field(None, gt=0, description="bare metal: hosts "
-                                        "installed at once (none: all when scripted, "
-                                        f"{defaults.MANUAL_OPERATORS} by hand)")
-    conflict_fraction: _Probability = _field(
-        RolloutSpec, "conflict_fraction", "bare metal: share of hosts where another app "
-        "pins the old version of the shared library v2 upgrades")
-    install_step_failure_p: _Probability = _field(
-        RolloutSpec, "install_step_failure_p",
-        "bare metal: probability that one install step fails")
-    health_check_s: _NonNegative = _field(RolloutSpec, "health_check_s",
-                                          "health check of a new instance, s")
-    health_failure_p: _Probability = _field(
-        RolloutSpec, "health_failure_p", "probability that a new instance fails its "
-        "health check")
-    max_retries: int = _field(RolloutSpec, "max_retries", "attempts after the first when "
-                              "an instance fails to come up", ge=0)
-    random_durations: bool = _field(RolloutSpec, "random_durations", "draw boot and start "
-                                    "times (else use their means)")
+    changed: Literal["top-layer", "whole-image"] = Field(
+        "top-layer", description="what v2 changes: its app layer only, or every layer "
+        "(a VM image is always copied whole)")
+    distribution: Literal["central", "p2p"] = Field(
+        "central", description="hosts fetch v2 from the registry only, or also from peers "
+        "that have its layers (p2p)")
+    dependencies: dict[str, str] | None = Field(
+        None, description="package → version v2 needs on a shared OS (default: the app's)")
+    health_check_s: _NonNegative = Field(defaults.HEALTH_CHECK_S,
+                                         description="health check of a new instance, s")
+    health_failure_p: _Probability = Field(
+        defaults.HEALTH_CHECK_FAILURE_P,
+        description="probability that a new instance fails its health check")
+    max_retries: int = Field(defaults.PROVISION_MAX_RETRIES, ge=0, description="attempts "
+                             "after the first when an instance fails to come up")
     rollback_failure_fraction: float | None = Field(
-        None, gt=0, le=1, description="roll back once this share of hosts failed "
+        None, gt=0, le=1, description="roll back once this share of replicas failed "
         "(none: never)")
 
 
@@ -488,8 +494,9 @@ class ScenarioConfig(Strict):
     fleet: FleetConfig = Field(description="[[fleet.hosts]] tables: type, count, cores, …")
     hosting: HostingConfig = Field(default_factory=HostingConfig)
     placement: PlacementConfig = Field(default_factory=PlacementConfig)
+    images: ImagesConfig = Field(default_factory=ImagesConfig)
     apps: list[AppConfig] = Field(default_factory=list)
-    rollout: RolloutConfig | None = None
+    rollouts: list[RolloutConfig] = Field(default_factory=list)
 
 
 # ---------------------------------------------------------------- loading
@@ -696,24 +703,51 @@ def feasibility(config: ScenarioConfig, file: str, base_dir: Path) -> list[Confi
                     f"apps[{taken[inst]}]", "names whose replicas <name>-<i> do not collide")
         for j, wl in enumerate(app.workloads):
             _check_workload(bad, f"{where}.workloads[{j}]", wl, base_dir)
-    if config.rollout is not None:
-        _check_rollout(bad, config)
+    _check_images(bad, config)
+    for i, rollout in enumerate(config.rollouts):
+        _check_rollout(bad, config, i, rollout)
     return errors
 
 
-def _check_rollout(bad: Any, config: ScenarioConfig) -> None:
-    rollout = config.rollout
-    assert rollout is not None
-    if config.apps:
-        bad("apps", "a rollout scenario rolls out its own app, one per host",
-            "no [[apps]] together with [rollout]")
+def _check_images(bad: Any, config: ScenarioConfig) -> None:
+    """Each app's image must fit a host's layer cache (containers pull, VMs copy)."""
+    images, mode = config.images, config.hosting.mode
+    if mode == "baremetal":
+        return
+    for i, app in enumerate(config.apps):
+        if mode == "vm":
+            key, size = "vm_image_mb", app.vm_image_mb or images.vm_image_mb
+        else:
+            key = "app_layer_mb"
+            size = sum(images.base_layers_mb) + (app.app_layer_mb or images.app_layer_mb)
+        if size > images.cache_mb:
+            bad(f"apps[{i}].{key}", f"its image of {size:g} MB does not fit a host's layer "
+                f"cache of {images.cache_mb:g} MB (images.cache_mb)",
+                "an image no larger than images.cache_mb")
+
+
+def _check_rollout(bad: Any, config: ScenarioConfig, i: int, rollout: RolloutConfig) -> None:
+    where = f"rollouts[{i}]"
+    apps = {a.name: a for a in config.apps}
+    app = apps.get(rollout.app)
+    if app is None or app.replicas == 0:
+        bad(f"{where}.app", f"no deployed app {as_json(rollout.app)}",
+            "the name of an [[apps]] entry with replicas >= 1: "
+            + ", ".join(n for n, a in apps.items() if a.replicas) if apps else "an [[apps]] name")
+        return
+    if [r.app for r in config.rollouts].index(rollout.app) != i:
+        bad(f"{where}.app", f"{as_json(rollout.app)} is rolled out twice",
+            "one rollout per app (v1 to v2)")
+    if rollout.at_s >= config.run.duration_s:
+        bad(f"{where}.at_s", f"{rollout.at_s:g} s is not before run.duration_s "
+            f"({config.run.duration_s:g} s)", "0 <= at_s < run.duration_s")
     if config.hosting.mode == "baremetal" and rollout.distribution != "central":
-        bad("rollout.distribution", "bare metal installs packages from a central mirror",
+        bad(f"{where}.distribution", "bare metal installs packages from a central mirror",
             '"central" when hosting.mode = "baremetal"')
     try:
         strategy = rollout_strategy(rollout.strategy, **rollout.strategy_params)
     except (TypeError, ValueError) as e:
-        bad("rollout.strategy_params", f"not valid for {rollout.strategy}: {e}",
+        bad(f"{where}.strategy_params", f"not valid for {rollout.strategy}: {e}",
             "the parameters of that strategy, e.g. rolling: max_surge, max_unavailable; "
             "batches: size; canary: fraction, then")
         return
@@ -721,11 +755,14 @@ def _check_rollout(bad: Any, config: ScenarioConfig) -> None:
     in_place = config.hosting.mode == "baremetal"  # one version per shared OS at a time
     try:
         if budgets is not None:
-            budgets(sum(g.count for g in config.fleet.hosts), in_place=in_place)
+            budgets(app.replicas, in_place=in_place)
+        if in_place and rollout.strategy == "blue-green":
+            raise ValueError("blue-green needs a parallel fleet")
     except ValueError as e:
-        bad("rollout.strategy_params", f"impossible under hosting.mode = "
-            f"{as_json(config.hosting.mode)}: {e}",
-            "max_unavailable >= 1 (or a percentage) for an in-place bare-metal rollout")
+        bad(f"{where}.strategy_params" if budgets is not None else f"{where}.strategy",
+            f"impossible under hosting.mode = {as_json(config.hosting.mode)}: {e}",
+            "max_unavailable >= 1 (or a percentage) for an in-place bare-metal rollout; "
+            "no blue-green in place")
 
 
 def _unique(bad: Any, path: str, names: list[str], key: str) -> None:

@@ -109,9 +109,11 @@ def _list_index(items: list[Any], token: str | int, path: str, prefix: list[str 
         raise ConfigError(f"{file} (--set)", path, f"{display_path(prefix)} has {len(items)} "
                           f"entries, no [{token}]", f"an index below {len(items)}")
     for i, item in enumerate(items):
-        if isinstance(item, dict) and token in (item.get("name"), item.get("type")):
+        if isinstance(item, dict) and token in (item.get("name"), item.get("type"),
+                                                item.get("app")):
             return i
-    names = [str(it.get("name", it.get("type"))) for it in items if isinstance(it, dict)]
+    names = [str(it.get("name", it.get("type", it.get("app")))) for it in items
+             if isinstance(it, dict)]
     raise ConfigError(f"{file} (--set)", path, f"no entry named {as_json(token)} in "
                       f"{display_path(prefix)}", ", ".join(names) or "an index")
 

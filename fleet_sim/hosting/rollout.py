@@ -148,6 +148,7 @@ class FleetProvisioner:
                     return site
                 conflicts = view.conflicts(request)
                 if self.in_place and conflicts:
+                    record.host = home
                     self._fail(record, f"dependency conflict on {home}: {', '.join(conflicts)}")
                     return None
             if not self.in_place:

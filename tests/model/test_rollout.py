@@ -24,8 +24,10 @@ class Scripted:
         self.steps = (transfer_s, start_s, health_s)
         self.fails = fails
         self.durations = durations
+        self.stopped: list[tuple[float, str]] = []
 
     def provision(self, record: InstanceRecord):
+        record.host = record.instance.split("@")[0]  # slots are named by their hosts here
         record.attempts += 1
         transfer_s, start_s, health_s = self.steps
         if self.durations is not None:
@@ -41,18 +43,20 @@ class Scripted:
             return False
         return True
 
+    def stop(self, record: InstanceRecord) -> None:
+        self.stopped.append((self.env.now, record.instance))
+
 
 def rollout(strategy, n=10, *, in_place=False, rollback_failures=None, **scripted):
     env = simpy.Environment()
-    rec = ChangePointRecorder(tables=("timeline", "events"))
-    run = RolloutRun(env, [f"h{i}" for i in range(n)], strategy, Scripted(env, **scripted), rec,
+    rec = ChangePointRecorder(tables=("events",))
+    run = RolloutRun(env, {f"h{i}": f"h{i}" for i in range(n)}, strategy,
+                     Scripted(env, **scripted), rec,
                      old_version="v1", new_version="v2", in_place=in_place,
                      rollback_failures=rollback_failures)
     run.start()
     env.run()
-    run.finish()
-    rows = [dict(zip(TIMELINE_COLUMNS, row, strict=True))
-            for row in zip(*rec.data["timeline"].values(), strict=True)]
+    rows = [{c: getattr(r, c) for c in TIMELINE_COLUMNS} for r in run.instances]
     return run, rows, rec.data["events"]
 
 
@@ -171,3 +175,16 @@ def test_rolling_run_never_exceeds_its_budgets(n, surge, unavailable, durations,
         serving = sum(r["healthy"] <= t and not r["stopped"] <= t for r in rows)
         assert alive <= n + max_surge
         assert serving >= n - max_unavailable
+
+
+def test_retired_and_discarded_instances_are_stopped_through_the_provisioner():
+    env = simpy.Environment()
+    scripted = Scripted(env, durations=lambda r: {"h0": 1.0}.get(r.host, 50.0),
+                        fails=lambda r: r.version == "v2")
+    run = RolloutRun(env, {"h0": "h0", "h1": "h1"}, AllAtOnce(), scripted,
+                     ChangePointRecorder(tables=("events",)), old_version="v1",
+                     new_version="v2", rollback_failures=1)
+    run.start()
+    env.run()
+    # both old instances retired at 0; h1's v2 discarded when h0's failed (1 + 1 + 2 s)
+    assert scripted.stopped[:3] == [(0.0, "h0"), (0.0, "h1"), (4.0, "h1@v2")]

@@ -12,7 +12,6 @@ from fleet_sim.hosting.deploy import BareMetalParams, ContainerParams, VmParams
 from fleet_sim.scenarios import config as cfg
 from fleet_sim.scenarios import keypaths
 from fleet_sim.scenarios.runner import EXPERIMENTS_DIR, prepare
-from fleet_sim.scenarios.rollout import RolloutSpec
 
 TINY = Path(__file__).parent / "tiny.toml"
 BASE = TINY.read_text()
@@ -31,7 +30,8 @@ def problems(tmp_path: Path, text: str, overrides: list[str] | None = None) -> s
 BAD_INPUTS = {
     "unknown top-level key": (
         "hosts = 3\n" + BASE,
-        "F: hosts: unknown key (allowed: run, fleet, hosting, placement, apps, rollout)"),
+        "F: hosts: unknown key (allowed: run, fleet, hosting, placement, images, apps, "
+        "rollouts)"),
     "unknown nested key": (
         BASE.replace("rate_per_s = 2.0", "rate_per_s = 2.0\nrate = 1"),
         "F: apps[0].workloads[0].rate: unknown key (allowed: name, kind, rate_per_s, "
@@ -91,7 +91,7 @@ BAD_INPUTS = {
     "unknown table to record": (
         BASE.replace('"events"]', '"evnts"]'),
         'F: run.record[3]: "evnts" is not allowed (allowed: "hosts", "workloads", '
-        '"instances", "jobs", "events", "links" or "timeline")'),
+        '"instances", "jobs", "events" or "links")'),
     "warm-up longer than the run": (
         BASE.replace("seed = 3", "seed = 3\nwarmup_s = 400"),
         "F: run.warmup_s: 400 s does not end before duration_s (300 s) "
@@ -188,17 +188,52 @@ def test_mode_keys_match_the_hosting_parameters(model, params):
     assert list(model.model_fields) == [f.name for f in dataclasses.fields(params)]
 
 
-def test_rollout_keys_cover_the_rollout_spec():
-    from_scenario = {"n_hosts", "mode", "seed"}  # fleet size, hosting.mode, run.seed
-    assert set(cfg.RolloutConfig.model_fields) | from_scenario == {
-        f.name for f in dataclasses.fields(RolloutSpec)}
-
-
 def test_rollout_strategy_parameters_are_checked(tmp_path):
     text = (EXPERIMENTS_DIR / "rollout.toml").read_text().replace(
         'max_surge = "25%"', "max_surge = -3")
     assert problems(tmp_path, text).startswith(
-        "F: rollout.strategy_params: not valid for rolling: ")
+        "F: rollouts[0].strategy_params: not valid for rolling: ")
+
+
+ROLLOUT = (EXPERIMENTS_DIR / "rollout.toml").read_text()
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["rollouts.web.app=nope"],
+     'F: rollouts[0].app: no deployed app "nope" (allowed: the name of an [[apps]] '
+     "entry with replicas >= 1: web, batch)"),
+    (["apps.web.replicas=0"], 'F: rollouts[0].app: no deployed app "web"'),
+    (["rollouts.web.at_s=4500"],
+     "F: rollouts[0].at_s: 4500 s is not before run.duration_s (4500 s) "
+     "(allowed: 0 <= at_s < run.duration_s)"),
+    (["hosting.mode=baremetal", "rollouts.web.distribution=p2p"],
+     "F: rollouts[0].distribution: bare metal installs packages from a central "
+     'mirror (allowed: "central" when hosting.mode = "baremetal")'),
+    (["hosting.mode=baremetal", "rollouts.web.strategy=blue-green",
+      "rollouts.web.strategy_params={}"],
+     'F: rollouts[0].strategy: impossible under hosting.mode = "baremetal"'),
+    (["rollouts.web.changed=base"],
+     'F: rollouts[0].changed: "base" is not allowed (allowed: "top-layer" or '
+     '"whole-image")'),
+    (["images.cache_mb=100"],
+     "F: apps[0].app_layer_mb: its image of 230 MB does not fit a host's layer cache of "
+     "100 MB (images.cache_mb)"),
+    (["hosting.mode=vm", "apps.batch.vm_image_mb=60000"],
+     "F: apps[1].vm_image_mb: its image of 60000 MB does not fit a host's layer "
+     "cache of 50000 MB (images.cache_mb)"),
+    (["rollouts.web.hurry=1"], "F: rollouts[0].hurry: unknown key (allowed: app, "
+     "at_s, strategy, strategy_params, changed, distribution, dependencies, "
+     "health_check_s, health_failure_p, max_retries, rollback_failure_fraction)"),
+])
+def test_bad_rollouts_and_images_name_the_key_and_what_is_allowed(tmp_path, overrides,
+                                                                  message):
+    assert message in problems(tmp_path, ROLLOUT, overrides)
+
+
+def test_an_app_is_rolled_out_at_most_once(tmp_path):
+    twice = ROLLOUT + '\n[[rollouts]]\napp = "web"\nat_s = 2000\n'
+    assert 'F: rollouts[1].app: "web" is rolled out twice (allowed: one rollout per app' in (
+        problems(tmp_path, twice))
 
 
 def test_every_shipped_experiment_validates_and_states_its_question():

@@ -175,9 +175,9 @@ def test_an_overcommitted_fleet_is_refused_by_validate_with_exit_2():
 
 def test_an_impossible_in_place_rollout_is_refused_by_validate():
     out = fleet_sim("validate", "rollout", "--set", "hosting.mode=baremetal",
-                    "--set", "rollout.strategy_params={max_unavailable=0}")
+                    "--set", "rollouts.web.strategy_params={max_unavailable=0}")
     assert out.returncode == 2
-    assert ('rollout.strategy_params: impossible under hosting.mode = "baremetal"'
+    assert ('rollouts[0].strategy_params: impossible under hosting.mode = "baremetal"'
             in out.stderr)
 
 

@@ -141,8 +141,8 @@ def test_density_finds_the_smallest_fleet(density):
 
 # ---------------------------------------------------------------- rollout
 ROLLOUT_COLUMNS = ["hosts", "mode", "from", "changed", "strategy", "makespan min",
-                   "min serving", "median instance s", "registry GB", "peak registry MB/s",
-                   "failed", "outcome"]
+                   "min serving", "p99 before ms", "p99 during ms", "failed before",
+                   "failed during", "registry GB", "failed instances", "outcome"]
 
 
 def test_rollout_matrix_at_tiny_sizes():
@@ -167,3 +167,9 @@ def test_rollout_matrix_at_tiny_sizes():
     assert (p2p.to_numpy() <= central.to_numpy()).all()
     by = layers.set_index(["mode", "from", "changed"])["registry GB"]
     assert by["container", "central", "top-layer"] < by["container", "central", "whole-image"]
+    # the service is measured before and during each rollout; all at once stops every
+    # replica, so requests are lost only during it
+    for table in tables.values():
+        assert (table["p99 before ms"] > 0).all() and (table["p99 during ms"] > 0).all()
+        assert (table["failed before"] == 0).all()
+    assert (strategies.loc[strategies["strategy"] == "all-at-once", "failed during"] > 0).all()

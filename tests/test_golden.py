@@ -32,16 +32,17 @@ TINY: dict[str, dict[str, object]] = {
     "density": {"run.duration_s": 900, "run.warmup_s": 700, "fleet.hosts.std.count": 2,
                 "apps.large.replicas": 1, "apps.medium.replicas": 4,
                 "apps.small-a.replicas": 4, "apps.small-b.replicas": 4},
-    "rollout": {"fleet.hosts.host.count": 8},
+    "rollout": {"fleet.hosts.host.count": 8, "apps.web.replicas": 8,
+                "apps.batch.replicas": 8},
 }
 """The ``--set`` overrides that make each experiment run in about a second."""
 
 
 def _metrics(res: fs.Results) -> dict[str, float | None]:
-    """The numeric columns of the run's one-row summary (NaN as None)."""
-    summary = res.summary
-    if summary is None or summary.empty:
-        summary = res.rollout_summary
+    """The numeric columns of the run's one-row summary, its rollout's if it has one
+    (NaN as None)."""
+    rollout = "rollout_summary" in res.manifest["tables"]
+    summary = res.rollout_summary if rollout else res.summary
     assert len(summary) == 1, f"expected a one-row summary, got {len(summary)} rows"
     row = summary.iloc[0]
     out: dict[str, float | None] = {}

@@ -187,10 +187,12 @@ def test_summary_across_replications_is_mean_and_95ci(tmp_path):
 
 def test_a_rollout_scenario_gives_rollout_tables():
     res = runner.run(runner.EXPERIMENTS_DIR / "rollout.toml", progress=False,
-                     set={"fleet.hosts.host.count": 8})
+                     set={"fleet.hosts.host.count": 8, "apps.web.replicas": 8,
+                          "apps.batch.replicas": 8, "run.duration_s": 2000})
     summary = res.rollout_summary.iloc[0]
     assert summary["new_healthy"] + summary["new_failed"] == 8
-    assert len(res.timeline) >= 16 and set(res.tables) >= {"timeline", "links", "capacity"}
+    assert len(res.timeline) >= 16 and set(res.tables) >= {
+        "timeline", "links", "capacity", "jobs", "summary"}
 
 
 def test_editing_a_replayed_trace_changes_the_run_id(tmp_path):

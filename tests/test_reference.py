@@ -38,7 +38,8 @@ def test_every_column_appears(page: str) -> None:
 @pytest.mark.parametrize("key", [
     "run.duration_s", "run.record", "hosting.mode", "hosting.vm.boot_s",
     "fleet.hosts[].cores", "fleet.hosts[].power.idle_w", "apps[].replicas",
-    "apps[].workloads[].rate_per_s", "apps[].workloads[].trace", "rollout.strategy",
+    "apps[].workloads[].rate_per_s", "apps[].workloads[].trace", "rollouts[].strategy",
+    "rollouts[].at_s", "images.cache_mb", "fleet.hosts[].nic_mb_s",
 ])
 def test_known_keys_appear(page: str, key: str) -> None:
     assert f"| `{key}` |" in page

@@ -135,20 +135,6 @@ LAYER_CACHE_MB = 50_000.0
 #: Uploads a peer serves at once in P2P distribution: BitTorrent clients unchoke
 #: 4 peers (Cohen, "Incentives build robustness in BitTorrent", 2003).
 P2P_UPLOAD_SLOTS = 4
-#: Share of a bare-metal install spent on dependencies (the rest on the app
-#: itself). Planning assumption: OS package installs dominate a playbook run.
-INSTALL_DEPENDENCIES_SHARE = 0.7
-#: Package a bare-metal dependency step and an app step need when pinning a
-#: shared library (the classic shared-OS conflict: OpenSSL 1.1 vs 3.0).
-SHARED_LIBRARY = "openssl"
-SHARED_LIBRARY_OLD = "1.1"
-SHARED_LIBRARY_NEW = "3.0"
-#: Restarting an app's systemd service once installed: a few seconds (stop on
-#: SIGTERM, start, bind ports); planning figure.
-SERVICE_RESTART_S = 5.0
-#: Hosts a team works on at once when installing by hand (two operators, one
-#: host each); planning assumption.
-MANUAL_OPERATORS = 2
 #: Attempts after the first when an instance fails to come up. Deploy tools
 #: retry a failed host once before marking it failed (planning figure; AWS
 #: CodeDeploy itself does not retry, Kubernetes retries with back-off).

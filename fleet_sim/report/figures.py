@@ -876,6 +876,8 @@ def rollout_timeline(capacity: pd.DataFrame, *, by: str | None = "mode",
             continue
         most_runs = max(most_runs, n_runs)
         rows_of_run = rows_of_run.sort_values("t", kind="stable")
+        # time since the rollout began: its first change point (at_s)
+        rows_of_run = rows_of_run.assign(t=rows_of_run["t"] - rows_of_run["t"].iloc[0])
         drawn.append((label, run, rows_of_run, style))
     if not drawn:
         raise ValueError("the capacity table is empty: nothing to draw")

@@ -256,11 +256,13 @@ def test_density_summary_bars_are_means_with_confidence_intervals():
 
 
 def test_rollout_timeline_draws_old_and_new_serving_instances():
-    cap = pd.DataFrame({"t": [0.0, 10.0, 12.0, 30.0], "old_healthy": [4, 3, 2, 0],
-                        "new_healthy": [0, 0, 1, 4]})
+    cap = pd.DataFrame({"t": [0.0, 10.0, 12.0, 30.0], "app": "web",
+                        "old_healthy": [4, 3, 2, 0], "new_healthy": [0, 0, 1, 4]})
     cap = conform(cap, CAPACITY)
+    # the bare-metal rollout began at 500 s: drawn from its start too
     frame = pd.concat([cap.assign(mode="container"),
-                       cap.assign(mode="baremetal", t=cap["t"] * 100)], ignore_index=True)
+                       cap.assign(mode="baremetal", t=500 + cap["t"] * 100)],
+                      ignore_index=True)
     ax = rendered(fg.rollout_timeline(frame, n_hosts=4, ax=axes()))
     new = line_by_label(ax, "container new")
     old = line_by_label(ax, "container old")

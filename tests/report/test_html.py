@@ -250,10 +250,13 @@ def test_workloads_table_shows_no_float_noise(mode_sweep):
 def test_report_of_a_rollout_sweep_draws_the_timeline(tmp_path):
     out = tmp_path / "rollout"
     fs.sweep(EXPERIMENTS / "rollout.toml", params={"hosting.mode": ["vm", "container"]},
-             set={"fleet.hosts.host.count": 12}, out=out, workers=1, progress=False)
+             set={"fleet.hosts.host.count": 12, "apps.web.replicas": 12,
+                  "apps.batch.replicas": 12, "run.duration_s": 2000}, out=out, workers=1,
+             progress=False)
     path = write_report(out)
     page = assert_every_image_present(path)
-    assert figure_names(path) == ["rollout_timeline"]
+    # a fleet run: its service's figures, and the rollout's timeline
+    assert figure_names(path) == ["headline", "response_time_cdf", "rollout_timeline"]
     assert "Rollout" in page.headings and "makespan_s" in page.cells
 
 

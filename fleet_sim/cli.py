@@ -152,7 +152,7 @@ def _summary_table(results) -> str:
     from fleet_sim.report.groups import groups, with_groups
     from fleet_sim.report.numbers import group_table
 
-    table = "summary" if "summary" in results.tables else "rollout_summary"
+    table = "rollout_summary" if "rollout_summary" in results.tables else "summary"
     frame = results.table(table)
     if frame.empty:
         return "  (no finished runs)"
@@ -185,7 +185,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     m = res.manifest
     config = m["config"]
     rollouts = len(config.get("rollouts") or [])
-    what = f"{config['run']['duration_s']:g} s" + (f", {rollouts} rollouts" if rollouts else "")
+    what = f"{config['run']['duration_s']:g} s" + (
+        f", {rollouts} rollout{'s' * (rollouts > 1)}" if rollouts else "")
     head = f"run {m['run_id']}  seed {m['seed']}  {config['hosting']['mode']}  {what}"
     if m["status"] != "ok":
         exc = m["exception"]
@@ -203,9 +204,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _print_run(res) -> None:
     """The summary of a single finished run, and its figures per workload."""
     tables = res.manifest["tables"]
-    table = "summary" if "summary" in tables else "rollout_summary"
-    print(f"\n{table}")
-    print("\n".join(_summary_lines(res.table(table), table)))
+    print("\nsummary")
+    print("\n".join(_summary_lines(res.table("summary"), "summary")))
+    if "rollout_summary" in tables:
+        rollouts = res.table("rollout_summary")
+        for i in range(len(rollouts)):
+            print(f"\nrollout_summary ({rollouts['app'].iloc[i]} at "
+                  f"{rollouts['at_s'].iloc[i]:g} s)")
+            print("\n".join(_summary_lines(rollouts.iloc[[i]], "rollout_summary")))
     if tables.get("workload_summary"):
         cols = ["workload", "allocated_core_s", "throttled_core_s", "contention_core_s",
                 "satisfied_fraction", "jobs_finished", "response_time_p99_s"]
@@ -301,7 +307,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     cores = sum(g.count * g.cores for g in config.fleet.hosts)
     replicas = sum(a.replicas for a in config.apps)
     what = f"{len(config.apps)} apps ({replicas} replicas)" + (
-        f", {len(config.rollouts)} rollouts" if config.rollouts else "")
+        f", {len(config.rollouts)} rollout{'s' * (len(config.rollouts) > 1)}"
+        if config.rollouts else "")
     print(f"ok: {scenario.label}: {hosts} hosts ({cores:g} cores), {what}, "
           f"mode {config.hosting.mode}, {config.run.duration_s:g} s")
     if question:

@@ -102,11 +102,11 @@ class FleetProvisioner:
             site = yield from self._site(spec, record, site)
             if site is None:
                 return False  # discarded, or a permanent conflict
+            record.host = site.host.name
             try:
                 instances = self.deployment.admit(site, spec)
             except ConflictError as e:
                 return self._fail(record, str(e))
-            record.host = site.host.name
             ok = yield from self._settled(instances)
             if not math.isnan(record.stopped):
                 return False

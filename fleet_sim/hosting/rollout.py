@@ -282,7 +282,8 @@ class FleetRollout:
         replicas = 0 if self.run is None else len(self.run.view().slots)
         summary = pd.DataFrame([{
             "app": self.app, "at_s": self.at_s,
-            "makespan_s": float(np.nanmax(ends) - self.at_s) if replicas else math.nan,
+            "makespan_s": (float(np.nanmax(ends) - self.at_s)
+                           if replicas and self.run.outcome != "unfinished" else math.nan),
             "min_serving_fraction": (float((capacity["old_healthy"] + capacity["new_healthy"])
                                            .min() / replicas) if replicas else math.nan),
             "new_healthy": int(new["healthy"].notna().sum()),

@@ -147,7 +147,8 @@ ROLLOUT_SUMMARY = Table("rollout_summary", "rollout: headline figures of each ro
     _c("app", STR, "", "the app rolled out"),
     _c("at_s", FLOAT, "s", "when the rollout began"),
     _c("makespan_s", FLOAT, "s",
-       "from at_s until the last instance is healthy, failed or stopped"),
+       "from at_s until the last instance is healthy, failed or stopped (NaN if the "
+       "rollout had not ended by the end of the run)"),
     _c("min_serving_fraction", FLOAT, "fraction",
        "fewest healthy instances during the rollout / replicas"),
     _c("new_healthy", INT, "", "new instances that became healthy"),

@@ -203,8 +203,8 @@ ROLLOUT = (EXPERIMENTS_DIR / "rollout.toml").read_text()
      'F: rollouts[0].app: no deployed app "nope" (allowed: the name of an [[apps]] '
      "entry with replicas >= 1: web, batch)"),
     (["apps.web.replicas=0"], 'F: rollouts[0].app: no deployed app "web"'),
-    (["rollouts.web.at_s=4500"],
-     "F: rollouts[0].at_s: 4500 s is not before run.duration_s (4500 s) "
+    (["rollouts.web.at_s=5400"],
+     "F: rollouts[0].at_s: 5400 s is not before run.duration_s (5400 s) "
      "(allowed: 0 <= at_s < run.duration_s)"),
     (["hosting.mode=baremetal", "rollouts.web.distribution=p2p"],
      "F: rollouts[0].distribution: bare metal installs packages from a central "

@@ -158,6 +158,7 @@ def test_surge_instances_use_real_cpu_and_ram_where_placement_finds_room():
     tables = run(full)
     s = tables["rollout_summary"].iloc[0]
     assert s.outcome == "unfinished"  # the surge instance waits for room, as a pending pod
+    assert math.isnan(s.makespan_s)
     assert s.new_healthy == 0
     roomy = run(scenario(n=4, rollout={"strategy": "rolling",
                                        "strategy_params": {"max_surge": 1,

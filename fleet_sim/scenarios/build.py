@@ -70,7 +70,8 @@ class FleetRun:
         self.deployment: Deployment | None = None
         run = config.run
         store = MemoryStore() if spool_dir is None else ParquetSpool(spool_dir)
-        self.results = RunTables(run.record, inventory, (run.warmup_s, run.duration_s), store)
+        self.results = RunTables(run.record, inventory, (run.warmup_s, run.duration_s), store,
+                                 {h.name: h.power for h in hosts})
 
     def start(self) -> None:
         """Place and launch every replica (their provisioning runs once time advances)."""

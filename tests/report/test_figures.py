@@ -88,7 +88,8 @@ def engine_tables(mode: str, seed: int = 1, duration_s: float = DURATION_S,
     inventory = pd.DataFrame({"host": [h.name for h in fleet.hosts], "type": "std",
                               "cores": 8.0, "speed": 1.0, "ram_mib": 32_768.0,
                               "monthly_cost_usd": 450.0})
-    return build_tables(rec.data, RECORDED, inventory, duration_s)
+    return build_tables(rec.data, RECORDED, inventory, duration_s,
+                        power={h.name: h.power for h in fleet.hosts})
 
 
 def as_runs(per_run: list[tuple[dict, dict[str, pd.DataFrame]]]) -> dict[str, pd.DataFrame]:

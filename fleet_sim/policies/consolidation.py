@@ -386,7 +386,11 @@ class _Round:
         groups: dict[int, tuple[PowerCurve, list[int]]] = {}
         for i, c in enumerate(caps):
             groups.setdefault(id(c.power), (c.power, []))[1].append(i)
-        self.curves = [(curve, np.array(members)) for curve, members in groups.values()]
+        self.curves = []
+        for curve, members in groups.values():
+            mask = np.zeros(len(self.hosts), bool)
+            mask[members] = True
+            self.curves.append((curve, mask))
         self.power_now = np.empty(len(self.hosts))
         for curve, members in self.curves:
             self.power_now[members] = curve.power_w_array(self.used[members] / self.mips[members])
@@ -442,7 +446,7 @@ class _Round:
             return None
         rise = np.empty(candidates.size)
         for curve, members in self.curves:
-            sel = np.isin(candidates, members)
+            sel = members[candidates]
             c = candidates[sel]
             rise[sel] = curve.power_w_array((self.used[c] + vm.demand_mips) / self.mips[c]) \
                 - self.power_now[c]

@@ -12,11 +12,11 @@ to start. One round:
 2. **Placement** (power-aware best-fit decreasing, PABFD): the picked VMs, by
    CPU demand decreasing (stable), each go to the host whose power rises least,
    among the hosts it fits that are not overloaded and would not become
-   overloaded with it (an idle host is not tested: it cannot be overloaded).
+   overloaded with it (an idle host is not tested, as in CloudSim).
    A VM no host takes stays where it is.
 3. **Underload**: the least-utilized host (0 < utilization < 1) not yet
    excluded is emptied if all its VMs find a place (PABFD, never on an
-   overloaded, idle or already emptied host); its VMs stay otherwise. Hosts
+   overloaded, idle or already tried host); its VMs stay otherwise. Hosts
    that received VMs are not emptied in turn. Repeat until no host is left.
 
 Utilization is CPU demand ÷ capacity (MIPS, the CloudSim unit; any unit works if

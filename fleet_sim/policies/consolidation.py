@@ -105,11 +105,6 @@ class HostView:
     vms: tuple[VmView, ...]
     used_mips: float
 
-    @property
-    def utilization(self) -> float:
-        """CPU use now ÷ capacity."""
-        return self.used_mips / self.capacity.mips
-
 
 @dataclass(frozen=True)
 class HostLoad:
@@ -152,7 +147,9 @@ def host_load(capacity: HostCapacity, vms: Iterable[VmView]) -> HostLoad:
 
 def _load(capacity: HostCapacity, demand_mips: float, history_mips: np.ndarray,
           max_ram_mib: float) -> HostLoad:
-    history = np.trim_zeros(history_mips / capacity.mips, "f")
+    history = history_mips / capacity.mips
+    nonzero = history != 0
+    history = history[nonzero.argmax():] if nonzero.any() else history[:0]
     return HostLoad(demand_mips / capacity.mips, history,
                     migration_time_s(max_ram_mib, capacity.bandwidth_mb_s))
 
@@ -377,6 +374,7 @@ class _Round:
         if len(self.index) != len(self.hosts):
             raise ValueError("host names must be unique")
         self.vms = [list(h.vms) for h in self.hosts]
+        self._history_mips: dict[int, np.ndarray] = {}
         caps = [h.capacity for h in self.hosts]
         self.mips = np.array([c.mips for c in caps])
         self.core_mips = np.array([c.core_mips for c in caps])
@@ -407,8 +405,15 @@ class _Round:
         self.demand[i] = sum(v.demand_mips for v in vms)
         self.ram_used[i] = sum(v.ram_mib for v in vms)
         self.bandwidth_used[i] = sum(v.bandwidth_mb_s for v in vms)
-        self.history[i] = sum((_history_mips(v) for v in vms), np.zeros(HISTORY_LENGTH))
+        self.history[i] = sum((self.history_mips(v) for v in vms), np.zeros(HISTORY_LENGTH))
         self.max_ram[i] = max((v.ram_mib for v in vms), default=0.0)
+
+    def history_mips(self, vm: VmView) -> np.ndarray:
+        """:func:`_history_mips` of ``vm``, computed once per round."""
+        key = id(vm)
+        if key not in self._history_mips:
+            self._history_mips[key] = _history_mips(vm)
+        return self._history_mips[key]
 
     def overloaded(self, i: int, extra: VmView | None = None) -> bool:
         """The detector's verdict on host ``i`` with its VMs (and ``extra``)."""
@@ -417,7 +422,7 @@ class _Round:
             return self.detector.overloaded(
                 _load(cap, self.demand[i], self.history[i], self.max_ram[i]))
         return self.detector.overloaded(_load(
-            cap, self.demand[i] + extra.demand_mips, self.history[i] + _history_mips(extra),
+            cap, self.demand[i] + extra.demand_mips, self.history[i] + self.history_mips(extra),
             max(self.max_ram[i], extra.ram_mib)))
 
     def add(self, i: int, vm: VmView) -> None:
@@ -425,7 +430,7 @@ class _Round:
         self.demand[i] += vm.demand_mips
         self.ram_used[i] += vm.ram_mib
         self.bandwidth_used[i] += vm.bandwidth_mb_s
-        self.history[i] += _history_mips(vm)
+        self.history[i] += self.history_mips(vm)
         self.max_ram[i] = max(self.max_ram[i], vm.ram_mib)
 
     def remove(self, i: int, vm: VmView) -> None:
@@ -463,14 +468,20 @@ class Consolidation:
     detector: OverloadDetector
     selection: VmSelection
 
-    def place(self, vm: VmView, hosts: Sequence[HostView],
-              excluded: Iterable[str] = ()) -> str | None:
-        """PABFD for one new VM (initial placement): the host name, or None if none fits."""
+    def place(self, vms: Sequence[VmView], hosts: Sequence[HostView],
+              excluded: Iterable[str] = ()) -> tuple[str | None, ...]:
+        """PABFD for new VMs (initial placement), one after the other in the order
+        given, each seeing those placed before it: a host name per VM, None if none fits."""
         state = _Round(hosts, self.detector)
         mask = np.zeros(len(state.hosts), bool)
         mask[[state.index[name] for name in excluded]] = True
-        best = state.best_host(vm, mask)
-        return None if best is None else state.hosts[best].name
+        out = []
+        for vm in vms:
+            best = state.best_host(vm, mask)
+            if best is not None:
+                state.add(best, vm)
+            out.append(None if best is None else state.hosts[best].name)
+        return tuple(out)
 
     def plan(self, hosts: Sequence[HostView], rng: np.random.Generator) -> ConsolidationPlan:
         """The round's migrations (see the module docstring). ``rng`` serves RS only."""

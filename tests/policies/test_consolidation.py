@@ -208,16 +208,23 @@ def test_pabfd_takes_the_least_power_rise_unless_that_host_would_be_overloaded()
     policy = Consolidation(StaticThreshold(0.8), MinimumMigrationTime())
     new = vm("new", 500)
     hosts = [host("steep", vm("s", 100), cap=steep), host("flat", vm("f", 1100), cap=flat)]
-    assert policy.place(new, hosts) == "flat"   # 1600 / 2000 = 0.8: not above 0.8
+    assert policy.place([new], hosts) == ("flat",)   # 1600 / 2000 = 0.8: not above 0.8
     hosts = [host("steep", vm("s", 100), cap=steep), host("flat", vm("f", 1200), cap=flat)]
-    assert policy.place(new, hosts) == "steep"  # flat would reach 0.85
-    assert policy.place(new, hosts, excluded=["steep"]) is None
+    assert policy.place([new], hosts) == ("steep",)  # flat would reach 0.85
+    assert policy.place([new], hosts, excluded=["steep"]) == (None,)
+
+
+def test_pabfd_places_vms_in_turn_each_seeing_the_ones_before():
+    policy = Consolidation(StaticThreshold(0.8), MinimumMigrationTime())
+    hosts = [host("steep", vm("s", 100), cap=STEEP), host("flat", vm("f", 600))]
+    # the first fills flat to 0.8 (1600 MIPS); the second no longer fits there: steep
+    assert policy.place([vm("a", 1000), vm("b", 500)], hosts) == ("flat", "steep")
 
 
 def test_pabfd_ignores_the_detector_on_an_idle_host_and_breaks_ties_by_host_order():
     policy = Consolidation(StaticThreshold(0.8), MinimumMigrationTime())
     big = vm("big", 1900, vcpus=2, mips=2000)
-    assert policy.place(big, [host("h0"), host("h1")]) == "h0"  # 0.95, but the hosts are idle
+    assert policy.place([big], [host("h0"), host("h1")]) == ("h0",)  # 0.95, but hosts are idle
 
 
 @pytest.mark.parametrize(("new", "why"), [
@@ -229,7 +236,7 @@ def test_pabfd_ignores_the_detector_on_an_idle_host_and_breaks_ties_by_host_orde
 def test_pabfd_places_only_where_the_vm_fits(new, why):
     policy = Consolidation(StaticThreshold(1.0), MinimumMigrationTime())
     occupied = host("h0", vm("x", 500, bandwidth_mb_s=50.0))
-    assert policy.place(new, [occupied]) is None, why
+    assert policy.place([new], [occupied]) == (None,), why
 
 
 # --- a round ---------------------------------------------------------------------------------

@@ -7,7 +7,10 @@ placement policy, on a host that is up and has room (CPU, RAM and, on a shared O
 no dependency conflict), and provisions there the way its mode provisions at the
 start: a VM boots from scratch, a container is started again, a shared-OS app is
 reinstalled. A replica that fits nowhere stays down (event ``unplaced``) until a
-repair gives it a host. A repaired host (``host_repaired``) comes back empty.
+repair gives it a host. A repaired host (``host_repaired``) comes back empty. The
+new instance numbers its jobs on from the old one's; a replica's own request
+streams (``scope = "replica"``) start again when it is admitted (Poisson arrivals
+are memoryless) and have no arrivals while it has no instance.
 
 Failures come from schedules (:meth:`Failures.schedule`: a host at a time, with an
 optional repair time) or at random (:meth:`Failures.random`: times to failure and
@@ -20,9 +23,10 @@ from __future__ import annotations
 import numpy as np
 import simpy
 
-from fleet_sim.hosting.base import AppSpec, draw_s
+from fleet_sim.hosting.base import Instance, draw_s
 from fleet_sim.hosting.deploy import Deployment
 from fleet_sim.model.distributions import Distribution
+from fleet_sim.model.jobs import JobWorkload
 from fleet_sim.model.protocols import PlacementPolicy
 from fleet_sim.rng import Streams
 
@@ -38,7 +42,7 @@ class Failures:
         self.placement = placement
         self.streams = streams
         self.rng = streams.get("failures.placement")
-        self.waiting: list[AppSpec] = []  #: replicas down until some host has room
+        self.waiting: list[Instance] = []  #: replicas down until some host has room
 
     def _event(self, kind: str, entity: str, detail: str = "", host: str = "") -> None:
         rec = self.deployment.sites[0].host.recorder
@@ -50,11 +54,10 @@ class Failures:
         dep = self.deployment
         if not dep.by_host[host].host.up:
             return []
-        specs = {name: dep.instances[name].app for name in dep.apps_on(host)}
         apps = dep.fail_host(host)
         for name in apps:
             del dep.placement[name]
-            self.waiting.append(specs[name])
+            self.waiting.append(dep.instances[name])
         self._place_waiting(f"after host_failure of {host}")
         return apps
 
@@ -71,15 +74,20 @@ class Failures:
     def _place_waiting(self, why: str) -> None:
         dep = self.deployment
         still = []
-        for app in self.waiting:
+        for old in self.waiting:
+            app = old.app
             request = dep.sites[0].candidate(app).request
             chosen = self.placement.place(request, dep.fleet_view(), self.rng)
             if chosen is None:
-                still.append(app)
+                still.append(old)
                 self._event("unplaced", app.name, f"no host up has room {why}")
                 continue
             self._event("rescheduled", app.name, why, host=chosen)
             dep.place_on(app, chosen)
+            for new_wl, old_wl in zip(dep.instances[app.name].workloads, old.workloads,
+                                      strict=True):
+                if isinstance(new_wl, JobWorkload):
+                    new_wl.follow(old_wl)  # type: ignore[arg-type]
         self.waiting = still
 
     # ------------------------------------------------------------------ sources

@@ -122,6 +122,11 @@ class JobWorkload(CpuNode):
             self._next_id += 1
         self.host.cpu.submit(job, self)
 
+    def follow(self, previous: JobWorkload) -> None:
+        """Number its jobs on from ``previous``'s (the same replica's workload in the
+        instance it replaces), so job ids stay unique within the workload's name."""
+        self._next_id = previous._next_id
+
     def lose(self, jobs: list[Job]) -> None:
         """``jobs`` (taken off this workload) are lost now: hand them to ``on_lost``,
         else record each as ``failed``."""

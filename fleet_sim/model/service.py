@@ -147,6 +147,8 @@ class Service:
         replicas = [wl for wl, _ in healthy]
         if replicas == self._replicas:
             return
+        for wl in self._feeds:
+            wl.host.sync()  # what arrived up to now goes to the old set
         self._generation += 1
         self._replicas = replicas
         weights = np.array([w for _, w in healthy], dtype=float)
@@ -161,8 +163,7 @@ class Service:
     def _resplit(self) -> None:
         """Take back every arrival routed but not yet delivered; route afresh."""
         taken: list[Arrival] = list(self._backlog)
-        for wl, feed in self._feeds.items():
-            wl.host.sync()  # delivers what arrived up to now to the old set
+        for feed in self._feeds.values():
             feed.stopped = True
             if feed.pending is not None:
                 taken.append(feed.pending)

@@ -782,10 +782,13 @@ def _check_failures(bad: Any, config: ScenarioConfig, replicas: Mapping[str, int
             "no [failures] together with [rollout]")
         return
     types = [g.type for g in config.fleet.hosts]
-    for name in failures.host_types:
+    for name, spec in failures.host_types.items():
         if name not in types:
             bad(f"failures.host_types.{name}", f"no host type {as_json(name)} in the fleet",
                 "a type of [[fleet.hosts]]: " + ", ".join(types))
+        if distribution(spec.mtbf_s).mean <= 0:
+            bad(f"failures.host_types.{name}.mtbf_s", "a host would fail again and again "
+                "at one instant", "a time between failures with a mean > 0 s")
     hosts = [name for g in config.fleet.hosts for name in g.names]
     for i, entry in enumerate(failures.scheduled):
         if entry.host not in hosts:

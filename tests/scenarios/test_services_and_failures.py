@@ -195,6 +195,8 @@ BAD = {
     "host type": ("\n[failures.host_types.big]\nmtbf_s = 10\nmttr_s = 1\n",
                   'failures.host_types.big: no host type "big" in the fleet'),
     "host": (failure("std009", 5.0), 'failures.scheduled[0].host: no host "std009"'),
+    "mtbf": ("\n[failures.host_types.std]\nmtbf_s = 0\nmttr_s = 1\n",
+             "failures.host_types.std.mtbf_s: a host would fail again and again"),
     "compromise": ('\n[[failures.compromises]]\napp = "db"\nat_s = 1\n',
                    'failures.compromises[0].app: no replica "db"'),
 }

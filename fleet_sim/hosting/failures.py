@@ -45,8 +45,10 @@ class Failures:
         self.waiting: list[Instance] = []  #: replicas down until some host has room
 
     def _event(self, kind: str, entity: str, detail: str = "", host: str = "") -> None:
-        rec = self.deployment.sites[0].host.recorder
-        rec.event(self.env.now, kind, entity, detail, host=host)
+        """Record an event now (on ``host``'s recorder, or the first host's)."""
+        dep = self.deployment
+        site = dep.by_host[host] if host else dep.sites[0]
+        site.host.recorder.event(self.env.now, kind, entity, detail, host=host)
 
     def fail(self, host: str) -> list[str]:
         """``host`` fails now; its replicas are placed again where they fit. Returns

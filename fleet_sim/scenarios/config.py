@@ -769,6 +769,9 @@ def feasibility(config: ScenarioConfig, file: str, base_dir: Path) -> list[Confi
         if weights is not None and len(weights) != app.replicas:
             bad(f"{where}.service.weights", f"{len(weights)} weights for {app.replicas} "
                 "replicas", "one weight > 0 per replica")
+        elif weights is not None and app.service.routing != "random":
+            bad(f"{where}.service.weights", f"weights do nothing with routing "
+                f"{as_json(app.service.routing)}", 'weights with routing = "random" only')
     if config.rollout is not None:
         _check_rollout(bad, config)
     _check_failures(bad, config, taken)

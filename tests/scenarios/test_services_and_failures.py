@@ -132,6 +132,16 @@ def test_in_flight_requests_fail_with_their_host_or_are_retried(tmp_path):
     assert (again["outcome"] != FAILED).all()
 
 
+def test_random_failures_repeat_after_each_repair(tmp_path):
+    """mtbf_s = 100, mttr_s = 10 (fixed): every host fails at 100 s and 210 s and is
+    repaired at 110 s and 220 s."""
+    extra = "\n[failures.host_types.std]\nmtbf_s = 100\nmttr_s = 10\n"
+    t = run(scenario(hosts=2, duration=300.0, extra=extra), tmp_path)
+    for host in ("std000", "std001"):
+        assert [x for x, _ in events(t, "host_failure", host)] == [100.0, 210.0]
+        assert [x for x, _ in events(t, "host_repaired", host)] == [110.0, 220.0]
+
+
 # ---------------------------------------------------------------- rates
 def test_with_one_of_four_replicas_down_each_other_gets_a_third(tmp_path):
     """4 replicas behind random routing, λ = 40/s; std003 fails at 10 s and its replica
@@ -192,6 +202,8 @@ BAD = {
     "weights": ("\n[apps.service]\nweights = [1, 2, 3]\n",
                 "apps[0].service.weights: 3 weights for 2 replicas"),
     "routing": ('\n[apps.service]\nrouting = "sticky"\n', "apps[0].service.routing"),
+    "weights without random": ('\n[apps.service]\nrouting = "round-robin"\nweights = [1, 2]\n',
+                               'apps[0].service.weights: weights do nothing with routing'),
     "host type": ("\n[failures.host_types.big]\nmtbf_s = 10\nmttr_s = 1\n",
                   'failures.host_types.big: no host type "big" in the fleet'),
     "host": (failure("std009", 5.0), 'failures.scheduled[0].host: no host "std009"'),

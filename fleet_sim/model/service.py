@@ -114,7 +114,6 @@ class Service:
         self._turn = 0
         self._generation = 0
         self._row = recorder.columns("jobs", JOB_COLUMNS) if recorder is not None else None
-        self.rejected = 0  #: requests that found no healthy replica
         # no replica is healthy yet: until one is, requests fail
         env.process(self._dispatch() if routing in STATEFUL else self._reject(0))
 
@@ -134,11 +133,6 @@ class Service:
         if arrival is not None:
             self._backlog.popleft()
         return arrival
-
-    @property
-    def replicas(self) -> list[JobWorkload]:
-        """The replicas' workloads requests are routed to now."""
-        return list(self._replicas)
 
     # ------------------------------------------------------------------ replicas
     def set_replicas(self, healthy: Sequence[tuple[JobWorkload, float]]) -> None:
@@ -259,7 +253,7 @@ class Service:
 
     # ------------------------------------------------------------------ failures
     def _fail_unrouted(self, arrival: Arrival) -> None:
-        self.rejected += 1
+        """A request that found no healthy replica: one ``failed`` row."""
         if self._row is not None:
             t, job_id, work = arrival
             self._row(job_id, self.name, "", t, math.nan, math.nan, work, self.max_cores,

@@ -19,7 +19,7 @@ import math
 import simpy
 
 from fleet_sim.model.cputree import INSTANCES, WORKLOADS, CpuNode
-from fleet_sim.model.jobs import JOB_COLUMNS
+from fleet_sim.model.jobs import FINISHED, JOB_COLUMNS
 from fleet_sim.model.protocols import NullRecorder, Recorder
 from fleet_sim.model.scheduler import HostCpuScheduler
 
@@ -148,10 +148,17 @@ class Host:
 
         return series
 
-    def _on_job_done(self, job) -> None:
-        wl = job.workload
+    def record_job(self, job, outcome: str) -> None:
+        """One row of the ``jobs`` table: ``job`` ended here with ``outcome`` (finished,
+        failed or unfinished; the last two have finish NaN)."""
         if self._job_row is not None:
-            self._job_row(job.job_id, wl.name, self.name, job.arrival, job.start, job.finish,
-                          job.work_core_s, job.max_cores)
-        if wl.keep_jobs:
-            wl.finished.append(job)
+            wl = job.workload
+            finish = job.finish if outcome == FINISHED else math.nan
+            start = math.nan if job.start is None else job.start
+            self._job_row(job.job_id, wl.label, self.name, job.arrival, start, finish,
+                          job.work_core_s, job.max_cores, wl.instance, outcome)
+
+    def _on_job_done(self, job) -> None:
+        self.record_job(job, FINISHED)
+        if job.workload.keep_jobs:
+            job.workload.finished.append(job)

@@ -579,7 +579,7 @@ def response_time_cdf(jobs: pd.DataFrame, *, by: str | None = "mode",
 
     ``jobs``: the ``jobs`` table; ``workload``: restrict to one name or a list.
     The curve at x is the fraction of *arrived* jobs that finished within x s, so it
-    tops out below 1 when jobs were unfinished at the end. The legend gives the
+    tops out below 1 when jobs failed or were unfinished at the end. The legend gives the
     median and 99th percentile of finished jobs (as the ``summary`` table does).
     """
     if workload is not None:
@@ -599,7 +599,9 @@ def response_time_cdf(jobs: pd.DataFrame, *, by: str | None = "mode",
         keep = _ecdf_points(ordered.size)
         keep = keep[ordered[keep] > 0]  # a log axis cannot show zero-work jobs
         p50, p99 = np.quantile(finished, [0.5, 0.99])
-        extra = f", {n_all - finished.size:,} unfinished" if n_all > finished.size else ""
+        outcome = group["outcome"].to_numpy(object)
+        extra = "".join(f", {n:,} {what}" for what in ("failed", "unfinished")
+                        if (n := int((outcome == what).sum())))
         name = f"{label}: " if label else ""
         ax.plot(ordered[keep], frac[keep], drawstyle="steps-post", color=style.color,
                 linestyle=style.linestyle, linewidth=_width(i, len(groups)),

@@ -31,11 +31,14 @@ from pydantic import BaseModel
 from fleet_sim.errors import CapacityError, ConfigError
 from fleet_sim.hosting.base import AppSpec, DemandSpec, JobsSpec, WorkloadSpec
 from fleet_sim.hosting.base import HostSpec
+from fleet_sim.hosting.balancer import LoadBalancer
 from fleet_sim.hosting.deploy import Deployment, Site, deploy, mode_params
+from fleet_sim.hosting.failures import Failures
 from fleet_sim.hosting.deploy import plan as plan_placement
 from fleet_sim.model.collection import long_run
 from fleet_sim.model.host import Host
-from fleet_sim.model.jobs import JOB_COLUMNS
+from fleet_sim.model.service import Service
+from fleet_sim.model.jobs import UNFINISHED
 from fleet_sim.numerics.power import LinearPower, TablePower
 from fleet_sim.policies.registry import placement_policy
 from fleet_sim.results import schema
@@ -108,14 +111,11 @@ class FleetRun:
         end = self.config.run.duration_s
         assert self.deployment is not None
         self.deployment.finalize(end)
-        row = self.recorder.columns("jobs", JOB_COLUMNS)
-        if row is not None:
+        if self.recorder.wants("jobs"):
             for host in self.hosts:
                 for job in host.root.leaves():
                     if getattr(job, "is_job", False) and job.finish is None:
-                        start = math.nan if job.start is None else job.start
-                        row(job.job_id, job.workload.name, host.name, job.arrival, start,
-                            math.nan, job.work_core_s, job.max_cores)
+                        host.record_job(job, UNFINISHED)
         self._hand_over(math.inf)
 
     def tables(self) -> dict[str, pd.DataFrame | Path]:
@@ -188,13 +188,15 @@ def _trace(spec: cfg.ReplayWorkloadConfig, replica: int, base_dir: Path) -> np.n
     return read_planetlab(base_dir / spec.trace)
 
 
-def workload_spec(spec: Any, replica: int, base_dir: Path) -> WorkloadSpec:
-    """The hosting layer's description of one configured workload of replica ``replica``."""
+def workload_spec(spec: Any, replica: int, base_dir: Path, app: str = "") -> WorkloadSpec:
+    """The hosting layer's description of one configured workload of replica ``replica``
+    of ``app``."""
     name = spec.label
     if isinstance(spec, cfg.JobsWorkloadConfig):
         return JobsSpec(name, spec.rate_per_s, cfg.distribution(spec.work_core_s),
                         spec.max_cores, spec.start_s,
-                        math.inf if spec.end_s is None else spec.end_s)
+                        math.inf if spec.end_s is None else spec.end_s,
+                        service=app if spec.scope == "service" else "")
     if isinstance(spec, cfg.SpikyWorkloadConfig):
         return DemandSpec(name, "spiky", {
             "baseline_cores": spec.baseline_cores, "rate_per_s": spec.rate_per_s,
@@ -212,7 +214,7 @@ def app_specs(app: cfg.AppConfig, base_dir: Path) -> list[AppSpec]:
     return [AppSpec(
         name=inst, threads=app.threads, cpu_request_cores=app.cpu_request_cores,
         ram_mib=app.ram_mib, dependencies=app.dependencies,
-        workloads=tuple(workload_spec(w, r, base_dir) for w in app.workloads),
+        workloads=tuple(workload_spec(w, r, base_dir, app.name) for w in app.workloads),
         ram_growth_mib_s=app.ram_growth_mib_s, cpu_limit_cores=app.cpu_max,
         cpu_weight=app.cpu_weight, cpuset_cores=app.cpuset_cores,
         ram_limit_mib=app.memory_max_mib, vcpus=app.vcpus, image=app.image,
@@ -315,6 +317,46 @@ def _cpu_key(app: cfg.AppConfig, config: cfg.ScenarioConfig) -> str:
     return "cpu_request_cores"
 
 
+def _services(config: cfg.ScenarioConfig, dep: Deployment, streams: Streams,
+              recorder: ChangePointRecorder) -> None:
+    """A load-balanced stream for each workload with ``scope = "service"``."""
+    for app in config.apps:
+        if not app.replicas:
+            continue
+        weights = dict(zip(app.instances, app.service.weights or [1.0] * app.replicas,
+                           strict=True))
+        for wl in app.workloads:
+            if not (isinstance(wl, cfg.JobsWorkloadConfig) and wl.scope == "service"):
+                continue
+            base = f"workload.{app.name}.{wl.label}"
+            service = Service(
+                dep.env, f"{app.name}.{wl.label}", wl.rate_per_s,
+                cfg.distribution(wl.work_core_s), wl.max_cores, app.service.routing,
+                streams.get(base + ".arrivals"), streams.get(base + ".sizes"),
+                streams.get(base + ".routing"), t_start=wl.start_s,
+                t_end=math.inf if wl.end_s is None else wl.end_s, retry=app.service.retry,
+                recorder=recorder)
+            LoadBalancer(dep, service, weights, wl.label)
+
+
+def _failures(config: cfg.ScenarioConfig, dep: Deployment, policy: Any,
+              streams: Streams) -> None:
+    """Schedule the configured host failures, repairs and compromises."""
+    spec = config.failures
+    if not spec.any:
+        return
+    failures = Failures(dep, policy, streams)
+    for group in config.fleet.hosts:
+        random = spec.host_types.get(group.type)
+        for host in group.names if random is not None else ():
+            failures.random(host, cfg.distribution(random.mtbf_s),
+                            cfg.distribution(random.mttr_s))
+    for entry in spec.scheduled:
+        failures.schedule(entry.host, entry.at_s, entry.repair_s)
+    for c in spec.compromises:
+        failures.compromise(c.app, c.at_s, c.sample)
+
+
 # ---------------------------------------------------------------- the root
 def build(config: cfg.ScenarioConfig, seed: int | None = None,
           base_dir: Path | None = None, spool_dir: Path | None = None) -> Simulation:
@@ -337,7 +379,10 @@ def build(config: cfg.ScenarioConfig, seed: int | None = None,
     params = hosting_params(config.hosting.params())
 
     def deployment() -> Deployment:
-        return deploy(env, hosts, mode, apps, placement_policy(config.placement.policy),
-                      streams, recorder, params)
+        policy = placement_policy(config.placement.policy)
+        dep = deploy(env, hosts, mode, apps, policy, streams, recorder, params)
+        _services(config, dep, streams, recorder)
+        _failures(config, dep, policy, streams)
+        return dep
 
     return FleetRun(config, env, recorder, hosts, inventory, deployment, spool_dir)

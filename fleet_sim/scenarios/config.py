@@ -32,6 +32,7 @@ from fleet_sim.errors import ConfigError, ConfigErrors
 from fleet_sim.hosting import defaults
 from fleet_sim.hosting.deploy import BareMetalParams, ContainerParams, VmParams
 from fleet_sim.model import distributions as dist
+from fleet_sim.model.service import ROUTINGS
 from fleet_sim.policies.registry import PLACEMENT_POLICIES, ROLLOUT_STRATEGIES, rollout_strategy
 from fleet_sim.scenarios.keypaths import apply_overrides, as_json, display_path, parse_path
 from fleet_sim.scenarios.rollout import RolloutSpec
@@ -185,6 +186,11 @@ class HostGroupConfig(Strict):
     power: PowerConfig = Field(default_factory=_default_power)
     monthly_cost_usd: float = Field(defaults.HOST_MONTHLY_COST_USD, ge=0,
                                     description="cost per host per 30-day month, $")
+
+    @property
+    def names(self) -> list[str]:
+        """Its hosts' names: ``<type><index>``, e.g. std003."""
+        return [f"{self.type}{i:03d}" for i in range(self.count)]
 
 
 class FleetConfig(Strict):
@@ -382,12 +388,28 @@ class JobsWorkloadConfig(_Workload):
     max_cores: float = Field(1.0, gt=0, description="most cores one job uses")
     start_s: float = Field(0.0, ge=0, description="first arrivals from, s")
     end_s: float | None = Field(None, gt=0, description="no arrivals after (default: never)")
+    scope: Literal["replica", "service"] = Field(
+        "replica", description="each replica gets its own stream at rate_per_s, or the app's "
+        "replicas share one stream at rate_per_s behind its load balancer ([apps.service])")
 
 
 WorkloadConfig = Annotated[
     ConstantWorkloadConfig | SpikyWorkloadConfig | DiurnalWorkloadConfig | ReplayWorkloadConfig
     | JobsWorkloadConfig, Field(discriminator="kind")]
 """``[[apps.workloads]]``: ``kind`` is one of constant, spiky, diurnal, replay, jobs."""
+
+
+class ServiceConfig(Strict):
+    """``[apps.service]``: the load balancer in front of an app's replicas, for its
+    workloads with ``scope = "service"``."""
+
+    routing: Literal[ROUTINGS] = Field(  # type: ignore[valid-type]
+        "random", description="random (by weight), round-robin, least-outstanding (fewest "
+        "requests in flight) or power-of-two (the less loaded of two drawn at random)")
+    retry: bool = Field(False, description="send a request lost with its replica to another "
+                        "one (else it fails)")
+    weights: list[Annotated[float, Field(gt=0)]] | None = Field(
+        None, description="random routing: one weight per replica (default: equal)")
 
 
 class AppConfig(Strict):
@@ -417,6 +439,7 @@ class AppConfig(Strict):
     memory_max_mib: float | None = Field(None, gt=0, description="container memory.max, MiB")
     image: str = Field("", description="container image (default <name>:latest)")
     workloads: list[WorkloadConfig] = Field(default_factory=list)
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
 
     @property
     def instances(self) -> list[str]:
@@ -481,6 +504,51 @@ class RolloutConfig(Strict):
         "(none: never)")
 
 
+class HostFailureConfig(Strict):
+    """``[failures.host_types.<type>]``: random failures of every host of a type."""
+
+    mtbf_s: DistributionConfig = Field(description="time from the start, or a repair, to "
+                                       'the next failure, s: a number or {dist = '
+                                       '"exponential", mean = 86400}')
+    mttr_s: DistributionConfig = Field(description="time a failed host takes to be "
+                                       "repaired, s")
+
+
+class ScheduledFailureConfig(Strict):
+    """``[[failures.scheduled]]``: ``host`` fails at ``at_s``."""
+
+    host: str = Field(description="host name, <type><index> (e.g. std003)")
+    at_s: float = Field(ge=0, description="time of the failure, s")
+    repair_s: float | None = Field(None, gt=0, description="repaired this long after the "
+                                   "failure, s (default: never)")
+
+
+class CompromiseConfig(Strict):
+    """``[[failures.compromises]]``: replica ``app`` is compromised at ``at_s``."""
+
+    app: str = Field(description="the compromised replica (<name> or <name>-<i>)")
+    at_s: float = Field(ge=0, description="time of the compromise, s")
+    sample: bool = Field(False, description="draw the escapes once (else record every "
+                         "possible exposure with its probability)")
+
+
+class FailuresConfig(Strict):
+    """``[failures]``: hosts failing and being repaired, and compromises."""
+
+    host_types: dict[str, HostFailureConfig] = Field(
+        default_factory=dict, description="host type → its mtbf_s and mttr_s")
+    scheduled: list[ScheduledFailureConfig] = Field(
+        default_factory=list, description="[[failures.scheduled]] tables: host, at_s, "
+        "repair_s")
+    compromises: list[CompromiseConfig] = Field(
+        default_factory=list, description="[[failures.compromises]] tables: app, at_s, sample")
+
+    @property
+    def any(self) -> bool:
+        """Whether anything fails at all."""
+        return bool(self.host_types or self.scheduled or self.compromises)
+
+
 class ScenarioConfig(Strict):
     """A whole scenario file."""
 
@@ -490,6 +558,7 @@ class ScenarioConfig(Strict):
     placement: PlacementConfig = Field(default_factory=PlacementConfig)
     apps: list[AppConfig] = Field(default_factory=list)
     rollout: RolloutConfig | None = None
+    failures: FailuresConfig = Field(default_factory=FailuresConfig)
 
 
 # ---------------------------------------------------------------- loading
@@ -696,9 +765,42 @@ def feasibility(config: ScenarioConfig, file: str, base_dir: Path) -> list[Confi
                     f"apps[{taken[inst]}]", "names whose replicas <name>-<i> do not collide")
         for j, wl in enumerate(app.workloads):
             _check_workload(bad, f"{where}.workloads[{j}]", wl, base_dir)
+        weights = app.service.weights
+        if weights is not None and len(weights) != app.replicas:
+            bad(f"{where}.service.weights", f"{len(weights)} weights for {app.replicas} "
+                "replicas", "one weight > 0 per replica")
+        elif weights is not None and app.service.routing != "random":
+            bad(f"{where}.service.weights", f"weights do nothing with routing "
+                f"{as_json(app.service.routing)}", 'weights with routing = "random" only')
     if config.rollout is not None:
         _check_rollout(bad, config)
+    _check_failures(bad, config, taken)
     return errors
+
+
+def _check_failures(bad: Any, config: ScenarioConfig, replicas: Mapping[str, int]) -> None:
+    failures = config.failures
+    if failures.any and config.rollout is not None:
+        bad("failures", "a [rollout] scenario runs no fleet to fail",
+            "no [failures] together with [rollout]")
+        return
+    types = [g.type for g in config.fleet.hosts]
+    for name, spec in failures.host_types.items():
+        if name not in types:
+            bad(f"failures.host_types.{name}", f"no host type {as_json(name)} in the fleet",
+                "a type of [[fleet.hosts]]: " + ", ".join(types))
+        if distribution(spec.mtbf_s).mean <= 0:
+            bad(f"failures.host_types.{name}.mtbf_s", "a host would fail again and again "
+                "at one instant", "a time between failures with a mean > 0 s")
+    hosts = [name for g in config.fleet.hosts for name in g.names]
+    for i, entry in enumerate(failures.scheduled):
+        if entry.host not in hosts:
+            bad(f"failures.scheduled[{i}].host", f"no host {as_json(entry.host)} in the fleet",
+                f"a host name <type><index>: {hosts[0]} … {hosts[-1]}")
+    for i, entry in enumerate(failures.compromises):
+        if entry.app not in replicas:
+            bad(f"failures.compromises[{i}].app", f"no replica {as_json(entry.app)}",
+                "a replica name: " + (", ".join(list(replicas)[:5]) or "(no apps)"))
 
 
 def _check_rollout(bad: Any, config: ScenarioConfig) -> None:

@@ -219,20 +219,21 @@ def test_workload_cpu_asks_which_workload_when_there_are_several(one_run):
         fg.workload_cpu(one_run["workloads"], ax=axes())
 
 
-def test_response_time_cdf_counts_unfinished_jobs():
-    jobs = pd.DataFrame({"job_id": range(5), "workload": "w", "host": "h",
+def test_response_time_cdf_counts_unfinished_and_failed_jobs():
+    jobs = pd.DataFrame({"job_id": range(6), "workload": "w", "host": "h", "replica": "w",
                          "arrival": 0.0, "start": 0.0,
-                         "finish": [1.0, 2.0, 4.0, 8.0, np.nan], "work_core_s": 1.0,
-                         "max_cores": 1.0})
+                         "finish": [1.0, 2.0, 4.0, 8.0, np.nan, np.nan], "work_core_s": 1.0,
+                         "max_cores": 1.0,
+                         "outcome": ["finished"] * 4 + ["unfinished", "failed"]})
     jobs["response_time_s"] = jobs["finish"] - jobs["arrival"]
     jobs["slowdown"] = jobs["response_time_s"]
     jobs = conform(jobs, JOBS).assign(mode="vm")
     ax = rendered(fg.response_time_cdf(jobs, ax=axes()))
     line = ax.get_lines()[0]
     np.testing.assert_allclose(line.get_xdata(), [1, 2, 4, 8])
-    np.testing.assert_allclose(line.get_ydata(), [0.2, 0.4, 0.6, 0.8])
+    np.testing.assert_allclose(line.get_ydata(), [1 / 6, 2 / 6, 3 / 6, 4 / 6])
     assert ax.get_xscale() == "log"
-    assert "1 unfinished" in line.get_label()
+    assert "(n=6, 1 failed, 1 unfinished)" in line.get_label()
     assert line.get_color() == style.mode_color("vm")
 
 

@@ -32,7 +32,7 @@ import pandas as pd  # noqa: E402
 import fleet_sim as fs  # noqa: E402
 
 SCENARIO = Path(__file__).resolve().parents[1] / "image_distribution.toml"
-FIGURE = Path(__file__).resolve().with_suffix(".png")
+FIGURE = Path("image_distribution.png")  #: default figure path (current directory)
 HOSTS = "fleet.hosts.host.count"  #: key path of the fleet size
 #: image source → its overrides of the scenario file
 SOURCES: dict[str, dict[str, Any]] = {

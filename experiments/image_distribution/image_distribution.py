@@ -23,13 +23,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-import fleet_sim as fs  # noqa: E402
+import fleet_sim as fs
 
 SCENARIO = Path(__file__).resolve().parents[1] / "image_distribution.toml"
 FIGURE = Path("image_distribution.png")  #: default figure path (current directory)

@@ -21,6 +21,7 @@ unpacked ahead (a lazy snapshotter mounts the layers and reads files on demand).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 
 import simpy
@@ -59,7 +60,7 @@ class Unpacker:
             yield from self.cpu(host, work_core_s)
 
 
-class Distributor:
+class Distributor(ABC):
     """What every image source shares: a pull's download slots, lazy start, unpacking.
 
     ``unpacker``: None: layers are usable once they arrive (a VM image is copied,
@@ -129,9 +130,9 @@ class Distributor:
         self.caches[host].add(layer)
         self._stored(layer, host)
 
+    @abstractmethod
     def _download(self, layer: Layer, host: str, size_mb: float) -> ProcessGenerator:
         """In sim time: ``size_mb`` MB of ``layer`` arrive at ``host``."""
-        raise NotImplementedError
 
     def _stored(self, layer: Layer, host: str) -> None:
         """``host`` now holds ``layer``."""

@@ -26,9 +26,11 @@ flow of the network:
 
 Pieces show in one place: a host fed by other downloaders gets its last piece one
 piece-time (``piece_mb`` at its download speed) after that piece reached a peer.
-In the small cases of ``tests/images/test_swarm.py`` this gives the finish
-times of a piece-level rarest-first swarm exactly, and elsewhere within about a
-piece-time; at 4 MB and 10 GbE that is 3 ms.
+``tests/images/test_swarm.py`` checks this against a piece-level rarest-first
+swarm: with one origin and one or two hosts the finish times are equal; with more
+hosts the piece-level swarm is slower by a relay tail of a few pieces, which halves
+with the piece size (the fluid is its small-piece limit). At 4 MB and 10 GbE a
+piece-time is 3 ms.
 """
 
 from __future__ import annotations

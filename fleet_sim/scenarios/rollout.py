@@ -4,7 +4,7 @@
 ``v2`` on ``n_hosts`` servers that each run one ``v1`` instance (and so cache
 its image or have its release installed). :func:`run_rollout` builds the network
 (registry uplink, host NICs, optional racks), the image source (central
-registry or P2P), the hosting mode's provisioning recipe, the strategy (by
+registry, rack mirrors or P2P swarm), the hosting mode's provisioning recipe, the strategy (by
 registry name) and the :class:`~fleet_sim.model.rollout.RolloutRun`; runs it;
 and derives the tables:
 
@@ -250,7 +250,7 @@ def _source(env: simpy.Environment, network: Network, spec: RolloutSpec,
                      download_cap_mb_s=spec.p2p_download_cap_mb_s, **client)
     mirrors = None
     if spec.distribution == "mirrors":
-        mirrors = {rack: _mirror(rack) for rack in map(network.rack_of, caches)}
+        mirrors = {rack: _mirror(rack) for rack in map(network.rack_of, caches) if rack}
     return Registry(env, network, caches, node=REGISTRY, mirrors=mirrors, **client)
 
 

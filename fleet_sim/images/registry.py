@@ -128,14 +128,10 @@ class Distributor(ABC):
             if first_mb < layer.size_mb:
                 yield from self._download(layer, host, layer.size_mb - first_mb)
         self.caches[host].add(layer)
-        self._stored(layer, host)
 
     @abstractmethod
     def _download(self, layer: Layer, host: str, size_mb: float) -> ProcessGenerator:
         """In sim time: ``size_mb`` MB of ``layer`` arrive at ``host``."""
-
-    def _stored(self, layer: Layer, host: str) -> None:
-        """``host`` now holds ``layer``."""
 
 
 class Registry(Distributor):

@@ -203,7 +203,13 @@ class Swarm(Distributor):
             if not other.transfer.done.triggered:  # it finished with us: it was relayed too
                 self._set_exchange(partner, other, False)
 
+    def _fetch(self, layer: Layer, host: str, downloads: simpy.Resource, started: simpy.Event,
+               startable: simpy.Event) -> ProcessGenerator:
+        yield from super()._fetch(layer, host, downloads, started, startable)
+        self._stored(layer, host)
+
     def _stored(self, layer: Layer, host: str) -> None:
+        """``host`` now holds all of ``layer``: it seeds it from now on."""
         swarm = self._swarms.get(layer.digest)
         if swarm is None or host in swarm.free:
             return

@@ -268,3 +268,27 @@ def test_bad_parameters_are_refused(kwargs, message):
               "upload_slots": 4} | kwargs
     with pytest.raises(ValueError, match=message):
         Swarm(env, net, {"h0": LayerCache(1e9)}, **params)
+
+
+def test_a_lazy_swarm_pull_starts_early_and_seeds_once_complete():
+    """One host, origin 100 MB/s, lazy at 25 % of a 400 MB layer: it may start at
+    t = 1 and has the rest by t = 4. A host pulling from t = 4 gets 100 MB/s from the
+    origin and 900 from that seed (NICs 1000): its first 100 MB by t = 4.1, and the
+    seed uploads 90 % of the layer."""
+    layer = Layer.of("app", 400)
+    env, net, _ = _net(2, 100, 1000)
+    source = _swarm(env, net, {"h0": LayerCache(1e9), "h1": LayerCache(1e9)}, 4.0,
+                    lazy_fraction=0.25)
+    ready = {}
+
+    def pull(h, at):
+        yield env.timeout(at)
+        yield from source.pull(h, [layer])
+        ready[h] = env.now
+
+    env.process(pull("h0", 0.0))
+    env.process(pull("h1", 4.0))
+    env.run()
+    assert ready == pytest.approx({"h0": 1.0, "h1": 4.1})
+    assert env.now == pytest.approx(4.4)
+    assert net.links["h0.up"].bytes_mb == pytest.approx(360)

@@ -286,9 +286,12 @@ def test_a_lazy_swarm_pull_starts_early_and_seeds_once_complete():
         yield from source.pull(h, [layer])
         ready[h] = env.now
 
+    caches = source.caches
     env.process(pull("h0", 0.0))
     env.process(pull("h1", 4.0))
-    env.run()
+    env.run(until=4.399)
     assert ready == pytest.approx({"h0": 1.0, "h1": 4.1})
-    assert env.now == pytest.approx(4.4)
+    assert layer.digest in caches["h0"] and layer.digest not in caches["h1"]
+    env.run(until=4.401)  # the rest of h1's layer: 300 MB at 1000 MB/s from t = 4.1
+    assert layer.digest in caches["h1"]
     assert net.links["h0.up"].bytes_mb == pytest.approx(360)

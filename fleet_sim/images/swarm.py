@@ -124,6 +124,7 @@ class Swarm(Distributor):
         swarm.free[seed] -= 1
 
     def _set_exchange(self, host: str, me: _Downloader, on: bool) -> None:
+        """Start (``on``) or stop ``host``'s exchange with the other downloaders."""
         if on and me.exchange is None and not me.transfer.done.triggered:
             own = (*self._cap(host, "up"), self.network.links[f"{host}.up"],
                    self.network.links[f"{host}.down"])
@@ -134,6 +135,7 @@ class Swarm(Distributor):
 
     # --- the swarm of one layer -----------------------------------------------------
     def _swarm(self, layer: Layer) -> _LayerSwarm:
+        """The swarm of ``layer``, made on its first pull (cached hosts seed it)."""
         swarm = self._swarms.get(layer.digest)
         if swarm is None:
             swarm = self._swarms[layer.digest] = _LayerSwarm()
@@ -169,6 +171,7 @@ class Swarm(Distributor):
         return (near + far)[:self.upload_slots]
 
     def _download(self, layer: Layer, host: str, size_mb: float) -> ProcessGenerator:
+        """Join the layer's swarm for ``size_mb`` MB: origins, free seeds, exchange."""
         swarm = self._swarm(layer)
         me = _Downloader(self.network.open(size_mb), self.network.add_link(
             f"swarm-bound:{host}:{next(self._bounds)}", self._bound_mb_s(swarm, host),
@@ -205,6 +208,7 @@ class Swarm(Distributor):
 
     def _fetch(self, layer: Layer, host: str, downloads: simpy.Resource, started: simpy.Event,
                startable: simpy.Event) -> ProcessGenerator:
+        """Fetch the layer as every distributor does, then seed it."""
         yield from super()._fetch(layer, host, downloads, started, startable)
         self._stored(layer, host)
 

@@ -33,6 +33,7 @@ TINY: dict[str, dict[str, object]] = {
                 "apps.large.replicas": 1, "apps.medium.replicas": 4,
                 "apps.small-a.replicas": 4, "apps.small-b.replicas": 4},
     "rollout": {"fleet.hosts.host.count": 8},
+    "image_distribution": {"fleet.hosts.host.count": 8, "rollout.distribution": "p2p"},
 }
 """The ``--set`` overrides that make each experiment run in about a second."""
 

@@ -54,7 +54,7 @@ class Recipe(Protocol):
 
 
 class ImageSource(Protocol):
-    """Where images come from: ``images.registry.Registry`` or ``PeerToPeer``."""
+    """Where images come from: ``images.registry.Registry`` or ``images.swarm.Swarm``."""
 
     def pull(self, host: str, layers: Sequence[Layer]) -> ProcessGenerator:
         """Fetch the layers ``host`` lacks into its cache; returns the MB fetched."""
@@ -128,7 +128,8 @@ class Provisioning:
 class ImageProvision:
     """Fetch the version's image into the host's cache, then start it (``start_time`` s).
 
-    ``images``: the image of each version; ``source``: the registry or P2P swarm.
+    ``images``: the image of each version; ``source``: the registry or P2P swarm
+    (``transfer_end``: when the image can start — pulled and unpacked, or lazily).
     """
 
     def __init__(self, env: simpy.Environment, source: ImageSource, images: Mapping[str, Image],

@@ -458,9 +458,9 @@ class RolloutConfig(Strict):
         "strategy_params)")
     strategy_params: dict[str, Any] = Field(
         default_factory=dict, description='e.g. {max_surge = "25%", max_unavailable = 0}')
-    distribution: Literal["central", "p2p"] = _field(
-        RolloutSpec, "distribution", "hosts fetch v2 from the registry only, or also "
-        "from peers that have its layers (p2p)")
+    distribution: Literal["central", "mirrors", "p2p"] = _field(
+        RolloutSpec, "distribution", "hosts fetch v2 from the registry, from a pull-through "
+        "mirror in their rack (mirrors; needs rack_hosts), or from a swarm of peers (p2p)")
     changed: Literal["top-layer", "whole-image"] = _field(
         RolloutSpec, "changed", "what v2 changes: its top (app) layer or every layer "
         "(bare metal: the app, or its dependencies too)")
@@ -502,6 +502,28 @@ class RolloutConfig(Strict):
     rollback_failure_fraction: float | None = Field(
         None, gt=0, le=1, description="roll back once this share of hosts failed "
         "(none: never)")
+    registry_egress_mb_s: float | None = Field(
+        None, gt=0, description="registry egress limit, MB/s (none: its uplink)")
+    max_concurrent_downloads: int = _field(
+        RolloutSpec, "max_concurrent_downloads", "layers one pull downloads at once "
+        "(containerd's default)", ge=1)
+    p2p_origins: int = _field(RolloutSpec, "p2p_origins", "p2p: registries seeding the "
+                              "swarm, each with the registry's uplink", ge=1)
+    piece_mb: _Ratio = _field(RolloutSpec, "piece_mb", "p2p: piece size, MB")
+    upload_slots: int = _field(RolloutSpec, "upload_slots", "p2p: downloaders a seed serves "
+                               "at once (and seeds a downloader takes)", ge=1)
+    p2p_upload_cap_mb_s: float | None = Field(
+        None, gt=0, description="p2p: each host's upload limit, MB/s (none: its NIC)")
+    p2p_download_cap_mb_s: float | None = Field(
+        None, gt=0, description="p2p: each host's download limit, MB/s (none: its NIC)")
+    unpack_mb_s_per_core: float | None = Field(
+        _default(RolloutSpec, "unpack_mb_s_per_core"), gt=0,
+        description="container: decompress and unpack rate of a layer, MB/s per core "
+        "(none: instant)")
+    lazy: bool = _field(RolloutSpec, "lazy", "container starts once lazy_fraction of its "
+                        "image arrived; the rest follows in the background")
+    lazy_fraction: float = _field(RolloutSpec, "lazy_fraction", "with lazy: share of each "
+                                  "layer needed to start", gt=0, le=1)
 
 
 class HostFailureConfig(Strict):
@@ -812,6 +834,9 @@ def _check_rollout(bad: Any, config: ScenarioConfig) -> None:
     if config.hosting.mode == "baremetal" and rollout.distribution != "central":
         bad("rollout.distribution", "bare metal installs packages from a central mirror",
             '"central" when hosting.mode = "baremetal"')
+    if rollout.distribution == "mirrors" and rollout.rack_hosts is None:
+        bad("rollout.distribution", "mirrors puts a pull-through mirror in each rack",
+            "rollout.rack_hosts set (hosts per rack) with distribution = \"mirrors\"")
     try:
         strategy = rollout_strategy(rollout.strategy, **rollout.strategy_params)
     except (TypeError, ValueError) as e:

@@ -4,7 +4,7 @@
 ``v2`` on ``n_hosts`` servers that each run one ``v1`` instance (and so cache
 its image or have its release installed). :func:`run_rollout` builds the network
 (registry uplink, host NICs, optional racks), the image source (central
-registry or P2P), the hosting mode's provisioning recipe, the strategy (by
+registry, rack mirrors or P2P swarm), the hosting mode's provisioning recipe, the strategy (by
 registry name) and the :class:`~fleet_sim.model.rollout.RolloutRun`; runs it;
 and derives the tables:
 
@@ -47,7 +47,8 @@ from fleet_sim.images.provisioning import (
     Recipe,
     VMProvision,
 )
-from fleet_sim.images.registry import PeerToPeer, Registry
+from fleet_sim.images.registry import Distributor, Registry, Unpacker
+from fleet_sim.images.swarm import Swarm
 from fleet_sim.model.distributions import Deterministic, Distribution, LogNormal
 from fleet_sim.model.rollout import RolloutRun
 from fleet_sim.policies.registry import rollout_strategy
@@ -57,7 +58,7 @@ from fleet_sim.results.tables import conform
 from fleet_sim.rng import Streams
 
 MODES = ("baremetal", "vm", "container")
-DISTRIBUTIONS = ("central", "p2p")
+DISTRIBUTIONS = ("central", "mirrors", "p2p")
 INSTALLS = ("scripted", "manual")
 OLD, NEW = "v1", "v2"
 APP = "app"
@@ -70,8 +71,9 @@ PARAMS = ("n_hosts", "mode", "distribution", "strategy", "changed", "seed")
 class RolloutSpec:
     """One rollout, in plain values with units in the names (defaults: hosting/defaults.py).
 
-    ``mode``: baremetal | vm | container. ``distribution``: central | p2p (bare
-    metal installs packages from a central mirror, so only central).
+    ``mode``: baremetal | vm | container. ``distribution``: central | mirrors (a
+    pull-through mirror per rack) | p2p (bare metal installs packages from a
+    central mirror, so only central).
     ``strategy`` and ``strategy_params``: a rollout strategy by registry name
     (``policies.registry``). ``changed``: top-layer | whole-image — what v2
     changes (for bare metal: the app only, or its dependencies too).
@@ -83,6 +85,11 @@ class RolloutSpec:
     bare-metal hosts where another app pins the shared library v2 upgrades.
     ``random_durations``: draw boot and start times (else use their means).
     ``rollback_failure_fraction``: roll back once this share of hosts failed.
+    Image distribution (docs/model.md §5.2): ``registry_egress_mb_s`` (None: the
+    uplink), ``max_concurrent_downloads``, ``p2p_origins`` (registries seeding the
+    swarm), ``piece_mb``, ``upload_slots``, ``p2p_upload_cap_mb_s`` and
+    ``p2p_download_cap_mb_s`` (None: the NIC), ``unpack_mb_s_per_core`` (container
+    layers; None: no unpacking time), ``lazy`` and ``lazy_fraction``.
     """
 
     n_hosts: int = 100
@@ -108,6 +115,16 @@ class RolloutSpec:
     max_retries: int = d.PROVISION_MAX_RETRIES
     random_durations: bool = True
     rollback_failure_fraction: float | None = None
+    registry_egress_mb_s: float | None = None
+    max_concurrent_downloads: int = d.MAX_CONCURRENT_DOWNLOADS
+    p2p_origins: int = 1
+    piece_mb: float = d.P2P_PIECE_MB
+    upload_slots: int = d.P2P_UPLOAD_SLOTS
+    p2p_upload_cap_mb_s: float | None = None
+    p2p_download_cap_mb_s: float | None = None
+    unpack_mb_s_per_core: float | None = d.LAYER_UNPACK_MB_S_PER_CORE
+    lazy: bool = False
+    lazy_fraction: float = d.LAZY_START_FRACTION
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -122,6 +139,8 @@ class RolloutSpec:
         if self.mode == "baremetal" and self.distribution != "central":
             raise ValueError("bare metal installs packages from a central mirror: "
                              "distribution must be 'central'")
+        if self.distribution == "mirrors" and self.rack_hosts is None:
+            raise ValueError("distribution='mirrors' puts a mirror in each rack: set rack_hosts")
         if not 0 <= self.conflict_fraction <= 1:
             raise ValueError(f"conflict_fraction must be in [0, 1], got {self.conflict_fraction!r}")
         fraction = self.rollback_failure_fraction
@@ -162,15 +181,29 @@ def run_rollout(spec: RolloutSpec) -> dict[str, pd.DataFrame]:
 def _network(env: simpy.Environment, recorder: ChangePointRecorder, spec: RolloutSpec,
              hosts: list[str]) -> Network:
     network = Network(env, recorder)
-    network.attach(REGISTRY, spec.registry_uplink_mb_s, spec.registry_uplink_mb_s)
+    egress = min(spec.registry_uplink_mb_s, spec.registry_egress_mb_s or math.inf)
+    for origin in _origins(spec):
+        network.attach(origin, egress, spec.registry_uplink_mb_s)
     for i, host in enumerate(hosts):
         rack = None
         if spec.rack_hosts is not None:
             rack = f"rack{i // spec.rack_hosts:03d}"
             if i % spec.rack_hosts == 0:
                 network.add_rack(rack, spec.rack_uplink_mb_s, spec.rack_uplink_mb_s)
+                if spec.distribution == "mirrors":
+                    network.attach(_mirror(rack), spec.host_nic_mb_s, spec.host_nic_mb_s, rack)
         network.attach(host, spec.host_nic_mb_s, spec.host_nic_mb_s, rack)
     return network
+
+
+def _origins(spec: RolloutSpec) -> list[str]:
+    """The registry, and the extra registries seeding a P2P swarm."""
+    extra = spec.p2p_origins - 1 if spec.distribution == "p2p" else 0
+    return [REGISTRY, *(f"{REGISTRY}-{k}" for k in range(1, extra + 1))]
+
+
+def _mirror(rack: str) -> str:
+    return f"mirror-{rack}"
 
 
 def _duration(mean_s: float, cv: float, random: bool) -> Distribution:
@@ -193,17 +226,7 @@ def _recipe(env: simpy.Environment, network: Network, spec: RolloutSpec, hosts: 
     for cache in caches.values():
         for layer in images[OLD].layers:
             cache.add(layer)
-    source: Registry
-    if spec.distribution == "p2p":
-        source = PeerToPeer(
-            env, network, caches, node=REGISTRY,
-            max_concurrent_downloads=d.MAX_CONCURRENT_DOWNLOADS,
-            upload_slots=d.P2P_UPLOAD_SLOTS,
-            # as many uploads as the uplink can feed at full NIC speed
-            registry_upload_slots=max(1, int(spec.registry_uplink_mb_s // spec.host_nic_mb_s)))
-    else:
-        source = Registry(env, network, caches, node=REGISTRY,
-                          max_concurrent_downloads=d.MAX_CONCURRENT_DOWNLOADS)
+    source = _source(env, network, spec, caches)
     rng = streams.get("rollout.start")
     if spec.mode == "vm":
         return VMProvision(env, source, images,
@@ -211,6 +234,24 @@ def _recipe(env: simpy.Environment, network: Network, spec: RolloutSpec, hosts: 
     return ContainerProvision(
         env, source, images,
         _duration(d.CONTAINER_START_MEAN_S, d.CONTAINER_START_CV, spec.random_durations), rng)
+
+
+def _source(env: simpy.Environment, network: Network, spec: RolloutSpec,
+            caches: dict[str, LayerCache]) -> Distributor:
+    """The registry (direct or through rack mirrors) or the P2P swarm hosts pull from."""
+    unpack = spec.unpack_mb_s_per_core if spec.mode == "container" else None
+    client: dict[str, Any] = {
+        "max_concurrent_downloads": spec.max_concurrent_downloads,
+        "unpacker": None if unpack is None else Unpacker(env, unpack),
+        "lazy_fraction": spec.lazy_fraction if spec.lazy else None}
+    if spec.distribution == "p2p":
+        return Swarm(env, network, caches, origins=_origins(spec), piece_mb=spec.piece_mb,
+                     upload_slots=spec.upload_slots, upload_cap_mb_s=spec.p2p_upload_cap_mb_s,
+                     download_cap_mb_s=spec.p2p_download_cap_mb_s, **client)
+    mirrors = None
+    if spec.distribution == "mirrors":
+        mirrors = {rack: _mirror(rack) for rack in map(network.rack_of, caches) if rack}
+    return Registry(env, network, caches, node=REGISTRY, mirrors=mirrors, **client)
 
 
 def _bare_metal(env: simpy.Environment, network: Network, spec: RolloutSpec, hosts: list[str],

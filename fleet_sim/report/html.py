@@ -278,7 +278,7 @@ def _workload_figure(ctx: _Context) -> None:
 def _figures(ctx: _Context) -> None:
     """Draw every figure the tables support, the ones read first first."""
     t = ctx.tables
-    jobs = ctx.long("jobs", ["workload", "arrival", "response_time_s"])
+    jobs = ctx.long("jobs", ["workload", "arrival", "response_time_s", "outcome"])
     if jobs is not None and ctx.t_start is not None:
         jobs = _in_window(jobs, ctx, "arrival")
     if jobs is not None and jobs["response_time_s"].notna().any():

@@ -198,19 +198,25 @@ def with_run_columns(frame: pd.DataFrame, manifest: Mapping[str, Any],
     front = {}
     for column, value in values.items():
         if compact and (isinstance(value, str) or value is None):
-            front[column] = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), [value]) if (
-                value is not None) else pd.Categorical([None] * n)
+            front[column] = pd.Categorical.from_codes(
+                np.full(n, -1 if value is None else 0, dtype=np.int8),
+                [] if value is None else [value])
         elif column in dtypes:
             front[column] = pd.Series(np.full(n, value), dtype=dtypes[column], index=frame.index)
         else:
             front[column] = pd.Series([value] * n, index=frame.index,
                                       dtype=object).infer_objects()
-    front_frame = pd.DataFrame(front, index=frame.index)
-    return pd.concat([front_frame, frame], axis=1)
+    if compact:  # a slice read for the caller alone: add the columns, copy nothing
+        for i, (column, value) in enumerate(front.items()):
+            frame.insert(i, column, value)
+        return frame
+    return pd.concat([pd.DataFrame(front, index=frame.index), frame], axis=1)
 
 
 def _concat_categoricals(frames: list[pd.DataFrame]) -> pd.DataFrame:
     """Concatenate frames whose text columns are categoricals, keeping them so."""
+    if len(frames) == 1:
+        return frames[0]
     for column in frames[0].columns:
         if isinstance(frames[0][column].dtype, pd.CategoricalDtype):
             cats = pd.api.types.union_categoricals(
@@ -359,13 +365,18 @@ for _name in TABLES:
 
 def read_parquet(file: Path, columns: list[str] | None = None) -> pd.DataFrame:
     """A stored table, whole; or only ``columns``, text as categoricals (the strings
-    are dictionary-encoded in the file, so this costs no decoding)."""
+    are dictionary-encoded in the file, so this costs no decoding), and NaN for a column
+    the file lacks (written by an older version)."""
     if columns is None:
         return pd.read_parquet(file)
     schema = pq.read_schema(file)
-    text = [c for c in columns if pa.types.is_string(schema.field(c).type)
+    present = [c for c in columns if c in schema.names]
+    text = [c for c in present if pa.types.is_string(schema.field(c).type)
             or pa.types.is_large_string(schema.field(c).type)]
-    return pq.read_table(file, columns=columns, read_dictionary=text).to_pandas()
+    frame = pq.read_table(file, columns=present, read_dictionary=text).to_pandas()
+    if len(present) == len(columns):
+        return frame
+    return frame.assign(**{c: np.nan for c in columns if c not in present})[columns]
 
 
 def in_memory(manifest: dict[str, Any], tables: Mapping[str, pd.DataFrame | Path]) -> Results:

@@ -126,6 +126,19 @@ class Integrals:
         return frame
 
 
+def _key_codes(frame: pd.DataFrame, key: Sequence[str]) -> np.ndarray:
+    """An integer per row, equal for rows of equal key (categorical keys: from their
+    codes, without grouping)."""
+    columns = [frame[k] for k in key]
+    if not all(isinstance(c.dtype, pd.CategoricalDtype) for c in columns):
+        return frame.groupby(list(key), sort=False).ngroup().to_numpy()
+    codes = np.zeros(len(frame), dtype=np.int64)
+    for c in columns:
+        codes *= len(c.cat.categories) + 1
+        codes += c.cat.codes.to_numpy() + 1  # NaN (code -1) is a key of its own
+    return codes
+
+
 def _keys(frame: pd.DataFrame, key: Sequence[str]) -> list[tuple]:
     return list(zip(*(frame[k].tolist() for k in key), strict=True))
 
@@ -149,7 +162,7 @@ class SumSeries:
         Each row adds its change from its key's previous value; one column at a time,
         so what it holds is a few arrays of the chunk's length."""
         n = len(chunk)
-        codes = chunk.groupby(self.key, sort=False).ngroup().to_numpy()
+        codes = _key_codes(chunk, self.key)
         order = np.argsort(codes, kind="stable")  # each key's rows together, in time order
         prev_row = np.empty(n, dtype=np.int64)  # the key's previous row, or -1
         prev_row[order[1:]] = order[:-1]

@@ -373,7 +373,8 @@ def read_parquet(file: Path, columns: list[str] | None = None) -> pd.DataFrame:
     present = [c for c in columns if c in schema.names]
     text = [c for c in present if pa.types.is_string(schema.field(c).type)
             or pa.types.is_large_string(schema.field(c).type)]
-    frame = pq.read_table(file, columns=present, read_dictionary=text).to_pandas()
+    frame = pq.read_table(file, columns=present, read_dictionary=text).to_pandas(
+        self_destruct=True, split_blocks=True)  # frees each column once converted
     if len(present) == len(columns):
         return frame
     return frame.assign(**{c: np.nan for c in columns if c not in present})[columns]

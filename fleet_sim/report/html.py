@@ -120,14 +120,17 @@ class _Context:
         self.made.append(made)
         return made
 
-    def long(self, name: str, columns: list[str],
-             first_runs: bool = False) -> pd.DataFrame | None:
+    def long(self, name: str, columns: list[str], first_runs: bool = False,
+             runs: list[str] | None = None,
+             where: dict[str, list[str]] | None = None) -> pd.DataFrame | None:
         """Only ``columns`` of long table ``name`` (of each group's first run if
-        ``first_runs``), read now, with the group column; None if it has no rows."""
+        ``first_runs``, else of ``runs`` or every run; only the rows ``where`` says),
+        read now, with the group column; None if it has no rows."""
         if name not in self.long_tables or self.results is None:
             return None
-        runs = _first_runs(self.results, self.grouping) if first_runs else None
-        frame = self.results.table(name, columns, runs)
+        if first_runs:
+            runs = [run for _, run in _first_runs(self.results, self.grouping)]
+        frame = self.results.table(name, columns, runs, where)
         return with_groups(frame, self.grouping) if len(frame) else None
 
     def end_of(self, run: Any) -> float | None:
@@ -174,14 +177,16 @@ def _context(results: Results, out_dir: Path) -> _Context:
     return ctx
 
 
-def _first_runs(results: Results, grouping: Groups) -> list[str]:
-    """The id of each group's first replication (among the runs that finished)."""
+def _first_runs(results: Results, grouping: Groups) -> list[tuple[str, str]]:
+    """(group label, run id) of each group's first replication (among the runs that
+    finished), groups in display order."""
     runs = results.runs
     runs = runs[runs["status"] == store.OK].sort_values("replication", kind="stable")
     first: dict[str, str] = {}
     for run_id in runs["run_id"]:
         first.setdefault(grouping.of_run.get(run_id, ""), run_id)
-    return list(first.values())
+    order = {label: i for i, label in enumerate(grouping.order)}
+    return sorted(first.items(), key=lambda lr: order.get(lr[0], len(order)))
 
 
 def _per_group_runs(frame: pd.DataFrame) -> list[tuple[str, Any, pd.DataFrame]]:
@@ -238,23 +243,28 @@ def _app_workloads(ctx: _Context) -> tuple[list[str], list[str]]:
 
 
 def _workload_figure(ctx: _Context) -> None:
-    workloads = ctx.long("workloads", list(TABLES["workloads"].names), first_runs=True)
-    if workloads is None:
+    ws = ctx.tables.get("workload_summary")
+    if "workloads" not in ctx.long_tables or ws is None or ctx.results is None:
         return
     victims, neighbours = _app_workloads(ctx)
     apps = [*victims, *neighbours]
-    groups_ = _per_group_runs(workloads)
+    groups_ = _first_runs(ctx.results, ctx.grouping)
     if not apps or not groups_:
         return
-    members = {a: sorted({w for w in workloads["workload"].unique()
-                          if answer.app_workload(w) == a}, key=fg.natural_key) for a in apps}
+    names = ws["workload"].unique()
+    members = {a: sorted({str(w) for w in names if answer.app_workload(w) == a},
+                         key=fg.natural_key) for a in apps}
+    columns = list(TABLES["workloads"].names)
 
     def paint(fig: Figure) -> None:
         grid = fig.subplots(len(groups_), len(apps), squeeze=False, sharex=True)
-        for i, (label, run, rows) in enumerate(groups_):
+        for i, (label, run) in enumerate(groups_):
             for j, app in enumerate(apps):
                 ax = grid[i][j]
-                if not rows["workload"].isin(members[app]).any():
+                # one app of one run at a time: a long table never whole in memory
+                rows = ctx.long("workloads", columns, runs=[run],
+                                where={"workload": members[app]})
+                if rows is None:
                     ax.set_axis_off()
                     continue
                 role = "victim" if app in victims else "neighbour"

@@ -247,8 +247,7 @@ class Results:
     """
 
     def __init__(self, manifests: list[dict[str, Any]],
-                 read_table: Callable[[dict[str, Any], str, list[str] | None],
-                                      pd.DataFrame | None],
+                 read_table: Callable[..., pd.DataFrame | None],
                  out_dir: Path | None = None):
         self.manifests = manifests
         self.out_dir = out_dir
@@ -262,36 +261,37 @@ class Results:
 
     # ------------------------------------------------------------ tables
     def table(self, name: str, columns: Sequence[str] | None = None,
-              runs: Iterable[str] | None = None) -> pd.DataFrame:
+              runs: Iterable[str] | None = None,
+              where: Mapping[str, Sequence[Any]] | None = None) -> pd.DataFrame:
         """Table ``name`` of every successful run, concatenated (read once, then cached).
 
-        With ``columns`` (the table's columns wanted) or ``runs`` (run ids), only those
-        are read from disk, every time, and not cached: the way to work with long
-        tables. Its text columns then come as categoricals, far smaller than strings.
+        With ``columns`` (the table's columns wanted), ``runs`` (run ids) or ``where``
+        (column → the values wanted, e.g. ``{"workload": ["web-0.requests"]}``), only
+        those rows and columns are read from disk, every time, and not cached: the way
+        to work with long tables. Text columns then come as categoricals, far smaller
+        than strings.
         """
         if name not in TABLES:
             raise KeyError(f"no table {name!r} (allowed: {', '.join(TABLES)})")
-        if columns is None and runs is None:
+        if columns is None and runs is None and where is None:
             if name not in self._cache:
                 self._cache[name] = self._read(name, None, None)
             return self._cache[name]
-        if columns is not None:
-            unknown = [c for c in columns if c not in TABLES[name].names]
-            if unknown:
-                raise KeyError(f"table {name!r} has no column {unknown} "
-                               f"(allowed: {', '.join(TABLES[name].names)})")
-        return self._read(name, None if columns is None else list(columns),
-                          None if runs is None else set(runs))
+        unknown = [c for c in [*(columns or []), *(where or {})] if c not in TABLES[name].names]
+        if unknown:
+            raise KeyError(f"table {name!r} has no column {unknown} "
+                           f"(allowed: {', '.join(TABLES[name].names)})")
+        return self._read(name, list(TABLES[name].names) if columns is None else list(columns),
+                          None if runs is None else set(runs), where)
 
-    def _read(self, name: str, columns: list[str] | None, runs: set[str] | None) -> pd.DataFrame:
-        compact = columns is not None or runs is not None
-        if compact and columns is None:
-            columns = list(TABLES[name].names)
+    def _read(self, name: str, columns: list[str] | None, runs: set[str] | None,
+              where: Mapping[str, Sequence[Any]] | None = None) -> pd.DataFrame:
+        compact = columns is not None
         frames = []
         for m in self.manifests:
             if m.get("status") != OK or (runs is not None and m["run_id"] not in runs):
                 continue
-            frame = self._read_table(m, name, columns)
+            frame = self._read_table(m, name, columns, where)
             if frame is not None:
                 frames.append(with_run_columns(frame, m, self.params, compact=compact))
         if not frames:  # keep the columns and dtypes
@@ -363,9 +363,11 @@ for _name in TABLES:
     setattr(Results, _name, _table_property(_name))
 
 
-def read_parquet(file: Path, columns: list[str] | None = None) -> pd.DataFrame:
-    """A stored table, whole; or only ``columns``, text as categoricals (the strings
-    are dictionary-encoded in the file, so this costs no decoding), and NaN for a column
+def read_parquet(file: Path, columns: list[str] | None = None,
+                 where: Mapping[str, Sequence[Any]] | None = None) -> pd.DataFrame:
+    """A stored table, whole; or only ``columns`` (and the rows whose ``where`` columns
+    hold one of the values given), text as categoricals (the strings are
+    dictionary-encoded in the file, so this costs no decoding), and NaN for a column
     the file lacks (written by an older version)."""
     if columns is None:
         return pd.read_parquet(file)
@@ -373,7 +375,9 @@ def read_parquet(file: Path, columns: list[str] | None = None) -> pd.DataFrame:
     present = [c for c in columns if c in schema.names]
     text = [c for c in present if pa.types.is_string(schema.field(c).type)
             or pa.types.is_large_string(schema.field(c).type)]
-    frame = pq.read_table(file, columns=present, read_dictionary=text).to_pandas(
+    filters = [(c, "in", list(v)) for c, v in (where or {}).items()] or None
+    frame = pq.read_table(file, columns=present, read_dictionary=text,
+                          filters=filters).to_pandas(
         self_destruct=True, split_blocks=True)  # frees each column once converted
     if len(present) == len(columns):
         return frame
@@ -383,12 +387,15 @@ def read_parquet(file: Path, columns: list[str] | None = None) -> pd.DataFrame:
 def in_memory(manifest: dict[str, Any], tables: Mapping[str, pd.DataFrame | Path]) -> Results:
     """Results of one run held in memory (not read from a store)."""
 
-    def read(m: dict[str, Any], name: str, columns: list[str] | None) -> pd.DataFrame | None:
+    def read(m: dict[str, Any], name: str, columns: list[str] | None,
+             where: Mapping[str, Sequence[Any]] | None = None) -> pd.DataFrame | None:
         table = tables.get(name)
         if isinstance(table, Path):
-            return read_parquet(table, columns)
+            return read_parquet(table, columns, where)
         if table is None or columns is None:
             return table
+        for column, values in (where or {}).items():
+            table = table[table[column].isin(list(values))]
         return table[columns].astype({c: "category" for c in columns
                                       if TABLES[name].dtypes()[c] == STR})
 
@@ -419,8 +426,9 @@ def load(path: str | os.PathLike[str], run_ids: Iterable[str] | None = None) -> 
     manifests.sort(key=lambda m: (m.get("sweep_point", 0), m.get("replication", 0),
                                   m["run_id"]))
 
-    def read(m: dict[str, Any], name: str, columns: list[str] | None) -> pd.DataFrame | None:
+    def read(m: dict[str, Any], name: str, columns: list[str] | None,
+             where: Mapping[str, Sequence[Any]] | None = None) -> pd.DataFrame | None:
         file = Path(m["path"]) / f"{name}.parquet"
-        return read_parquet(file, columns) if file.is_file() else None
+        return read_parquet(file, columns, where) if file.is_file() else None
 
     return Results(manifests, read, root)

@@ -213,16 +213,40 @@ def _print_run(res) -> None:
                   f"{rollouts['at_s'].iloc[i]:g} s)")
             print("\n".join(_summary_lines(rollouts.iloc[[i]], "rollout_summary")))
     if tables.get("workload_summary"):
-        cols = ["workload", "allocated_core_s", "throttled_core_s", "contention_core_s",
-                "satisfied_fraction", "jobs_finished", "response_time_p99_s"]
-        from fleet_sim.report.numbers import fmt
-        from fleet_sim.results.schema import WORKLOAD_SUMMARY
+        print("\n".join(_workload_lines(res.workload_summary)))
 
-        units = {c.name: c.unit for c in WORKLOAD_SUMMARY.columns}
-        frame = res.workload_summary[cols]
-        shown = frame.assign(**{c: [fmt(v, units[c]) for v in frame[c]] for c in cols[1:]})
-        print("\nper workload")
-        print(shown.to_string(index=False))
+
+#: per-workload rows a run prints before it shows apps (replicas together) instead
+MAX_WORKLOAD_ROWS = 20
+
+
+def _workload_lines(ws) -> list[str]:
+    """The run's per-workload figures; an app's replicas together when there are many."""
+    from fleet_sim.report.answer import app_workload
+    from fleet_sim.report.numbers import fmt
+    from fleet_sim.results.schema import WORKLOAD_SUMMARY
+
+    units = {c.name: c.unit for c in WORKLOAD_SUMMARY.columns} | {"replicas": ""}
+    cols = ["workload", "allocated_core_s", "throttled_core_s", "contention_core_s",
+            "satisfied_fraction", "jobs_finished", "response_time_p99_s"]
+    title = "per workload"
+    frame = ws[cols]
+    if len(ws) > MAX_WORKLOAD_ROWS:
+        title = ("per app workload (replicas together; p99: the slowest replica's; "
+                 "each replica: results.workload_summary)")
+        by = ws.assign(workload=ws["workload"].map(app_workload)).groupby("workload",
+                                                                           sort=True)
+        frame = by[["allocated_core_s", "throttled_core_s", "contention_core_s",
+                    "jobs_finished"]].sum()
+        frame.insert(0, "replicas", by.size())
+        demand = by["demand_core_s"].sum()
+        frame.insert(4, "satisfied_fraction", (frame["allocated_core_s"] / demand).where(
+            demand > 0))
+        frame["response_time_p99_s"] = by["response_time_p99_s"].max()
+        frame = frame.reset_index()
+        cols = list(frame.columns)
+    shown = frame.assign(**{c: [fmt(v, units[c]) for v in frame[c]] for c in cols[1:]})
+    return ["", title, shown.to_string(index=False)]
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

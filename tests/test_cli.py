@@ -225,3 +225,24 @@ def test_validate_prints_an_estimate_of_the_run():
     line = out.stdout.splitlines()[-1]
     assert line.startswith("estimate: ~") and "simulated events" in line
     assert "wall on this machine" in line and "of memory" in line
+
+
+def test_a_run_with_many_replicas_prints_each_app_once_with_its_replicas_summed():
+    import pandas as pd
+
+    n = cli.MAX_WORKLOAD_ROWS + 5
+    ws = pd.DataFrame({"workload": [f"web-{i}.requests" for i in range(n)] + ["db.query"],
+                       "demand_core_s": [10.0] * n + [4.0],
+                       "allocated_core_s": [8.0] * n + [4.0],
+                       "throttled_core_s": [2.0] * n + [0.0],
+                       "contention_core_s": [0.0] * (n + 1),
+                       "satisfied_fraction": [0.8] * n + [1.0],
+                       "jobs_finished": [100] * n + [7],
+                       "response_time_p99_s": [0.1 + i / 1000 for i in range(n)] + [0.5]})
+    lines = cli._workload_lines(ws)
+    assert lines[1].startswith("per app workload")
+    rows = {line.split()[0]: line.split() for line in lines[2].splitlines()[1:]}
+    assert set(rows) == {"web.requests", "db.query"}
+    web = rows["web.requests"]
+    assert web[1] == str(n) and web[2] == f"{8 * n:,}" and web[5] == "80.0" and web[7] == "2,500"
+    assert float(web[-1]) == pytest.approx(0.1 + (n - 1) / 1000)

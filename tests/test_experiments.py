@@ -20,7 +20,7 @@ from fleet_sim.scenarios import config as cfg
 from fleet_sim.scenarios.runner import EXPERIMENTS_DIR
 
 SCENARIOS = sorted(EXPERIMENTS_DIR.glob("*.toml"))
-DRIVERS = ("noisy_neighbor", "density", "rollout")
+DRIVERS = ("noisy_neighbor", "density", "rollout", "image_distribution")
 SCRIPT = Path(sys.executable).parent / "fleet-sim"
 
 
@@ -173,3 +173,28 @@ def test_rollout_matrix_at_tiny_sizes():
         assert (table["p99 before ms"] > 0).all() and (table["p99 during ms"] > 0).all()
         assert (table["failed before"] == 0).all()
     assert (strategies.loc[strategies["strategy"] == "all-at-once", "failed during"] > 0).all()
+
+
+# ---------------------------------------------------------------- image distribution
+def test_image_distribution_at_tiny_sizes(tmp_path):
+    """Central sends every host the image (N x 3 GB at 1250 MB/s, then the last layer
+    unpacks: 1500 MB at 100 MB/s); the swarm is flat in N and sends about one copy;
+    lazy starts far sooner; rack mirrors (racks of 40) fetch once per rack, then serve
+    it: slower than the registry for one rack, much faster for three; the figure is
+    drawn."""
+    image = driver("image_distribution")
+    table = image.run(sizes=(10, 120))
+    assert list(table.columns) == image.COLUMNS
+    by = table.set_index(["source", "hosts"])
+    for n in (10, 120):
+        assert by.loc[("central", n), "p50_s"] == pytest.approx(n * 3000 / 1250 + 15)
+        assert by.loc[("central", n), "registry_gb"] == pytest.approx(3 * n)
+    assert by.loc[("p2p", 120), "p50_s"] == pytest.approx(by.loc[("p2p", 10), "p50_s"])
+    assert by.loc[("p2p", 120), "registry_gb"] < 2 * 3
+    assert (by.xs("p2p + lazy")["max_s"] < by.xs("p2p")["p50_s"] / 10).all()
+    # one rack: 2.4 s for the mirror, then 10 x 3 GB from it; three racks: 7.2 s, 40 x 3 GB
+    assert by.loc[("mirrors", 10), "p50_s"] == pytest.approx(2.4 + 24 + 15)
+    assert by.loc[("mirrors", 120), "p50_s"] == pytest.approx(7.2 + 96 + 15)
+    assert by.loc[("mirrors", 120), "registry_gb"] == pytest.approx(3 * 3)
+    path = image.figure(table, tmp_path / "fig.png")
+    assert path.stat().st_size > 0

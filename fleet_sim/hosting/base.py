@@ -68,7 +68,9 @@ class HostSpec:
 @dataclass(frozen=True)
 class JobsSpec:
     """A workload of Poisson job arrivals: ``rate_per_s``, each job ``work`` core-s
-    (a distribution) on at most ``max_cores``, arriving in ``[t_start_s, t_end_s)``."""
+    (a distribution) on at most ``max_cores``, arriving in ``[t_start_s, t_end_s)``.
+    ``service``: the service whose one stream feeds it (its load balancer routes
+    the arrivals, see :mod:`fleet_sim.model.service`); "" for the replica's own."""
 
     name: str
     rate_per_s: float
@@ -76,6 +78,7 @@ class JobsSpec:
     max_cores: float = 1.0
     t_start_s: float = 0.0
     t_end_s: float = INF
+    service: str = ""
 
     def __post_init__(self) -> None:
         if not self.rate_per_s > 0 or not self.max_cores > 0:
@@ -266,6 +269,9 @@ def build_workload(host: Host, app: AppSpec, spec: WorkloadSpec, parent: CpuNode
     cap = 0.0 if held else float(app.threads)
     if isinstance(spec, JobsSpec):
         wl = ProcessJobs(host, name, app.threads, parent, cap, keep_jobs, instance)
+        if spec.service:  # its load balancer feeds it
+            wl.label = f"{spec.service}.{spec.name}"
+            return wl
         feed = _StoppableJobs(spec.rate_per_s, spec.work, spec.max_cores,
                               streams.get(base + ".arrivals"), streams.get(base + ".sizes"),
                               t_start=max(spec.t_start_s, host.env.now), t_end=spec.t_end_s)
@@ -520,6 +526,8 @@ class Instance:
     it. Every step is an event: ``admit`` (with what it commits on its kernel:
     ``cpu_cores=… ram_mib=…``, and ``dedicated`` for whole cores), ``start`` (``boot`` for a VM),
     ``install_failed``, ``failed``, ``oom_kill``, ``restart``, ``killed``, ``stop``.
+    Jobs in flight when it stops running go to their workload's ``lose``; each
+    change of ``state`` calls the ``watchers`` (``fn(instance)``; e.g. a load balancer).
     """
 
     kind = "process"
@@ -548,6 +556,7 @@ class Instance:
         self.started_s: float | None = None
         self._in_a_row = 0
         self._kill_times: list[float] = []
+        self.watchers: list[Callable[[Instance], None]] = []
         self.request = self.placement_request()
 
     # ------------------------------------------------------------------ hooks
@@ -599,6 +608,11 @@ class Instance:
         """The node its workloads hang under."""
         return self.node if self.node is not None else self.kernel.node
 
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        for fn in list(self.watchers):
+            fn(self)
+
     def event(self, kind: str, detail: str = "", **fields: str | float) -> None:
         """Record an event about this instance now, on its host (typed ``fields`` as
         in the ``events`` table)."""
@@ -611,7 +625,7 @@ class Instance:
         self.kernel.admit(self, **self.admission_terms())
         self.node = self.build_node()
         self.workloads = [] if self.app.late_workloads else self._build_workloads(held=True)
-        self.state = ADMITTED
+        self._set_state(ADMITTED)
         req = self.request
         self.event("admit", "dedicated cores" if req.dedicated else "",
                    kernel=self.kernel.name, cpu_cores=req.cpu_cores, ram_mib=req.ram_mib)
@@ -641,13 +655,13 @@ class Instance:
             yield after
         if self.state != ADMITTED:
             return
-        self.state = PROVISIONING
+        self._set_state(PROVISIONING)
         t0 = self.env.now
         ok = yield from self.provision()
         if self.state != PROVISIONING:
             return  # crashed while provisioning
         if not ok:
-            self.state = FAILED
+            self._set_state(FAILED)
             self.event("failed", "could not be provisioned")
             self._settle(False)
             return
@@ -655,13 +669,13 @@ class Instance:
         self._run()
 
     def _run(self) -> None:
-        self.state = RUNNING
         self.started_s = self.env.now
         if self.app.late_workloads and not self.up.triggered:
             self.workloads = self._build_workloads(held=False)
         for wl in self.workloads:
             set_limits(self.host, wl, cap=float(self.app.threads))
         self.on_running()
+        self._set_state(RUNNING)
         if not self.up.triggered:
             self.up.succeed()
         self._settle(True)
@@ -686,6 +700,7 @@ class Instance:
                 lost += len(jobs)
                 wl.cap = 0.0
                 self.host.attach(wl, parent)
+                wl.lose(jobs)
             else:
                 set_limits(self.host, wl, cap=0.0)
         return lost
@@ -695,7 +710,7 @@ class Instance:
         restarts after its back-off, or fails without one."""
         if self.state != RUNNING:
             return
-        self.state = DOWN
+        self._set_state(DOWN)
         lost = self._hold(drop_jobs=True)
         self.kernel.set_usage(self, 0.0)
         self.kills += 1
@@ -703,7 +718,7 @@ class Instance:
         self._kill_times.append(now)
         self.event(kind, detail, count=lost)
         if self.backoff is None or self.backoff.gives_up(self._kill_times, now):
-            self.state = FAILED
+            self._set_state(FAILED)
             self.event("failed", f"not restarted after {self.kills} kills", count=self.kills)
             return
         self.env.process(self._restart())
@@ -716,7 +731,7 @@ class Instance:
         yield self.env.timeout(delay)
         if self.state != DOWN:
             return
-        self.state = PROVISIONING
+        self._set_state(PROVISIONING)
         yield from self.reprovision()
         if self.state != PROVISIONING:
             return
@@ -725,22 +740,26 @@ class Instance:
         self._run()
 
     def _detach(self) -> None:
+        """Take its nodes off the host; the jobs in flight are lost (``lose``)."""
         for wl in self.workloads:
             wl.stop_feeds()
+        jobs = []
         if self.node is not None:
             if self.node.parent is not None:
-                self.host.detach(self.node)
+                jobs = self.host.detach(self.node)
         else:
             for wl in self.workloads:
                 if wl.parent is not None:
-                    self.host.detach(wl)
+                    jobs += self.host.detach(wl)
+        for job in jobs:
+            job.workload.lose([job])
 
     def crash(self, reason: str) -> None:
         """It dies now and stays dead (its host failed): nodes detached, RAM released."""
         if self.kernel.instances.get(self.name) is not self:
             return  # already gone
         self.on_crash(reason)
-        self.state = FAILED
+        self._set_state(FAILED)
         self._settle(False)
         self._detach()
         self.kernel.release(self)
@@ -754,7 +773,7 @@ class Instance:
         self.host.sync()
         lost = self.in_flight()
         self.on_crash("stopped")
-        self.state = STOPPED
+        self._set_state(STOPPED)
         self._settle(False)
         self._detach()
         self.kernel.release(self)

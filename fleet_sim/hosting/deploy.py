@@ -294,7 +294,9 @@ def plan(hosts: Sequence[Host | HostSpec], mode: str, apps: Sequence[AppSpec],
 class Deployment:
     """What :func:`deploy` built: the sites (host, kernel, runtime), where each app went
     (``placement``: app → host), each app's innermost instance (``instances``: its
-    process or container) and, in VM mode, its VM (``vms``)."""
+    process or container) and, in VM mode, its VM (``vms``). ``on_hosted``: called
+    ``fn(app, instance)`` for each innermost instance admitted from then on (e.g. a
+    replica restarted on another host)."""
 
     def __init__(self, env: simpy.Environment, mode: str, params: ModeParams,
                  sites: list[Site]):
@@ -306,6 +308,7 @@ class Deployment:
         self.placement: dict[str, str] = {}
         self.instances: dict[str, Instance] = {}
         self.vms: dict[str, VM] = {}
+        self.on_hosted: list[Callable[[str, Instance], None]] = []
         self._launch: list[tuple[Instance, Instance | None]] = []
 
     @property
@@ -324,6 +327,14 @@ class Deployment:
                 self.vms[app.name] = inst
             else:
                 self.instances[app.name] = inst
+                for fn in self.on_hosted:
+                    fn(app.name, inst)
+
+    def place_on(self, app: AppSpec, host: str) -> None:
+        """Admit ``app`` on ``host`` now and launch it: it provisions as at the start."""
+        self._host_app(self.by_host[host], app)
+        self.placement[app.name] = host
+        self.launch()
 
     def place(self, app: AppSpec, policy: PlacementPolicy,
               rng: np.random.Generator) -> Site | None:

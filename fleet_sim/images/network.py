@@ -4,15 +4,21 @@ Roles: a :class:`Link` has a capacity (MB/s); a node (the registry, a host) owns
 an ``up`` link (what it sends) and a ``down`` link (what it receives); a rack,
 if any, adds an ``up`` and a ``down`` link between its hosts and the core. A
 transfer is one flow along the route ``src.up → [src rack.up → dst rack.down]
-→ dst.down`` (rack links only when the racks differ). There are no packets.
+→ dst.down`` (rack links only when the racks differ). There are no packets. A
+:class:`Transfer` may also run over several paths at once (a multi-source
+download, as peer-to-peer swarms do): each path is a flow of its own, the
+transfer's rate is their sum, and it ends when that sum has carried its size.
+Links made with ``record=False`` are limits rather than wires (a per-host rate
+cap, a swarm's content bound): they constrain flows but are not recorded.
 
 Process: the model is an exact fluid one. Whenever flows start or finish, the
 network settles the bytes each affected flow and link carried at the old rates,
 recomputes the rates of the connected group of flows that share links with the
 change (:func:`~fleet_sim.numerics.fairshare.maxmin_flows`, the same fair
-sharing as the CPU model), and keeps ONE pending wake-up, for the earliest
-completion; a generation counter makes superseded wake-ups no-ops. Changes at
-one instant are batched into one reallocation. There is no time-step loop.
+sharing as the CPU model), sums each transfer's paths, and keeps ONE pending
+wake-up, for the earliest completion; a generation counter makes superseded
+wake-ups no-ops. Changes at one instant are batched into one reallocation. There
+is no time-step loop.
 
 Recording: one ``links`` row ``(t, link, allocated_mb_s, bytes_mb)`` each time a
 link's allocated rate changes; ``bytes_mb`` is what the link carried up to ``t``.
@@ -35,15 +41,17 @@ LINK_COLUMNS = ("t", "link", "allocated_mb_s", "bytes_mb")
 class Link:
     """A link of ``capacity_mb_s`` MB/s shared by the flows crossing it."""
 
-    __slots__ = ("bytes_mb", "capacity_mb_s", "flows", "index", "name", "rate_mb_s", "t")
+    __slots__ = ("bytes_mb", "capacity_mb_s", "flows", "index", "name", "rate_mb_s", "recorded",
+                 "t")
 
-    def __init__(self, name: str, capacity_mb_s: float, index: int):
+    def __init__(self, name: str, capacity_mb_s: float, index: int, recorded: bool = True):
         if capacity_mb_s < 0:
             raise ValueError(f"capacity_mb_s of {name} must be >= 0, got {capacity_mb_s!r}")
         self.name = name
         self.capacity_mb_s = float(capacity_mb_s)
         self.index = index  # position in the network's list of capacities
-        self.flows: dict[_Flow, None] = {}  # active flows, in start order
+        self.recorded = recorded
+        self.flows: dict[Flow, None] = {}  # active flows, in start order
         self.rate_mb_s = 0.0  # allocated to its flows since t
         self.bytes_mb = 0.0  # carried up to t
         self.t = 0.0
@@ -54,21 +62,66 @@ class Link:
         self.t = now
 
 
-class _Flow:
-    """One transfer in progress; ``epoch`` is the reallocation that last set its rate."""
+class Flow:
+    """One path of a transfer over ``links``; ``epoch``: the reallocation that last set its rate."""
 
-    __slots__ = ("done", "epoch", "finish_t", "link_ids", "links", "rate_mb_s", "remaining_mb",
-                 "t")
+    __slots__ = ("epoch", "link_ids", "links", "rate_mb_s", "transfer")
 
-    def __init__(self, links: tuple[Link, ...], size_mb: float, done: simpy.Event, now: float):
+    def __init__(self, links: tuple[Link, ...], transfer: Transfer):
         self.links = links
         self.link_ids = tuple(link.index for link in links)
-        self.remaining_mb = size_mb
         self.rate_mb_s = 0.0
-        self.t = now
-        self.finish_t = math.inf
-        self.done = done
+        self.transfer = transfer
         self.epoch = -1
+
+
+class Transfer:
+    """``size_mb`` MB to one destination over the paths added to it; ``done`` on arrival.
+
+    Its rate is the sum of its paths' max-min rates; paths may be added and removed
+    while it runs (sources joining or leaving). Made by :meth:`Network.open`.
+    """
+
+    __slots__ = ("done", "finish_t", "flows", "network", "rate_mb_s", "remaining_mb", "t")
+
+    def __init__(self, network: Network, size_mb: float):
+        self.network = network
+        self.done = network.env.event()
+        self.remaining_mb = float(size_mb)
+        self.rate_mb_s = 0.0  # sum of the paths' rates since t
+        self.t = network.env.now
+        self.finish_t = math.inf
+        self.flows: dict[Flow, None] = {}
+
+    def add(self, links: tuple[Link, ...]) -> Flow:
+        """A new path over ``links``; returns it (for :meth:`remove`)."""
+        flow = Flow(links, self)
+        if self.done.triggered:
+            return flow
+        self.flows[flow] = None
+        for link in links:
+            link.flows[flow] = None
+        self.network._touch(links)
+        return flow
+
+    def remove(self, flow: Flow) -> None:
+        """Stop sending over path ``flow`` (no-op once the transfer is done)."""
+        if self.flows.pop(flow, "gone") == "gone":
+            return
+        self.settle(self.network.env.now)
+        flow.epoch = -1
+        for link in flow.links:
+            del link.flows[flow]
+        self.network._touch(flow.links)
+        for other in self.flows:
+            self.network._touch(other.links)
+        if not self.flows:  # no path left: nothing arrives until one is added
+            self.rate_mb_s, self.finish_t = 0.0, math.inf
+
+    def settle(self, now: float) -> None:
+        """Account for what arrived since the rate last changed."""
+        self.remaining_mb -= self.rate_mb_s * (now - self.t)
+        self.t = now
 
 
 class Network:
@@ -84,18 +137,27 @@ class Network:
         self._realloc_pending = False
         self._epoch = 0
         # (earliest finish, epoch, flows) of each reallocated group of flows
-        self._finishes: list[tuple[float, int, list[_Flow]]] = []
+        self._finishes: list[tuple[float, int, list[Flow]]] = []
         self._wake_t = math.inf
         self._generation = 0
 
     # --- topology -------------------------------------------------------------------
-    def add_link(self, name: str, capacity_mb_s: float) -> Link:
-        """Create link ``name``. Raises ValueError if it exists."""
+    def add_link(self, name: str, capacity_mb_s: float, record: bool = True) -> Link:
+        """Create link ``name`` (``record=False``: a limit, kept out of the ``links``
+        table). Raises ValueError if it exists."""
         if name in self.links:
             raise ValueError(f"link {name!r} already exists")
-        link = self.links[name] = Link(name, capacity_mb_s, len(self._capacities))
+        link = self.links[name] = Link(name, capacity_mb_s, len(self._capacities), record)
         self._capacities.append(link.capacity_mb_s)
         return link
+
+    def set_capacity(self, link: Link, capacity_mb_s: float) -> None:
+        """Change ``link``'s capacity from now on; its flows are re-shared."""
+        if capacity_mb_s < 0:
+            raise ValueError(f"capacity_mb_s of {link.name} must be >= 0, got {capacity_mb_s!r}")
+        if capacity_mb_s != link.capacity_mb_s:
+            link.capacity_mb_s = self._capacities[link.index] = float(capacity_mb_s)
+            self._touch((link,))
 
     def add_rack(self, rack: str, up_mb_s: float, down_mb_s: float) -> None:
         """A rack whose hosts reach the core through ``rack.up`` / ``rack.down``."""
@@ -129,17 +191,21 @@ class Network:
     # --- transfers ------------------------------------------------------------------
     def transfer(self, src: str, dst: str, size_mb: float) -> simpy.Event:
         """Send ``size_mb`` MB from ``src`` to ``dst``; the event succeeds on arrival."""
+        if src == dst:
+            size_mb = 0.0
+        transfer = self.open(size_mb)
+        if not transfer.done.triggered:
+            transfer.add(self.route(src, dst))
+        return transfer.done
+
+    def open(self, size_mb: float) -> Transfer:
+        """A transfer of ``size_mb`` MB with no path yet (done at once if empty)."""
         if size_mb < 0:
             raise ValueError(f"size_mb must be >= 0, got {size_mb!r}")
-        done = self.env.event()
-        if src == dst or size_mb == 0:
-            return done.succeed()
-        links = self.route(src, dst)
-        flow = _Flow(links, float(size_mb), done, self.env.now)
-        for link in links:
-            link.flows[flow] = None
-        self._touch(links)
-        return done
+        transfer = Transfer(self, size_mb)
+        if size_mb == 0:
+            transfer.done.succeed()
+        return transfer
 
     def _touch(self, links: Iterable[Link]) -> None:
         """Mark links changed; reallocate once, after everything else at this instant."""
@@ -148,7 +214,7 @@ class Network:
             self._realloc_pending = True
             self.env.timeout(0).callbacks.append(self._reallocate)
 
-    def _components(self) -> list[tuple[list[_Flow], list[Link]]]:
+    def _components(self) -> list[tuple[list[Flow], list[Link]]]:
         """The connected groups (flows sharing links) that contain the dirty links."""
         seen: set[Link] = set()
         groups = []
@@ -177,32 +243,35 @@ class Network:
             self._share(flows, links)
         self._schedule_wake()
 
-    def _share(self, flows: list[_Flow], links: list[Link]) -> None:
+    def _share(self, flows: list[Flow], links: list[Link]) -> None:
         """New max-min rates of one connected group; note its earliest finish."""
         now = self.env.now
         rates = maxmin_flows(self._capacities, [f.link_ids for f in flows])
         totals = dict.fromkeys(links, 0.0)
         self._epoch += 1
-        first = math.inf
         epoch = self._epoch
+        transfers: dict[Transfer, None] = {}
         for flow, rate in zip(flows, rates, strict=True):
             for link in flow.links:
                 totals[link] += rate
-            if rate != flow.rate_mb_s:
-                flow.remaining_mb -= flow.rate_mb_s * (now - flow.t)
-                flow.t = now
-                flow.rate_mb_s = rate
-                flow.finish_t = now + flow.remaining_mb / rate if rate > 0 else math.inf
+            flow.rate_mb_s = rate
             flow.epoch = epoch
-            if flow.finish_t < first:
-                first = flow.finish_t
+            transfers[flow.transfer] = None
+        first = math.inf
+        for transfer in transfers:
+            rate = sum(f.rate_mb_s for f in transfer.flows)
+            if rate != transfer.rate_mb_s:
+                transfer.settle(now)
+                transfer.rate_mb_s = rate
+                transfer.finish_t = now + transfer.remaining_mb / rate if rate > 0 else math.inf
+            first = min(first, transfer.finish_t)
         if first < math.inf:
-            heapq.heappush(self._finishes, (first, self._epoch, flows))
+            heapq.heappush(self._finishes, (first, epoch, flows))
         for link, total in totals.items():
             if total != link.rate_mb_s:
                 link.settle(now)
                 link.rate_mb_s = total
-                if self._record is not None:
+                if self._record is not None and link.recorded:
                     self._record(now, link.name, total, link.bytes_mb)
 
     def _next_finish(self) -> float:
@@ -236,11 +305,15 @@ class Network:
         while self._next_finish() <= due:
             _, epoch, group = heapq.heappop(self._finishes)
             for flow in group:
-                if flow.epoch == epoch and flow.finish_t <= due:
-                    flow.epoch = -1  # done: no group holds it any more
-                    for link in flow.links:
-                        del link.flows[flow]
-                    self._touch(flow.links)
-                    flow.done.succeed()
+                transfer = flow.transfer
+                if flow.epoch == epoch and transfer.finish_t <= due:
+                    for path in transfer.flows:
+                        path.epoch = -1  # done: no group holds it any more
+                        for link in path.links:
+                            del link.flows[path]
+                        self._touch(path.links)
+                    transfer.flows.clear()
+                    transfer.remaining_mb = 0.0
+                    transfer.done.succeed()
         if not self._realloc_pending:
             self._schedule_wake()

@@ -1,26 +1,28 @@
-"""Where hosts get image layers from: a central registry, or peers (docs/model.md §5).
+"""Where hosts get image layers from, and what a pull costs the host (docs/model.md §5.2).
 
-Roles: :class:`Registry` is one network node (a container registry, or the image
-store VM images are copied from) that holds every layer; each host has a
+Roles: a :class:`Distributor` is what a host pulls from; each host has a
 :class:`~fleet_sim.images.cache.LayerCache`. A pull fetches only the layers the
-host's cache lacks, at most ``max_concurrent_downloads`` at a time (dockerd's
-``--max-concurrent-downloads``), each as one flow over the shared network.
+host's cache lacks, at most ``max_concurrent_downloads`` at a time (containerd's
+and dockerd's default is 3). :class:`Registry` is the central case: one network
+node (a container registry, or the image store VM images are copied from) that
+holds every layer and sends each one as one flow over the shared network,
+optionally through per-rack pull-through mirrors. The peer-to-peer swarm is
+:class:`fleet_sim.images.swarm.Swarm`. Any caller — a rollout, a fleet — uses the
+same process ``pull(host, layers)``.
 
-:class:`PeerToPeer` adds peer-to-peer distribution (Uber's Kraken, Alibaba's
-Dragonfly): a host that holds a layer serves it to others, and the registry only
-seeds. Each source serves at most a fixed number of uploads at once (upload
-slots, as BitTorrent's unchoke slots); a layer request takes a free slot at a
-holder — a peer in the same rack, else any peer, else the registry — or waits,
-first come first served, for one to free up or for a new holder to appear.
-Peers forward whole layers (store and forward); real systems pipeline pieces,
-so this model is a conservative bound on their speed.
+Host side, shared by every distributor: an :class:`Unpacker` decompresses and
+unpacks each layer (in image order, streaming behind its download, at
+``mb_s_per_core`` MB/s of layer per core, on the host's CPU when a CPU hook is
+given). With ``lazy_fraction`` (lazy pulling, as Slacker, stargz/eStargz and
+SOCI) the container may start once that share of every missing layer has arrived;
+the rest keeps downloading in the background over the same links, and nothing is
+unpacked ahead (a lazy snapshotter mounts the layers and reads files on demand).
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
 
 import simpy
 from simpy.events import ProcessGenerator
@@ -30,26 +32,63 @@ from fleet_sim.images.cache import LayerCache
 from fleet_sim.images.image import Layer
 from fleet_sim.images.network import Network
 
+#: ``cpu(host, work_core_s)``: a process that runs ``work_core_s`` core-s of work on
+#: ``host``'s CPU and returns when it is done (a fleet wires it to the host's scheduler).
+CpuHook = Callable[[str, float], ProcessGenerator]
 
-class Registry:
-    """A central registry at network node ``node`` that serves every pull itself."""
+
+class Unpacker:
+    """Decompresses and unpacks layers at ``mb_s_per_core`` MB/s of (compressed) layer
+    per core; one core per layer (gzip inflation is single-threaded).
+
+    ``cpu``: where the work runs; None: a core of its own, at full speed.
+    """
+
+    def __init__(self, env: simpy.Environment, mb_s_per_core: float, cpu: CpuHook | None = None):
+        if not mb_s_per_core > 0:
+            raise ValueError(f"mb_s_per_core must be > 0, got {mb_s_per_core!r}")
+        self.env = env
+        self.mb_s_per_core = mb_s_per_core
+        self.cpu = cpu
+
+    def unpack(self, host: str, layer: Layer) -> ProcessGenerator:
+        """In sim time: ``layer.size_mb / mb_s_per_core`` core-s of work on ``host``."""
+        work_core_s = layer.size_mb / self.mb_s_per_core
+        if self.cpu is None:
+            yield self.env.timeout(work_core_s)
+        else:
+            yield from self.cpu(host, work_core_s)
+
+
+class Distributor(ABC):
+    """What every image source shares: a pull's download slots, lazy start, unpacking.
+
+    ``unpacker``: None: layers are usable once they arrive (a VM image is copied,
+    not unpacked). ``lazy_fraction``: None: the whole image before the start.
+    Subclasses say where bytes come from (:meth:`_download`).
+    """
 
     def __init__(self, env: simpy.Environment, network: Network,
-                 caches: Mapping[str, LayerCache], *, node: str,
-                 max_concurrent_downloads: int):
+                 caches: Mapping[str, LayerCache], *, max_concurrent_downloads: int,
+                 unpacker: Unpacker | None = None, lazy_fraction: float | None = None):
         if max_concurrent_downloads < 1:
             raise ValueError("max_concurrent_downloads must be >= 1")
+        if lazy_fraction is not None and not 0 < lazy_fraction <= 1:
+            raise ValueError(f"lazy_fraction must be in (0, 1], got {lazy_fraction!r}")
         self.env = env
         self.network = network
         self.caches = caches
-        self.node = node
         self.max_concurrent_downloads = max_concurrent_downloads
+        self.unpacker = unpacker
+        self.lazy_fraction = lazy_fraction
 
     def pull(self, host: str, layers: Sequence[Layer]) -> ProcessGenerator:
         """Fetch the layers ``host`` lacks into its cache; returns the MB fetched.
 
-        In sim time: waits until every missing layer has arrived (no wait when
-        all are cached). Raises CapacityError if the image cannot fit the cache.
+        In sim time: waits until the image can start — every missing layer
+        arrived and unpacked, or, when lazy, the first ``lazy_fraction`` of each
+        arrived (the rest follows in the background). No wait when all are
+        cached. Raises CapacityError if the image cannot fit the cache.
         """
         cache = self.caches[host]
         image_mb = sum({layer.digest: layer.size_mb for layer in layers}.values())
@@ -58,133 +97,73 @@ class Registry:
                                 f"{host} ({cache.capacity_mb} MB)")
         missing = cache.missing(layers)
         downloads = simpy.Resource(self.env, capacity=self.max_concurrent_downloads)
-        yield self.env.all_of([self.env.process(self._fetch(layer, host, downloads))
-                               for layer in missing])
+        started = [self.env.event() for _ in missing]
+        startable = [self.env.event() for _ in missing]
+        fetched = [self.env.process(self._fetch(layer, host, downloads, s, r))
+                   for layer, s, r in zip(missing, started, startable, strict=True)]
+        if self.lazy_fraction is not None:
+            yield self.env.all_of(startable)
+        elif self.unpacker is None:
+            yield self.env.all_of(fetched)
+        else:
+            for layer, began, done in zip(missing, started, fetched, strict=True):
+                yield began  # unpacking streams behind the download, one layer after another
+                yield from self.unpacker.unpack(host, layer)
+                yield done
         return sum(layer.size_mb for layer in missing)
 
-    def _fetch(self, layer: Layer, host: str, downloads: simpy.Resource) -> ProcessGenerator:
-        """Download one layer in one of the pull's download slots, then cache it."""
+    def _fetch(self, layer: Layer, host: str, downloads: simpy.Resource, started: simpy.Event,
+               startable: simpy.Event) -> ProcessGenerator:
+        """Download one layer in one of the pull's download slots, then cache it.
+
+        ``started`` succeeds when its download begins, ``startable`` when the part
+        a lazy start needs (all of it, when not lazy) has arrived.
+        """
         with downloads.request() as slot:
             yield slot
-            source = yield self._acquire(layer, host)
-            yield self.network.transfer(source, host, layer.size_mb)
-        self._release(source)
+            started.succeed()
+            first_mb = layer.size_mb * (self.lazy_fraction or 1.0)
+            yield from self._download(layer, host, first_mb)
+            startable.succeed()
+            if first_mb < layer.size_mb:
+                yield from self._download(layer, host, layer.size_mb - first_mb)
         self.caches[host].add(layer)
-        self._stored(layer, host)
 
-    def _acquire(self, layer: Layer, host: str) -> simpy.Event:
-        """An event whose value is the node that will send ``layer`` to ``host``."""
-        return self.env.event().succeed(self.node)
-
-    def _release(self, source: str) -> None:
-        """``source`` finished one upload."""
-
-    def _stored(self, layer: Layer, host: str) -> None:
-        """``host`` now holds ``layer``."""
+    @abstractmethod
+    def _download(self, layer: Layer, host: str, size_mb: float) -> ProcessGenerator:
+        """In sim time: ``size_mb`` MB of ``layer`` arrive at ``host``."""
 
 
-@dataclass(slots=True)
-class _Request:
-    seq: int
-    digest: str
-    host: str
-    granted: simpy.Event
+class Registry(Distributor):
+    """A central registry at network node ``node`` that serves every pull.
 
-
-class PeerToPeer(Registry):
-    """Peer-to-peer distribution seeded by the registry at ``node``.
-
-    ``upload_slots``: uploads each peer serves at once; ``registry_upload_slots``:
-    the same for the registry. Hosts whose caches already hold layers (the
-    version they run) serve them from the start.
+    ``mirrors``: rack → the node of that rack's pull-through mirror. A host in a
+    rack with a mirror pulls from the mirror; the mirror fetches each layer from
+    the registry once, on its first request, and serves it once it holds all of
+    it (store and forward; its disk is not the limit).
     """
 
     def __init__(self, env: simpy.Environment, network: Network,
-                 caches: Mapping[str, LayerCache], *, node: str,
-                 max_concurrent_downloads: int, upload_slots: int, registry_upload_slots: int):
-        super().__init__(env, network, caches, node=node,
-                         max_concurrent_downloads=max_concurrent_downloads)
-        if upload_slots < 1 or registry_upload_slots < 1:
-            raise ValueError("upload_slots and registry_upload_slots must be >= 1")
-        self.upload_slots = upload_slots
-        self._free: dict[str, int] = {node: registry_upload_slots}
-        self._open: dict[str, dict[str, None]] = {}  # digest -> holders with a free slot
-        self._waiting: dict[str, deque[_Request]] = {}  # digest -> requests, oldest first
-        self._all_waiting: deque[_Request] = deque()  # every request, oldest first
-        self._seq = 0
-        for host, cache in caches.items():
-            self._free[host] = upload_slots
-            for digest in cache.digests():
-                self._open.setdefault(digest, {})[host] = None
+                 caches: Mapping[str, LayerCache], *, node: str, max_concurrent_downloads: int,
+                 mirrors: Mapping[str | None, str] | None = None,
+                 unpacker: Unpacker | None = None, lazy_fraction: float | None = None):
+        super().__init__(env, network, caches, max_concurrent_downloads=max_concurrent_downloads,
+                         unpacker=unpacker, lazy_fraction=lazy_fraction)
+        self.node = node
+        self.mirrors = dict(mirrors or {})
+        self._mirrored: dict[tuple[str, str], simpy.Process] = {}  # (mirror, digest) -> fetch
 
-    def _acquire(self, layer: Layer, host: str) -> simpy.Event:
-        granted = self.env.event()
-        source = self._pick(layer.digest, host)
-        if source is not None:
-            self._take(source)
-            return granted.succeed(source)
-        self._seq += 1
-        request = _Request(self._seq, layer.digest, host, granted)
-        self._waiting.setdefault(layer.digest, deque()).append(request)
-        self._all_waiting.append(request)
-        return granted
+    def _download(self, layer: Layer, host: str, size_mb: float) -> ProcessGenerator:
+        mirror = self.mirrors.get(self.network.rack_of(host))
+        if mirror is None:
+            yield self.network.transfer(self.node, host, size_mb)
+            return
+        key = (mirror, layer.digest)
+        if key not in self._mirrored:
+            self._mirrored[key] = self.env.process(self._mirror(mirror, layer))
+        yield self._mirrored[key]
+        yield self.network.transfer(mirror, host, size_mb)
 
-    def _pick(self, digest: str, host: str) -> str | None:
-        """A holder of ``digest`` with a free slot: same-rack peer, any peer, registry."""
-        rack = self.network.rack_of(host)
-        holders = self._open.get(digest, {})
-        stale, chosen = [], None
-        for peer in holders:
-            if digest not in self.caches[peer]:
-                stale.append(peer)  # evicted since it was listed
-            elif chosen is None or self.network.rack_of(peer) == rack:
-                chosen = peer
-                if self.network.rack_of(peer) == rack:
-                    break
-        for peer in stale:
-            del holders[peer]
-        if chosen is None and self._free[self.node] > 0:
-            return self.node
-        return chosen
-
-    def _take(self, source: str) -> None:
-        self._free[source] -= 1
-        if self._free[source] == 0 and source != self.node:
-            for digest in self.caches[source].digests():
-                self._open.get(digest, {}).pop(source, None)
-
-    def _release(self, source: str) -> None:
-        self._free[source] += 1
-        if self._free[source] == 1 and source != self.node:
-            for digest in self.caches[source].digests():
-                self._open.setdefault(digest, {})[source] = None
-        self._serve_waiting(source)
-
-    def _stored(self, layer: Layer, host: str) -> None:
-        if self._free[host] > 0:
-            self._open.setdefault(layer.digest, {})[host] = None
-        self._serve_waiting(host)
-
-    def _serve_waiting(self, source: str) -> None:
-        """Grant ``source``'s free slots to the oldest requests it can serve."""
-        while self._free[source] > 0:
-            request = self._oldest_for(source)
-            if request is None:
-                return
-            self._take(source)
-            request.granted.succeed(source)
-
-    def _oldest_for(self, source: str) -> _Request | None:
-        """Remove and return the oldest waiting request ``source`` holds the layer for."""
-        if source == self.node:
-            queues = [self._all_waiting]
-        else:
-            queues = [self._waiting[d] for d in self.caches[source].digests()
-                      if d in self._waiting]
-        best: deque[_Request] | None = None
-        for queue in queues:
-            while queue and queue[0].granted.triggered:
-                queue.popleft()  # granted through another queue
-            if queue and (best is None or queue[0].seq < best[0].seq):
-                best = queue
-        return best.popleft() if best is not None else None
+    def _mirror(self, mirror: str, layer: Layer) -> ProcessGenerator:
+        """In sim time: the whole layer travels from the registry to ``mirror``."""
+        yield self.network.transfer(self.node, mirror, layer.size_mb)

@@ -3,7 +3,7 @@
 Roles: :class:`ImageSupply` knows every app's images by reference (``<app>:<version>``:
 a container image of layers, or a VM image file) and where hosts get them from (a
 :class:`~fleet_sim.images.registry.Registry` or
-:class:`~fleet_sim.images.registry.PeerToPeer` over the run's one
+:class:`~fleet_sim.images.swarm.Swarm` over the run's one
 :class:`~fleet_sim.images.network.Network`, shared max-min with every other
 transfer of the moment). Its :meth:`ImageSupply.fetch` is the ``fetch`` hook the
 hosting modes call before they start a container or boot a VM: it pulls what the
@@ -20,7 +20,7 @@ import simpy
 from simpy.events import ProcessGenerator
 
 from fleet_sim.images.image import ContainerImage, Image, Layer
-from fleet_sim.images.registry import Registry
+from fleet_sim.images.registry import Distributor
 
 #: the version an app's replicas are deployed at, and the one a rollout brings
 FIRST_VERSION, NEXT_VERSION = "v1", "v2"
@@ -42,13 +42,13 @@ def container_image(app: str, version: str, base_layers_mb: Sequence[float],
 class ImageSupply:
     """Images by reference, pulled to hosts through ``source`` (the registry, or P2P)."""
 
-    def __init__(self, env: simpy.Environment, source: Registry):
+    def __init__(self, env: simpy.Environment, source: Distributor):
         self.env = env
         self.source = source
         self.images: dict[str, Image] = {}
-        self._sources: dict[str, Registry] = {}
+        self._sources: dict[str, Distributor] = {}
 
-    def add(self, image: Image, source: Registry | None = None) -> str:
+    def add(self, image: Image, source: Distributor | None = None) -> str:
         """Make ``image`` pullable (through ``source``, default the supply's); return its
         reference."""
         ref = reference(image.name, image.version)
@@ -68,7 +68,7 @@ class ImageSupply:
                            f"{', '.join(sorted(self.images))}")
         return self.env.process(self._pull(instance, image, self._sources.get(ref, self.source)))
 
-    def _pull(self, instance: Any, image: Image, source: Registry) -> ProcessGenerator:
+    def _pull(self, instance: Any, image: Image, source: Distributor) -> ProcessGenerator:
         start = self.env.now
         yield from source.pull(instance.host.name, image.layers)
         instance.transfer_s = (start, self.env.now)

@@ -21,8 +21,8 @@ WORKLOADS, INSTANCES = "workloads", "instances"
 class CpuNode(FairNode):
     """A named node of a CPU tree; ``table`` says where its allocation is recorded."""
 
-    __slots__ = ("a_used", "dsum", "free", "instance", "last", "name", "raw", "t_used", "table",
-                 "used_core_s")
+    __slots__ = ("a_used", "dsum", "free", "instance", "last", "name", "raw", "rec", "t_used",
+                 "table", "used_core_s")
     is_job = False
     is_leaf = False  # True for nodes that never get children (demand workloads)
 
@@ -39,6 +39,7 @@ class CpuNode(FairNode):
         self.t_used = 0.0
         self.a_used = 0.0  # the allocation since t_used
         self.last: tuple[float, float, float, float] | None = None
+        self.rec = None  # the host's writer of this node's rows, once it has one
 
     def leaves(self) -> list[FairNode]:
         """All leaves below (or at) this node."""

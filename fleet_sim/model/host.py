@@ -19,11 +19,12 @@ import math
 import simpy
 
 from fleet_sim.model.cputree import INSTANCES, WORKLOADS, CpuNode
-from fleet_sim.model.jobs import JOB_COLUMNS
+from fleet_sim.model.jobs import FINISHED, JOB_COLUMNS
 from fleet_sim.model.protocols import NullRecorder, Recorder
 from fleet_sim.model.scheduler import HostCpuScheduler
 
-HOST_COLUMNS = ("t", "host", "cpu_used_cores", "cpu_capacity_cores", "power_w", "ram_used_mib")
+#: the recorded columns of the hosts table (``results.tables`` derives utilization and power)
+HOST_COLUMNS = ("t", "host", "cpu_used_cores", "cpu_capacity_cores", "ram_used_mib")
 NODE_COLUMNS = ("t", "workload", "host", "instance", "demand_cores", "allocated_cores",
                 "throttled_cores", "contention_cores")
 INSTANCE_COLUMNS = ("t", "instance", "host", "demand_cores", "allocated_cores",
@@ -56,16 +57,15 @@ class Host:
         self.cpu = HostCpuScheduler(cores, self.root, speed)
         self._wake_at = math.inf
         rec = self.recorder
-        self._host_row = rec.columns("hosts", HOST_COLUMNS)
-        self._node_rows = {WORKLOADS: rec.columns(WORKLOADS, NODE_COLUMNS),
-                           INSTANCES: rec.columns(INSTANCES, INSTANCE_COLUMNS)}
+        self._host_row = rec.series("hosts", HOST_COLUMNS,
+                                    {"host": name, "cpu_capacity_cores": self.cores})
         self._job_row = rec.columns("jobs", JOB_COLUMNS)
         if self._host_row is not None:
             self.cpu.on_host = self._host_writer()
             self.cpu.on_host(0.0, 0.0)
-        recorded = frozenset(t for t, row in self._node_rows.items() if row is not None)
+        recorded = frozenset(t for t in (WORKLOADS, INSTANCES) if rec.wants(t))
         if recorded:
-            self.cpu.on_node = self._node_writer(recorded)
+            self.cpu.on_node = self._node_writer()
             self.cpu.recorded_tables = recorded
         self.cpu.on_job_done = self._on_job_done
 
@@ -129,40 +129,36 @@ class Host:
 
     def _host_writer(self):
         """The scheduler's ``on_host(t, used_cores)``: one row of the hosts table."""
-        row, name, cores = self._host_row, self.name, self.cores
-        power_w = self.power.power_w if self.power is not None else None
+        write = self._host_row
 
         def host_row(t: float, used: float) -> None:
-            power = math.nan if power_w is None else power_w(used / cores)
-            row(t, name, used, cores, power, self.ram_used_mib)  # type: ignore[misc]
+            write((t, used, self.ram_used_mib))  # type: ignore[misc]
 
         return host_row
 
-    def _node_writer(self, recorded: frozenset[str]):
-        """The scheduler's ``on_node``: one row of the node's table (among ``recorded``)."""
-        host = self.name
-        wrow, irow = self._node_rows[WORKLOADS], self._node_rows[INSTANCES]
+    def _node_writer(self):
+        """The scheduler's ``on_node``: a series of the node's table for one node."""
+        host, rec = self.name, self.recorder
 
-        def workload_row(t, node, demand, alloc, throttled, contention) -> None:
-            wrow(t, node.name, host, node.instance, demand, alloc, throttled, contention)
-
-        def instance_row(t, node, demand, alloc, throttled, contention) -> None:
-            irow(t, node.name, host, demand, alloc, throttled, contention)
-
-        def either_row(t, node, demand, alloc, throttled, contention) -> None:
+        def series(node: CpuNode):
             if node.table == WORKLOADS:
-                workload_row(t, node, demand, alloc, throttled, contention)
-            else:
-                instance_row(t, node, demand, alloc, throttled, contention)
+                key = {"workload": node.name, "host": host, "instance": node.instance}
+                return rec.series(WORKLOADS, NODE_COLUMNS, key)
+            return rec.series(INSTANCES, INSTANCE_COLUMNS, {"instance": node.name, "host": host})
 
-        if len(recorded) == 2:
-            return either_row
-        return workload_row if WORKLOADS in recorded else instance_row
+        return series
+
+    def record_job(self, job, outcome: str) -> None:
+        """One row of the ``jobs`` table: ``job`` ended here with ``outcome`` (finished,
+        failed or unfinished; the last two have finish NaN)."""
+        if self._job_row is not None:
+            wl = job.workload
+            finish = job.finish if outcome == FINISHED else math.nan
+            start = math.nan if job.start is None else job.start
+            self._job_row(job.job_id, wl.label, self.name, job.arrival, start, finish,
+                          job.work_core_s, job.max_cores, wl.instance, outcome)
 
     def _on_job_done(self, job) -> None:
-        wl = job.workload
-        if self._job_row is not None:
-            self._job_row(job.job_id, wl.name, self.name, job.arrival, job.start, job.finish,
-                          job.work_core_s, job.max_cores)
-        if wl.keep_jobs:
-            wl.finished.append(job)
+        self.record_job(job, FINISHED)
+        if job.workload.keep_jobs:
+            job.workload.finished.append(job)

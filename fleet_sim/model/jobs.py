@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -22,7 +22,10 @@ from fleet_sim.model.distributions import Distribution, Scaled
 from fleet_sim.numerics.fairshare import INF
 
 JOB_COLUMNS = ("job_id", "workload", "host", "arrival", "start", "finish", "work_core_s",
-               "max_cores")
+               "max_cores", "replica", "outcome")
+#: how a job ended: ran to completion, lost with the replica it ran on, or still open
+#: at the end of the run
+FINISHED, FAILED, UNFINISHED = "finished", "failed", "unfinished"
 
 
 class Job(CpuNode):
@@ -78,10 +81,13 @@ class JobWorkload(CpuNode):
     ``parent`` node (default the host's root), ``weight``, ``cap`` (cores).
     Finished jobs are kept in ``finished`` only if ``keep_jobs`` (tests); the
     ``jobs`` table is the record for large runs. ``attach=False`` leaves it off the
-    host's tree (hang it there later with ``host.attach``).
+    host's tree (hang it there later with ``host.attach``). ``label``: its name in
+    the ``jobs`` table (default ``name``; a service's workload is one name over all
+    its replicas). ``on_lost(jobs)``: who takes the jobs lost when its replica stops
+    (default: each is recorded ``failed``).
     """
 
-    __slots__ = ("_next_id", "feeds", "finished", "host", "keep_jobs")
+    __slots__ = ("_next_id", "feeds", "finished", "host", "keep_jobs", "label", "on_lost")
 
     def __init__(self, host, name: str, parent: CpuNode | None = None, weight: float = 1.0,
                  cap: float = INF, keep_jobs: bool = True, instance: str = "",
@@ -92,6 +98,8 @@ class JobWorkload(CpuNode):
         self.finished: list[Job] = []
         self.feeds: list[JobFeed] = []
         self._next_id = 0
+        self.label = name
+        self.on_lost: Callable[[list[Job]], None] | None = None
         if attach:
             host.attach(self, parent)
 
@@ -113,6 +121,20 @@ class JobWorkload(CpuNode):
             job.job_id = self._next_id
             self._next_id += 1
         self.host.cpu.submit(job, self)
+
+    def follow(self, previous: JobWorkload) -> None:
+        """Number its jobs on from ``previous``'s (the same replica's workload in the
+        instance it replaces), so job ids stay unique within the workload's name."""
+        self._next_id = previous._next_id
+
+    def lose(self, jobs: list[Job]) -> None:
+        """``jobs`` (taken off this workload) are lost now: hand them to ``on_lost``,
+        else record each as ``failed``."""
+        if self.on_lost is not None:
+            self.on_lost(jobs)
+        else:
+            for job in jobs:
+                self.host.record_job(job, FAILED)
 
     def add_feed(self, feed: JobFeed) -> None:
         """Let ``feed`` deliver jobs to this workload from its first arrival on."""

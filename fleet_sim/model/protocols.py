@@ -6,7 +6,7 @@ The model defines these Protocols; ``results`` and ``policies`` implement them a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -15,14 +15,26 @@ if TYPE_CHECKING:
     from fleet_sim.model.views import FleetView, PlacementRequest, RolloutAction, RolloutView
 
 Appender = Callable[..., None]
+SeriesWriter = Callable[[tuple[float, ...]], None]
 
 
 class Recorder(Protocol):
     """Where the model writes change points and events (docs/model.md §9)."""
 
+    def wants(self, table: str) -> bool:
+        """Whether the run records ``table``."""
+        ...
+
     def columns(self, table: str, names: Sequence[str]) -> Appender | None:
         """An ``append(*values)`` for rows of ``table`` with these column names,
         or None when the run does not record that table (so hot paths skip it)."""
+        ...
+
+    def series(self, table: str, names: Sequence[str],
+               key: Mapping[str, object]) -> SeriesWriter | None:
+        """A ``write(values)`` for the change points of one key of ``table``: the
+        columns in ``key`` are fixed, ``values`` holds the others' numbers in
+        ``names`` order; None when the run does not record that table."""
         ...
 
     def event(self, t: float, kind: str, entity: str, detail: str = "",
@@ -36,7 +48,14 @@ class Recorder(Protocol):
 class NullRecorder:
     """A recorder that keeps nothing (for quick experiments and benchmarks)."""
 
+    def wants(self, table: str) -> bool:
+        return False
+
     def columns(self, table: str, names: Sequence[str]) -> Appender | None:
+        return None
+
+    def series(self, table: str, names: Sequence[str],
+               key: Mapping[str, object]) -> SeriesWriter | None:
         return None
 
     def event(self, t: float, kind: str, entity: str, detail: str = "",

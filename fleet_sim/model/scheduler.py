@@ -46,7 +46,7 @@ class Feed(Protocol):
         ...
 
 
-NodeRow = Callable[[float, CpuNode, float, float, float, float], None]
+NodeWriter = Callable[[CpuNode], Callable[[tuple[float, ...]], None]]
 
 
 class HostCpuScheduler:
@@ -55,8 +55,10 @@ class HostCpuScheduler:
     ``speed`` is the per-core speed factor: a job progresses at
     ``allocated cores × speed`` core-s per second. Callbacks (set by the host):
     ``on_host(t, used_cores)`` when the host's total allocation changes,
-    ``on_node(t, node, demand, allocated, throttled, contention)`` when a node of
-    one of ``recorded_tables`` changes, ``on_job_done(job)`` when a job completes.
+    ``on_node(node)``: the writer of a node of one of ``recorded_tables``, called
+    once per node (kept in ``node.rec``), which gets ``(t, demand, allocated,
+    throttled, contention)`` each time the node's row changes, ``on_job_done(job)``
+    when a job completes.
     """
 
     def __init__(self, cores: float, root: CpuNode, speed: float = 1.0):
@@ -75,7 +77,7 @@ class HostCpuScheduler:
         self.events = 0
         self.jobs_done = 0
         self.on_host: Callable[[float, float], None] | None = None
-        self.on_node: NodeRow | None = None
+        self.on_node: NodeWriter | None = None
         self.recorded_tables: frozenset[str] = frozenset()  # tables ``on_node`` writes
         self.on_job_done: Callable[[object], None] | None = None
         self._metered: dict[CpuNode, None] = {}  # insertion-ordered set
@@ -308,7 +310,7 @@ class HostCpuScheduler:
                     vals = (raw, eff, raw - eff if raw > eff else 0.0, 0.0)
                     if vals != n.last:
                         n.last = vals
-                        on_node(now, n, *vals)  # type: ignore[misc]
+                        (n.rec or self._writer(n))((now, *vals))
                 if n in hooked:
                     moved.append(n)
         if self.on_host is not None and root.alloc != old_used:
@@ -369,6 +371,12 @@ class HostCpuScheduler:
 
     def detach(self, node: CpuNode) -> list:
         """Remove ``node`` and its subtree at ``now``; return its unfinished jobs."""
+        stack = [node]
+        while stack:  # the subtree's rows go elsewhere if it is hung on another host
+            n = stack.pop()
+            if not n.is_job:
+                n.rec = None
+                stack.extend(n.children)
         jobs = [j for j in node.leaves() if j.is_job and j is not node]
         if node.is_job:
             jobs = [node]
@@ -634,4 +642,8 @@ class HostCpuScheduler:
         vals = (n.raw, n.alloc, max(0.0, n.raw - n.free), max(0.0, n.free - n.alloc))
         if vals != n.last:
             n.last = vals
-            self.on_node(self.now, n, *vals)  # type: ignore[misc]
+            (n.rec or self._writer(n))((self.now, *vals))
+
+    def _writer(self, n: CpuNode):
+        n.rec = self.on_node(n)  # type: ignore[misc]
+        return n.rec

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
+from fleet_sim.numerics.timeweighted import TIE_TOLERANCE
+
 #: buckets per group: memory per group, and how few values pass 3 keeps
 BINS = 4096
 
@@ -143,7 +145,8 @@ def weighted_quantiles(chunks: WeightedChunks, qs: Sequence[float]
     for i, g in enumerate(buckets.groups):
         total = ranges[g][3]
         top = int(np.flatnonzero(weights[i * BINS:(i + 1) * BINS])[-1])  # holds the max
-        chosen[i] = [min(int(np.searchsorted(cum[i], q * total, side="left")), top)
+        chosen[i] = [min(int(np.searchsorted(cum[i], q * total * (1.0 - TIE_TOLERANCE),
+                                             side="left")), top)
                      if q < 1 else top for q in qs]
     keep = np.zeros(weights.size, dtype=bool)
     for i, bs in chosen.items():
@@ -169,7 +172,8 @@ def weighted_quantiles(chunks: WeightedChunks, qs: Sequence[float]
                 res.append(float(v[-1]))
                 continue
             base = cum[i][b - 1] if b > 0 else 0.0
-            j = int(np.searchsorted(base + np.cumsum(w), q * total, side="left"))
+            j = int(np.searchsorted(base + np.cumsum(w), q * total * (1.0 - TIE_TOLERANCE),
+                                    side="left"))
             res.append(float(v[min(j, v.size - 1)]))
         out[g] = res
     return out

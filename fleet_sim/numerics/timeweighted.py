@@ -75,6 +75,10 @@ def mean(t: ArrayLike, v: ArrayLike, t_end: float, t_start: float | None = None)
     return min(max(m, float(vals.min())), float(vals.max()))
 
 
+#: relative rounding under which a share of the time counts as reaching a quantile level
+TIE_TOLERANCE = 1e-12
+
+
 def percentile(
     t: ArrayLike,
     v: ArrayLike,
@@ -87,7 +91,10 @@ def percentile(
     For each ``q`` in [0, 1]: the smallest value ``x`` held for a positive time
     such that the fraction of the window with value <= ``x`` is >= ``q``. So
     ``q=0`` gives the minimum and ``q=1`` the maximum of the values held in the
-    window. Returns a float for a scalar ``q``, else an array of ``q``'s shape.
+    window. A fraction within :data:`TIE_TOLERANCE` (relative) of ``q`` counts as
+    reaching it, so that a tie (e.g. half the time at each of two values, q = 0.5)
+    gives the lower value however the durations were summed. Returns a float for a
+    scalar ``q``, else an array of ``q``'s shape.
     """
     qs = np.asarray(q, dtype=float)
     if np.isnan(qs).any() or (qs < 0).any() or (qs > 1).any():
@@ -98,7 +105,7 @@ def percentile(
     order = np.argsort(vals, kind="stable")
     sorted_vals = vals[order]
     cum = np.cumsum(dur[order])
-    idx = np.searchsorted(cum, qs * cum[-1], side="left")
+    idx = np.searchsorted(cum, qs * cum[-1] * (1.0 - TIE_TOLERANCE), side="left")
     idx = np.where(qs >= 1, sorted_vals.size - 1, np.minimum(idx, sorted_vals.size - 1))
     out = sorted_vals[idx]
     return float(out) if out.ndim == 0 else out

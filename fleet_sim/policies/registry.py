@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from fleet_sim.model.protocols import RolloutStrategy
+from fleet_sim.policies.consolidation import OVERLOAD_DETECTORS, VM_SELECTIONS, Consolidation
 from fleet_sim.policies.placement import BestFit, FirstFit, WorstFit
 from fleet_sim.policies.rollout import AllAtOnce, Batches, BlueGreen, Canary, Rolling
 
@@ -60,3 +61,20 @@ PLACEMENT_POLICIES: Mapping[str, Callable[..., Any]] = {
 def placement_policy(name: str, **params: Any) -> Any:
     """Build the placement policy ``name`` (``first-fit``, ``best-fit``, ``worst-fit``)."""
     return lookup("placement policy", PLACEMENT_POLICIES, name)(**params)
+
+
+def consolidation_policy(name: str, threshold: float | None = None) -> Consolidation:
+    """Build ``<detector>-<selection>`` (e.g. ``thr-mmt``, ``lr-mc``): detector ``thr``,
+    ``iqr``, ``mad``, ``lr`` or ``lrr``, selection ``mmt``, ``mc``, ``mu`` or ``rs``;
+    ``threshold``: the detector's parameter (THR's threshold, the others' safety
+    parameter), its default if None."""
+    detector, sep, selection = name.partition("-")
+    if not sep:
+        raise ValueError(f"unknown consolidation policy {name!r}; valid names: "
+                         f"<detector>-<selection>, detector one of "
+                         f"{', '.join(sorted(OVERLOAD_DETECTORS))}, selection one of "
+                         f"{', '.join(sorted(VM_SELECTIONS))} (e.g. thr-mmt)")
+    make_detector = lookup("overload detector", OVERLOAD_DETECTORS, detector)
+    make_selection = lookup("VM selection policy", VM_SELECTIONS, selection)
+    return Consolidation(make_detector() if threshold is None else make_detector(threshold),
+                         make_selection())

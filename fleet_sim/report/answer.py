@@ -51,14 +51,15 @@ def per_run(results: Results, grouping: Groups | None = None) -> pd.DataFrame:
     """One row per (run, job workload): its group, seed, jobs in the window, p99 response
     time (s, finished jobs that arrived in the window) and mean slowdown."""
     grouping = grouping or groups(results)
-    jobs = results.table("jobs")
+    jobs = results.table("jobs", ["workload", "arrival", "finish", "response_time_s",
+                                  "slowdown"])
     summary = results.table("summary")
     columns = ["workload", GROUP, "run_id", "seed", "jobs", *METRICS]
     if jobs.empty or summary.empty:
         return pd.DataFrame(columns=columns)
     s = summary.drop_duplicates("run_id").set_index("run_id")
-    start = jobs["run_id"].map(s["duration_s"] - s["window_s"])
-    end = jobs["run_id"].map(s["duration_s"])
+    start = jobs["run_id"].map(s["duration_s"] - s["window_s"]).astype(float)
+    end = jobs["run_id"].map(s["duration_s"]).astype(float)
     jobs = jobs[(jobs["arrival"] >= start) & (jobs["arrival"] <= end)]
     jobs = with_groups(jobs.assign(workload=jobs["workload"].map(app_workload)), grouping)
     rows = []

@@ -6,7 +6,7 @@ return them (one run, or many runs concatenated with ``run_id``, ``seed``,
 None) and returns the Axes. Nothing is computed that the tables do not hold,
 except time-weighted aggregation of change points through
 :mod:`fleet_sim.numerics.timeweighted` (and sums over hosts or instances through
-:func:`fleet_sim.results.tables.sum_series`). :func:`plotted` gives the numbers
+:class:`fleet_sim.results.fold.SumSeries`). :func:`plotted` gives the numbers
 behind any figure drawn here, in the tables' units, for tests and notebooks.
 
 Figures compare hosting modes where they can: ``by="mode"`` groups rows by the
@@ -54,7 +54,7 @@ from fleet_sim.report.style import (
     mode_order,
     mode_style,
 )
-from fleet_sim.results.tables import sum_series
+from fleet_sim.results.fold import SumSeries
 from fleet_sim.units import DAY_S, GIB_MIB, HOUR_S, J_PER_KWH, MINUTE_S
 
 #: column names that hold the hosting mode, in order of preference
@@ -142,16 +142,29 @@ def grouped(frame: pd.DataFrame, by: str | None) -> list[tuple[str, pd.DataFrame
     if col in MODE_COLUMNS or (values and all(base_mode(str(v)) for v in values)):
         # a column of hosting modes (or variants of them) keeps the modes' colours
         labels = [str(v) for v in values] if ordered else mode_order(map(str, values))
-        return [(m, frame[frame[col].astype(str) == m], mode_style(m)) for m in labels]
+        text = _as_text(frame[col])
+        return [(m, _rows_of(frame, text == m), mode_style(m)) for m in labels]
     if not ordered:
         values.sort(key=natural_key)
     cmap = mpl.colormaps["cividis"]
     out = []
     for i, v in enumerate(values):
         color = to_hex(cmap(0.1 + 0.75 * i / max(1, len(values) - 1)))
-        out.append((str(v) if ordered else f"{col}={v}", frame[frame[col] == v],
+        out.append((str(v) if ordered else f"{col}={v}", _rows_of(frame, frame[col] == v),
                     ModeStyle(color)))
     return out
+
+
+def _as_text(column: pd.Series) -> pd.Series:
+    """``column`` as text (a categorical's categories renamed: no per-row strings)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.rename_categories([str(c) for c in column.cat.categories])
+    return column if pd.api.types.is_string_dtype(column) else column.astype(str)
+
+
+def _rows_of(frame: pd.DataFrame, mask: pd.Series) -> pd.DataFrame:
+    """The rows of ``mask`` (``frame`` itself, not a copy, when that is every row)."""
+    return frame if bool(mask.all()) else frame[mask]
 
 
 def _run_keys(frame: pd.DataFrame) -> list[str]:
@@ -233,8 +246,36 @@ def _steps(t: np.ndarray, v: np.ndarray, t_end: float) -> tuple[np.ndarray, np.n
 def _series(frame: pd.DataFrame, key: Sequence[str], column: str) -> tuple[np.ndarray,
                                                                            np.ndarray]:
     """Change points of Σ ``column`` over ``key`` (frame sorted by t, one row per key and t)."""
-    frame = frame.drop_duplicates([*key, "t"], keep="last").sort_values("t", kind="stable")
-    return sum_series(frame, key, column)
+    t, sums = _sums(frame, key, [column])
+    return t, sums[column]
+
+
+def _sums(frame: pd.DataFrame, key: Sequence[str],
+          columns: Sequence[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Change points of Σ over ``key`` of each of ``columns``, in one pass: their common
+    times and each column's sums."""
+    frame = _one_row_per_key_and_t(frame, key)
+    t, totals = SumSeries(list(key), list(columns)).add(frame)
+    return t, {c: totals[:, i] for i, c in enumerate(columns)}
+
+
+def _one_row_per_key_and_t(frame: pd.DataFrame, key: Sequence[str]) -> pd.DataFrame:
+    """``frame`` sorted by t (stable) with the last row of each (key, t). A stored table
+    is so already: then only the rows that share their t with a neighbour are checked."""
+    t = frame["t"].to_numpy(float)
+    if t.size and not bool(np.all(t[1:] >= t[:-1])):
+        return frame.drop_duplicates([*key, "t"], keep="last").sort_values("t", kind="stable")
+    tied = np.zeros(t.size, dtype=bool)
+    tied[1:] = t[1:] == t[:-1]
+    tied[:-1] |= tied[1:]
+    if not tied.any():
+        return frame
+    repeated = frame[tied].duplicated([*key, "t"], keep="last").to_numpy()
+    if not repeated.any():
+        return frame
+    keep = np.ones(t.size, dtype=bool)
+    keep[np.flatnonzero(tied)[repeated]] = False
+    return frame[keep]
 
 
 def _width(i: int, n: int) -> float:
@@ -442,7 +483,8 @@ def workload_cpu(workloads: pd.DataFrame, workload: str | Sequence[str] | None =
     if mode is None and mode_col is not None and rows[mode_col].nunique() == 1:
         mode = str(rows[mode_col].iloc[0])
     key = ("workload", "host", "instance")
-    series = {c: _series(rows, key, c) for c in ("demand_cores", *CPU_PARTS)}
+    t, sums = _sums(rows, key, ["demand_cores", *CPU_PARTS])
+    series = {c: (t, v) for c, v in sums.items()}
     t = series["demand_cores"][0]
     t0 = max(float(t[0]), 0.0 if t_start is None else float(t_start))
     if t0 > float(t[0]):  # start at the window: the value holding at t0, then its changes
@@ -579,7 +621,7 @@ def response_time_cdf(jobs: pd.DataFrame, *, by: str | None = "mode",
 
     ``jobs``: the ``jobs`` table; ``workload``: restrict to one name or a list.
     The curve at x is the fraction of *arrived* jobs that finished within x s, so it
-    tops out below 1 when jobs were unfinished at the end. The legend gives the
+    tops out below 1 when jobs failed or were unfinished at the end. The legend gives the
     median and 99th percentile of finished jobs (as the ``summary`` table does).
     """
     if workload is not None:
@@ -599,7 +641,9 @@ def response_time_cdf(jobs: pd.DataFrame, *, by: str | None = "mode",
         keep = _ecdf_points(ordered.size)
         keep = keep[ordered[keep] > 0]  # a log axis cannot show zero-work jobs
         p50, p99 = np.quantile(finished, [0.5, 0.99])
-        extra = f", {n_all - finished.size:,} unfinished" if n_all > finished.size else ""
+        outcome = group["outcome"].to_numpy(object)
+        extra = "".join(f", {n:,} {what}" for what in ("failed", "unfinished")
+                        if (n := int((outcome == what).sum())))
         name = f"{label}: " if label else ""
         ax.plot(ordered[keep], frac[keep], drawstyle="steps-post", color=style.color,
                 linestyle=style.linestyle, linewidth=_width(i, len(groups)),

@@ -94,6 +94,8 @@ class _Context:
 
     tables: dict[str, pd.DataFrame]
     grouping: Groups
+    results: Results | None = None
+    long_tables: frozenset[str] = frozenset()
     t_end: pd.Series | None = None
     t_start: pd.Series | None = None
     made: list[_Figure] = field(default_factory=list)
@@ -118,6 +120,19 @@ class _Context:
         self.made.append(made)
         return made
 
+    def long(self, name: str, columns: list[str], first_runs: bool = False,
+             runs: list[str] | None = None,
+             where: dict[str, list[str]] | None = None) -> pd.DataFrame | None:
+        """Only ``columns`` of long table ``name`` (of each group's first run if
+        ``first_runs``, else of ``runs`` or every run; only the rows ``where`` says),
+        read now, with the group column; None if it has no rows."""
+        if name not in self.long_tables or self.results is None:
+            return None
+        if first_runs:
+            runs = [run for _, run in _first_runs(self.results, self.grouping)]
+        frame = self.results.table(name, columns, runs, where)
+        return with_groups(frame, self.grouping) if len(frame) else None
+
     def end_of(self, run: Any) -> float | None:
         return None if self.t_end is None or run not in self.t_end else float(self.t_end[run])
 
@@ -137,20 +152,41 @@ class _Context:
 
 
 # ---------------------------------------------------------------- reading
+#: tables that grow with the jobs or the run's length: read a few columns at a time
+LONG_TABLES = frozenset({"jobs", "hosts", "workloads", "instances", "links"})
+
+
 def _context(results: Results, out_dir: Path) -> _Context:
     grouping = groups(results)
+    recorded = {t for m in results.manifests if m.get("status") == store.OK
+                for t in m.get("tables", {})}
     tables = {}
     for name in TABLES:
+        if name in LONG_TABLES:
+            continue
         frame = results.table(name)
         if len(frame):
             tables[name] = with_groups(frame, grouping)
-    ctx = _Context(tables, grouping, out_dir=out_dir)
+    ctx = _Context(tables, grouping, results, frozenset(LONG_TABLES & recorded),
+                   out_dir=out_dir)
     summary = tables.get("summary")
     if summary is not None and {"duration_s", "window_s"} <= set(summary.columns):
         s = summary.drop_duplicates("run_id").set_index("run_id")
         ctx.t_end = s["duration_s"]
         ctx.t_start = s["duration_s"] - s["window_s"]
     return ctx
+
+
+def _first_runs(results: Results, grouping: Groups) -> list[tuple[str, str]]:
+    """(group label, run id) of each group's first replication (among the runs that
+    finished), groups in display order."""
+    runs = results.runs
+    runs = runs[runs["status"] == store.OK].sort_values("replication", kind="stable")
+    first: dict[str, str] = {}
+    for run_id in runs["run_id"]:
+        first.setdefault(grouping.of_run.get(run_id, ""), run_id)
+    order = {label: i for i, label in enumerate(grouping.order)}
+    return sorted(first.items(), key=lambda lr: order.get(lr[0], len(order)))
 
 
 def _per_group_runs(frame: pd.DataFrame) -> list[tuple[str, Any, pd.DataFrame]]:
@@ -166,7 +202,8 @@ def _per_group_runs(frame: pd.DataFrame) -> list[tuple[str, Any, pd.DataFrame]]:
 def _in_window(frame: pd.DataFrame, ctx: _Context, column: str) -> pd.DataFrame:
     if ctx.t_start is None or ctx.t_end is None:
         return frame
-    start, end = frame["run_id"].map(ctx.t_start), frame["run_id"].map(ctx.t_end)
+    start = frame["run_id"].map(ctx.t_start).astype(float)
+    end = frame["run_id"].map(ctx.t_end).astype(float)
     return frame[(frame[column] >= start) & (frame[column] <= end)]
 
 
@@ -191,7 +228,7 @@ def _app_workloads(ctx: _Context) -> tuple[list[str], list[str]]:
     """(victims, neighbours): app workloads (replicas together) that serve jobs, and up
     to MAX_NEIGHBOURS others (no guest OS) that took the most CPU from their neighbours
     in the window, else that wanted the most."""
-    jobs = ctx.tables.get("jobs")
+    jobs = ctx.long("jobs", ["workload"])
     victims = sorted({answer.app_workload(w) for w in jobs["workload"].unique()}) if (
         jobs is not None) else []
     ws = ctx.tables.get("workload_summary")
@@ -206,23 +243,28 @@ def _app_workloads(ctx: _Context) -> tuple[list[str], list[str]]:
 
 
 def _workload_figure(ctx: _Context) -> None:
-    workloads = ctx.tables.get("workloads")
-    if workloads is None:
+    ws = ctx.tables.get("workload_summary")
+    if "workloads" not in ctx.long_tables or ws is None or ctx.results is None:
         return
     victims, neighbours = _app_workloads(ctx)
     apps = [*victims, *neighbours]
-    groups_ = _per_group_runs(workloads)
+    groups_ = _first_runs(ctx.results, ctx.grouping)
     if not apps or not groups_:
         return
-    members = {a: sorted({w for w in workloads["workload"].unique()
-                          if answer.app_workload(w) == a}, key=fg.natural_key) for a in apps}
+    names = ws["workload"].unique()
+    members = {a: sorted({str(w) for w in names if answer.app_workload(w) == a},
+                         key=fg.natural_key) for a in apps}
+    columns = list(TABLES["workloads"].names)
 
     def paint(fig: Figure) -> None:
         grid = fig.subplots(len(groups_), len(apps), squeeze=False, sharex=True)
-        for i, (label, run, rows) in enumerate(groups_):
+        for i, (label, run) in enumerate(groups_):
             for j, app in enumerate(apps):
                 ax = grid[i][j]
-                if not rows["workload"].isin(members[app]).any():
+                # one app of one run at a time: a long table never whole in memory
+                rows = ctx.long("workloads", columns, runs=[run],
+                                where={"workload": members[app]})
+                if rows is None:
                     ax.set_axis_off()
                     continue
                 role = "victim" if app in victims else "neighbour"
@@ -246,7 +288,7 @@ def _workload_figure(ctx: _Context) -> None:
 def _figures(ctx: _Context) -> None:
     """Draw every figure the tables support, the ones read first first."""
     t = ctx.tables
-    jobs = t.get("jobs")
+    jobs = ctx.long("jobs", ["workload", "arrival", "response_time_s", "outcome"])
     if jobs is not None and ctx.t_start is not None:
         jobs = _in_window(jobs, ctx, "arrival")
     if jobs is not None and jobs["response_time_s"].notna().any():
@@ -264,7 +306,8 @@ def _figures(ctx: _Context) -> None:
                  "steal for VMs) or throttled (the unit's own caps); the label is the "
                  "summary's satisfied_fraction (allocated / demand, mean over runs).",
                  lambda fig: fg.unmet_cpu(ws, by=GROUP, ax=fig.add_subplot()), (7.5, 4.2))
-    hosts = t.get("hosts")
+    jobs = None  # each long table is read for its figure, a few columns at a time
+    hosts = ctx.long("hosts", ["t", "host", "cpu_utilization"])
     if hosts is not None:
         ctx.draw("utilization_distribution", "Host utilization distribution",
                  "Fraction of host-time spent at or below each utilization, pooling every host "
@@ -275,17 +318,22 @@ def _figures(ctx: _Context) -> None:
                  lambda fig: fg.utilization_distribution(hosts, by=GROUP, t_end=ctx.t_end,
                                                          t_start=ctx.t_start,
                                                          ax=fig.add_subplot()))
+    hosts = ctx.long("hosts", ["t", "host", "power_w"])
+    if hosts is not None:
         ctx.draw("power_over_time", "Power and energy",
                  "Electrical power of the fleet over the whole run (the group's first run); "
                  f"the legend gives the energy over {ctx.window()}, mean over the group's "
                  "runs: the summary's energy_kwh.",
                  lambda fig: fg.power_over_time(hosts, by=GROUP, t_end=ctx.t_end,
                                                 t_start=ctx.t_start, ax=fig.add_subplot()))
+    hosts = ctx.long("hosts", ["t", "host", "ram_used_mib"], first_runs=True)
+    if hosts is not None:
         ctx.draw("memory_over_time", "Memory in use",
                  "RAM in use or reserved, summed over the fleet, over the whole run (the "
                  "group's first run); dashed: the fleet's RAM.",
                  lambda fig: fg.memory_over_time(hosts, by=GROUP, fleet=t.get("fleet"),
                                                  t_end=ctx.t_end, ax=fig.add_subplot()))
+    del hosts
     summary = t.get("summary")
     if summary is not None and any(c in summary.columns
                                    for c in ("apps_per_host", "hosts_needed", "hosts_used")):
@@ -296,6 +344,7 @@ def _figures(ctx: _Context) -> None:
                      fig.subplots(1, panels, squeeze=False)[0])),
                  (4.2 * panels + 0.8, 4.2))
     _rollout_figure(ctx)
+    hosts = ctx.long("hosts", ["t", "host", "cpu_utilization"], first_runs=True)
     if hosts is not None:
         _heatmap_figure(ctx, hosts)
 

@@ -126,6 +126,19 @@ class Integrals:
         return frame
 
 
+def _key_codes(frame: pd.DataFrame, key: Sequence[str]) -> np.ndarray:
+    """An integer per row, equal for rows of equal key (categorical keys: from their
+    codes, without grouping)."""
+    columns = [frame[k] for k in key]
+    if not all(isinstance(c.dtype, pd.CategoricalDtype) for c in columns):
+        return frame.groupby(list(key), sort=False).ngroup().to_numpy()
+    codes = np.zeros(len(frame), dtype=np.int64)
+    for c in columns:
+        codes *= len(c.cat.categories) + 1
+        codes += c.cat.codes.to_numpy() + 1  # NaN (code -1) is a key of its own
+    return codes
+
+
 def _keys(frame: pd.DataFrame, key: Sequence[str]) -> list[tuple]:
     return list(zip(*(frame[k].tolist() for k in key), strict=True))
 
@@ -144,23 +157,40 @@ class SumSeries:
 
     def add(self, chunk: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """The change points of the chunk (sorted by ``t``, one row per key and time):
-        times, and one column of sums per column (several keys at one t: last wins)."""
-        groups = chunk.groupby(self.key, sort=False)
-        prev = groups[self.columns].shift(1).to_numpy(float, copy=True)
-        firsts = np.flatnonzero(groups.cumcount().to_numpy() == 0)
+        times, and one column of sums per column (several keys at one t: last wins).
+
+        Each row adds its change from its key's previous value; one column at a time,
+        so what it holds is a few arrays of the chunk's length."""
+        n = len(chunk)
+        codes = _key_codes(chunk, self.key)
+        order = np.argsort(codes, kind="stable")  # each key's rows together, in time order
+        prev_row = np.empty(n, dtype=np.int64)  # the key's previous row, or -1
+        prev_row[order[1:]] = order[:-1]
+        if n:
+            prev_row[order[0]] = -1
+        starts = np.flatnonzero(np.diff(codes[order]) != 0) + 1
+        first_rows = order[np.r_[0, starts]] if n else order
+        prev_row[first_rows] = -1
+        last_rows = order[np.r_[starts - 1, n - 1]] if n else order
         zero = np.zeros(len(self.columns))
-        for i, key in zip(firsts, _keys(chunk.iloc[firsts], self.key), strict=True):
-            prev[i] = self.last.get(key, zero)
-        diff = chunk[self.columns].to_numpy(float) - prev
-        totals = np.cumsum(np.vstack([self.running, diff]), axis=0)[1:]
-        if len(totals):
-            self.running = totals[-1].copy()
-        lasts = groups.tail(1)
-        self.last.update(zip(_keys(lasts, self.key), lasts[self.columns].to_numpy(float),
-                             strict=True))
+        before = np.array([self.last.get(k, zero) for k in _keys(chunk.iloc[first_rows],
+                                                               self.key)]).reshape(-1, len(zero))
         t = chunk["t"].to_numpy(float)
         last = np.append(t[1:] != t[:-1], True) if t.size else np.zeros(0, dtype=bool)
-        return t[last], np.maximum(totals[last], 0.0)
+        out = np.empty((int(last.sum()), len(self.columns)))
+        for j, column in enumerate(self.columns):
+            v = chunk[column].to_numpy(float)
+            diff = v - v[prev_row]  # rows without a previous one are set just below
+            diff[first_rows] = v[first_rows] - before[:, j]
+            if n:
+                diff[0] += self.running[j]
+            np.cumsum(diff, out=diff)
+            if n:
+                self.running[j] = diff[-1]
+            out[:, j] = np.maximum(diff[last], 0.0)
+        self.last.update(zip(_keys(chunk.iloc[last_rows], self.key),
+                             chunk[self.columns].to_numpy(float)[last_rows], strict=True))
+        return t[last], out
 
 
 class FleetUtilization:

@@ -5,17 +5,22 @@ Each table is a set of columns appended to as the run goes; numbers go into
 rows over at each of its steps (:meth:`ChangePointRecorder.take`) and
 ``results.tables`` turns them into DataFrames chunk by chunk, so the recorder only
 ever holds one step's rows.
+
+A *series* (:meth:`ChangePointRecorder.series`) is the cheap form for the change
+points of one key (a host, a CPU node): the key's columns are stored once and each
+row is one ``array.extend`` of its numbers. A chunk holds the rows of each series
+in turn, each in time order; ``results.tables`` sorts a chunk by time.
 """
 
 from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from fleet_sim.model.protocols import Appender
+from fleet_sim.model.protocols import Appender, SeriesWriter
 
 ALL_TABLES = ("hosts", "workloads", "instances", "jobs", "events", "links", "timeline")
 
@@ -50,6 +55,8 @@ class ChangePointRecorder:
         self.wanted = frozenset(wanted)
         self._cols: dict[str, dict[str, array | list]] = {}
         self._bufs: dict[str, list[tuple]] = {}
+        self._series: dict[str, list[_Series]] = {}
+        self._series_names: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._events = self.columns("events", ("t", "kind", "entity", *EVENT_FIELDS,
                                                "detail"))
 
@@ -62,12 +69,17 @@ class ChangePointRecorder:
         """All recorded columns, ``data[table][column]`` (flushes the buffers)."""
         for table in self._bufs:
             self._flush(table)
-        return self._cols
+        out: dict[str, dict[str, array | list]] = dict(self._cols)
+        for table in self._series:
+            out[table] = _joined(self._cols.get(table), self._series_columns(table, math.inf,
+                                                                             remove=False))
+        return out
 
     @property
     def rows(self) -> int:
         """Rows held, over every table (recorded and not yet taken)."""
         held = sum(len(b) for b in self._bufs.values())
+        held += sum(len(s.data) // s.width for group in self._series.values() for s in group)
         return held + sum(len(next(iter(c.values()))) for c in self._cols.values() if c)
 
     def take(self, table: str, before_t: float = math.inf) -> dict[str, array | list]:
@@ -77,6 +89,12 @@ class ChangePointRecorder:
         A run hands its rows over this way as it goes, so the recorder holds only
         what was recorded since; rows at or after ``before_t`` stay (an instant is
         never split between two takes)."""
+        if table in self._series:
+            return _joined(self._take_rows(table, before_t),
+                           self._series_columns(table, before_t, remove=True))
+        return self._take_rows(table, before_t)
+
+    def _take_rows(self, table: str, before_t: float) -> dict[str, array | list]:
         cols = self._cols.get(table)
         if cols is None:
             return {}
@@ -132,6 +150,55 @@ class ChangePointRecorder:
 
         return append
 
+    def series(self, table: str, names: Sequence[str],
+               key: Mapping[str, object]) -> SeriesWriter | None:
+        """A ``write(values)`` for the rows of one key of ``table`` (None if not recorded).
+
+        ``names``: the table's recorded columns; ``key``: the columns that hold the
+        same value on every row of this series (e.g. ``{"host": "std001"}``);
+        ``values``: a tuple of the other columns' numbers, in ``names`` order. Rows
+        of one series must come in time order (``t`` non-decreasing).
+        """
+        if table not in self.wanted:
+            return None
+        names = tuple(names)
+        values = tuple(n for n in names if n not in key)
+        spec = self._series_names.setdefault(table, (names, values))
+        if spec != (names, values) or key.keys() - set(names):
+            raise ValueError(f"table {table!r} has series columns {spec[0]} with values "
+                             f"{spec[1]}, not {names} with key {tuple(key)}")
+        series = _Series(tuple(key[n] for n in names if n in key), len(values))
+        self._series.setdefault(table, []).append(series)
+        return series.data.extend
+
+    def _series_columns(self, table: str, before_t: float,
+                        remove: bool) -> dict[str, np.ndarray]:
+        """The rows of ``table``'s series with ``t < before_t``, as columns (taken out
+        of the series if ``remove``)."""
+        names, values = self._series_names[table]
+        group = self._series[table]
+        t_at = values.index("t")
+        blocks, counts = [], []
+        for s in group:
+            rows = np.frombuffer(s.data, dtype=float).reshape(-1, s.width)
+            n = int(np.searchsorted(rows[:, t_at], before_t, side="left"))
+            blocks.append(rows[:n].copy())
+            counts.append(n)
+            del rows  # release the buffer before resizing the array
+            if remove and n:
+                del s.data[:n * s.width]
+        numbers = np.concatenate(blocks) if blocks else np.empty((0, len(values)))
+        key_names = [n for n in names if n not in values]
+        out: dict[str, np.ndarray] = {}
+        for name in names:
+            if name in values:
+                out[name] = numbers[:, values.index(name)]
+            else:
+                of_series = [s.key[key_names.index(name)] for s in group]
+                kind = object if any(isinstance(v, str) for v in of_series) else float
+                out[name] = np.repeat(np.array(of_series, dtype=kind), counts)
+        return out
+
     def event(self, t: float, kind: str, entity: str, detail: str = "",
               **fields: str | float) -> None:
         """Record one discrete event; ``fields`` are its typed columns (``host``,
@@ -144,3 +211,25 @@ class ChangePointRecorder:
                                  f"(allowed: {', '.join(EVENT_FIELDS)})")
             self._events(t, kind, entity, *(fields.get(k, v) for k, v in EVENT_FIELDS.items()),
                          detail)
+
+
+class _Series:
+    """The rows of one key of a table: its key values, and its numbers row after row."""
+
+    __slots__ = ("data", "key", "width")
+
+    def __init__(self, key: tuple, width: int):
+        self.key = key
+        self.width = width
+        self.data = array("d")
+
+
+def _joined(rows: Mapping[str, Sequence], series: Mapping[str, np.ndarray]) -> dict:
+    """The columns of rows appended row by row followed by those of series."""
+    if not rows or not len(next(iter(rows.values()))):
+        return dict(series)
+    if set(rows) != set(series):
+        raise ValueError(f"rows with columns {tuple(rows)} and series with columns "
+                         f"{tuple(series)} in one table")
+    return {n: np.concatenate([np.asarray(rows[n], dtype=series[n].dtype), series[n]])
+            for n in rows}

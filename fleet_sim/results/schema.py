@@ -84,13 +84,18 @@ INSTANCES = Table("instances", "instance × change: CPU of each VM, container or
     _HOST, _DEMAND, _ALLOC, _THROTTLED, _CONTENTION,
 ), key=("instance", "host"))
 
-JOBS = Table("jobs", "job: one row per job that arrived (unfinished jobs have finish = NaN)", (
+JOBS = Table("jobs", "job: one row per job that arrived (failed and unfinished jobs have "
+             "finish = NaN)", (
     _c("job_id", INT, "", "id of the job within its workload (0, 1, 2, …)"),
-    _c("workload", STR, "", "workload name"),
-    _HOST,
+    _c("workload", STR, "", "workload name (`<replica>.<workload>`; a service's: "
+       "`<app>.<workload>`)"),
+    _c("host", STR, "", "host the job ran on last (\"\" if it never reached a replica)"),
+    _c("replica", STR, "", "app replica (instance) the job ran on last (\"\" if none)"),
     _c("arrival", FLOAT, "s", "arrival time"),
     _c("start", FLOAT, "s", "time the job first received CPU (NaN if never)"),
-    _c("finish", FLOAT, "s", "completion time (NaN if unfinished at the end)"),
+    _c("finish", FLOAT, "s", "completion time (NaN unless finished)"),
+    _c("outcome", STR, "", "finished; failed (lost with its replica, or no replica was "
+       "healthy); unfinished (still open at the end)"),
     _c("work_core_s", FLOAT, "core-s", "work of the job at nominal speed"),
     _c("max_cores", FLOAT, "cores", "most cores the job can use at once"),
     _c("response_time_s", FLOAT, "s", "finish − arrival"),

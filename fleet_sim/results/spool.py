@@ -5,12 +5,16 @@ step's rows here (strings dictionary-encoded, as pyarrow does by default) instea
 holding them, the summaries' further passes read them back a row group at a time, and
 :func:`fleet_sim.results.store.write_run` moves the files into the run's folder.
 Names starting with ``_`` are the fold's scratch data and are deleted by :meth:`close`.
+Encoding and writing happen on one background thread (pyarrow releases the GIL while
+it encodes), in the order the chunks came; reading waits for what is pending, and a
+failed write is raised by the next call.
 """
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -26,22 +30,36 @@ class ParquetSpool:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._writers: dict[str, pq.ParquetWriter] = {}
         self.rows: dict[str, int] = {}
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
+        self._pending: list[Future] = []
 
     def path(self, name: str) -> Path:
         """The file of table ``name``."""
         return self.folder / f"{name}.parquet"
 
     def append(self, name: str, frame: pd.DataFrame) -> None:
-        """Write ``frame`` as the next row group of table ``name``."""
+        """Write ``frame`` (not to be changed afterwards) as the next row group of
+        table ``name``, in the background."""
+        self._pending = [f for f in self._pending if not _done(f)]
+        self._pending.append(self._thread.submit(self._write, name, frame))
+        self.rows[name] = self.rows.get(name, 0) + len(frame)
+
+    def _write(self, name: str, frame: pd.DataFrame) -> None:
         table = pa.Table.from_pandas(frame, preserve_index=False)
         writer = self._writers.get(name)
         if writer is None:
             writer = self._writers[name] = pq.ParquetWriter(self.path(name), table.schema)
         writer.write_table(table.cast(writer.schema))
-        self.rows[name] = self.rows.get(name, 0) + len(frame)
+
+    def _drain(self) -> None:
+        """Wait for every pending write (raising the first that failed)."""
+        pending, self._pending = self._pending, []
+        for f in pending:
+            f.result()
 
     def chunks(self, name: str, columns: Sequence[str]) -> Iterator[pd.DataFrame]:
         """The row groups of ``name`` written so far, in order (only ``columns``)."""
+        self._drain()
         writer = self._writers.pop(name, None)
         if writer is not None:  # a file is readable once its footer is written
             writer.close()
@@ -53,6 +71,8 @@ class ParquetSpool:
 
     def tables(self) -> dict[str, Path]:
         """Close every file and drop the scratch ones; the result tables by name."""
+        self._drain()
+        self._thread.shutdown()
         for writer in self._writers.values():
             writer.close()
         self._writers = {}
@@ -66,7 +86,16 @@ class ParquetSpool:
 
     def discard(self) -> None:
         """Close and delete everything (a run that failed)."""
+        self._thread.shutdown(cancel_futures=True)
+        self._pending = []
         for writer in self._writers.values():
             writer.close()
         self._writers = {}
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _done(f: Future) -> bool:
+    if f.done():
+        f.result()  # raise a failed write now
+        return True
+    return False

@@ -20,14 +20,17 @@ import os
 import shutil
 import socket
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from fleet_sim.errors import FleetSimError
-from fleet_sim.results.schema import RUN_COLUMNS, TABLES
+from fleet_sim.results.schema import RUN_COLUMNS, STR, TABLES
 from fleet_sim.results.tables import empty, replication_summary
 
 MANIFEST = "manifest.json"
@@ -184,16 +187,43 @@ def run_values(manifest: Mapping[str, Any], keys: Iterable[str]) -> dict[str, An
 
 
 def with_run_columns(frame: pd.DataFrame, manifest: Mapping[str, Any],
-                     params: list[str]) -> pd.DataFrame:
-    """``frame`` with the run's id, seed, replication and distinguishing key paths in front."""
+                     params: list[str], compact: bool = False) -> pd.DataFrame:
+    """``frame`` with the run's id, seed, replication and distinguishing key paths in
+    front (``compact``: text as categoricals, as :meth:`Results.table` gives slices)."""
     values = {"run_id": manifest["run_id"], "seed": manifest["seed"],
               "replication": manifest.get("replication", 0)}
-    front = pd.DataFrame({c.name: pd.Series([values[c.name]] * len(frame), dtype=c.dtype)
-                          for c in RUN_COLUMNS}, index=frame.index)
-    for p, v in run_values(manifest, params).items():
-        front[p] = pd.Series([_cell(v)] * len(frame), index=frame.index, dtype=object)
-        front[p] = front[p].infer_objects()
-    return pd.concat([front, frame], axis=1)
+    values |= {p: _cell(v) for p, v in run_values(manifest, params).items()}
+    dtypes = {c.name: c.dtype for c in RUN_COLUMNS}
+    n = len(frame)
+    front = {}
+    for column, value in values.items():
+        if compact and (isinstance(value, str) or value is None):
+            front[column] = pd.Categorical.from_codes(
+                np.full(n, -1 if value is None else 0, dtype=np.int8),
+                [] if value is None else [value])
+        elif column in dtypes:
+            front[column] = pd.Series(np.full(n, value), dtype=dtypes[column], index=frame.index)
+        else:
+            front[column] = pd.Series([value] * n, index=frame.index,
+                                      dtype=object).infer_objects()
+    if compact:  # a slice read for the caller alone: add the columns, copy nothing
+        for i, (column, value) in enumerate(front.items()):
+            frame.insert(i, column, value)
+        return frame
+    return pd.concat([pd.DataFrame(front, index=frame.index), frame], axis=1)
+
+
+def _concat_categoricals(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate frames whose text columns are categoricals, keeping them so."""
+    if len(frames) == 1:
+        return frames[0]
+    for column in frames[0].columns:
+        if isinstance(frames[0][column].dtype, pd.CategoricalDtype):
+            cats = pd.api.types.union_categoricals(
+                [f[column].array for f in frames], ignore_order=True).categories
+            for f in frames:
+                f[column] = f[column].cat.set_categories(cats)
+    return pd.concat(frames, ignore_index=True)
 
 
 def _cell(value: Any) -> Any:
@@ -217,7 +247,7 @@ class Results:
     """
 
     def __init__(self, manifests: list[dict[str, Any]],
-                 read_table: Callable[[dict[str, Any], str], pd.DataFrame | None],
+                 read_table: Callable[..., pd.DataFrame | None],
                  out_dir: Path | None = None):
         self.manifests = manifests
         self.out_dir = out_dir
@@ -230,23 +260,48 @@ class Results:
         table has a column per key, and summaries group by them."""
 
     # ------------------------------------------------------------ tables
-    def table(self, name: str) -> pd.DataFrame:
-        """Table ``name`` of every successful run, concatenated."""
+    def table(self, name: str, columns: Sequence[str] | None = None,
+              runs: Iterable[str] | None = None,
+              where: Mapping[str, Sequence[Any]] | None = None) -> pd.DataFrame:
+        """Table ``name`` of every successful run, concatenated (read once, then cached).
+
+        With ``columns`` (the table's columns wanted), ``runs`` (run ids) or ``where``
+        (column → the values wanted, e.g. ``{"workload": ["web-0.requests"]}``), only
+        those rows and columns are read from disk, every time, and not cached: the way
+        to work with long tables. Text columns then come as categoricals, far smaller
+        than strings.
+        """
         if name not in TABLES:
             raise KeyError(f"no table {name!r} (allowed: {', '.join(TABLES)})")
-        if name not in self._cache:
-            frames = []
-            for m in self.manifests:
-                if m.get("status") != OK:
-                    continue
-                frame = self._read_table(m, name)
-                if frame is not None:
-                    frames.append(with_run_columns(frame, m, self.params))
-            if not frames:  # keep the columns and dtypes
-                frames = [with_run_columns(empty(TABLES[name]), {"run_id": "", "seed": 0},
-                                           self.params)]
-            self._cache[name] = pd.concat(frames, ignore_index=True)
-        return self._cache[name]
+        if columns is None and runs is None and where is None:
+            if name not in self._cache:
+                self._cache[name] = self._read(name, None, None)
+            return self._cache[name]
+        unknown = [c for c in [*(columns or []), *(where or {})] if c not in TABLES[name].names]
+        if unknown:
+            raise KeyError(f"table {name!r} has no column {unknown} "
+                           f"(allowed: {', '.join(TABLES[name].names)})")
+        return self._read(name, list(TABLES[name].names) if columns is None else list(columns),
+                          None if runs is None else set(runs), where)
+
+    def _read(self, name: str, columns: list[str] | None, runs: set[str] | None,
+              where: Mapping[str, Sequence[Any]] | None = None) -> pd.DataFrame:
+        compact = columns is not None
+        frames = []
+        for m in self.manifests:
+            if m.get("status") != OK or (runs is not None and m["run_id"] not in runs):
+                continue
+            frame = self._read_table(m, name, columns, where)
+            if frame is not None:
+                frames.append(with_run_columns(frame, m, self.params, compact=compact))
+        if not frames:  # keep the columns and dtypes
+            frame = empty(TABLES[name])
+            frame = frame if columns is None else frame[columns]
+            frames = [with_run_columns(frame, {"run_id": "", "seed": 0}, self.params,
+                                       compact=compact)]
+        if not compact:
+            return pd.concat(frames, ignore_index=True)
+        return _concat_categoricals(frames)
 
     @property
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -308,12 +363,41 @@ for _name in TABLES:
     setattr(Results, _name, _table_property(_name))
 
 
+def read_parquet(file: Path, columns: list[str] | None = None,
+                 where: Mapping[str, Sequence[Any]] | None = None) -> pd.DataFrame:
+    """A stored table, whole; or only ``columns`` (and the rows whose ``where`` columns
+    hold one of the values given), text as categoricals (the strings are
+    dictionary-encoded in the file, so this costs no decoding), and NaN for a column
+    the file lacks (written by an older version)."""
+    if columns is None:
+        return pd.read_parquet(file)
+    schema = pq.read_schema(file)
+    present = [c for c in columns if c in schema.names]
+    text = [c for c in present if pa.types.is_string(schema.field(c).type)
+            or pa.types.is_large_string(schema.field(c).type)]
+    filters = [(c, "in", list(v)) for c, v in (where or {}).items()] or None
+    frame = pq.read_table(file, columns=present, read_dictionary=text,
+                          filters=filters).to_pandas(
+        self_destruct=True, split_blocks=True)  # frees each column once converted
+    if len(present) == len(columns):
+        return frame
+    return frame.assign(**{c: np.nan for c in columns if c not in present})[columns]
+
+
 def in_memory(manifest: dict[str, Any], tables: Mapping[str, pd.DataFrame | Path]) -> Results:
     """Results of one run held in memory (not read from a store)."""
 
-    def read(m: dict[str, Any], name: str) -> pd.DataFrame | None:
+    def read(m: dict[str, Any], name: str, columns: list[str] | None,
+             where: Mapping[str, Sequence[Any]] | None = None) -> pd.DataFrame | None:
         table = tables.get(name)
-        return pd.read_parquet(table) if isinstance(table, Path) else table
+        if isinstance(table, Path):
+            return read_parquet(table, columns, where)
+        if table is None or columns is None:
+            return table
+        for column, values in (where or {}).items():
+            table = table[table[column].isin(list(values))]
+        return table[columns].astype({c: "category" for c in columns
+                                      if TABLES[name].dtypes()[c] == STR})
 
     path = manifest.get("path")
     return Results([manifest], read, Path(path) if path else None)
@@ -342,8 +426,9 @@ def load(path: str | os.PathLike[str], run_ids: Iterable[str] | None = None) -> 
     manifests.sort(key=lambda m: (m.get("sweep_point", 0), m.get("replication", 0),
                                   m["run_id"]))
 
-    def read(m: dict[str, Any], name: str) -> pd.DataFrame | None:
+    def read(m: dict[str, Any], name: str, columns: list[str] | None,
+             where: Mapping[str, Sequence[Any]] | None = None) -> pd.DataFrame | None:
         file = Path(m["path"]) / f"{name}.parquet"
-        return pd.read_parquet(file) if file.is_file() else None
+        return read_parquet(file, columns, where) if file.is_file() else None
 
     return Results(manifests, read, root)

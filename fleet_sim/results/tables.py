@@ -23,8 +23,11 @@ import numpy as np
 import pandas as pd
 
 from fleet_sim.numerics import timeweighted
+from fleet_sim.numerics.power import LinearPower, TablePower
 from fleet_sim.results.fold import ChunkStore, MemoryStore, RunSummary, SumSeries
 from fleet_sim.results.schema import FLEET, TABLES, Table
+
+PowerModel = LinearPower | TablePower
 
 #: tables computed here rather than recorded
 DERIVED = ("fleet", "summary", "workload_summary")
@@ -61,6 +64,21 @@ def _last_per_key_and_t(frame: pd.DataFrame, key: tuple[str, ...]) -> pd.DataFra
     return frame.sort_values("t", kind="stable", ignore_index=True)
 
 
+def _power_w(hosts: pd.DataFrame, power: Mapping[str, PowerModel | None]) -> np.ndarray:
+    """Each row's power (W) from its host's model at its utilization (NaN without one)."""
+    models = list({id(m): m for m in power.values() if m is not None}.values())
+    util = hosts["cpu_utilization"].to_numpy(float)
+    out = np.full(len(hosts), math.nan)
+    if not models:
+        return out
+    which = hosts["host"].map({h: models.index(m) for h, m in power.items() if m is not None})
+    which = which.to_numpy(float)  # NaN for a host without a model
+    for i, model in enumerate(models):
+        rows = which == i
+        out[rows] = model.power_w_array(util[rows])
+    return out
+
+
 def _jobs(frame: pd.DataFrame, speed_by_host: Mapping[str, float]) -> pd.DataFrame:
     frame = frame.sort_values("arrival", kind="stable", ignore_index=True)
     frame["response_time_s"] = frame["finish"] - frame["arrival"]
@@ -75,12 +93,15 @@ class RunTables:
     becomes a conformed frame kept in ``store`` and folded into the summaries.
 
     ``recorded``: the tables the run records; ``fleet``: the host inventory (schema
-    table ``fleet``); ``window``: the statistics window (warmup_s, duration_s).
-    Chunks of a series table must come in time order (see :mod:`fleet_sim.results.fold`).
+    table ``fleet``); ``window``: the statistics window (warmup_s, duration_s);
+    ``power``: each host's power model (anything with ``power_w_array(util)``, or
+    None), which gives ``power_w`` to hosts chunks recorded without it (NaN for a
+    host without one). Chunks of a series table must come in time order (see
+    :mod:`fleet_sim.results.fold`).
     """
 
     def __init__(self, recorded: Iterable[str], fleet: pd.DataFrame, window: tuple[float, float],
-                 store: ChunkStore):
+                 store: ChunkStore, power: Mapping[str, PowerModel | None] | None = None):
         self.recorded = list(recorded)
         for name in self.recorded:
             if TABLES.get(name) is None or name in DERIVED:
@@ -91,6 +112,7 @@ class RunTables:
         self.store = store
         self.fold = RunSummary(self.recorded, window, store)
         self.until: dict[str, float] = {}  # the last time of each series table so far
+        self.power = dict(power or {})
 
     def add(self, name: str, columns: Mapping[str, Sequence]) -> None:
         """Add a chunk of table ``name``'s recorded ``columns`` (nothing if it has no rows)."""
@@ -100,6 +122,8 @@ class RunTables:
         frame = _frame(columns)
         if name == "hosts":
             frame["cpu_utilization"] = frame["cpu_used_cores"] / frame["cpu_capacity_cores"]
+            if "power_w" not in frame.columns:
+                frame["power_w"] = _power_w(frame, self.power)
         if name == "jobs":
             frame = _jobs(frame, self.speed)
         elif "t" in frame.columns:
@@ -125,17 +149,19 @@ class RunTables:
 
 
 def build_tables(data: Mapping[str, Mapping[str, Sequence]], recorded: Iterable[str],
-                 fleet: pd.DataFrame, duration_s: float,
-                 warmup_s: float = 0.0) -> dict[str, pd.DataFrame]:
+                 fleet: pd.DataFrame, duration_s: float, warmup_s: float = 0.0,
+                 power: Mapping[str, PowerModel | None] | None = None
+                 ) -> dict[str, pd.DataFrame]:
     """All tables of one run from its recorded columns held in memory, as one chunk.
 
     ``data``: the recorder's columns by table (``ChangePointRecorder.data``);
     ``recorded``: the tables the run recorded (those without rows come out empty);
     ``fleet``: the host inventory (schema table ``fleet``); ``duration_s`` and
-    ``warmup_s``: the statistics window (s).
+    ``warmup_s``: the statistics window (s); ``power``: each host's power model
+    (see :class:`RunTables`).
     """
     store = MemoryStore()
-    run = RunTables(recorded, fleet, (float(warmup_s), float(duration_s)), store)
+    run = RunTables(recorded, fleet, (float(warmup_s), float(duration_s)), store, power)
     for name in run.recorded:
         run.add(name, data.get(name) or {})
     return run.tables()

@@ -34,14 +34,16 @@ from pydantic import BaseModel
 from fleet_sim.errors import CapacityError, ConfigError
 from fleet_sim.hosting.base import AppSpec, DemandSpec, JobsSpec, WorkloadSpec
 from fleet_sim.hosting.base import HostSpec
-from fleet_sim.hosting import defaults
+from fleet_sim.hosting.balancer import LoadBalancer
 from fleet_sim.hosting.deploy import Deployment, Site, deploy, mode_params
+from fleet_sim.hosting.failures import Failures
 from fleet_sim.hosting.deploy import plan as plan_placement
 from fleet_sim.hosting.rollout import FleetProvisioner, FleetRollout, Version
 from fleet_sim.images.cache import LayerCache
 from fleet_sim.images.image import Image, VMImage
 from fleet_sim.images.network import Network
-from fleet_sim.images.registry import PeerToPeer, Registry
+from fleet_sim.images.registry import Distributor, Registry, Unpacker
+from fleet_sim.images.swarm import Swarm
 from fleet_sim.images.supply import (
     FIRST_VERSION,
     NEXT_VERSION,
@@ -51,7 +53,8 @@ from fleet_sim.images.supply import (
 )
 from fleet_sim.model.collection import long_run
 from fleet_sim.model.host import Host
-from fleet_sim.model.jobs import JOB_COLUMNS
+from fleet_sim.model.service import Service
+from fleet_sim.model.jobs import UNFINISHED
 from fleet_sim.numerics.power import LinearPower, TablePower
 from fleet_sim.policies.registry import placement_policy, rollout_strategy
 from fleet_sim.results import schema
@@ -86,7 +89,8 @@ class FleetRun:
         self.rollouts: list[FleetRollout] = []
         run = config.run
         store = MemoryStore() if spool_dir is None else ParquetSpool(spool_dir)
-        self.results = RunTables(run.record, inventory, (run.warmup_s, run.duration_s), store)
+        self.results = RunTables(run.record, inventory, (run.warmup_s, run.duration_s), store,
+                                 {h.name: h.power for h in hosts})
 
     def start(self) -> None:
         """Place and launch every replica (their provisioning runs once time advances)
@@ -128,14 +132,11 @@ class FleetRun:
         self.deployment.finalize(end)
         for rollout in self.rollouts:
             rollout.finalize()
-        row = self.recorder.columns("jobs", JOB_COLUMNS)
-        if row is not None:
+        if self.recorder.wants("jobs"):
             for host in self.hosts:
                 for job in host.root.leaves():
                     if getattr(job, "is_job", False) and job.finish is None:
-                        start = math.nan if job.start is None else job.start
-                        row(job.job_id, job.workload.name, host.name, job.arrival, start,
-                            math.nan, job.work_core_s, job.max_cores)
+                        host.record_job(job, UNFINISHED)
         self._hand_over(math.inf)
 
     def tables(self) -> dict[str, pd.DataFrame | Path]:
@@ -187,13 +188,15 @@ def _trace(spec: cfg.ReplayWorkloadConfig, replica: int, base_dir: Path) -> np.n
     return read_planetlab(base_dir / spec.trace)
 
 
-def workload_spec(spec: Any, replica: int, base_dir: Path) -> WorkloadSpec:
-    """The hosting layer's description of one configured workload of replica ``replica``."""
+def workload_spec(spec: Any, replica: int, base_dir: Path, app: str = "") -> WorkloadSpec:
+    """The hosting layer's description of one configured workload of replica ``replica``
+    of ``app``."""
     name = spec.label
     if isinstance(spec, cfg.JobsWorkloadConfig):
         return JobsSpec(name, spec.rate_per_s, cfg.distribution(spec.work_core_s),
                         spec.max_cores, spec.start_s,
-                        math.inf if spec.end_s is None else spec.end_s)
+                        math.inf if spec.end_s is None else spec.end_s,
+                        service=app if spec.scope == "service" else "")
     if isinstance(spec, cfg.SpikyWorkloadConfig):
         return DemandSpec(name, "spiky", {
             "baseline_cores": spec.baseline_cores, "rate_per_s": spec.rate_per_s,
@@ -211,7 +214,7 @@ def app_specs(app: cfg.AppConfig, base_dir: Path) -> list[AppSpec]:
     return [AppSpec(
         name=inst, threads=app.threads, cpu_request_cores=app.cpu_request_cores,
         ram_mib=app.ram_mib, dependencies=app.dependencies,
-        workloads=tuple(workload_spec(w, r, base_dir) for w in app.workloads),
+        workloads=tuple(workload_spec(w, r, base_dir, app.name) for w in app.workloads),
         ram_growth_mib_s=app.ram_growth_mib_s, cpu_limit_cores=app.cpu_max,
         cpu_weight=app.cpu_weight, cpuset_cores=app.cpuset_cores,
         ram_limit_mib=app.memory_max_mib, vcpus=app.vcpus,
@@ -315,6 +318,46 @@ def _cpu_key(app: cfg.AppConfig, config: cfg.ScenarioConfig) -> str:
     return "cpu_request_cores"
 
 
+def _services(config: cfg.ScenarioConfig, dep: Deployment, streams: Streams,
+              recorder: ChangePointRecorder) -> None:
+    """A load-balanced stream for each workload with ``scope = "service"``."""
+    for app in config.apps:
+        if not app.replicas:
+            continue
+        weights = dict(zip(app.instances, app.service.weights or [1.0] * app.replicas,
+                           strict=True))
+        for wl in app.workloads:
+            if not (isinstance(wl, cfg.JobsWorkloadConfig) and wl.scope == "service"):
+                continue
+            base = f"workload.{app.name}.{wl.label}"
+            service = Service(
+                dep.env, f"{app.name}.{wl.label}", wl.rate_per_s,
+                cfg.distribution(wl.work_core_s), wl.max_cores, app.service.routing,
+                streams.get(base + ".arrivals"), streams.get(base + ".sizes"),
+                streams.get(base + ".routing"), t_start=wl.start_s,
+                t_end=math.inf if wl.end_s is None else wl.end_s, retry=app.service.retry,
+                recorder=recorder)
+            LoadBalancer(dep, service, weights, wl.label)
+
+
+def _failures(config: cfg.ScenarioConfig, dep: Deployment, policy: Any,
+              streams: Streams) -> None:
+    """Schedule the configured host failures, repairs and compromises."""
+    spec = config.failures
+    if not spec.any:
+        return
+    failures = Failures(dep, policy, streams)
+    for group in config.fleet.hosts:
+        random = spec.host_types.get(group.type)
+        for host in group.names if random is not None else ():
+            failures.random(host, cfg.distribution(random.mtbf_s),
+                            cfg.distribution(random.mttr_s))
+    for entry in spec.scheduled:
+        failures.schedule(entry.host, entry.at_s, entry.repair_s)
+    for c in spec.compromises:
+        failures.compromise(c.app, c.at_s, c.sample)
+
+
 # ---------------------------------------------------------------- the root
 def build(config: cfg.ScenarioConfig, seed: int | None = None,
           base_dir: Path | None = None, spool_dir: Path | None = None) -> FleetRun:
@@ -336,6 +379,8 @@ def build(config: cfg.ScenarioConfig, seed: int | None = None,
         images = None if mode == "baremetal" else _Images(config, env, recorder)
         dep = deploy(env, hosts, mode, apps, policy, streams, recorder, params,
                      fetch=None if images is None else images.supply.fetch)
+        _services(config, dep, streams, recorder)
+        _failures(config, dep, policy, streams)
         return dep, [_rollout(config, r, dep, images, streams, recorder)
                      for r in config.rollouts]
 
@@ -356,8 +401,11 @@ class _Images:
         self.config = config
         self.env = env
         self.network = Network(env, recorder)
-        self.network.attach(REGISTRY, images.registry_uplink_mb_s, images.registry_uplink_mb_s)
+        egress = min(images.registry_uplink_mb_s, images.registry_egress_mb_s or math.inf)
+        for origin in self.origins:
+            self.network.attach(origin, egress, images.registry_uplink_mb_s)
         self.caches: dict[str, LayerCache] = {}
+        self.mirrors: dict[str | None, str] = {}
         i = 0
         for group in config.fleet.hosts:
             for k in range(group.count):
@@ -367,6 +415,10 @@ class _Images:
                     if i % images.rack_hosts == 0:
                         self.network.add_rack(rack, images.rack_uplink_mb_s,
                                               images.rack_uplink_mb_s)
+                        # a pull-through mirror per rack, on the rack's switch
+                        self.mirrors[rack] = f"mirror-{rack}"
+                        self.network.attach(self.mirrors[rack], group.nic_mb_s,
+                                            group.nic_mb_s, rack)
                 host = f"{group.type}{k:03d}"
                 self.network.attach(host, group.nic_mb_s, group.nic_mb_s, rack)
                 self.caches[host] = LayerCache(images.cache_mb)
@@ -375,19 +427,29 @@ class _Images:
         for app in config.apps:
             self.supply.add(self.image(app, FIRST_VERSION))
 
-    def source(self, distribution: str) -> Registry:
-        """The registry, or a P2P swarm seeded by it, over the hosts' caches as they are."""
+    @property
+    def origins(self) -> list[str]:
+        """The registry, and the extra registries that seed a P2P swarm."""
+        extra = self.config.images.p2p_origins - 1
+        return [REGISTRY, *(f"{REGISTRY}-{k}" for k in range(1, extra + 1))]
+
+    def source(self, distribution: str) -> Distributor:
+        """The registry (direct, or through rack mirrors), or a P2P swarm seeded by the
+        origins, over the hosts' caches as they are (docs/model.md §5.2)."""
+        images = self.config.images
+        unpack = images.unpack_mb_s_per_core if self.config.hosting.mode == "container" else None
+        client: dict[str, Any] = {
+            "max_concurrent_downloads": images.max_concurrent_downloads,
+            "unpacker": None if unpack is None else Unpacker(self.env, unpack),
+            "lazy_fraction": images.lazy_fraction if images.lazy else None}
         if distribution == "p2p":
-            nic = max(g.nic_mb_s for g in self.config.fleet.hosts)
-            return PeerToPeer(
-                self.env, self.network, self.caches, node=REGISTRY,
-                max_concurrent_downloads=defaults.MAX_CONCURRENT_DOWNLOADS,
-                upload_slots=defaults.P2P_UPLOAD_SLOTS,
-                # as many uploads as the uplink can feed at full NIC speed
-                registry_upload_slots=max(1, int(self.config.images.registry_uplink_mb_s
-                                                 // nic)))
-        return Registry(self.env, self.network, self.caches, node=REGISTRY,
-                        max_concurrent_downloads=defaults.MAX_CONCURRENT_DOWNLOADS)
+            return Swarm(self.env, self.network, self.caches, origins=self.origins,
+                         piece_mb=images.piece_mb, upload_slots=images.upload_slots,
+                         upload_cap_mb_s=images.p2p_upload_cap_mb_s,
+                         download_cap_mb_s=images.p2p_download_cap_mb_s, **client)
+        mirrors = self.mirrors if distribution == "mirrors" else None
+        return Registry(self.env, self.network, self.caches, node=REGISTRY, mirrors=mirrors,
+                        **client)
 
     def image(self, app: cfg.AppConfig, version: str) -> Image:
         """``app``'s image under the run's mode (a VM image, or a container image)."""

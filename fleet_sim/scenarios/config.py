@@ -34,6 +34,7 @@ from fleet_sim.errors import ConfigError, ConfigErrors
 from fleet_sim.hosting import defaults
 from fleet_sim.hosting.deploy import BareMetalParams, ContainerParams, VmParams
 from fleet_sim.model import distributions as dist
+from fleet_sim.model.service import ROUTINGS
 from fleet_sim.policies.registry import PLACEMENT_POLICIES, ROLLOUT_STRATEGIES, rollout_strategy
 from fleet_sim.scenarios.keypaths import apply_overrides, as_json, display_path, parse_path
 
@@ -188,6 +189,11 @@ class HostGroupConfig(Strict):
                                     description="cost per host per 30-day month, $")
     nic_mb_s: float = Field(defaults.HOST_NIC_MB_S, gt=0,
                             description="NIC bandwidth per host, each direction, MB/s")
+
+    @property
+    def names(self) -> list[str]:
+        """Its hosts' names: ``<type><index>``, e.g. std003."""
+        return [f"{self.type}{i:03d}" for i in range(self.count)]
 
 
 class FleetConfig(Strict):
@@ -385,12 +391,28 @@ class JobsWorkloadConfig(_Workload):
     max_cores: float = Field(1.0, gt=0, description="most cores one job uses")
     start_s: float = Field(0.0, ge=0, description="first arrivals from, s")
     end_s: float | None = Field(None, gt=0, description="no arrivals after (default: never)")
+    scope: Literal["replica", "service"] = Field(
+        "replica", description="each replica gets its own stream at rate_per_s, or the app's "
+        "replicas share one stream at rate_per_s behind its load balancer ([apps.service])")
 
 
 WorkloadConfig = Annotated[
     ConstantWorkloadConfig | SpikyWorkloadConfig | DiurnalWorkloadConfig | ReplayWorkloadConfig
     | JobsWorkloadConfig, Field(discriminator="kind")]
 """``[[apps.workloads]]``: ``kind`` is one of constant, spiky, diurnal, replay, jobs."""
+
+
+class ServiceConfig(Strict):
+    """``[apps.service]``: the load balancer in front of an app's replicas, for its
+    workloads with ``scope = "service"``."""
+
+    routing: Literal[ROUTINGS] = Field(  # type: ignore[valid-type]
+        "random", description="random (by weight), round-robin, least-outstanding (fewest "
+        "requests in flight) or power-of-two (the less loaded of two drawn at random)")
+    retry: bool = Field(False, description="send a request lost with its replica to another "
+                        "one (else it fails)")
+    weights: list[Annotated[float, Field(gt=0)]] | None = Field(
+        None, description="random routing: one weight per replica (default: equal)")
 
 
 class AppConfig(Strict):
@@ -423,6 +445,7 @@ class AppConfig(Strict):
     vm_image_mb: float | None = Field(None, gt=0, description="its VM image (default: "
                                       "images.vm_image_mb), MB")
     workloads: list[WorkloadConfig] = Field(default_factory=list)
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
 
     @property
     def instances(self) -> list[str]:
@@ -438,9 +461,10 @@ class ImagesConfig(Strict):
     a VM image is one file. Bare metal installs packages (``hosting.baremetal.install_s``
     includes their download)."""
 
-    distribution: Literal["central", "p2p"] = Field(
-        "central", description="initial deployments pull from the registry only, or also "
-        "from peers that hold the layers (p2p)")
+    distribution: Literal["central", "mirrors", "p2p"] = Field(
+        "central", description="initial deployments pull from the registry, from a "
+        "pull-through mirror in their rack (mirrors; needs rack_hosts), or from a swarm "
+        "of peers (p2p)")
     base_layers_mb: list[Annotated[float, Field(gt=0)]] = Field(
         default_factory=lambda: [defaults.CONTAINER_BASE_LAYER_MB],
         description="container base layers shared by every app, base first, MB")
@@ -455,6 +479,25 @@ class ImagesConfig(Strict):
                                      "uplink to the core (with rack_hosts), MB/s")
     cache_mb: _NonNegative = Field(defaults.LAYER_CACHE_MB,
                                    description="room for cached image layers on each host, MB")
+    registry_egress_mb_s: _Ratio | None = Field(
+        None, description="the registry's egress limit, MB/s (none: its uplink)")
+    max_concurrent_downloads: int = Field(defaults.MAX_CONCURRENT_DOWNLOADS, gt=0,
+                                          description="layers a host downloads at once")
+    p2p_origins: int = Field(1, gt=0, description="p2p: registries seeding the swarm")
+    piece_mb: _Ratio = Field(defaults.P2P_PIECE_MB, description="p2p: piece size, MB")
+    upload_slots: int = Field(defaults.P2P_UPLOAD_SLOTS, gt=0,
+                              description="p2p: downloaders a seed serves at once")
+    p2p_upload_cap_mb_s: _Ratio | None = Field(
+        None, description="p2p: each host's upload cap, MB/s (none: its NIC)")
+    p2p_download_cap_mb_s: _Ratio | None = Field(
+        None, description="p2p: each host's download cap, MB/s (none: its NIC)")
+    unpack_mb_s_per_core: _Ratio | None = Field(
+        defaults.LAYER_UNPACK_MB_S_PER_CORE, description="containers: layer decompression "
+        "and unpacking, MB of layer per core-s (none: instant)")
+    lazy: bool = Field(False, description="containers start once lazy_fraction of each "
+                       "layer has arrived and fetch the rest in the background")
+    lazy_fraction: _Probability = Field(defaults.LAZY_START_FRACTION,
+                                        description="share of an image needed to start (lazy)")
 
 
 class RolloutConfig(Strict):
@@ -470,9 +513,10 @@ class RolloutConfig(Strict):
     changed: Literal["top-layer", "whole-image"] = Field(
         "top-layer", description="what v2 changes: its app layer only, or every layer "
         "(a VM image is always copied whole)")
-    distribution: Literal["central", "p2p"] = Field(
-        "central", description="hosts fetch v2 from the registry only, or also from peers "
-        "that have its layers (p2p)")
+    distribution: Literal["central", "mirrors", "p2p"] = Field(
+        "central", description="hosts fetch v2 from the registry, from a pull-through "
+        "mirror in their rack (mirrors; needs images.rack_hosts), or from peers that have "
+        "its layers (p2p)")
     dependencies: dict[str, str] | None = Field(
         None, description="package → version v2 needs on a shared OS (default: the app's)")
     health_check_s: _NonNegative = Field(defaults.HEALTH_CHECK_S,
@@ -487,6 +531,51 @@ class RolloutConfig(Strict):
         "(none: never)")
 
 
+class HostFailureConfig(Strict):
+    """``[failures.host_types.<type>]``: random failures of every host of a type."""
+
+    mtbf_s: DistributionConfig = Field(description="time from the start, or a repair, to "
+                                       'the next failure, s: a number or {dist = '
+                                       '"exponential", mean = 86400}')
+    mttr_s: DistributionConfig = Field(description="time a failed host takes to be "
+                                       "repaired, s")
+
+
+class ScheduledFailureConfig(Strict):
+    """``[[failures.scheduled]]``: ``host`` fails at ``at_s``."""
+
+    host: str = Field(description="host name, <type><index> (e.g. std003)")
+    at_s: float = Field(ge=0, description="time of the failure, s")
+    repair_s: float | None = Field(None, gt=0, description="repaired this long after the "
+                                   "failure, s (default: never)")
+
+
+class CompromiseConfig(Strict):
+    """``[[failures.compromises]]``: replica ``app`` is compromised at ``at_s``."""
+
+    app: str = Field(description="the compromised replica (<name> or <name>-<i>)")
+    at_s: float = Field(ge=0, description="time of the compromise, s")
+    sample: bool = Field(False, description="draw the escapes once (else record every "
+                         "possible exposure with its probability)")
+
+
+class FailuresConfig(Strict):
+    """``[failures]``: hosts failing and being repaired, and compromises."""
+
+    host_types: dict[str, HostFailureConfig] = Field(
+        default_factory=dict, description="host type → its mtbf_s and mttr_s")
+    scheduled: list[ScheduledFailureConfig] = Field(
+        default_factory=list, description="[[failures.scheduled]] tables: host, at_s, "
+        "repair_s")
+    compromises: list[CompromiseConfig] = Field(
+        default_factory=list, description="[[failures.compromises]] tables: app, at_s, sample")
+
+    @property
+    def any(self) -> bool:
+        """Whether anything fails at all."""
+        return bool(self.host_types or self.scheduled or self.compromises)
+
+
 class ScenarioConfig(Strict):
     """A whole scenario file."""
 
@@ -497,6 +586,7 @@ class ScenarioConfig(Strict):
     images: ImagesConfig = Field(default_factory=ImagesConfig)
     apps: list[AppConfig] = Field(default_factory=list)
     rollouts: list[RolloutConfig] = Field(default_factory=list)
+    failures: FailuresConfig = Field(default_factory=FailuresConfig)
 
 
 # ---------------------------------------------------------------- loading
@@ -703,15 +793,26 @@ def feasibility(config: ScenarioConfig, file: str, base_dir: Path) -> list[Confi
                     f"apps[{taken[inst]}]", "names whose replicas <name>-<i> do not collide")
         for j, wl in enumerate(app.workloads):
             _check_workload(bad, f"{where}.workloads[{j}]", wl, base_dir)
+        weights = app.service.weights
+        if weights is not None and len(weights) != app.replicas:
+            bad(f"{where}.service.weights", f"{len(weights)} weights for {app.replicas} "
+                "replicas", "one weight > 0 per replica")
+        elif weights is not None and app.service.routing != "random":
+            bad(f"{where}.service.weights", f"weights do nothing with routing "
+                f"{as_json(app.service.routing)}", 'weights with routing = "random" only')
     _check_images(bad, config)
     for i, rollout in enumerate(config.rollouts):
         _check_rollout(bad, config, i, rollout)
+    _check_failures(bad, config, taken)
     return errors
 
 
 def _check_images(bad: Any, config: ScenarioConfig) -> None:
     """Each app's image must fit a host's layer cache (containers pull, VMs copy)."""
     images, mode = config.images, config.hosting.mode
+    if images.distribution == "mirrors" and images.rack_hosts is None:
+        bad("images.distribution", "mirrors puts a pull-through mirror in each rack",
+            "images.rack_hosts set (hosts per rack) with distribution = \"mirrors\"")
     if mode == "baremetal":
         return
     for i, app in enumerate(config.apps):
@@ -724,6 +825,27 @@ def _check_images(bad: Any, config: ScenarioConfig) -> None:
             bad(f"apps[{i}].{key}", f"its image of {size:g} MB does not fit a host's layer "
                 f"cache of {images.cache_mb:g} MB (images.cache_mb)",
                 "an image no larger than images.cache_mb")
+
+
+def _check_failures(bad: Any, config: ScenarioConfig, replicas: Mapping[str, int]) -> None:
+    failures = config.failures
+    types = [g.type for g in config.fleet.hosts]
+    for name, spec in failures.host_types.items():
+        if name not in types:
+            bad(f"failures.host_types.{name}", f"no host type {as_json(name)} in the fleet",
+                "a type of [[fleet.hosts]]: " + ", ".join(types))
+        if distribution(spec.mtbf_s).mean <= 0:
+            bad(f"failures.host_types.{name}.mtbf_s", "a host would fail again and again "
+                "at one instant", "a time between failures with a mean > 0 s")
+    hosts = [name for g in config.fleet.hosts for name in g.names]
+    for i, entry in enumerate(failures.scheduled):
+        if entry.host not in hosts:
+            bad(f"failures.scheduled[{i}].host", f"no host {as_json(entry.host)} in the fleet",
+                f"a host name <type><index>: {hosts[0]} … {hosts[-1]}")
+    for i, entry in enumerate(failures.compromises):
+        if entry.app not in replicas:
+            bad(f"failures.compromises[{i}].app", f"no replica {as_json(entry.app)}",
+                "a replica name: " + (", ".join(list(replicas)[:5]) or "(no apps)"))
 
 
 def _check_rollout(bad: Any, config: ScenarioConfig, i: int, rollout: RolloutConfig) -> None:
@@ -744,6 +866,9 @@ def _check_rollout(bad: Any, config: ScenarioConfig, i: int, rollout: RolloutCon
     if config.hosting.mode == "baremetal" and rollout.distribution != "central":
         bad(f"{where}.distribution", "bare metal installs packages from a central mirror",
             '"central" when hosting.mode = "baremetal"')
+    if rollout.distribution == "mirrors" and config.images.rack_hosts is None:
+        bad(f"{where}.distribution", "mirrors puts a pull-through mirror in each rack",
+            "images.rack_hosts set (hosts per rack) with distribution = \"mirrors\"")
     try:
         strategy = rollout_strategy(rollout.strategy, **rollout.strategy_params)
     except (TypeError, ValueError) as e:

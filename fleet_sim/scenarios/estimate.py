@@ -1,7 +1,8 @@
 """How big a run will be before it runs: simulated events, wall time and peak memory.
 
 The count of events follows from the scenario: every job arrives and finishes
-(``rate_per_s`` × active time × replicas, two scheduler events each), every spike
+(``rate_per_s`` × active time × replicas, or once for a service's stream; two
+scheduler events each), every spike
 starts and ends, a period-enforced ``cpu.max`` adds about two events per CFS period
 while its container is above its quota, and stepped or replayed demand changes once
 per step. Each event changes one workload and its host, so a recorded ``hosts`` or
@@ -79,7 +80,8 @@ def count_events(config: cfg.ScenarioConfig) -> tuple[float, float]:
             n = app.replicas
             if isinstance(wl, cfg.JobsWorkloadConfig):
                 active = max(0.0, min(wl.end_s or duration, duration) - wl.start_s)
-                jobs += n * wl.rate_per_s * active
+                streams = n if wl.scope == "replica" else min(n, 1)  # a service has one
+                jobs += streams * wl.rate_per_s * active
             elif isinstance(wl, cfg.SpikyWorkloadConfig):
                 spikes = n * wl.rate_per_s * duration
                 events += 2 * spikes

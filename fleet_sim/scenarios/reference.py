@@ -178,8 +178,8 @@ class _Walker:
                 return "array of tables" + text[len("table"):], constraints, nested
             return f"array of {text}", constraints, nested
         if origin is dict:
-            value = self.type_of(args[1], key)[0]
-            return ("table" if value == "any" else f"table of {value}"), constraints, []
+            value, _, nested = self.type_of(args[1], key + ".<key>")
+            return ("table" if value == "any" else f"table of {value}"), constraints, nested
         if _is_model(tp):
             return "table", constraints, [(tp, key, f"`{key}`")]
         return _BASIC.get(tp, getattr(tp, "__name__", str(tp))), constraints, []

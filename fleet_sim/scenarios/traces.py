@@ -12,8 +12,11 @@ too), the column and what is allowed.
 - Job traces: CSV ``time,host,workload,core_seconds,max_cores`` (s, names,
   core-s, cores), one job per row (docs/model.md §3).
 
-Small real subsets ship with the package (see ``fleet_sim/data/README.md``):
-:func:`bundled_planetlab` and :func:`bundled_aggregate` find them.
+Real data ships with the package (see ``fleet_sim/data/README.md``): all ten
+PlanetLab days, loaded by day with :func:`planetlab_day` (one compressed uint8
+array per day, made from the CloudSim folders by :func:`pack_planetlab`); 20
+single-VM files of day 2011-03-03 and the aggregates, found by
+:func:`bundled_planetlab` and :func:`bundled_aggregate`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import io
 import os
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import overload
@@ -39,7 +44,11 @@ AGGREGATE_INTERVAL_S = 300.0
 JOB_TRACE_COLUMNS = ("time", "host", "workload", "core_seconds", "max_cores")
 """Columns of a job-trace CSV, in any order (units: s, -, -, core-s, cores)."""
 
+PLANETLAB_SAMPLES = 288
+"""Samples per PlanetLab day: 288 × 300 s = 24 h."""
+
 _BUNDLED_PLANETLAB = ("planetlab", "20110303")
+_PLANETLAB_DAY = re.compile(r"[0-9]{8}")
 _BUNDLED_AGGREGATES = {
     "google2019": "google2019_instance_usage_3days_300s.csv",
     "azurev2": "azurev2_vm_usage_3days_300s.csv",
@@ -72,6 +81,70 @@ def bundled_planetlab(name: str | None = None) -> list[Path] | Path:
     raise TraceError(
         f"no bundled PlanetLab trace named {name!r} (allowed: {', '.join(p.name for p in files)})"
     )
+
+
+@dataclass(frozen=True)
+class PlanetLabDay:
+    """One PlanetLab day: a CPU trace per VM, 288 samples of 300 s each.
+
+    ``vms``: the VM (trace file) names, sorted; ``cpu_percent``: read-only uint8
+    array of shape (VMs, 288), row i the CPU % (0–100) of ``vms[i]``, column k
+    its mean over [k × 300 s, (k + 1) × 300 s).
+    """
+
+    day: str
+    vms: tuple[str, ...]
+    cpu_percent: np.ndarray
+
+    def utilization(self) -> np.ndarray:
+        """CPU utilization fractions in [0, 1], shape (VMs, 288) (a new float array)."""
+        return self.cpu_percent / 100.0
+
+
+def planetlab_days() -> tuple[str, ...]:
+    """The bundled PlanetLab days (``YYYYMMDD``), sorted."""
+    return tuple(sorted(p.stem for p in _data_dir("planetlab").glob("*.npz")))
+
+
+@cache
+def planetlab_day(day: str) -> PlanetLabDay:
+    """The bundled PlanetLab day ``day`` (``YYYYMMDD``, one of :func:`planetlab_days`)."""
+    days = planetlab_days()
+    if day not in days:
+        raise TraceError(
+            f"no bundled PlanetLab day {day!r} (allowed: {', '.join(days)})"
+        )
+    with np.load(_data_dir("planetlab", f"{day}.npz"), allow_pickle=False) as z:
+        vms, percent = z["vm"], z["cpu_percent"]
+    percent.setflags(write=False)
+    return PlanetLabDay(day, tuple(str(v) for v in vms), percent)
+
+
+def pack_planetlab(folder: PathLike, out_dir: PathLike) -> Path:
+    """Pack a CloudSim PlanetLab day folder (one file per VM) into ``out_dir/<day>.npz``.
+
+    The folder's name is the day (``YYYYMMDD``); every file in it is read with
+    :func:`read_planetlab` and must hold 288 samples. Writes the sorted file
+    names (``vm``) and the percents as uint8 (``cpu_percent``, VMs × 288),
+    compressed; returns the path written. This is how the bundled days were made.
+    """
+    folder = Path(folder)
+    if not _PLANETLAB_DAY.fullmatch(folder.name):
+        raise TraceError(f"{folder}: folder name is not a day (allowed: YYYYMMDD)")
+    files = sorted((p for p in folder.iterdir() if p.is_file()), key=lambda p: p.name)
+    if not files:
+        raise TraceError(f"{folder}: no trace files (allowed: one file per VM)")
+    percent = np.empty((len(files), PLANETLAB_SAMPLES), dtype=np.uint8)
+    for i, path in enumerate(files):
+        u = read_planetlab(path)
+        if u.size != PLANETLAB_SAMPLES:
+            raise TraceError(
+                f"{path}: {u.size} lines (allowed: {PLANETLAB_SAMPLES}, one per 300 s of a day)"
+            )
+        percent[i] = np.rint(u * 100.0)
+    out = Path(out_dir) / f"{folder.name}.npz"
+    np.savez_compressed(out, vm=np.array([p.name for p in files]), cpu_percent=percent)
+    return out
 
 
 def bundled_aggregate(name: str) -> Path:

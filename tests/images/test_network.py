@@ -165,3 +165,43 @@ def test_transfer_times_match_a_from_scratch_fluid_model(specs, nics):
     expected = _reference(capacities, [
         (start, [x.name for x in net.route(src, dst)], size) for start, src, dst, size in flows])
     assert got == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_transfer_over_two_paths_gets_their_sum_and_loses_a_removed_one():
+    """300 MB to h0 (NIC 200) from two 100 MB/s sources: 200 MB/s until s1's path is
+    removed at t = 1, then 100 MB/s for the last 100 MB: done at t = 2. A cap link
+    kept out of the records (record=False) leaves no row."""
+    env = simpy.Environment()
+    recorder = ChangePointRecorder(tables=("links",))
+    net = Network(env, recorder)
+    for node, mb_s in (("s1", 100), ("s2", 100), ("h0", 200)):
+        net.attach(node, mb_s, mb_s)
+    cap = net.add_link("cap", 1000, record=False)
+    transfer = net.open(300)
+    first = transfer.add((*net.route("s1", "h0"), cap))
+    transfer.add(net.route("s2", "h0"))
+
+    def drop():
+        yield env.timeout(1.0)
+        transfer.remove(first)
+
+    env.process(drop())
+    env.run(until=transfer.done)
+    assert env.now == pytest.approx(2.0)
+    assert net.links["s1.up"].bytes_mb == pytest.approx(100)
+    assert net.links["s2.up"].bytes_mb == pytest.approx(200)
+    assert "cap" not in set(recorder.data["links"]["link"])
+
+
+def test_a_lowered_capacity_slows_the_flows_from_then_on():
+    env = simpy.Environment()
+    net = _star(env, 1, 100, 100)
+    done = net.transfer("registry", "h0", 200)
+
+    def throttle():
+        yield env.timeout(1.0)
+        net.set_capacity(net.links["registry.up"], 50)
+
+    env.process(throttle())
+    env.run(until=done)
+    assert env.now == pytest.approx(3.0)  # 100 MB in 1 s, then 100 MB at 50 MB/s

@@ -1,4 +1,4 @@
-"""Pulls fetch only missing layers, from the registry or from peers."""
+"""Pulls fetch only missing layers from the registry or a rack mirror; lazy starts; unpacking."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fleet_sim.errors import CapacityError
 from fleet_sim.images.cache import LayerCache
 from fleet_sim.images.image import ContainerImage, Layer
 from fleet_sim.images.network import Network
-from fleet_sim.images.registry import PeerToPeer, Registry
+from fleet_sim.images.registry import Registry, Unpacker
 from fleet_sim.model.protocols import NullRecorder
 
 V1 = ContainerImage.build("web", "v1", (200, 30))
@@ -80,11 +80,6 @@ def test_an_image_larger_than_the_cache_is_refused():
         _run_pull(env, source, "h0", V1.layers)
 
 
-def _p2p(env, net, caches, slots=1, registry_slots=1):
-    return PeerToPeer(env, net, caches, node="registry", max_concurrent_downloads=3,
-                      upload_slots=slots, registry_upload_slots=registry_slots)
-
-
 def _pull_everywhere(env, source, hosts, layers):
     finished = {}
 
@@ -98,39 +93,87 @@ def _pull_everywhere(env, source, hosts, layers):
     return finished
 
 
-def test_peers_serve_a_layer_once_they_hold_it():
-    """Registry and peers have one upload slot; h1 gets the layer from the registry by
-    t = 1, then serves h3 while the registry serves h2: all done by 2 s (3 s central)."""
+@pytest.mark.parametrize("n_hosts", [1, 7, 40])
+def test_central_pulls_of_n_hosts_take_n_times_size_over_the_uplink(n_hosts):
+    """Two 150 MB layers, 1000 MB/s uplink shared by all, NICs never the limit: the
+    registry sends N x 300 MB at 1000 MB/s, every host finishing at N x 0.3 s."""
+    layers = [Layer.of("a", 150), Layer.of("b", 150)]
+    hosts = [f"h{i}" for i in range(n_hosts)]
+    env, net, caches = _setup(hosts, nic_mb_s=1e6, registry_mb_s=1000)
+    finished = _pull_everywhere(env, _central(env, net, caches), hosts, layers)
+    assert finished == pytest.approx(dict.fromkeys(hosts, n_hosts * 0.3))
+    assert net.links["registry.up"].bytes_mb == pytest.approx(n_hosts * 300)
+
+
+def test_a_rack_mirror_fetches_each_layer_once_and_serves_its_rack():
+    """Registry 100 MB/s, NICs 100 MB/s, one 100 MB layer, two racks of two hosts with a
+    mirror each: each mirror gets the layer by t = 2 (two mirrors share the uplink),
+    then serves its two hosts at 50 MB/s each: all done at t = 4; the registry sent
+    200 MB, not 400."""
     layer = [Layer.of("app", 100)]
-    env, net, caches = _setup(["h1", "h2", "h3"])
-    finished = _pull_everywhere(env, _p2p(env, net, caches), ["h1", "h2", "h3"], layer)
-    assert finished == pytest.approx({"h1": 1.0, "h2": 2.0, "h3": 2.0})
-    assert net.links["h1.up"].bytes_mb == pytest.approx(100)
+    racks = {"a0": "r0", "a1": "r0", "b0": "r1", "b1": "r1"}
+    env, net, caches = _setup(list(racks), racks=racks)
+    for rack in ("r0", "r1"):
+        net.attach(f"mirror-{rack}", 100, 100, rack)
+    source = Registry(env, net, caches, node="registry", max_concurrent_downloads=3,
+                      mirrors={"r0": "mirror-r0", "r1": "mirror-r1"})
+    finished = _pull_everywhere(env, source, list(racks), layer)
+    assert finished == pytest.approx(dict.fromkeys(racks, 4.0))
     assert net.links["registry.up"].bytes_mb == pytest.approx(200)
 
-    env, net, caches = _setup(["h1", "h2", "h3"])
-    central = _pull_everywhere(env, _central(env, net, caches), ["h1", "h2", "h3"], layer)
-    assert max(central.values()) == pytest.approx(3.0)
+
+def test_layers_unpack_in_order_streaming_behind_their_download():
+    """NIC 100 MB/s, layers of 100 and 50 MB downloading at once (50 MB/s each), unpack
+    at 40 MB/s per core: the first unpacks over [0, 2.5], the second, downloaded by
+    t = 1.5, over [2.5, 3.75]. A CPU hook sees the core-s of each layer."""
+    layers = [Layer.of("base", 100), Layer.of("app", 50)]
+    env, net, caches = _setup(["h0"])
+    work = []
+
+    def cpu(host, work_core_s):
+        work.append((host, work_core_s))
+        yield env.timeout(work_core_s)
+
+    source = Registry(env, net, caches, node="registry", max_concurrent_downloads=3,
+                      unpacker=Unpacker(env, 40.0, cpu))
+    assert _run_pull(env, source, "h0", layers) == {"mb": 150, "t": 3.75}
+    assert work == [("h0", 2.5), ("h0", 1.25)]
 
 
-def test_a_peer_in_the_same_rack_is_preferred():
-    layer = Layer.of("app", 100)
-    hosts = ["c", "a", "b"]
-    env, net, caches = _setup(hosts, racks={"a": "r0", "b": "r0", "c": "r1"})
-    caches["c"].add(layer)
-    caches["a"].add(layer)
-    _pull_everywhere(env, _p2p(env, net, caches), ["b"], [layer])
-    assert net.links["a.up"].bytes_mb == pytest.approx(100)
-    assert net.links["c.up"].bytes_mb == 0.0
+def test_a_slow_download_bounds_its_unpacking():
+    """A 100 MB layer at 100 MB/s unpacks at 1000 MB/s: usable when it has arrived, t = 1."""
+    env, net, caches = _setup(["h0"])
+    source = Registry(env, net, caches, node="registry", max_concurrent_downloads=3,
+                      unpacker=Unpacker(env, 1000.0))
+    assert _run_pull(env, source, "h0", [Layer.of("l", 100)]) == {"mb": 100, "t": 1.0}
 
 
-def test_a_peer_that_evicted_the_layer_no_longer_serves_it():
-    layer = Layer.of("app", 100)
-    env, net, caches = _setup(["h0", "h1"])
-    caches["h0"] = LayerCache(100)
-    caches["h0"].add(layer)
-    source = _p2p(env, net, caches)
-    caches["h0"].add(Layer.of("other", 100))  # evicts the app layer
-    _pull_everywhere(env, source, ["h1"], [layer])
-    assert net.links["h0.up"].bytes_mb == 0.0
-    assert net.links["registry.up"].bytes_mb == pytest.approx(100)
+def test_a_lazy_pull_starts_after_its_fraction_and_finishes_in_the_background():
+    """10 % of each of two 100 MB layers (50 MB/s each on a 100 MB/s NIC): ready at
+    t = 0.2; the remaining 180 MB follow, cached by t = 2."""
+    layers = [Layer.of("a", 100), Layer.of("b", 100)]
+    env, net, caches = _setup(["h0"])
+    source = Registry(env, net, caches, node="registry", max_concurrent_downloads=3,
+                      lazy_fraction=0.1, unpacker=Unpacker(env, 1.0))
+    result = {}
+
+    def pull():
+        yield from source.pull("h0", layers)
+        result["ready"] = env.now
+        result["cached"] = len(caches["h0"])
+
+    env.process(pull())
+    env.run()
+    assert result == {"ready": pytest.approx(0.2), "cached": 0}
+    assert env.now == pytest.approx(2.0)
+    assert len(caches["h0"]) == 2
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"max_concurrent_downloads": 0}, "max_concurrent_downloads"),
+    ({"lazy_fraction": 0.0}, "lazy_fraction"),
+])
+def test_bad_parameters_are_refused(kwargs, message):
+    env, net, caches = _setup(["h0"])
+    with pytest.raises(ValueError, match=message):
+        Registry(env, net, caches, node="registry", **({"max_concurrent_downloads": 3} | kwargs))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import simpy
 
@@ -10,6 +11,7 @@ from fleet_sim.model.host import Host
 from fleet_sim.model.jobs import Job, JobWorkload
 from fleet_sim.numerics.power import LinearPower
 from fleet_sim.results.recorder import ChangePointRecorder
+from fleet_sim.results.tables import build_tables
 
 
 def finishes(wl: JobWorkload) -> dict[int, float]:
@@ -132,7 +134,11 @@ def test_host_table_records_used_cores_and_power():
     cols = rec.data["hosts"]
     assert list(cols["t"]) == [0.0, 0.0, 2.0]
     assert list(cols["cpu_used_cores"]) == [0.0, 2.0, 0.0]
-    assert list(cols["power_w"]) == [100.0, 250.0, 100.0]
+    fleet = pd.DataFrame({"host": ["h"], "type": "std", "cores": 4.0, "speed": 1.0,
+                          "ram_mib": 65_536.0, "monthly_cost_usd": 0.0})
+    hosts = build_tables(rec.data, ["hosts"], fleet, 10.0, power={"h": host.power})["hosts"]
+    # the change at t=0 keeps only its last row
+    assert list(hosts["power_w"]) == [250.0, 100.0]
 
 
 def test_contention_and_throttled_split():

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import simpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
 
@@ -88,7 +90,8 @@ def engine_tables(mode: str, seed: int = 1, duration_s: float = DURATION_S,
     inventory = pd.DataFrame({"host": [h.name for h in fleet.hosts], "type": "std",
                               "cores": 8.0, "speed": 1.0, "ram_mib": 32_768.0,
                               "monthly_cost_usd": 450.0})
-    return build_tables(rec.data, RECORDED, inventory, duration_s)
+    return build_tables(rec.data, RECORDED, inventory, duration_s,
+                        power={h.name: h.power for h in fleet.hosts})
 
 
 def as_runs(per_run: list[tuple[dict, dict[str, pd.DataFrame]]]) -> dict[str, pd.DataFrame]:
@@ -218,20 +221,21 @@ def test_workload_cpu_asks_which_workload_when_there_are_several(one_run):
         fg.workload_cpu(one_run["workloads"], ax=axes())
 
 
-def test_response_time_cdf_counts_unfinished_jobs():
-    jobs = pd.DataFrame({"job_id": range(5), "workload": "w", "host": "h",
+def test_response_time_cdf_counts_unfinished_and_failed_jobs():
+    jobs = pd.DataFrame({"job_id": range(6), "workload": "w", "host": "h", "replica": "w",
                          "arrival": 0.0, "start": 0.0,
-                         "finish": [1.0, 2.0, 4.0, 8.0, np.nan], "work_core_s": 1.0,
-                         "max_cores": 1.0})
+                         "finish": [1.0, 2.0, 4.0, 8.0, np.nan, np.nan], "work_core_s": 1.0,
+                         "max_cores": 1.0,
+                         "outcome": ["finished"] * 4 + ["unfinished", "failed"]})
     jobs["response_time_s"] = jobs["finish"] - jobs["arrival"]
     jobs["slowdown"] = jobs["response_time_s"]
     jobs = conform(jobs, JOBS).assign(mode="vm")
     ax = rendered(fg.response_time_cdf(jobs, ax=axes()))
     line = ax.get_lines()[0]
     np.testing.assert_allclose(line.get_xdata(), [1, 2, 4, 8])
-    np.testing.assert_allclose(line.get_ydata(), [0.2, 0.4, 0.6, 0.8])
+    np.testing.assert_allclose(line.get_ydata(), [1 / 6, 2 / 6, 3 / 6, 4 / 6])
     assert ax.get_xscale() == "log"
-    assert "1 unfinished" in line.get_label()
+    assert "(n=6, 1 failed, 1 unfinished)" in line.get_label()
     assert line.get_color() == style.mode_color("vm")
 
 
@@ -485,3 +489,15 @@ def test_real_unmet_cpu_bars_match_the_workload_summary(sweep):
         assert data.loc[mode, "runs"] == 2
     heights = [p.get_height() for p in ax.patches]
     assert heights[:3] == pytest.approx(list(data["contention_core_s"]))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("ab"), st.integers(0, 5), st.floats(0, 9)),
+                min_size=1, max_size=40), st.booleans())
+def test_one_row_per_key_and_t_is_the_last_row_of_each_key_and_time_sorted(rows, presorted):
+    frame = pd.DataFrame(rows, columns=["host", "t", "v"]).astype({"t": float})
+    if presorted:
+        frame = frame.sort_values("t", kind="stable", ignore_index=True)
+    expected = frame.drop_duplicates(["host", "t"], keep="last").sort_values("t", kind="stable")
+    got = fg._one_row_per_key_and_t(frame, ["host"])
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected.reset_index(drop=True))

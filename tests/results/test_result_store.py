@@ -122,3 +122,32 @@ def test_a_swept_key_by_index_adds_no_twin_by_name(tmp_path):
         store.write_run(tmp_path, run_id, {"events": SUMMARY_COLUMNS},
                         _manifest(run_id, params={"apps[1].replicas": n}, config=config))
     assert store.load(tmp_path).params == ["apps[1].replicas"]
+
+
+def test_a_slice_of_a_table_reads_text_as_categoricals_and_a_column_an_older_file_lacks_as_nan(
+        tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from fleet_sim.results.store import read_parquet
+
+    file = tmp_path / "jobs.parquet"
+    pd.DataFrame({"workload": ["a", "b", "a"], "arrival": [0.0, 1.0, 2.0]}).to_parquet(file)
+    got = read_parquet(file, ["workload", "outcome", "arrival"])
+    assert list(got.columns) == ["workload", "outcome", "arrival"]
+    assert isinstance(got["workload"].dtype, pd.CategoricalDtype)
+    assert list(got["workload"]) == ["a", "b", "a"] and np.isnan(got["outcome"]).all()
+
+
+def test_a_slice_reads_only_the_rows_and_columns_asked_for(tmp_path):
+    import pandas as pd
+
+    from fleet_sim.results import store
+
+    frame = pd.DataFrame({"workload": ["a", "b", "a"], "arrival": [0.0, 1.0, 2.0]})
+    res = store.in_memory({"run_id": "r1", "seed": 1, "status": store.OK}, {"jobs": frame})
+    got = res.table("jobs", ["arrival"], where={"workload": ["a"]})
+    assert list(got["arrival"]) == [0.0, 2.0] and list(got["run_id"]) == ["r1", "r1"]
+    assert res.table("jobs", ["arrival"], runs=["elsewhere"]).empty
+    with pytest.raises(KeyError, match="no column"):
+        res.table("jobs", ["arrival"], where={"colour": ["red"]})

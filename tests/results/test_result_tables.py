@@ -32,7 +32,7 @@ def _workloads(rows):
 
 def _jobs(rows):
     cols = ("job_id", "workload", "host", "arrival", "start", "finish", "work_core_s",
-            "max_cores")
+            "max_cores", "replica", "outcome")
     return {c: [r[i] for r in rows] for i, c in enumerate(cols)}
 
 
@@ -48,9 +48,9 @@ WORKLOADS = _workloads([
     (20.0, "w", "h1", "w-1", 1.0, 1.0, 0.0, 0.0),
 ])
 JOBS = _jobs([
-    (0, "w", "h0", 5.0, 5.0, 9.0, 2.0, 1.0),    # ideal 2 s on h0, took 4 s: slowdown 2
-    (1, "w", "h1", 1.0, 1.0, 2.0, 2.0, 1.0),    # ideal 1 s on h1 (speed 2): slowdown 1
-    (2, "w", "h1", 7.0, math.nan, math.nan, 1.0, 1.0),  # unfinished
+    (0, "w", "h0", 5.0, 5.0, 9.0, 2.0, 1.0, "w-0", "finished"),  # ideal 2 s, took 4 s: slowdown 2
+    (1, "w", "h1", 1.0, 1.0, 2.0, 2.0, 1.0, "w-1", "finished"),  # ideal 1 s (speed 2): slowdown 1
+    (2, "w", "h1", 7.0, math.nan, math.nan, 1.0, 1.0, "w-1", "unfinished"),
 ])
 
 

@@ -31,11 +31,11 @@ BAD_INPUTS = {
     "unknown top-level key": (
         "hosts = 3\n" + BASE,
         "F: hosts: unknown key (allowed: run, fleet, hosting, placement, images, apps, "
-        "rollouts)"),
+        "rollouts, failures)"),
     "unknown nested key": (
         BASE.replace("rate_per_s = 2.0", "rate_per_s = 2.0\nrate = 1"),
         "F: apps[0].workloads[0].rate: unknown key (allowed: name, kind, rate_per_s, "
-        "work_core_s, max_cores, start_s, end_s)"),
+        "work_core_s, max_cores, start_s, end_s, scope)"),
     "wrong type": (
         BASE.replace("duration_s = 300", 'duration_s = "1h"'),
         'F: run.duration_s: expected a number, got "1h" (allowed: a number)'),

@@ -28,6 +28,13 @@ def test_jobs_are_rate_times_active_time_times_replicas():
     assert events == est.EVENTS_PER_JOB * jobs
 
 
+def test_a_services_jobs_are_its_one_streams_rate_times_active_time():
+    app = {"name": "web", "replicas": 3, "ram_mib": 512,
+           "workloads": [{"kind": "jobs", "rate_per_s": 2.0, "work_core_s": 0.1,
+                          "start_s": 20.0, "scope": "service"}]}
+    assert est.count_events(_config(apps=[app]))[0] == 2.0 * 80.0
+
+
 def test_rows_follow_what_is_recorded():
     jobs_only = est.estimate(_config())
     assert jobs_only.rows == jobs_only.jobs

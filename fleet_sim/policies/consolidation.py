@@ -1,0 +1,571 @@
+"""Dynamic VM consolidation: overload detection, VM selection, placement (docs/model.md §12).
+
+Pure decisions over read-only views, after Beloglazov & Buyya (2012) with the
+semantics of CloudSim 3.0.3's ``power`` package. Every ``interval_s`` the model
+hands :meth:`Consolidation.plan` a :class:`HostView` per host (its capacity, the
+VMs on it, its CPU use at the start of the round) and gets back the migrations
+to start. One round:
+
+1. **Overload**: every host whose detector fires is overloaded. From each, in
+   host order, the selection policy picks VMs one at a time until the detector,
+   run on the VMs left, no longer fires.
+2. **Placement** (power-aware best-fit decreasing, PABFD): the picked VMs, by
+   CPU demand decreasing (stable), each go to the host whose power rises least,
+   among the hosts it fits that are not overloaded and would not become
+   overloaded with it (an idle host is not tested, as in CloudSim).
+   A VM no host takes stays where it is.
+3. **Underload**: the least-utilized host (0 < utilization < 1) not yet
+   excluded is emptied if all its VMs find a place (PABFD, never on an
+   overloaded, idle or already tried host); its VMs stay otherwise. Hosts
+   that received VMs are not emptied in turn. Repeat until no host is left.
+
+Utilization is CPU demand ÷ capacity (MIPS, the CloudSim unit; any unit works if
+used throughout). Histories hold one sample per interval, oldest first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+HISTORY_LENGTH = 30
+"""Samples of VM utilization history a decision looks at (CloudSim's PowerVm.HISTORY_LENGTH)."""
+ADAPTIVE_MIN_HISTORY = 12
+"""IQR and MAD need this many host history samples, else they fall back (CloudSim: 12)."""
+REGRESSION_WINDOW = 10
+"""LR and LRR fit the newest this many host history samples, else they fall back."""
+FALLBACK_THRESHOLD = 0.7
+"""Static threshold of the fallback detector of IQR, MAD, LR and LRR (CloudSim's examples)."""
+_MB_PER_MIB = 2**20 / 1e6
+
+
+class PowerCurve(Protocol):
+    """Power (W) as a function of CPU utilization in [0, 1] (``numerics.power`` models)."""
+
+    def power_w(self, util: float) -> float: ...
+    def power_w_array(self, util: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class HostCapacity:
+    """What a host offers: ``cores`` × ``core_mips`` of CPU, ``ram_mib``, network
+    ``bandwidth_mb_s`` (MB/s, for migrations and VM reservations), its ``power`` curve."""
+
+    cores: int
+    core_mips: float
+    ram_mib: float
+    bandwidth_mb_s: float
+    power: PowerCurve
+
+    @property
+    def mips(self) -> float:
+        """Total CPU capacity (MIPS)."""
+        return self.cores * self.core_mips
+
+
+@dataclass(frozen=True, eq=False)
+class VmView:
+    """One VM as consolidation sees it.
+
+    ``mips``: its CPU capacity (all ``vcpus``); ``demand_mips``: what it asks for
+    now; ``ram_mib``, ``bandwidth_mb_s``: what it reserves on its host;
+    ``history``: its past CPU utilization, fractions of ``mips``, one per
+    interval, oldest first; ``migrating_out`` / ``migrating_in``: a migration of
+    it is under way from / to this host (such a VM is neither picked nor moved).
+    """
+
+    name: str
+    mips: float
+    demand_mips: float
+    ram_mib: float
+    history: Sequence[float] = ()
+    vcpus: int = 1
+    bandwidth_mb_s: float = 0.0
+    migrating_out: bool = False
+    migrating_in: bool = False
+
+    @property
+    def in_migration(self) -> bool:
+        """A migration of this VM is under way."""
+        return self.migrating_out or self.migrating_in
+
+
+@dataclass(frozen=True)
+class HostView:
+    """One host at the start of a round: ``capacity``, the ``vms`` on it (VMs
+    migrating in included, in the order they arrived) and ``used_mips``, its CPU
+    use now (≤ capacity; a VM migrating in counts with its full demand)."""
+
+    name: str
+    capacity: HostCapacity
+    vms: tuple[VmView, ...]
+    used_mips: float
+
+
+@dataclass(frozen=True)
+class HostLoad:
+    """What an overload detector sees of a host with a given set of VMs.
+
+    ``utilization``: their CPU demand ÷ host capacity; ``history``: the host's
+    utilization history as the sum of the VMs' histories (each × VM MIPS ÷ host
+    MIPS, aligned on the newest sample, the newest ``HISTORY_LENGTH``), oldest
+    first, without its leading zeros (CloudSim's trimZeroTail);
+    ``migration_s``: the longest migration among the VMs (RAM ÷ half the host's
+    bandwidth, s).
+    """
+
+    utilization: float
+    history: np.ndarray
+    migration_s: float
+
+
+def migration_time_s(ram_mib: float, bandwidth_mb_s: float) -> float:
+    """Live-migration time (s) of ``ram_mib`` over half of ``bandwidth_mb_s`` (CloudSim's model)."""
+    return ram_mib * _MB_PER_MIB / (bandwidth_mb_s / 2.0)
+
+
+def _history_mips(vm: VmView) -> np.ndarray:
+    """The VM's newest ``HISTORY_LENGTH`` samples in MIPS, right-aligned in a zero array."""
+    out = np.zeros(HISTORY_LENGTH)
+    h = np.asarray(vm.history, dtype=float)[-HISTORY_LENGTH:]
+    if h.size:
+        out[HISTORY_LENGTH - h.size:] = h * vm.mips
+    return out
+
+
+def host_load(capacity: HostCapacity, vms: Iterable[VmView]) -> HostLoad:
+    """The :class:`HostLoad` of a host of ``capacity`` holding ``vms``."""
+    vms = list(vms)
+    return _load(capacity, sum(v.demand_mips for v in vms),
+                 sum((_history_mips(v) for v in vms), np.zeros(HISTORY_LENGTH)),
+                 max((v.ram_mib for v in vms), default=0.0))
+
+
+def _load(capacity: HostCapacity, demand_mips: float, history_mips: np.ndarray,
+          max_ram_mib: float) -> HostLoad:
+    history = history_mips / capacity.mips
+    nonzero = history != 0
+    history = history[nonzero.argmax():] if nonzero.any() else history[:0]
+    return HostLoad(demand_mips / capacity.mips, history,
+                    migration_time_s(max_ram_mib, capacity.bandwidth_mb_s))
+
+
+# --- overload detectors: overloaded(load) -> bool ------------------------------------------
+
+
+class OverloadDetector(Protocol):
+    """Decides whether a host with a given load is overloaded."""
+
+    def overloaded(self, load: HostLoad) -> bool: ...
+
+
+@dataclass(frozen=True)
+class StaticThreshold:
+    """THR: overloaded when utilization > ``threshold`` (a fraction)."""
+
+    threshold: float = 0.8
+
+    def overloaded(self, load: HostLoad) -> bool:
+        return load.utilization > self.threshold
+
+
+def iqr(data: np.ndarray) -> float:
+    """Interquartile range as CloudSim takes it: with ``s`` sorted and 1-based ranks
+    rounded half up, s[round(3(n + 1) / 4)] − s[round((n + 1) / 4)]."""
+    s = np.sort(data)
+    n = s.size
+    return float(s[math.floor(0.75 * (n + 1) + 0.5) - 1] - s[math.floor(0.25 * (n + 1) + 0.5) - 1])
+
+
+def mad(data: np.ndarray) -> float:
+    """Median absolute deviation from the median."""
+    return float(np.median(np.abs(data - np.median(data))))
+
+
+@dataclass(frozen=True)
+class _AdaptiveThreshold:
+    """Overloaded when utilization > 1 − ``safety`` × :meth:`spread` of the history,
+    given at least ``ADAPTIVE_MIN_HISTORY`` samples; with fewer, ``fallback`` decides."""
+
+    safety: float
+    fallback: OverloadDetector = StaticThreshold(FALLBACK_THRESHOLD)
+
+    def __post_init__(self) -> None:
+        if not self.safety >= 0:
+            raise ValueError(f"safety must be a number >= 0, got {self.safety!r}")
+
+    def spread(self, history: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def overloaded(self, load: HostLoad) -> bool:
+        if load.history.size < ADAPTIVE_MIN_HISTORY:
+            return self.fallback.overloaded(load)
+        return load.utilization > 1.0 - self.safety * self.spread(load.history)
+
+
+@dataclass(frozen=True)
+class InterQuartileRange(_AdaptiveThreshold):
+    """IQR: overloaded when utilization > 1 − ``safety`` × IQR of the host's history."""
+
+    safety: float = 1.5
+
+    def spread(self, history: np.ndarray) -> float:
+        return iqr(history)
+
+
+@dataclass(frozen=True)
+class MedianAbsoluteDeviation(_AdaptiveThreshold):
+    """MAD: overloaded when utilization > 1 − ``safety`` × MAD of the host's history."""
+
+    safety: float = 2.5
+
+    def spread(self, history: np.ndarray) -> float:
+        return mad(history)
+
+
+def trend(history: np.ndarray) -> tuple[float, float]:
+    """Intercept and slope of the least-squares line through ``history`` at x = 1, 2, …, n.
+
+    CloudSim's "Loess" fit (MathUtil.getLoessParameterEstimates) passes tricube
+    weights that are all positive, and its weighted fit applies weights only when
+    at least 40 % of them are <= 0, so the fit is this ordinary one. Its robust
+    variant (bisquare weights, LRR) likewise gets no weight <= 0 unless six of
+    ten residuals are exactly zero, so LRR fits the same line as LR.
+    """
+    n = history.size
+    x = np.arange(1.0, n + 1.0)
+    xm, ym = x.mean(), float(history.mean())
+    slope = float(np.dot(x - xm, history - ym) / np.dot(x - xm, x - xm))
+    return ym - slope * xm, slope
+
+
+@dataclass(frozen=True)
+class LocalRegression:
+    """LR: overloaded when ``safety`` × the utilization predicted by a line through
+    the newest ``REGRESSION_WINDOW`` history samples, extrapolated to the end of the
+    host's longest migration (in whole intervals of ``interval_s``), is >= 1.
+    With fewer samples, ``fallback`` decides. LRR is the same detector (see :func:`trend`).
+    """
+
+    safety: float = 1.2
+    interval_s: float = 300.0
+    fallback: OverloadDetector = StaticThreshold(FALLBACK_THRESHOLD)
+
+    def overloaded(self, load: HostLoad) -> bool:
+        if load.history.size < REGRESSION_WINDOW:
+            return self.fallback.overloaded(load)
+        intercept, slope = trend(load.history[-REGRESSION_WINDOW:])
+        ahead = REGRESSION_WINDOW + math.ceil(load.migration_s / self.interval_s)
+        return self.safety * (intercept + slope * ahead) >= 1.0
+
+
+# --- VM selection: select(vms, rng) -> the VM to move, or None -----------------------------
+
+
+class VmSelection(Protocol):
+    """Decides which VM to move off an overloaded host (``vms``: those that may move,
+    in host order); None when there is none."""
+
+    def select(self, vms: Sequence[VmView], rng: np.random.Generator) -> VmView | None: ...
+
+
+def _first_min(vms: Sequence[VmView], key: Callable[[VmView], float]) -> VmView | None:
+    """The first VM with the least ``key`` (ties: the first in host order)."""
+    return min(vms, key=key, default=None)
+
+
+@dataclass(frozen=True)
+class MinimumMigrationTime:
+    """MMT: the VM with the least RAM (the shortest migration over the host's link)."""
+
+    def select(self, vms: Sequence[VmView], rng: np.random.Generator) -> VmView | None:
+        return _first_min(vms, lambda v: v.ram_mib)
+
+
+@dataclass(frozen=True)
+class MinimumUtilization:
+    """MU: the VM using the least of its own CPU (demand ÷ its MIPS)."""
+
+    def select(self, vms: Sequence[VmView], rng: np.random.Generator) -> VmView | None:
+        return _first_min(vms, lambda v: v.demand_mips / v.mips)
+
+
+@dataclass(frozen=True)
+class RandomSelection:
+    """RS: a VM drawn uniformly with the injected generator."""
+
+    def select(self, vms: Sequence[VmView], rng: np.random.Generator) -> VmView | None:
+        return vms[int(rng.integers(len(vms)))] if vms else None
+
+
+def determination(y: np.ndarray, x: np.ndarray) -> float:
+    """R² of the least-squares fit of ``y`` on the columns of ``x`` plus an intercept;
+    nan when ``y`` is constant."""
+    design = np.column_stack([np.ones(y.size), x])
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    total = float(np.sum((y - y.mean()) ** 2))
+    return 1.0 - float(np.sum((y - design @ coef) ** 2)) / total if total > 0 else math.nan
+
+
+@dataclass(frozen=True)
+class MaximumCorrelation:
+    """MC: the VM whose history is best explained by the others' (largest R² of a
+    multiple linear regression on them, over their common newest samples, at most
+    ``HISTORY_LENGTH``). Only an R² > 0 wins; if none does, the first VM. With too few
+    samples for the regression (samples <= VMs), ``fallback`` decides; a lone VM is taken.
+    """
+
+    fallback: VmSelection = MinimumMigrationTime()
+
+    def select(self, vms: Sequence[VmView], rng: np.random.Generator) -> VmView | None:
+        if len(vms) <= 1:
+            return vms[0] if vms else None
+        m = min(HISTORY_LENGTH, *(len(v.history) for v in vms))
+        if m <= len(vms):
+            return self.fallback.select(vms, rng)
+        data = np.array([np.asarray(v.history, dtype=float)[-m:] for v in vms])
+        best, best_r2 = 0, 0.0
+        for i in range(len(vms)):
+            r2 = determination(data[i], np.delete(data, i, axis=0).T)
+            if r2 > best_r2:
+                best, best_r2 = i, r2
+        return vms[best]
+
+
+# --- the round -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Migration:
+    """Move VM ``vm`` from host ``source`` to host ``target``."""
+
+    vm: str
+    source: str
+    target: str
+
+
+@dataclass(frozen=True)
+class ConsolidationPlan:
+    """A round's decisions: ``migrations`` to start, in order (overload first);
+    the hosts found ``overloaded``; the underloaded hosts ``emptied`` (all their
+    VMs move, so they can be switched off once idle)."""
+
+    migrations: tuple[Migration, ...]
+    overloaded: tuple[str, ...]
+    emptied: tuple[str, ...]
+
+
+class _Round:
+    """The tentative state of one round: which VMs each host holds, with running sums.
+
+    Like CloudSim, the power estimates, the idle test and the underload ranking use
+    the hosts' CPU use at the start of the round (``HostView.used_mips``); fit and
+    overload tests use the VMs tentatively on each host.
+    """
+
+    def __init__(self, hosts: Sequence[HostView], detector: OverloadDetector):
+        self.hosts = list(hosts)
+        self.detector = detector
+        self.index = {h.name: i for i, h in enumerate(self.hosts)}
+        if len(self.index) != len(self.hosts):
+            raise ValueError("host names must be unique")
+        self.vms = [list(h.vms) for h in self.hosts]
+        self._history_mips: dict[int, np.ndarray] = {}
+        caps = [h.capacity for h in self.hosts]
+        self.mips = np.array([c.mips for c in caps])
+        self.core_mips = np.array([c.core_mips for c in caps])
+        self.ram = np.array([c.ram_mib for c in caps])
+        self.bandwidth = np.array([c.bandwidth_mb_s for c in caps])
+        self.used = np.array([h.used_mips for h in self.hosts])
+        groups: dict[int, tuple[PowerCurve, list[int]]] = {}
+        for i, c in enumerate(caps):
+            groups.setdefault(id(c.power), (c.power, []))[1].append(i)
+        self.curves = []
+        for curve, members in groups.values():
+            mask = np.zeros(len(self.hosts), bool)
+            mask[members] = True
+            self.curves.append((curve, mask))
+        self.power_now = np.empty(len(self.hosts))
+        for curve, members in self.curves:
+            self.power_now[members] = curve.power_w_array(self.used[members] / self.mips[members])
+        self.demand = np.zeros(len(self.hosts))
+        self.ram_used = np.zeros(len(self.hosts))
+        self.bandwidth_used = np.zeros(len(self.hosts))
+        self.history = np.zeros((len(self.hosts), HISTORY_LENGTH))
+        self.max_ram = np.zeros(len(self.hosts))
+        for i in range(len(self.hosts)):
+            self._sum(i)
+
+    def _sum(self, i: int) -> None:
+        vms = self.vms[i]
+        self.demand[i] = sum(v.demand_mips for v in vms)
+        self.ram_used[i] = sum(v.ram_mib for v in vms)
+        self.bandwidth_used[i] = sum(v.bandwidth_mb_s for v in vms)
+        self.history[i] = sum((self.history_mips(v) for v in vms), np.zeros(HISTORY_LENGTH))
+        self.max_ram[i] = max((v.ram_mib for v in vms), default=0.0)
+
+    def history_mips(self, vm: VmView) -> np.ndarray:
+        """:func:`_history_mips` of ``vm``, computed once per round."""
+        key = id(vm)
+        if key not in self._history_mips:
+            self._history_mips[key] = _history_mips(vm)
+        return self._history_mips[key]
+
+    def overloaded(self, i: int, extra: VmView | None = None) -> bool:
+        """The detector's verdict on host ``i`` with its VMs (and ``extra``)."""
+        cap = self.hosts[i].capacity
+        if extra is None:
+            return self.detector.overloaded(
+                _load(cap, self.demand[i], self.history[i], self.max_ram[i]))
+        return self.detector.overloaded(_load(
+            cap, self.demand[i] + extra.demand_mips, self.history[i] + self.history_mips(extra),
+            max(self.max_ram[i], extra.ram_mib)))
+
+    def add(self, i: int, vm: VmView) -> None:
+        self.vms[i].append(vm)
+        self.demand[i] += vm.demand_mips
+        self.ram_used[i] += vm.ram_mib
+        self.bandwidth_used[i] += vm.bandwidth_mb_s
+        self.history[i] += self.history_mips(vm)
+        self.max_ram[i] = max(self.max_ram[i], vm.ram_mib)
+
+    def remove(self, i: int, vm: VmView) -> None:
+        self.vms[i].remove(vm)
+        self._sum(i)
+
+    def best_host(self, vm: VmView, excluded: np.ndarray) -> int | None:
+        """PABFD for one VM: the host whose power rises least (ties: the first in
+        host order) among those not ``excluded`` where it fits and that are idle
+        or would not be overloaded with it."""
+        fits = (~excluded
+                & (vm.demand_mips / vm.vcpus <= self.core_mips)
+                & (np.maximum(self.mips - self.demand, 0.0) >= vm.demand_mips)
+                & (self.ram - self.ram_used >= vm.ram_mib)
+                & (self.bandwidth - self.bandwidth_used >= vm.bandwidth_mb_s))
+        candidates = np.flatnonzero(fits)
+        if candidates.size == 0:
+            return None
+        rise = np.empty(candidates.size)
+        for curve, members in self.curves:
+            sel = members[candidates]
+            c = candidates[sel]
+            rise[sel] = curve.power_w_array((self.used[c] + vm.demand_mips) / self.mips[c]) \
+                - self.power_now[c]
+        for i in candidates[np.argsort(rise, kind="stable")]:
+            if self.used[i] == 0 or not self.overloaded(int(i), vm):
+                return int(i)
+        return None
+
+
+@dataclass(frozen=True)
+class Consolidation:
+    """One consolidation policy: an overload ``detector`` and a VM ``selection``."""
+
+    detector: OverloadDetector
+    selection: VmSelection
+
+    def place(self, vms: Sequence[VmView], hosts: Sequence[HostView],
+              excluded: Iterable[str] = ()) -> tuple[str | None, ...]:
+        """PABFD for new VMs (initial placement), one after the other in the order
+        given, each seeing those placed before it: a host name per VM, None if none fits."""
+        state = _Round(hosts, self.detector)
+        mask = np.zeros(len(state.hosts), bool)
+        mask[[state.index[name] for name in excluded]] = True
+        out = []
+        for vm in vms:
+            best = state.best_host(vm, mask)
+            if best is not None:
+                state.add(best, vm)
+            out.append(None if best is None else state.hosts[best].name)
+        return tuple(out)
+
+    def plan(self, hosts: Sequence[HostView], rng: np.random.Generator) -> ConsolidationPlan:
+        """The round's migrations (see the module docstring). ``rng`` serves RS only."""
+        state = _Round(hosts, self.detector)
+        n = len(state.hosts)
+        overloaded = [i for i in range(n) if state.overloaded(i)]
+        picked: list[tuple[int, VmView]] = []
+        for i in overloaded:
+            while (vm := self.selection.select(
+                    [v for v in state.vms[i] if not v.in_migration], rng)) is not None:
+                state.remove(i, vm)
+                picked.append((i, vm))
+                if not state.overloaded(i):
+                    break
+        over = np.zeros(n, bool)
+        over[overloaded] = True
+        migrations = []
+        for source, vm in sorted(picked, key=lambda p: -p[1].demand_mips):
+            target = state.best_host(vm, over)
+            state.add(source if target is None else target, vm)
+            if target is not None:
+                migrations.append((vm, source, target))
+        idle = state.used == 0
+        no_place = over | idle
+        no_empty = no_place.copy()
+        no_empty[[t for _, _, t in migrations]] = True
+        emptied = []
+        while (i := self._underloaded(state, no_empty)) is not None:
+            no_empty[i] = no_place[i] = True
+            moves = self._empty(state, i, no_place)
+            if moves:
+                no_empty[[t for _, _, t in moves]] = True
+                migrations.extend(moves)
+                emptied.append(i)
+        return ConsolidationPlan(
+            tuple(Migration(vm.name, state.hosts[s].name, state.hosts[t].name)
+                  for vm, s, t in migrations),
+            tuple(state.hosts[i].name for i in overloaded),
+            tuple(state.hosts[i].name for i in emptied))
+
+    @staticmethod
+    def _underloaded(state: _Round, excluded: np.ndarray) -> int | None:
+        """The least-utilized host with 0 < utilization < 1 (ties: the first) that is not
+        ``excluded``, has a VM not migrating and none migrating in."""
+        util = state.used / state.mips
+        candidates = np.flatnonzero(~excluded & (util > 0) & (util < 1))
+        for i in candidates[np.argsort(util[candidates], kind="stable")]:
+            vms = state.vms[int(i)]
+            if any(not v.in_migration for v in vms) and not any(v.migrating_in for v in vms):
+                return int(i)
+            excluded[i] = True
+        return None
+
+    @staticmethod
+    def _empty(state: _Round, i: int, excluded: np.ndarray) -> list[tuple[VmView, int, int]]:
+        """Place every movable VM of host ``i`` (PABFD), or none of them."""
+        moves = []
+        for vm in sorted((v for v in state.vms[i] if not v.in_migration),
+                         key=lambda v: -v.demand_mips):
+            target = state.best_host(vm, excluded)
+            if target is None:
+                for moved, _, t in moves:
+                    state.remove(t, moved)
+                return []
+            state.add(target, vm)
+            moves.append((vm, i, target))
+        for vm, _, _ in moves:
+            state.remove(i, vm)
+        return moves
+
+
+OVERLOAD_DETECTORS: Mapping[str, Callable[..., OverloadDetector]] = {
+    "thr": StaticThreshold,
+    "iqr": InterQuartileRange,
+    "mad": MedianAbsoluteDeviation,
+    "lr": LocalRegression,
+    "lrr": LocalRegression,
+}
+"""Overload detectors by name; each takes its parameter (threshold or safety) first."""
+
+VM_SELECTIONS: Mapping[str, Callable[[], VmSelection]] = {
+    "mmt": MinimumMigrationTime,
+    "mc": MaximumCorrelation,
+    "mu": MinimumUtilization,
+    "rs": RandomSelection,
+}
+"""VM selection policies by name."""

@@ -1,0 +1,108 @@
+"""Figures of a consolidation run: energy, migrations, SLATAH, PDM, SLAV, host shutdowns
+(docs/model.md §12.4).
+
+Pure functions over change-point series (docs/model.md §9.1): a value holds from its
+time until the next change, the last one until ``t_end``; figures are exact integrals
+over the window ``[t_start, t_end]`` (``t_start`` defaults to the first change point).
+Definitions after Beloglazov & Buyya (2012), computed as CloudSim 3.0.3 does (ratios
+of sums over hosts and VMs, not means of per-host or per-VM ratios).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from fleet_sim.numerics.timeweighted import ArrayLike, integral
+from fleet_sim.policies.consolidation import PowerCurve
+from fleet_sim.units import J_PER_KWH
+
+SHORTFALL_RTOL = 1e-9
+"""A VM or host is short of CPU when it gets less than (1 − this) × what it asks:
+rounding in the allocator is not a violation."""
+
+
+@dataclass(frozen=True)
+class HostSeries:
+    """One host's change points: times ``t`` (s); ``demand``: CPU asked of it and
+    ``utilization``: CPU it delivered, both fractions of its capacity (demand may
+    exceed 1, utilization not); ``active``: switched on (booleans)."""
+
+    t: ArrayLike
+    demand: ArrayLike
+    utilization: ArrayLike
+    active: ArrayLike
+
+
+@dataclass(frozen=True)
+class VmSeries:
+    """One VM's change points: times ``t`` (s), CPU ``requested_mips`` and
+    ``allocated_mips`` (any one CPU unit), ``migrating``: a migration of it under way."""
+
+    t: ArrayLike
+    requested_mips: ArrayLike
+    allocated_mips: ArrayLike
+    migrating: ArrayLike
+
+
+def _short(asked: ArrayLike, got: ArrayLike) -> np.ndarray:
+    return np.asarray(got, dtype=float) < np.asarray(asked, dtype=float) * (1 - SHORTFALL_RTOL)
+
+
+def energy_kwh(host: HostSeries, power: PowerCurve, t_end: float,
+               t_start: float | None = None) -> float:
+    """Energy (kWh) the host drew: its power curve at its utilization while active,
+    0 W while switched off."""
+    active = np.asarray(host.active, dtype=bool)
+    watts = np.where(active, power.power_w_array(np.asarray(host.utilization, dtype=float)), 0.0)
+    return integral(host.t, watts, t_end, t_start) / J_PER_KWH
+
+
+def migration_count(start_times_s: ArrayLike, t_end: float, t_start: float = 0.0) -> int:
+    """Migrations started in ``[t_start, t_end)``."""
+    t = np.asarray(start_times_s, dtype=float)
+    return int(np.count_nonzero((t >= t_start) & (t < t_end)))
+
+
+def slatah(hosts: Iterable[HostSeries], t_end: float, t_start: float | None = None) -> float:
+    """SLA violation time per active host: the time hosts spent active and unable to
+    deliver the CPU asked of them (running at 100 %), over the time they spent active,
+    summed over hosts (a fraction; nan if no host was ever active)."""
+    short_s = active_s = 0.0
+    for h in hosts:
+        active = np.asarray(h.active, dtype=bool)
+        active_s += integral(h.t, active, t_end, t_start)
+        short_s += integral(h.t, active & _short(h.demand, h.utilization), t_end, t_start)
+    return short_s / active_s if active_s > 0 else math.nan
+
+
+def pdm(vms: Iterable[VmSeries], t_end: float, t_start: float | None = None) -> float:
+    """Performance degradation due to migrations: the CPU the VMs asked for and did not
+    get while migrating, over all the CPU they asked for (a fraction; nan if none asked)."""
+    lost = asked = 0.0
+    for v in vms:
+        requested = np.asarray(v.requested_mips, dtype=float)
+        allocated = np.asarray(v.allocated_mips, dtype=float)
+        during = np.asarray(v.migrating, dtype=bool) & _short(requested, allocated)
+        lost += integral(v.t, np.where(during, requested - allocated, 0.0), t_end, t_start)
+        asked += integral(v.t, requested, t_end, t_start)
+    return lost / asked if asked > 0 else math.nan
+
+
+def slav(slatah_fraction: float, pdm_fraction: float) -> float:
+    """SLA violation: SLATAH × PDM (a fraction)."""
+    return slatah_fraction * pdm_fraction
+
+
+def host_shutdowns(active: ArrayLike, initially_on: bool = True) -> int:
+    """Times a host went from active to switched off, in its change points ``active``.
+
+    ``initially_on``: the state before the first change point. CloudSim starts every
+    host on, so a host idle from the start counts one shutdown; pass False to count
+    only hosts that ran first.
+    """
+    states = np.concatenate([[bool(initially_on)], np.asarray(active, dtype=bool)])
+    return int(np.count_nonzero(states[:-1] & ~states[1:]))

@@ -8,8 +8,11 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fleet_sim.hosting import defaults as d
+from fleet_sim.policies.rollout import Rolling
 from fleet_sim.scenarios import config as cfg
 from fleet_sim.scenarios.build import build
 
@@ -229,3 +232,32 @@ def test_defaults_of_the_image_keys_are_the_published_ones():
     assert (images.base_layers_mb, images.app_layer_mb, images.vm_image_mb) == (
         [d.CONTAINER_BASE_LAYER_MB], d.CONTAINER_APP_LAYER_MB, d.VM_IMAGE_MB)
     assert cfg.HostGroupConfig(type="h", count=1, cores=1).nic_mb_s == d.HOST_NIC_MB_S
+
+
+@settings(max_examples=12, deadline=None)
+@given(n=st.integers(2, 8), mode=st.sampled_from(["container", "vm"]),
+       strategy=st.sampled_from([("all-at-once", {}), ("rolling", {}),
+                                 ("rolling", {"max_surge": 1, "max_unavailable": 0}),
+                                 ("batches", {"size": 3}), ("canary", {"fraction": 0.3}),
+                                 ("blue-green", {})]),
+       seed=st.integers(0, 3))
+def test_every_replica_ends_on_v2_and_serving_stays_within_the_budgets(n, mode, strategy, seed):
+    """Without failures every rollout completes: one healthy v2 instance per replica, no
+    v1 left, and at no time more instances serve than replicas plus the surge budget."""
+    name, params = strategy
+    tables = run(scenario(mode, n=n, rollout={"strategy": name, "strategy_params": params},
+                          hosting={"vm": {"boot_s": {"dist": "lognormal", "mean": 30,
+                                                     "cv": 0.3}}}), seed=seed)
+    s = tables["rollout_summary"].iloc[0]
+    assert s.outcome == "complete" and s.new_healthy == n and s.new_failed == 0
+    capacity = tables["capacity"]
+    assert capacity.iloc[-1][["old_healthy", "new_healthy"]].tolist() == [0, n]
+    serving = capacity["old_healthy"] + capacity["new_healthy"]
+    # blue-green doubles the fleet; rolling (and the rolling update after a canary) surges
+    surge = 0
+    if name in ("rolling", "canary"):
+        surge = Rolling(**(params if name == "rolling" else {})).budgets(n)[0]
+    elif name == "blue-green":
+        surge = n
+    assert serving.max() <= n + surge
+    assert s.min_serving_fraction == pytest.approx(serving.min() / n)

@@ -81,6 +81,7 @@ class Distributor(ABC):
         self.max_concurrent_downloads = max_concurrent_downloads
         self.unpacker = unpacker
         self.lazy_fraction = lazy_fraction
+        self._pulling: dict[tuple[str, str], simpy.Event] = {}  # (host, digest) -> its pull
 
     def pull(self, host: str, layers: Sequence[Layer]) -> ProcessGenerator:
         """Fetch the layers ``host`` lacks into its cache; returns the MB fetched.
@@ -88,28 +89,47 @@ class Distributor(ABC):
         In sim time: waits until the image can start — every missing layer
         arrived and unpacked, or, when lazy, the first ``lazy_fraction`` of each
         arrived (the rest follows in the background). No wait when all are
-        cached. Raises CapacityError if the image cannot fit the cache.
+        cached. A layer another pull is bringing to the host now is not fetched twice:
+        this pull waits for that one, then takes what is still missing (two replicas
+        starting together on a host pull their image once, as containerd does).
+        Raises CapacityError if the image cannot fit the cache.
         """
         cache = self.caches[host]
         image_mb = sum({layer.digest: layer.size_mb for layer in layers}.values())
         if image_mb > cache.capacity_mb:
             raise CapacityError(f"an image of {image_mb} MB does not fit the layer cache of "
                                 f"{host} ({cache.capacity_mb} MB)")
+        while busy := {id(e): e for layer in layers
+                       if (e := self._pulling.get((host, layer.digest))) is not None}:
+            yield self.env.all_of(list(busy.values()))
         missing = cache.missing(layers)
+        done = self.env.event()
+        for layer in missing:
+            self._pulling[(host, layer.digest)] = done
         downloads = simpy.Resource(self.env, capacity=self.max_concurrent_downloads)
         started = [self.env.event() for _ in missing]
         startable = [self.env.event() for _ in missing]
         fetched = [self.env.process(self._fetch(layer, host, downloads, s, r))
                    for layer, s, r in zip(missing, started, startable, strict=True)]
+
+        def finished(_: object = None) -> None:
+            for layer in missing:
+                if self._pulling.get((host, layer.digest)) is done:
+                    del self._pulling[(host, layer.digest)]
+            done.succeed()
+
         if self.lazy_fraction is not None:
+            self.env.all_of(fetched).callbacks.append(finished)  # the rest comes later
             yield self.env.all_of(startable)
-        elif self.unpacker is None:
-            yield self.env.all_of(fetched)
         else:
-            for layer, began, done in zip(missing, started, fetched, strict=True):
-                yield began  # unpacking streams behind the download, one layer after another
-                yield from self.unpacker.unpack(host, layer)
-                yield done
+            if self.unpacker is None:
+                yield self.env.all_of(fetched)
+            else:
+                for layer, began, arrived in zip(missing, started, fetched, strict=True):
+                    yield began  # unpacking streams behind the download, layer after layer
+                    yield from self.unpacker.unpack(host, layer)
+                    yield arrived
+            finished()
         return sum(layer.size_mb for layer in missing)
 
     def _fetch(self, layer: Layer, host: str, downloads: simpy.Resource, started: simpy.Event,

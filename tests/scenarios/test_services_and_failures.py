@@ -52,6 +52,14 @@ start_s = 2
 install_s = 50
 install_step_failure_p = 0
 """
+#: images whose pull takes a round number of seconds (registry and NICs: 1250 MB/s)
+IMAGES = """
+[images]
+vm_image_mb = 2500.0
+base_layers_mb = [1250.0]
+app_layer_mb = 1250.0
+unpack_mb_s_per_core = 250.0
+"""
 
 
 def scenario(*, mode="container", hosts=2, replicas=1, scope="service", rate=4.0,
@@ -86,15 +94,19 @@ def events(tables, kind: str, entity: str) -> list[tuple[float, str]]:
 
 # ---------------------------------------------------------------- hand cases
 @pytest.mark.parametrize(("mode", "entity", "kind", "provisioning_s"), [
-    ("vm", "web-vm", "boot", 30.0),         # a new VM boots on the other host
-    ("container", "web", "start", 2.0),     # the container is started again
+    # a new VM copies its 2500 MB image over the 1250 MB/s registry link (2 s) and boots
+    ("vm", "web-vm", "boot", 2.0 + 30.0),
+    # the container pulls its two 1250 MB layers together (2 s) while they unpack one
+    # after the other at 250 MB/s (5 s each), then starts (2 s)
+    ("container", "web", "start", 10.0 + 2.0),
     ("baremetal", "web", "start", 50.0),    # the app is reinstalled
 ])
 def test_a_failed_hosts_replica_runs_elsewhere_after_its_modes_provisioning(
         tmp_path, mode, entity, kind, provisioning_s):
     """std000 fails at 100 s: its one replica is up on std001 at 100 s + the time its
-    mode provisions (boot; start; install), and serves requests from then on."""
-    t = run(scenario(mode=mode, extra=failure("std000", 100.0)), tmp_path)
+    mode provisions (image copy + boot; pull + start; install), and serves requests
+    from then on."""
+    t = run(scenario(mode=mode, extra=IMAGES + failure("std000", 100.0)), tmp_path)
     assert events(t, kind, entity) == [(provisioning_s, "std000"),
                                        (100.0 + provisioning_s, "std001")]
     assert events(t, "rescheduled", "web") == [(100.0, "std001")]

@@ -3,8 +3,10 @@
 :class:`LoadBalancer` keeps a :class:`~fleet_sim.model.service.Service` routing to
 the replicas of an app that are running: it watches each replica's innermost
 instance (process or container), including the ones a deployment admits later
-(a replica restarted on another host), and tells the service the healthy set at
-every change of state. Booting, restarting, failed and stopped replicas get no
+(a replica restarted on another host, or a rollout's ``<replica>@<version>``, which
+serves that replica: while a rollout surges, both the old and the new instance are
+endpoints, each with the replica's weight), and tells the service the running set
+at every change of state. Booting, restarting, failed and stopped instances get no
 new requests.
 """
 
@@ -29,6 +31,7 @@ class LoadBalancer:
         self.service = service
         self.weights = dict(weights)
         self.workload = workload
+        self.members: dict[str, list[str]] = {name: [name] for name in self.weights}
         for name in self.weights:
             inst = deployment.instances.get(name)
             if inst is not None:
@@ -37,7 +40,10 @@ class LoadBalancer:
         self.refresh()
 
     def _hosted(self, app: str, inst: Instance) -> None:
-        if app in self.weights:
+        replica = app.rsplit("@", 1)[0]  # a rollout's <replica>@<version> serves <replica>
+        if replica in self.weights:
+            if app not in self.members[replica]:
+                self.members[replica].append(app)
             inst.watchers.append(self._changed)
             self.refresh()
 
@@ -47,10 +53,11 @@ class LoadBalancer:
     def refresh(self) -> None:
         """Tell the service which replicas run now."""
         healthy = []
-        for name, weight in self.weights.items():
-            inst = self.deployment.instances.get(name)
-            if inst is not None and inst.state == RUNNING:
-                healthy.append((self._workload_of(inst), weight))
+        for replica, weight in self.weights.items():
+            for name in self.members[replica]:
+                inst = self.deployment.instances.get(name)
+                if inst is not None and inst.state == RUNNING:
+                    healthy.append((self._workload_of(inst), weight))
         self.service.set_replicas(healthy)
 
     def _workload_of(self, inst: Instance) -> JobWorkload:

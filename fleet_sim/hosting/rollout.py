@@ -72,7 +72,7 @@ class FleetProvisioner:
         self.deployment = deployment
         self.env: simpy.Environment = deployment.env
         self.replicas = replicas
-        self.hosts = hosts
+        self.hosts = dict(hosts)  # where each replica last ran (a failure may move it)
         self.versions = versions
         self.policy = policy
         self.placement_rng = placement_rng
@@ -177,6 +177,9 @@ class FleetProvisioner:
         self._remove(record.instance)
 
     def _remove(self, name: str) -> None:
+        host = self.deployment.placement.get(name)
+        if host is not None:  # in place: its replacement goes where it ran last
+            self.hosts[name.rsplit("@", 1)[0]] = host
         if name in self.deployment.instances:
             self.deployment.remove(name)
         if self._freed is not None:

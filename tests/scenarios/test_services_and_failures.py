@@ -209,6 +209,39 @@ def test_requests_are_conserved_under_failures(tmp_path, mode, scope, routing, r
     assert (jobs["finish"].notna() == (jobs["outcome"] == FINISHED)).all()
 
 
+ROLLOUT = """
+[[rollouts]]
+app = "web"
+at_s = 100
+strategy = "rolling"
+strategy_params = { max_surge = 1, max_unavailable = 0 }
+"""
+
+
+@pytest.mark.parametrize("mode", ["container", "vm", "baremetal"])
+@pytest.mark.parametrize("routing", ["random", "least-outstanding"])
+def test_a_service_keeps_serving_through_a_rollout_and_a_host_failure(tmp_path, mode, routing):
+    """web's 2 replicas roll out to v2 at 100 s (one at a time: a surge of one, or in
+    place on a shared OS) while std001 fails at 130 s: every request is one row
+    (conserved), and once the rollout is done the v2 instances take the service's
+    requests."""
+    rollout = ROLLOUT if mode != "baremetal" else ROLLOUT.replace(
+        "max_surge = 1, max_unavailable = 0", "max_surge = 0, max_unavailable = 1")
+    text = scenario(mode=mode, hosts=4, replicas=2, rate=20.0, duration=400.0,
+                    extra=failure("std001", 130.0, 50.0) + rollout)
+    text = text.replace("[[apps.workloads]]", f'[apps.service]\nrouting = "{routing}"\n'
+                        "[[apps.workloads]]")
+    t = run(text, tmp_path)
+    jobs = t["jobs"]
+    assert len(jobs) == _arrivals(0, "web.req", 20.0, 400.0)
+    assert set(jobs["outcome"]) <= {FINISHED, FAILED, UNFINISHED}
+    ended = t["events"].query("kind == 'rollout_end'")["t"]
+    assert len(ended) == 1
+    after = jobs[jobs["arrival"] > float(ended.iloc[0])]
+    assert set(after["replica"]) == {"web-0@v2", "web-1@v2"}
+    assert (after["outcome"] != FAILED).mean() > 0.99
+
+
 # ---------------------------------------------------------------- bad input
 BAD = {
     "weights": ("\n[apps.service]\nweights = [1, 2, 3]\n",

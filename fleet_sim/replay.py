@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +26,6 @@ import pyarrow.csv as pacsv
 import simpy
 
 from fleet_sim.errors import FleetSimError
-from fleet_sim.model.collection import long_run
 from fleet_sim.model.host import Host
 from fleet_sim.model.jobs import Job, JobWorkload, TraceJobs
 
@@ -35,8 +33,9 @@ if TYPE_CHECKING:  # pandas only for the frame replay() returns: the command lin
     import pandas as pd
 
 OUTPUT_COLUMNS = ["job_id", "workload", "arrival", "start", "finish"]
-#: the trace's columns as the fast reader reads them
-TRACE_TYPES = {"time": pa.float64(), "host": pa.string(), "workload": pa.string(),
+#: the trace's columns as the fast reader reads them (a few hosts: dictionary-encoded)
+TRACE_TYPES = {"time": pa.float64(), "host": pa.dictionary(pa.int32(), pa.string()),
+               "workload": pa.string(),
                "core_seconds": pa.float64(), "max_cores": pa.float64()}
 NUMBERS = ("time", "core_seconds", "max_cores")
 #: the CSV reader's block: one thread with small blocks holds the least beside the table
@@ -82,7 +81,7 @@ def finished(trace: str | Path | pd.DataFrame, cores: float, speed: float = 1.0)
     """:func:`replay`'s rows as an arrow table (what the command line writes)."""
     if not cores > 0:
         raise ValueError(f"--cores must be > 0, got {cores!r}")
-    with long_run(), _malloc_pool():
+    with _malloc_pool():  # hosts run one by one: no large model lives long (no long_run)
         jobs = _read(trace) if isinstance(trace, str | Path) else _columns_of(trace)
         return _replay(jobs, cores, speed)
 
@@ -116,9 +115,7 @@ def _read(path: str | Path) -> Columns:
             read_options=pacsv.ReadOptions(use_threads=False, block_size=READ_BLOCK_BYTES))
     except (pa.ArrowException, OSError, UnicodeError):
         return _slow_read(path)
-    finally:
-        pa.default_memory_pool().release_unused()  # the reader's blocks
-    if sorted(table.column_names) != sorted(TRACE_TYPES):
+    if sorted(table.column_names) != sorted(TRACE_TYPES) or table.num_rows == 0:
         return _slow_read(path)
     cols = {c: table[c] for c in TRACE_TYPES}
     del table
@@ -126,10 +123,12 @@ def _read(path: str | Path) -> Columns:
              for c in NUMBERS)
     ok = ok and pc.min(cols["time"]).as_py() >= 0 and pc.min(cols["core_seconds"]).as_py() >= 0
     ok = ok and pc.min(cols["max_cores"]).as_py() > 0
-    for c in ("host", "workload"):
-        ok = ok and pc.min(pc.utf8_length(cols[c])).as_py() > 0
-        ok = ok and pc.all(pc.equal(pc.utf8_trim_whitespace(cols[c]), cols[c])).as_py()
-    if not ok or len(cols["time"]) == 0:
+    host_names = pa.chunked_array([chunk.dictionary for chunk in cols["host"].chunks],
+                                  pa.string())  # every row's name is in its chunk's
+    for names in (host_names, cols["workload"]):
+        ok = ok and pc.min(pc.utf8_length(names)).as_py() > 0
+        ok = ok and pc.all(pc.equal(pc.utf8_trim_whitespace(names), names)).as_py()
+    if not ok:
         return _slow_read(path)
     return cols
 
@@ -146,7 +145,18 @@ def _columns_of(jobs: pd.DataFrame) -> Columns:
     """The columns of a frame as from ``read_job_trace``."""
     by_id = jobs.sort_values("job_id", kind="stable")[["job_id", *TRACE_TYPES]]
     table = pa.Table.from_pandas(by_id, preserve_index=False)
-    return {c: table[c] for c in table.column_names}
+    return {c: table[c] for c in table.column_names} | {
+        "host": pc.dictionary_encode(table["host"])}
+
+
+def _hosts(hosts: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:
+    """The host names (dictionary-encoded) sorted as Python sorts ``str``, and each
+    row's host as its position among them."""
+    names = sorted({name for chunk in hosts.chunks for name in chunk.dictionary.to_pylist()})
+    position = {name: i for i, name in enumerate(names)}
+    codes = [np.array([position[name] for name in chunk.dictionary.to_pylist()],
+                      np.int64)[_numpy(chunk.indices)] for chunk in hosts.chunks]
+    return names, np.concatenate(codes) if codes else np.empty(0, np.int64)
 
 
 def _codes(names: pa.ChunkedArray) -> np.ndarray:
@@ -174,15 +184,12 @@ def _replay(jobs: Columns, cores: float, speed: float) -> pa.Table:
     feeds of :func:`_feeds`; takes out of ``jobs`` the columns it no longer needs.
     A job's id in the model is its row in ``jobs``."""
     n = len(jobs["time"])
-    hosts = jobs.pop("host")
-    host_names = sorted(pc.unique(hosts).to_pylist())  # as _codes numbers them
-    host = _codes(hosts)
-    del hosts
+    host_names, host = _hosts(jobs.pop("host"))
     by_host = np.argsort(host, kind="stable")  # each host's rows in trace order
-    bounds = np.cumsum(np.bincount(host)).tolist()  # codes are 1, 2, …: bounds[0] is 0
+    bounds = [0, *np.cumsum(np.bincount(host, minlength=len(host_names))).tolist()]
     del host
     workloads = jobs["workload"]
-    start, finish = array("d", bytes(8 * n)), array("d", bytes(8 * n))
+    start, finish = np.zeros(n), np.zeros(n)
     env = simpy.Environment()
     for host_name, lo, hi in zip(host_names, bounds[:-1], bounds[1:], strict=True):
         rows = by_host[lo:hi]
@@ -192,7 +199,7 @@ def _replay(jobs: Columns, cores: float, speed: float) -> pa.Table:
         columns = (time[order], work[order], max_cores[order], rows[order])
         rows = columns[3]
         machine = Host(env, host_name, cores=cores, speed=speed)
-        machine.cpu.on_job_done = _job_done(machine, start, finish)
+        machine.cpu.on_job_done = _job_done(machine, memoryview(start), memoryview(finish))
         for a, b, alone in zip(starts.tolist(), [*starts[1:].tolist(), len(rows)],
                                lone.tolist(), strict=True):
             if alone:
@@ -205,8 +212,7 @@ def _replay(jobs: Columns, cores: float, speed: float) -> pa.Table:
         machine.finalize(math.inf)
     ids = jobs.get("job_id", _arrow(np.arange(n, dtype=np.int64)))
     return pa.Table.from_arrays(
-        [ids, workloads, jobs["time"], _arrow(np.frombuffer(start)),
-         _arrow(np.frombuffer(finish))], names=OUTPUT_COLUMNS)
+        [ids, workloads, jobs["time"], _arrow(start), _arrow(finish)], names=OUTPUT_COLUMNS)
 
 
 def _feeds(workload: np.ndarray, time: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -233,7 +239,7 @@ def _feeds(workload: np.ndarray, time: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return order, starts, lone[starts]
 
 
-def _job_done(host: Host, start: array, finish: array):
+def _job_done(host: Host, start: memoryview, finish: memoryview):
     """The host's job-done hook: note each job's start and finish (s) at its row, and
     take its workload off the host if it has nothing left to run."""
     detach = host.cpu.detach

@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,7 +37,8 @@ TRACE_TYPES = {"time": pa.float64(), "host": pa.dictionary(pa.int32(), pa.string
                "core_seconds": pa.float64(), "max_cores": pa.float64()}
 NUMBERS = ("time", "core_seconds", "max_cores")
 #: the CSV reader's block: one thread with small blocks holds the least beside the table
-#: (peak 22 MiB above the imports for the 16 MB benchmark trace; 1 MiB, 4 threads: 34)
+#: (reading the 16 MB benchmark trace peaks 16–20 MiB above the imports; with pyarrow's
+#: default 1 MiB blocks on every core, 31–34)
 READ_BLOCK_BYTES = 256 << 10
 
 
@@ -81,22 +80,9 @@ def finished(trace: str | Path | pd.DataFrame, cores: float, speed: float = 1.0)
     """:func:`replay`'s rows as an arrow table (what the command line writes)."""
     if not cores > 0:
         raise ValueError(f"--cores must be > 0, got {cores!r}")
-    with _malloc_pool():  # hosts run one by one: no large model lives long (no long_run)
-        jobs = _read(trace) if isinstance(trace, str | Path) else _columns_of(trace)
-        return _replay(jobs, cores, speed)
-
-
-@contextmanager
-def _malloc_pool() -> Iterator[None]:
-    """Run the block with arrow allocating through the C library's malloc, as numpy
-    does, so that memory one of them frees the other reuses (arrow's default pool
-    keeps what it frees for itself: 10 MiB more at the peak for the benchmark trace)."""
-    old = pa.default_memory_pool()
-    pa.set_memory_pool(pa.system_memory_pool())
-    try:
-        yield
-    finally:
-        pa.set_memory_pool(old)
+    # hosts run one by one, so no large model lives long: no need for long_run()
+    jobs = _read(trace) if isinstance(trace, str | Path) else _columns_of(trace)
+    return _replay(jobs, cores, speed)
 
 
 Columns = dict[str, pa.ChunkedArray]
@@ -112,7 +98,8 @@ def _read(path: str | Path) -> Columns:
     try:
         table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
             column_types=TRACE_TYPES, strings_can_be_null=False),
-            read_options=pacsv.ReadOptions(use_threads=False, block_size=READ_BLOCK_BYTES))
+            read_options=pacsv.ReadOptions(use_threads=False, block_size=READ_BLOCK_BYTES),
+            memory_pool=pa.system_memory_pool())  # malloc: what the reader frees, numpy reuses
     except (pa.ArrowException, OSError, UnicodeError):
         return _slow_read(path)
     if sorted(table.column_names) != sorted(TRACE_TYPES) or table.num_rows == 0:
@@ -210,7 +197,7 @@ def _replay(jobs: Columns, cores: float, speed: float) -> pa.Table:
                                  attach=False)
                 wl.add_feed(_BusyTraceJobs(*columns, start=a, stop=b))  # attached at its 1st job
         machine.finalize(math.inf)
-    ids = jobs.get("job_id", _arrow(np.arange(n, dtype=np.int64)))
+    ids = jobs["job_id"] if "job_id" in jobs else _arrow(np.arange(n, dtype=np.int64))
     return pa.Table.from_arrays(
         [ids, workloads, jobs["time"], _arrow(start), _arrow(finish)], names=OUTPUT_COLUMNS)
 
@@ -263,14 +250,13 @@ def write_csv(table: pa.Table | pd.DataFrame, path: str | Path) -> None:
     header = (",".join(table.column_names) + "\n").encode()
     for quoting in ("none", "needed"):  # "none" refuses a value that needs quotes
         try:
-            with _malloc_pool(), open(path, "wb") as f:
+            with open(path, "wb") as f:
                 f.write(header)
                 pacsv.write_csv(table, f, pacsv.WriteOptions(include_header=False,
                                                              quoting_style=quoting))
             return
         except pa.ArrowInvalid:
             continue
-
 
 
 def main(argv: list[str] | None = None) -> int:

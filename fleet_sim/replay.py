@@ -183,8 +183,8 @@ def _replay(jobs: Columns, cores: float, speed: float) -> pa.Table:
         at = _arrow(rows)  # a host's numbers are taken out as it runs: no copy of a column
         time, work, max_cores = (_numpy(jobs[c].take(at)) for c in NUMBERS)
         order, starts, lone = _feeds(_codes(workloads.take(at)), time)
-        columns = (time[order], work[order], max_cores[order], rows[order])
-        rows = columns[3]
+        rows = rows[order]
+        columns = (time[order], work[order], max_cores[order], rows)
         machine = Host(env, host_name, cores=cores, speed=speed)
         machine.cpu.on_job_done = _job_done(machine, memoryview(start), memoryview(finish))
         for a, b, alone in zip(starts.tolist(), [*starts[1:].tolist(), len(rows)],

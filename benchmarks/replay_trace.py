@@ -9,6 +9,9 @@ jobs and the arrival times stay the same).
 
     python benchmarks/replay_trace.py --hosts 100 --hours 24 --out burst.csv
     fleet-sim replay burst.csv --cores 32 --out finished.csv
+
+Measure wall time and peak memory with ``/usr/bin/time -f "%e s %M KiB" fleet-sim
+replay …`` (median of 3), on this trace and on the same one with ``--own-workloads``.
 """
 
 from __future__ import annotations

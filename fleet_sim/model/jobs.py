@@ -223,18 +223,24 @@ class PoissonJobs(JobFeed):
 
 
 class TraceJobs(JobFeed):
-    """Jobs replayed from arrays (already sorted by time), with their own ids."""
+    """Jobs replayed from columns (already sorted by time), with their own ids.
 
-    def __init__(self, times, works, max_cores, job_ids):
+    ``times`` (s), ``works`` (core-s), ``max_cores`` (cores) and ``job_ids`` are
+    sequences of one length; the feed delivers their rows ``start:stop`` (default
+    all), so many feeds can share one set of numpy columns without copying them.
+    """
+
+    def __init__(self, times, works, max_cores, job_ids, start: int = 0,
+                 stop: int | None = None):
         super().__init__()
-        self.rows = list(zip(times, works, max_cores, job_ids, strict=True))
-
-    @classmethod
-    def of_rows(cls, rows: list[tuple[float, float, float, int]]) -> TraceJobs:
-        """The feed of rows ``(time, work_core_s, max_cores, job_id)``, sorted by time."""
-        feed = cls((), (), (), ())
-        feed.rows = rows
-        return feed
+        self.columns = tuple(np.ascontiguousarray(c, dtype) for c, dtype in
+                             ((times, np.float64), (works, np.float64),
+                              (max_cores, np.float64), (job_ids, np.int64)))
+        if len({c.shape for c in self.columns}) != 1 or self.columns[0].ndim != 1:
+            raise ValueError("times, works, max_cores and job_ids need one length")
+        self.start = start
+        self.stop = len(self.columns[0]) if stop is None else stop
 
     def arrivals(self) -> Iterator[tuple[float, float, float, int]]:
-        return iter(self.rows)
+        # a memoryview slice copies nothing and yields Python numbers
+        return zip(*(memoryview(c)[self.start:self.stop] for c in self.columns), strict=True)

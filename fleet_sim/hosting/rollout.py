@@ -39,7 +39,7 @@ import simpy
 from simpy.events import ProcessGenerator
 
 from fleet_sim.errors import ConflictError
-from fleet_sim.hosting.base import AppSpec, Instance
+from fleet_sim.hosting.base import DOWN, FAILED, RUNNING, AppSpec, Instance
 from fleet_sim.hosting.deploy import Deployment, Site
 from fleet_sim.images.network import Network
 from fleet_sim.model.protocols import PlacementPolicy, Recorder, RolloutStrategy
@@ -227,6 +227,8 @@ class FleetRollout:
         self.run: RolloutRun | None = None
         self.ended_s = math.nan
         self._mb: tuple[dict[str, float], dict[str, float]] = ({}, {})
+        self.outages: list[tuple[str, float, float]] = []  # (instance, down, up or NaN)
+        self._down: dict[str, float] = {}  # instance → since when it is down
 
     def start(self) -> simpy.Process:
         """Schedule the rollout (it begins at ``at_s``)."""
@@ -241,12 +243,34 @@ class FleetRollout:
                               app=self.app, in_place=self.in_place,
                               rollback_failures=self.rollback_failures)
         self._mb = (_link_mb(self.network), {})
+        for name in hosts:
+            self._watch(name, self.deployment.instances.get(name))
+        self.deployment.on_hosted.append(self._hosted)
         yield from self.run.run()
         self._close()
+
+    # ------------------------------------------------------------------ outages
+    def _hosted(self, app: str, inst: Instance) -> None:
+        if app.rsplit("@", 1)[0] in self.replicas and math.isnan(self.ended_s):
+            self._watch(app, inst)
+
+    def _watch(self, name: str, inst: Instance | None) -> None:
+        if inst is not None:
+            inst.watchers.append(lambda i: self._state(name, i))
+
+    def _state(self, name: str, inst: Instance) -> None:
+        """An instance of the rollout that fails (a host failure, a crash) does not
+        serve until it runs again (restarted, or rescheduled under the same name)."""
+        if inst.state == RUNNING and name in self._down:
+            self.outages.append((name, self._down.pop(name), self.env.now))
+        elif inst.state in (FAILED, DOWN) and name not in self._down:
+            self._down[name] = self.env.now
 
     def _close(self) -> None:
         self.ended_s = self.env.now
         self._mb = (self._mb[0], _link_mb(self.network))
+        self.outages += [(name, t, math.nan) for name, t in self._down.items()]
+        self._down = {}
 
     def finalize(self) -> None:
         """Close a rollout still running at the end of the run."""
@@ -265,7 +289,7 @@ class FleetRollout:
         """``timeline``, ``capacity`` and ``rollout_summary`` (one row) of the rollout;
         ``links``: the run's ``links`` table if recorded (for the peak registry rate)."""
         timeline = self.timeline()
-        capacity = serving_capacity(timeline, self.old)
+        capacity = serving_capacity(timeline, self.old, self.outages)
         before, after = self._mb
         hosts = set(self.deployment.by_host)
 
@@ -303,14 +327,27 @@ class FleetRollout:
                 "rollout_summary": summary}
 
 
-def serving_capacity(timeline: pd.DataFrame, old: str) -> pd.DataFrame:
-    """Change points (t, old_healthy, new_healthy) of serving instances per version."""
+def serving_capacity(timeline: pd.DataFrame, old: str,
+                     outages: Sequence[tuple[str, float, float]] = ()) -> pd.DataFrame:
+    """Change points (t, old_healthy, new_healthy) of serving instances per version: an
+    instance serves from ``healthy`` until ``stopped``, except during its ``outages``
+    ((instance, down, up or NaN) — e.g. lost with its host until rescheduled)."""
     serving = timeline[timeline["healthy"].notna()]
     stopped = serving[serving["stopped"].notna()]
-    steps = pd.concat([
-        pd.DataFrame({"t": serving["healthy"], "version": serving["version"], "step": 1}),
-        pd.DataFrame({"t": stopped["stopped"], "version": stopped["version"], "step": -1}),
-    ]).sort_values("t", kind="stable")
+    parts = [pd.DataFrame({"t": serving["healthy"], "version": serving["version"], "step": 1}),
+             pd.DataFrame({"t": stopped["stopped"], "version": stopped["version"], "step": -1})]
+    by_name = serving.drop_duplicates("instance", keep="last").set_index("instance")
+    for name, down, up in outages:
+        if name not in by_name.index:
+            continue
+        row = by_name.loc[name]
+        end = row["stopped"] if not math.isnan(row["stopped"]) else math.inf
+        t0, t1 = max(down, row["healthy"]), min(math.inf if math.isnan(up) else up, end)
+        if t0 < t1:
+            parts.append(pd.DataFrame({"t": [t0, t1] if t1 < math.inf else [t0],
+                                       "version": row["version"],
+                                       "step": [-1, 1] if t1 < math.inf else [-1]}))
+    steps = pd.concat(parts).sort_values("t", kind="stable")
     is_old = steps["version"] == old
     out = pd.DataFrame({
         "t": steps["t"],

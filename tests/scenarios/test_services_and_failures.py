@@ -283,3 +283,17 @@ def test_a_compromise_from_a_scenario_records_its_blast_radius(tmp_path):
     assert events(t, "compromised", "web-0") == [(20.0, "std000")]
     exposed = t["events"][t["events"]["kind"] == "exposed"]
     assert list(exposed["entity"]) == ["web-1"] and "p=0.1" in exposed["detail"].iloc[0]
+
+
+def test_a_rollout_counts_an_instance_lost_to_a_host_failure_as_not_serving(tmp_path):
+    """Bare metal, in place, one at a time from 100 s (install 50 s): web-0 is replaced
+    first (v2 healthy at 160 s); std001 fails at 130 s with web-1 (v1) on it, so from
+    130 s until the rollout replaces web-1 at 160 s nothing serves."""
+    rollout = ROLLOUT.replace("max_surge = 1, max_unavailable = 0",
+                              "max_surge = 0, max_unavailable = 1")
+    t = run(scenario(mode="baremetal", hosts=4, replicas=2, rate=20.0, duration=400.0,
+                     extra=failure("std001", 130.0, 50.0) + rollout), tmp_path)
+    capacity = t["capacity"].set_index("t")
+    assert capacity.loc[130.0, ["old_healthy", "new_healthy"]].tolist() == [0, 0]
+    assert capacity.loc[160.0, ["old_healthy", "new_healthy"]].tolist() == [0, 1]
+    assert t["rollout_summary"]["min_serving_fraction"].iloc[0] == 0.0

@@ -34,7 +34,8 @@ TINY: dict[str, dict[str, object]] = {
                 "apps.small-a.replicas": 4, "apps.small-b.replicas": 4},
     "rollout": {"fleet.hosts.host.count": 8, "apps.web.replicas": 8,
                 "apps.batch.replicas": 8},
-    "image_distribution": {"fleet.hosts.host.count": 8, "images.distribution": "p2p"},
+    "image_distribution": {"fleet.hosts.host.count": 8, "apps.web.replicas": 8,
+                           "rollouts.web.distribution": "p2p"},
 }
 """The ``--set`` overrides that make each experiment run in about a second."""
 

@@ -1,7 +1,8 @@
 """Image distribution: how long do 100 to 5,000 servers take to get a 3 GB image, per source?
 
-The experiment is ``experiments/image_distribution.toml``: every host pulls a new
-container image of two 1,500 MB layers at once, with the published defaults of
+The experiment is ``experiments/image_distribution.toml``: one replica of web per
+host; an all-at-once rollout rebuilds its whole image, two 1,500 MB layers, so every
+host pulls 3 GB at once, with the published defaults of
 ``fleet_sim/hosting/defaults.py`` (10 GbE NICs and registry uplink, racks of 40,
 3 concurrent layer downloads, unpacking at 100 MB/s per core, 4 MB P2P pieces,
 lazy start at 6.4 % of each layer). This script runs it over ``--set`` overrides:
@@ -30,20 +31,21 @@ import fleet_sim as fs
 
 SCENARIO = Path(__file__).resolve().parents[1] / "image_distribution.toml"
 FIGURE = Path("image_distribution.png")  #: default figure path (current directory)
-HOSTS = "fleet.hosts.host.count"  #: key path of the fleet size
+HOSTS = ("fleet.hosts.host.count", "apps.web.replicas")  #: key paths of the fleet size
 #: image source → its overrides of the scenario file
 SOURCES: dict[str, dict[str, Any]] = {
-    "central": {"rollout.distribution": "central"},
-    "mirrors": {"rollout.distribution": "mirrors"},
-    "p2p": {"rollout.distribution": "p2p"},
-    "p2p + lazy": {"rollout.distribution": "p2p", "rollout.lazy": True},
+    "central": {"rollouts.web.distribution": "central"},
+    "mirrors": {"rollouts.web.distribution": "mirrors"},
+    "p2p": {"rollouts.web.distribution": "p2p"},
+    "p2p + lazy": {"rollouts.web.distribution": "p2p", "images.lazy": True},
 }
 COLUMNS = ["source", "hosts", "p50_s", "p99_s", "max_s", "registry_gb", "peak_registry_mb_s"]
 
 
 def point(source: str, n_hosts: int, seed: int | None = None) -> dict[str, Any]:
     """One row: time to image of the new instances (s) and the registry's egress."""
-    res = fs.run(SCENARIO, seed=seed, set={HOSTS: n_hosts, **SOURCES[source]}, progress=False)
+    hosts = dict.fromkeys(HOSTS, n_hosts)
+    res = fs.run(SCENARIO, seed=seed, set={**hosts, **SOURCES[source]}, progress=False)
     timeline = res.timeline.query("version == 'v2'")
     wait = timeline["transfer_end"] - timeline["transfer_start"]
     summary = res.rollout_summary.iloc[0]

@@ -15,6 +15,7 @@ from types import ModuleType
 
 import pytest
 
+import fleet_sim as fs
 from fleet_sim import cli
 from fleet_sim.scenarios import config as cfg
 from fleet_sim.scenarios.runner import EXPERIMENTS_DIR
@@ -145,9 +146,14 @@ ROLLOUT_COLUMNS = ["hosts", "mode", "from", "changed", "strategy", "makespan min
                    "failed during", "registry GB", "failed instances", "outcome"]
 
 
-def test_rollout_matrix_at_tiny_sizes():
-    ro = driver("rollout")
-    tables = ro.run(sizes=(8, 16))
+@pytest.fixture(scope="module")
+def rollout():
+    module = driver("rollout")
+    return module, module.run(sizes=(8, 16))
+
+
+def test_rollout_matrix_at_tiny_sizes(rollout):
+    ro, tables = rollout
     scale, layers, strategies = tables["scale"], tables["layers"], tables["strategies"]
     assert list(scale.columns) == ROLLOUT_COLUMNS == list(layers.columns)
     assert list(strategies.columns) == [*ROLLOUT_COLUMNS[:5], "params", *ROLLOUT_COLUMNS[5:]]
@@ -167,12 +173,71 @@ def test_rollout_matrix_at_tiny_sizes():
     assert (p2p.to_numpy() <= central.to_numpy()).all()
     by = layers.set_index(["mode", "from", "changed"])["registry GB"]
     assert by["container", "central", "top-layer"] < by["container", "central", "whole-image"]
-    # the service is measured before and during each rollout; all at once stops every
-    # replica, so requests are lost only during it
+    # the service is measured before and during each rollout; a request fails (counted by
+    # its arrival) only in flight on a replica the rollout stops, or with none healthy:
+    # strategies that stop nothing before v2 is healthy lose none that arrived before
+    # at_s, and all at once, with no replica for a while, loses far more during it
     for table in tables.values():
         assert (table["p99 before ms"] > 0).all() and (table["p99 during ms"] > 0).all()
-        assert (table["failed before"] == 0).all()
-    assert (strategies.loc[strategies["strategy"] == "all-at-once", "failed during"] > 0).all()
+    by = strategies.set_index(["strategy", "params"])
+    assert by.loc[("blue-green", ""), "failed before"] == 0
+    assert by.loc[("rolling", "max_surge=25%, max_unavailable=0"), "failed before"] == 0
+    once = by.loc[("all-at-once", "")]
+    assert once["failed during"] > 10 * max(1, once["failed before"])
+
+
+def test_a_host_failure_in_the_middle_of_the_rollout_costs_serving_and_moves_its_replica(
+        rollout):
+    """host000 fails 5 s into each mode's rolling update: its web replica is killed,
+    so fewer serve than without the failure; it is rescheduled on another host and runs
+    again after a container start, before a VM's copy and boot, before a reinstall."""
+    ro, tables = rollout
+    failure = tables["failure"]
+    assert list(failure.columns) == [*ROLLOUT_COLUMNS[:5], "host failure",
+                                     *ROLLOUT_COLUMNS[5:], "killed", "rescheduled on",
+                                     "back after s"]
+    modes = ["baremetal", "vm", "container"]
+    assert failure["mode"].tolist() == [m for m in modes for _ in range(2)]
+    assert set(failure["hosts"]) == {16}
+    none = failure[failure["host failure"] == "none"].set_index("mode")
+    hit = failure[failure["host failure"] != "none"].set_index("mode")
+    host = ro.FAILURE["host"]
+    assert (hit["host failure"] == f"{host} at {ro.AT_S + ro.FAILURE['after_s']:g} s").all()
+    assert (none["killed"] == "").all() and none["back after s"].isna().all()
+    assert (hit["min serving"] < none["min serving"]).all()
+    assert hit["killed"].str.fullmatch(r"web-\d+").all()
+    assert (hit["rescheduled on"].str.fullmatch(r"host\d+")
+            & (hit["rescheduled on"] != host)).all()
+    back = hit["back after s"]
+    assert 0 < back["container"] < back["vm"] < back["baremetal"]
+    # the rollout still completes, with every replica on v2
+    assert (hit["outcome"] == "complete").all() and (hit["failed instances"] == 0).all()
+
+
+def test_a_host_failure_during_a_rollout_conserves_the_services_requests():
+    """Every request is one row (ids numbered once over the service), none runs on the
+    failed host after it fails, the killed replica serves again on its new host, and
+    each failed request was in flight on an instance that was stopped or killed."""
+    ro = driver("rollout")
+    res = fs.run(ro.SCENARIO, set=ro.failing(ro.point(8, "vm")), progress=False)
+    jobs, events = res.jobs, res.events
+    assert sorted(jobs["job_id"]) == list(range(len(jobs)))
+    assert set(jobs["outcome"]) <= {"finished", "failed", "unfinished"}
+    failed_at = ro.AT_S + ro.FAILURE["after_s"]
+    failure = events[events["kind"] == "host_failure"]
+    assert failure[["t", "entity"]].values.tolist() == [[failed_at, ro.FAILURE["host"]]]
+    assert jobs.loc[jobs["host"] == ro.FAILURE["host"], "arrival"].max() < failed_at
+    (killed,) = ro.recovery(res)["killed"].split(", ")
+    moved = events[(events["entity"] == killed) & (events["t"] >= failed_at)]
+    (new_host,) = moved.loc[moved["kind"] == "rescheduled", "host"]
+    back_at = moved.loc[moved["kind"] == "start", "t"].min()
+    assert new_host != ro.FAILURE["host"] and back_at > failed_at
+    served = jobs[(jobs["replica"] == killed) & (jobs["arrival"] >= back_at)]
+    assert len(served) > 0 and set(served["host"]) == {new_host}
+    ended = events[events["kind"].isin(("stop", "killed"))]
+    for _, job in jobs[jobs["outcome"] == "failed"].iterrows():
+        assert job["host"] == "" or ((ended["entity"] == job["replica"])
+                                     & (ended["t"] >= job["arrival"])).any(), job
 
 
 # ---------------------------------------------------------------- image distribution

@@ -33,7 +33,7 @@ TINY: dict[str, dict[str, object]] = {
                 "apps.large.replicas": 1, "apps.medium.replicas": 4,
                 "apps.small-a.replicas": 4, "apps.small-b.replicas": 4},
     "rollout": {"fleet.hosts.host.count": 8, "apps.web.replicas": 8,
-                "apps.batch.replicas": 8},
+                "apps.batch.replicas": 8, "apps.web.workloads.requests.rate_per_s": 16},
     "image_distribution": {"fleet.hosts.host.count": 8, "apps.web.replicas": 8,
                            "rollouts.web.distribution": "p2p"},
 }

@@ -14,11 +14,18 @@ the whole image changed; then, at the largest size, only the top layer vs the wh
 image; then, at the middle size, the rollout strategies side by side. Bare metal
 installs packages from one mirror, so it runs only against the central registry.
 
-Failed requests are, until services with load balancing exist, the jobs in flight
-on an instance when it is stopped or killed (each replica has its own request
-stream: a retired replica's requests end with it, and the new instance's begin
-when it runs). A host failure in the middle of a rollout is not part of the study
-yet: the model has no scenario-level host failures.
+``web`` is a service: one request stream (``rate_per_s``, its total, scaled with the
+fleet) that the load balancer routes at random to the healthy replicas, so while a
+replica is replaced or down its share moves to the others. Failed requests are the
+requests (jobs of outcome ``failed``) that arrived in the window and were lost: in
+flight on an instance the rollout retired or a failure killed, or arriving while no
+replica was healthy.
+
+Last, at the middle size, a host fails a few seconds into the rollout (and is
+repaired ``repair_s`` later), added with ``--set failures.scheduled=[…]``: per mode
+the same figures beside the run without it, and how the failed host's replicas came
+back — where they were rescheduled and how long until they ran again (image copy +
+boot, pull + start, or reinstall).
 
     .venv/bin/python experiments/rollout/rollout.py [--sizes 50,100,200] [--seed 1]
 """
@@ -36,12 +43,23 @@ import numpy as np
 import pandas as pd
 
 import fleet_sim as fs
+from fleet_sim.scenarios.config import load_config
 
 SCENARIO = Path(__file__).resolve().parents[1] / "rollout.toml"
 APP = "web"  #: the service rolled out
 HOSTS = "fleet.hosts.host.count"  #: key path of the fleet size
 #: key paths that scale with the fleet: one web and one batch replica per host
 PER_HOST = (HOSTS, f"apps.{APP}.replicas", "apps.batch.replicas")
+RATE = f"apps.{APP}.workloads.requests.rate_per_s"  #: the service's total request rate
+_FILE = load_config(SCENARIO)
+#: requests/s per host at the file's size (the service's total scales with the fleet)
+RATE_PER_HOST = (next(w for a in _FILE.apps if a.name == APP for w in a.workloads
+                      if w.name == "requests").rate_per_s
+                 / next(h for h in _FILE.fleet.hosts if h.type == "host").count)
+AT_S = next(r for r in _FILE.rollouts if r.app == APP).at_s  #: when the rollout starts (s)
+#: the host failure of the last table: ``host`` fails ``after_s`` into the rollout
+#: and is repaired ``repair_s`` later
+FAILURE = {"host": "host000", "after_s": 5.0, "repair_s": 900.0}
 COMBOS = (("baremetal", "central"), ("vm", "central"), ("vm", "p2p"),
           ("container", "central"), ("container", "p2p"))
 STRATEGIES: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -58,13 +76,16 @@ FIGURES = {"makespan_min": "makespan min", "min_serving_fraction": "min serving"
            "failed_before": "failed before", "failed_during": "failed during",
            "registry_gb": "registry GB", "new_failed": "failed instances",
            "outcome": "outcome"}
+#: how the failed host's replicas came back → printed column
+RECOVERY = {"killed": "killed", "rescheduled_on": "rescheduled on",
+            "back_after_s": "back after s"}
 
 
 def point(n_hosts: int, mode: str, source: str = "central", changed: str = "whole-image",
           strategy: str = "rolling", params: Mapping[str, Any] | None = None
           ) -> dict[str, Any]:
     """The overrides of one rollout (``params``: the strategy's; None keeps the file's)."""
-    over: dict[str, Any] = {path: n_hosts for path in PER_HOST}
+    over: dict[str, Any] = {path: n_hosts for path in PER_HOST} | {RATE: n_hosts * RATE_PER_HOST}
     over |= {"hosting.mode": mode, f"{ROLLOUT}.distribution": source,
              f"{ROLLOUT}.changed": changed, f"{ROLLOUT}.strategy": strategy}
     if params is not None:
@@ -75,28 +96,55 @@ def point(n_hosts: int, mode: str, source: str = "central", changed: str = "whol
     return over
 
 
+def failing(over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` with ``FAILURE``'s host failing during the rollout."""
+    return {**over, "failures.scheduled": [{
+        "host": FAILURE["host"], "at_s": AT_S + FAILURE["after_s"],
+        "repair_s": FAILURE["repair_s"]}]}
+
+
 def service(res: fs.Results, at_s: float, makespan_s: float) -> dict[str, float]:
-    """The service's p99 response time (ms) and failed requests during the rollout window
-    [at_s, at_s + makespan) and during the window of the same length just before it."""
-    jobs, events = res.jobs, res.events
-    jobs = jobs[jobs["workload"].str.startswith(f"{APP}-") | (jobs["workload"] == APP)]
-    lost = events[events["kind"].isin(("stop", "killed", "oom_kill"))
-                  & events["entity"].str.startswith(APP)]
+    """The service's p99 response time (ms) and failed requests (by arrival) during the
+    rollout window [at_s, at_s + makespan) and during the window of the same length just
+    before it."""
+    jobs = res.jobs[res.jobs["workload"] == f"{APP}.requests"]
     out = {}
     for label, (t0, t1) in {"before": (at_s - makespan_s, at_s),
                             "during": (at_s, at_s + makespan_s)}.items():
         window = jobs[(jobs["arrival"] >= t0) & (jobs["arrival"] < t1)]
-        response = window["response_time_s"].dropna()
+        response = window.loc[window["outcome"] == "finished", "response_time_s"]
         out[f"p99_{label}_ms"] = (float(np.quantile(response, 0.99)) * 1e3 if len(response)
                                   else float("nan"))
-        counted = lost[(lost["t"] >= t0) & (lost["t"] < t1)]
-        out[f"failed_{label}"] = float(counted["count"].fillna(0).sum())
+        out[f"failed_{label}"] = int((window["outcome"] == "failed").sum())
     return out
 
 
+def recovery(res: fs.Results) -> dict[str, Any]:
+    """How the service's replicas on a failed host came back: which were killed, the
+    hosts they were rescheduled on, and the longest time (s) from the failure until
+    each ran again (NaN if one never did; empty without a failure)."""
+    events = res.events
+    failure = events[events["kind"] == "host_failure"]
+    if failure.empty:
+        return {"killed": "", "rescheduled_on": "", "back_after_s": float("nan")}
+    t = float(failure["t"].iloc[0])
+    killed = [name for name in failure["detail"].iloc[0].split(", ")
+              if name.startswith(f"{APP}-")]
+    later = events[events["t"] >= t]
+    moved, back = [], []
+    for name in killed:
+        mine = later[later["entity"] == name]
+        moved += mine.loc[mine["kind"] == "rescheduled", "host"].tolist()
+        starts = mine.loc[mine["kind"] == "start", "t"]
+        back.append(float(starts.iloc[0]) - t if len(starts) else float("nan"))
+    return {"killed": ", ".join(killed), "rescheduled_on": ", ".join(moved),
+            "back_after_s": max(back, default=float("nan"))}
+
+
 def summarize(points: Sequence[dict[str, Any]], seed: int | None = None,
-              runs: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
-    """One row per point: its parameters and headline figures in readable units.
+              runs: dict[str, dict[str, Any]] | None = None,
+              figures: Mapping[str, str] = FIGURES) -> pd.DataFrame:
+    """One row per point: its parameters and ``figures`` in readable units.
     ``runs`` memoizes each point's figures (points repeat across tables)."""
     runs = {} if runs is None else runs
     rows = []
@@ -109,15 +157,15 @@ def summarize(points: Sequence[dict[str, Any]], seed: int | None = None,
                 "makespan_min": summary["makespan_s"] / 60,
                 **{c: summary[c] for c in ("min_serving_fraction", "new_failed", "outcome")},
                 "registry_gb": summary["registry_mb"] / 1000,
-                **service(res, summary["at_s"], summary["makespan_s"])}
+                **service(res, summary["at_s"], summary["makespan_s"]), **recovery(res)}
         rows.append({**{label: over[path] for path, label in PARAMS.items()}, **runs[key]})
-    return pd.DataFrame(rows)[[*PARAMS.values(), *FIGURES]].rename(columns=FIGURES)
+    return pd.DataFrame(rows)[[*PARAMS.values(), *figures]].rename(columns=figures)
 
 
 def run(sizes: Sequence[int] = (50, 100, 200), seed: int | None = None
         ) -> dict[str, pd.DataFrame]:
-    """The three tables (``scale``, ``layers``, ``strategies``); same seed ⇒ same tables.
-    ``seed`` defaults to the scenario file's."""
+    """The four tables (``scale``, ``layers``, ``strategies``, ``failure``); same seed ⇒
+    same tables. ``seed`` defaults to the scenario file's."""
     runs: dict[str, dict[str, Any]] = {}
     scale = summarize([point(n, mode, source) for n in sizes for mode, source in COMBOS],
                       seed, runs)
@@ -129,7 +177,13 @@ def run(sizes: Sequence[int] = (50, 100, 200), seed: int | None = None
                             for name, params in STRATEGIES], seed, runs)
     strategies.insert(5, "params", [", ".join(f"{k}={v}" for k, v in p.items())
                                     for _, p in STRATEGIES])
-    return {"scale": scale, "layers": layers, "strategies": strategies}
+    modes = dict.fromkeys(mode for mode, _ in COMBOS)
+    failure = summarize([over for mode in modes for over in (point(mid, mode),
+                                                             failing(point(mid, mode)))],
+                        seed, runs, FIGURES | RECOVERY)
+    failure.insert(5, "host failure", [
+        "none", f"{FAILURE['host']} at {AT_S + FAILURE['after_s']:g} s"] * len(modes))
+    return {"scale": scale, "layers": layers, "strategies": strategies, "failure": failure}
 
 
 def main(argv: list[str] | None = None) -> dict[str, pd.DataFrame]:
@@ -145,9 +199,13 @@ def main(argv: list[str] | None = None) -> dict[str, pd.DataFrame]:
     print(tables["scale"].to_string(**options))
     print(f"\nOnly the top layer changed vs the whole image ({max(sizes)} hosts)")
     print(tables["layers"].to_string(**options))
-    print(f"\nStrategies ({sorted(sizes)[len(sizes) // 2]} hosts, containers, central "
+    mid = sorted(sizes)[len(sizes) // 2]
+    print(f"\nStrategies ({mid} hosts, containers, central "
           "registry, whole image)")
     print(tables["strategies"].to_string(**options))
+    print(f"\nA host failure {FAILURE['after_s']:g} s into the rollout, repaired "
+          f"{FAILURE['repair_s']:g} s later ({mid} hosts, central registry, whole image)")
+    print(tables["failure"].to_string(**options))
     print(f"\nwall time {time.perf_counter() - started:.1f} s")
     return tables
 

@@ -3,7 +3,7 @@
 - **CPU**: no cgroups. Linux CFS is fair per runnable thread, so each app's
   workloads are processes directly below the host's root whose weight is their
   runnable threads (⌈demand⌉, at most the app's threads; see
-  :func:`fleet_sim.hosting.base.cfs_weight`). A neighbour with 16 busy threads
+  :func:`fleet_sim.hosting.processes.cfs_weight`). A neighbour with 16 busy threads
   takes 16 times the share of a single-threaded app.
 - **Dependencies**: apps on one OS share its packages. Two apps that need different
   versions of one dependency cannot share it. ``conflict_policy="refuse"``:
@@ -27,14 +27,10 @@ from typing import Any
 import simpy
 
 from fleet_sim.hosting import defaults
-from fleet_sim.hosting.base import (
-    PROVISIONING,
-    AppProcess,
-    AppSpec,
-    Backoff,
-    Kernel,
-    draw_s,
-)
+from fleet_sim.hosting.backoff import Backoff
+from fleet_sim.hosting.instance import PROVISIONING, AppProcess, draw_s
+from fleet_sim.hosting.kernel import Kernel
+from fleet_sim.hosting.specs import AppSpec
 from fleet_sim.model.distributions import Deterministic, Distribution
 from fleet_sim.rng import Streams
 
@@ -87,7 +83,7 @@ class Installer:
 class SharedOS:
     """A host's OS shared by apps installed as processes (bare metal).
 
-    ``kernel``: the host's kernel (see :func:`fleet_sim.hosting.base.host_kernel`).
+    ``kernel``: the host's kernel (see :func:`fleet_sim.hosting.kernel.host_kernel`).
     ``conflict_policy``: ``"refuse"`` or ``"fail-install"`` (module docstring).
     ``restart``: how a killed process comes back (systemd RestartSec by default).
     """

@@ -1,6 +1,6 @@
 """Containers: a runtime whose containers share one kernel (docs/model.md §2, §4, §5).
 
-A :class:`ContainerRuntime` runs on a :class:`~fleet_sim.hosting.base.Kernel`,
+A :class:`ContainerRuntime` runs on a :class:`~fleet_sim.hosting.kernel.Kernel`,
 the host's or a VM's guest. Each :class:`Container` is a cgroup, a node of the
 CPU tree (recorded in the ``instances`` table) with the app's processes below:
 
@@ -30,16 +30,11 @@ from typing import Any
 import simpy
 
 from fleet_sim.hosting import defaults
-from fleet_sim.hosting.base import (
-    AppSpec,
-    Backoff,
-    Fetch,
-    Instance,
-    Kernel,
-    draw_s,
-    unwatch_node,
-    watch_node,
-)
+from fleet_sim.hosting.backoff import Backoff
+from fleet_sim.hosting.instance import Fetch, Instance, draw_s
+from fleet_sim.hosting.kernel import Kernel
+from fleet_sim.hosting.processes import unwatch_node, watch_node
+from fleet_sim.hosting.specs import AppSpec
 from fleet_sim.model.cputree import INSTANCES, CpuNode
 from fleet_sim.model.distributions import Distribution, LogNormal
 from fleet_sim.model.host import Host
@@ -80,7 +75,7 @@ class CfsBandwidth:
     It lives on the host scheduler's clock, not SimPy's: the scheduler is lazy, so
     a rate change inside it (a job arriving on a neighbour) can happen while SimPy
     is elsewhere. At each change of the node's allocation the scheduler calls
-    back (:func:`~fleet_sim.hosting.base.watch_node`); the controller predicts
+    back (:func:`~fleet_sim.hosting.processes.watch_node`); the controller predicts
     when the quota runs out at the new rate and registers a scheduler feed then.
 
     Periods in which nothing can happen cost nothing: while the node's allocation

@@ -32,14 +32,10 @@ import simpy
 
 from fleet_sim.errors import CapacityError
 from fleet_sim.hosting import defaults
-from fleet_sim.hosting.base import (
-    AppSpec,
-    Backoff,
-    Fetch,
-    HostSpec,
-    Instance,
-    host_kernel,
-)
+from fleet_sim.hosting.backoff import Backoff
+from fleet_sim.hosting.instance import Fetch, Instance
+from fleet_sim.hosting.kernel import host_kernel
+from fleet_sim.hosting.specs import AppSpec, HostSpec
 from fleet_sim.hosting.baremetal import SCRIPTED_INSTALL, SharedOS
 from fleet_sim.hosting.containers import CONTAINER_START_S, Container, ContainerRuntime
 from fleet_sim.hosting.hypervisor import VM_BOOT_S, VM, Hypervisor

@@ -15,7 +15,7 @@ footprint and a larger virtualization overhead) runs :class:`VM` s on a host:
 - **Boot**: the copy of the VM image to the host (``fetch``), then a draw of
   ``boot_s`` (stream ``hosting.<vm>.boot``), tens of seconds by default; the app
   inside starts after it, and jobs arriving meanwhile queue.
-- **Inside**: a guest :class:`~fleet_sim.hosting.base.Kernel` (the VM's vCPUs and
+- **Inside**: a guest :class:`~fleet_sim.hosting.kernel.Kernel` (the VM's vCPUs and
   RAM, of which the guest OS uses ``guest_os_ram_mib``) running the app as
   processes, or a guest :class:`~fleet_sim.hosting.containers.ContainerRuntime`.
 """
@@ -29,16 +29,10 @@ from typing import Any
 import simpy
 
 from fleet_sim.hosting import defaults
-from fleet_sim.hosting.base import (
-    AppProcess,
-    AppSpec,
-    Backoff,
-    Fetch,
-    Instance,
-    Kernel,
-    WorkloadSpec,
-    draw_s,
-)
+from fleet_sim.hosting.backoff import Backoff
+from fleet_sim.hosting.instance import AppProcess, Fetch, Instance, draw_s
+from fleet_sim.hosting.kernel import Kernel
+from fleet_sim.hosting.specs import AppSpec, WorkloadSpec
 from fleet_sim.hosting.baremetal import SERVICE_RESTART
 from fleet_sim.hosting.containers import ContainerRuntime
 from fleet_sim.model.cputree import INSTANCES, CpuNode

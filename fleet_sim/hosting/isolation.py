@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from fleet_sim.hosting import defaults
-from fleet_sim.hosting.base import Instance, Kernel
+from fleet_sim.hosting.instance import Instance
+from fleet_sim.hosting.kernel import Kernel
 
 KERNEL_ESCAPE = "kernel-escape"
 HYPERVISOR_ESCAPE = "hypervisor-escape"

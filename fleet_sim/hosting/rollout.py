@@ -39,7 +39,8 @@ import simpy
 from simpy.events import ProcessGenerator
 
 from fleet_sim.errors import ConflictError
-from fleet_sim.hosting.base import AppSpec, Instance
+from fleet_sim.hosting.instance import Instance
+from fleet_sim.hosting.specs import AppSpec
 from fleet_sim.hosting.deploy import Deployment, Site
 from fleet_sim.images.network import Network
 from fleet_sim.model.protocols import PlacementPolicy, Recorder, RolloutStrategy

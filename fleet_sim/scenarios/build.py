@@ -2,7 +2,7 @@
 
 This is the only module that wires the layers together: it creates
 the SimPy environment, the named random streams, the recorder and the hosts,
-turns the config's apps into :class:`~fleet_sim.hosting.base.AppSpec` replicas and
+turns the config's apps into :class:`~fleet_sim.hosting.specs.AppSpec` replicas and
 hands them to :func:`fleet_sim.hosting.deploy.deploy` with the placement policy
 chosen by name, and with the image supply (one network: the registry's uplink,
 each host's NIC, optional racks; the apps' images) that every container pull and
@@ -32,8 +32,7 @@ import simpy
 from pydantic import BaseModel
 
 from fleet_sim.errors import CapacityError, ConfigError
-from fleet_sim.hosting.base import AppSpec, DemandSpec, JobsSpec, WorkloadSpec
-from fleet_sim.hosting.base import HostSpec
+from fleet_sim.hosting.specs import AppSpec, DemandSpec, HostSpec, JobsSpec, WorkloadSpec
 from fleet_sim.hosting.balancer import LoadBalancer
 from fleet_sim.hosting.deploy import Deployment, Site, deploy, mode_params
 from fleet_sim.hosting.failures import Failures

@@ -6,7 +6,8 @@ import pytest
 from conftest import NOW, events, job_app, launch_all, make_host, steady
 
 from fleet_sim.errors import ConflictError
-from fleet_sim.hosting.base import AppSpec, host_kernel
+from fleet_sim.hosting.kernel import host_kernel
+from fleet_sim.hosting.specs import AppSpec
 from fleet_sim.hosting.baremetal import SharedOS
 from fleet_sim.model.distributions import Deterministic
 from fleet_sim.model.jobs import Job

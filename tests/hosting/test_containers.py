@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import NOW, events, job_app, launch_all, make_host, steady
 
-from fleet_sim.hosting.base import AppSpec, Backoff, host_kernel
+from fleet_sim.hosting.backoff import Backoff
+from fleet_sim.hosting.kernel import host_kernel
+from fleet_sim.hosting.specs import AppSpec
 from fleet_sim.hosting.containers import ContainerRuntime
 from fleet_sim.model.distributions import Deterministic
 from fleet_sim.model.jobs import Job

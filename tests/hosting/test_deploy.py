@@ -11,7 +11,7 @@ from conftest import NOW
 
 from fleet_sim.errors import CapacityError
 from fleet_sim.hosting import defaults
-from fleet_sim.hosting.base import AppSpec, DemandSpec, HostSpec, JobsSpec
+from fleet_sim.hosting.specs import AppSpec, DemandSpec, HostSpec, JobsSpec
 from fleet_sim.hosting.deploy import MODES, deploy, mode_params, plan
 from fleet_sim.model.distributions import Exponential
 from fleet_sim.policies.placement import BestFit, FirstFit, WorstFit

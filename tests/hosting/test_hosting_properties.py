@@ -11,7 +11,8 @@ from conftest import NOW, job_app, make_host
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleet_sim.hosting.base import ProcessJobs, cfs_weight, host_kernel
+from fleet_sim.hosting.kernel import host_kernel
+from fleet_sim.hosting.processes import ProcessJobs, cfs_weight
 from fleet_sim.hosting.baremetal import SharedOS
 from fleet_sim.hosting.containers import ContainerRuntime
 from fleet_sim.model.jobs import Job

@@ -7,7 +7,9 @@ from conftest import NOW, events, job_app, last_row, make_host, steady
 
 from fleet_sim.errors import CapacityError
 from fleet_sim.hosting import defaults
-from fleet_sim.hosting.base import AppProcess, AppSpec, host_kernel
+from fleet_sim.hosting.instance import AppProcess
+from fleet_sim.hosting.kernel import host_kernel
+from fleet_sim.hosting.specs import AppSpec
 from fleet_sim.hosting.hypervisor import Hypervisor
 from fleet_sim.model.distributions import Deterministic
 from fleet_sim.model.jobs import Job

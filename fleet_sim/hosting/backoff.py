@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from fleet_sim.hosting import defaults
 from fleet_sim.numerics.fairshare import INF
 
 
@@ -33,3 +34,10 @@ class Backoff:
             return False
         recent = sum(1 for t in kill_times if t > now - self.limit_interval_s)
         return recent > self.limit_burst
+
+
+def service_restart(delay_s: float) -> Backoff:
+    """systemd's restart of a killed service: RestartSec ``delay_s`` (s), not growing,
+    with systemd's start rate limit."""
+    return Backoff(delay_s, delay_s, limit_burst=defaults.SERVICE_START_LIMIT_BURST,
+                   limit_interval_s=defaults.SERVICE_START_LIMIT_INTERVAL_S)

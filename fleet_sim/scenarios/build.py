@@ -29,14 +29,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import simpy
-from pydantic import BaseModel
 
 from fleet_sim.errors import CapacityError, ConfigError
 from fleet_sim.hosting.specs import AppSpec, DemandSpec, HostSpec, JobsSpec, WorkloadSpec
 from fleet_sim.hosting.balancer import LoadBalancer
-from fleet_sim.hosting.deploy import Deployment, Site, deploy, mode_params
+from fleet_sim.hosting.deploy import Deployment, deploy
 from fleet_sim.hosting.failures import Failures
-from fleet_sim.hosting.deploy import plan as plan_placement
+from fleet_sim.hosting.placement import plan as plan_placement
+from fleet_sim.hosting.site import Site
 from fleet_sim.hosting.rollout import FleetProvisioner, FleetRollout, Version
 from fleet_sim.images.cache import LayerCache
 from fleet_sim.images.image import Image, VMImage
@@ -221,19 +221,6 @@ def app_specs(app: cfg.AppConfig, base_dir: Path) -> list[AppSpec]:
     ) for r, inst in enumerate(app.instances)]
 
 
-def hosting_params(model: BaseModel) -> dict[str, Any]:
-    """A mode's config as the keyword arguments of its hosting dataclass."""
-    out = {}
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        if isinstance(value, cfg.DISTRIBUTION_CONFIGS):
-            value = cfg.distribution(value)
-        elif isinstance(value, BaseModel):
-            value = hosting_params(value)
-        out[name] = value
-    return out
-
-
 # ---------------------------------------------------------------- checks
 def fit_errors(config: cfg.ScenarioConfig, file: str) -> list[ConfigError]:
     """Apps whose replica fits no empty host under the chosen mode (e.g. a VM bigger
@@ -241,7 +228,7 @@ def fit_errors(config: cfg.ScenarioConfig, file: str) -> list[ConfigError]:
     if not config.apps:
         return []
     mode = config.hosting.mode
-    params = mode_params(mode, hosting_params(config.hosting.params()))
+    params = config.hosting.params()
     env = simpy.Environment()
     sites = [Site(Host(env, g.type, g.cores, g.ram_mib, g.speed), mode, params, Streams(0))
              for g in config.fleet.hosts]
@@ -371,7 +358,7 @@ def build(config: cfg.ScenarioConfig, seed: int | None = None,
     hosts, inventory = _hosts(config, env, recorder)
     apps = [spec for app in config.apps for spec in app_specs(app, base_dir or Path.cwd())]
     mode = config.hosting.mode
-    params = hosting_params(config.hosting.params())
+    params = config.hosting.params()
     policy = placement_policy(config.placement.policy)
 
     def deployment() -> tuple[Deployment, list[FleetRollout]]:

@@ -65,6 +65,8 @@ class SharedOS:
 
     name = "baremetal"
     Params = BareMetalParams
+    image = None
+    in_place = True
 
     def __init__(self, kernel: Kernel, streams: Streams, params: BareMetalParams, *,
                  keep_jobs: bool = False, fetch: Fetch | None = None):
@@ -96,6 +98,10 @@ class SharedOS:
     def host_app(self, app: AppSpec) -> list[tuple[Instance, Instance | None]]:
         """Admit ``app``'s process: ``[(process, None)]``."""
         return [(self.admit(app), None)]
+
+    def cpu_key(self, app: AppSpec) -> str:
+        """Its CPU request."""
+        return "cpu_request_cores"
 
     # ------------------------------------------------------------------ provisioning
     def install(self, proc: AppProcess) -> Generator[simpy.Event, Any, bool]:

@@ -378,6 +378,8 @@ class ContainerRuntime:
 
     name = "container"
     Params = ContainerParams
+    image = "container"
+    in_place = False
 
     def __init__(self, kernel: Kernel, streams: Streams, params: ContainerParams, *,
                  keep_jobs: bool = False, fetch: Fetch | None = None):
@@ -409,6 +411,10 @@ class ContainerRuntime:
     def host_app(self, app: AppSpec) -> list[tuple[Instance, Instance | None]]:
         """Admit ``app``'s container: ``[(container, None)]``."""
         return [(self.admit(app), None)]
+
+    def cpu_key(self, app: AppSpec) -> str:
+        """Its cpuset if it has one, else its CPU request."""
+        return "cpu_request_cores" if app.cpuset_cores is None else "cpuset_cores"
 
 
 def cpu_stats(instances: Mapping[str, Instance],

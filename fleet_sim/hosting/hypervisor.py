@@ -156,6 +156,8 @@ class Hypervisor:
 
     name = "vm"
     Params = VmParams
+    image = "vm"
+    in_place = False
 
     def __init__(self, kernel: Kernel, streams: Streams, params: VmParams, *,
                  keep_jobs: bool = False, fetch: Fetch | None = None):
@@ -237,3 +239,9 @@ class Hypervisor:
         """Admit ``app``'s VM and the app inside: ``[(vm, None), (inner, vm)]``."""
         vm, inner = self.run_app(app)
         return [(vm, None), (inner, vm)]
+
+    def cpu_key(self, app: AppSpec) -> str:
+        """What sizes its VM's vCPUs (:meth:`size`)."""
+        if app.vcpus is not None:
+            return "vcpus"
+        return "threads" if self.params.vcpus_from == "threads" else "cpu_request_cores"

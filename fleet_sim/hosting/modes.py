@@ -43,6 +43,12 @@ class HostingMode(Protocol):
 
     name: ClassVar[str]
     Params: ClassVar[type]
+    #: what its instances fetch before they start: ``"vm"`` (a VM image),
+    #: ``"container"`` (image layers, unpacked on the host) or None (nothing)
+    image: ClassVar[str | None]
+    #: a rollout replaces an instance where it runs (a reinstall on a shared OS)
+    #: instead of starting the new one beside it
+    in_place: ClassVar[bool]
     kernel: Kernel
 
     def candidate(self, app: AppSpec) -> Instance:
@@ -54,6 +60,10 @@ class HostingMode(Protocol):
         """Admit ``app`` now (raises CapacityError or ConflictError): its instances,
         outermost first, each with the instance it waits for; the last one runs the
         app's workloads."""
+        ...
+
+    def cpu_key(self, app: AppSpec) -> str:
+        """The field of ``app`` that sizes the CPU it asks for on the host."""
         ...
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from fleet_sim.hosting.base import RUNNING, Instance
+from fleet_sim.hosting.instance import RUNNING, Instance
 from fleet_sim.hosting.deploy import Deployment
 from fleet_sim.model.jobs import JobWorkload
 from fleet_sim.model.service import Service

@@ -1,6 +1,6 @@
 """Containers: a runtime whose containers share one kernel (docs/model.md §2, §4, §5).
 
-A :class:`ContainerRuntime` runs on a :class:`~fleet_sim.hosting.base.Kernel`,
+A :class:`ContainerRuntime` runs on a :class:`~fleet_sim.hosting.kernel.Kernel`,
 the host's or a VM's guest. Each :class:`Container` is a cgroup, a node of the
 CPU tree (recorded in the ``instances`` table) with the app's processes below:
 
@@ -24,22 +24,18 @@ CPU overhead is zero (Felter et al. 2015); the shim's RAM is reserved per contai
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import simpy
 
 from fleet_sim.hosting import defaults
-from fleet_sim.hosting.base import (
-    AppSpec,
-    Backoff,
-    Fetch,
-    Instance,
-    Kernel,
-    draw_s,
-    unwatch_node,
-    watch_node,
-)
+from fleet_sim.hosting.backoff import Backoff
+from fleet_sim.hosting.instance import Fetch, Instance, draw_s
+from fleet_sim.hosting.kernel import Kernel
+from fleet_sim.hosting.processes import unwatch_node, watch_node
+from fleet_sim.hosting.specs import AppSpec
 from fleet_sim.model.cputree import INSTANCES, CpuNode
 from fleet_sim.model.distributions import Distribution, LogNormal
 from fleet_sim.model.host import Host
@@ -50,9 +46,29 @@ CFS_MODES = ("period", "fluid")
 
 #: default start-time distribution of a container whose image is local
 CONTAINER_START_S = LogNormal(defaults.CONTAINER_START_MEAN_S, defaults.CONTAINER_START_CV)
-#: default restart back-off (Kubernetes CrashLoopBackOff)
-CRASH_LOOP_BACKOFF = Backoff(defaults.RESTART_BACKOFF_BASE_S, defaults.RESTART_BACKOFF_MAX_S,
-                             defaults.RESTART_BACKOFF_RESET_S)
+
+
+@dataclass(frozen=True)
+class ContainerParams:
+    """Container runtime: ``cpu_ratio`` over CPU requests, ``cfs`` (``"period"`` |
+    ``"fluid"``), CFS period (s), start time (s), restart back-off (s), per-container
+    RAM overhead and host OS RAM (MiB)."""
+
+    cpu_ratio: float = 1.0
+    cfs: str = "period"
+    cfs_period_s: float = defaults.CFS_PERIOD_S
+    start_s: Distribution = CONTAINER_START_S
+    restart_backoff_base_s: float = defaults.RESTART_BACKOFF_BASE_S
+    restart_backoff_max_s: float = defaults.RESTART_BACKOFF_MAX_S
+    restart_backoff_reset_s: float = defaults.RESTART_BACKOFF_RESET_S
+    ram_overhead_mib: float = defaults.CONTAINER_RAM_OVERHEAD_MIB
+    host_os_ram_mib: float = defaults.HOST_OS_RAM_MIB
+
+    @property
+    def backoff(self) -> Backoff:
+        """The restart after an OOM kill (Kubernetes CrashLoopBackOff by default)."""
+        return Backoff(self.restart_backoff_base_s, self.restart_backoff_max_s,
+                       self.restart_backoff_reset_s)
 
 _END, _EXHAUST = 0, 1
 
@@ -80,7 +96,7 @@ class CfsBandwidth:
     It lives on the host scheduler's clock, not SimPy's: the scheduler is lazy, so
     a rate change inside it (a job arriving on a neighbour) can happen while SimPy
     is elsewhere. At each change of the node's allocation the scheduler calls
-    back (:func:`~fleet_sim.hosting.base.watch_node`); the controller predicts
+    back (:func:`~fleet_sim.hosting.processes.watch_node`); the controller predicts
     when the quota runs out at the new rate and registers a scheduler feed then.
 
     Periods in which nothing can happen cost nothing: while the node's allocation
@@ -298,10 +314,10 @@ class Container(Instance):
         """``cpu.max`` quota per period (core-s), or None without a limit."""
         if self.app.cpu_limit_cores is None:
             return None
-        return self.app.cpu_limit_cores * self.runtime.cfs_period_s
+        return self.app.cpu_limit_cores * self.runtime.params.cfs_period_s
 
     def placement_request(self) -> PlacementRequest:
-        ram = self.app.ram_mib + self.runtime.ram_overhead_mib
+        ram = self.app.ram_mib + self.runtime.params.ram_overhead_mib
         if self.app.cpuset_cores:
             return PlacementRequest(self.name, float(self.app.cpuset_cores), ram, dedicated=True)
         return PlacementRequest(self.name, self.app.cpu_request_cores, ram)
@@ -312,7 +328,7 @@ class Container(Instance):
 
     def build_node(self) -> CpuNode:
         cap = self.open_cap_cores
-        if self.quota_core_s is not None and self.runtime.cfs == "fluid":
+        if self.quota_core_s is not None and self.runtime.params.cfs == "fluid":
             cap = min(cap, self.app.cpu_limit_cores)  # type: ignore[type-var]
         cpuset = float(self.app.cpuset_cores or 0)
         node = CpuNode(self.name, weight=self.app.cpu_weight, cap=cap, floor=cpuset,
@@ -321,7 +337,7 @@ class Container(Instance):
         return node
 
     def _start_s(self) -> float:
-        return draw_s(self.runtime.start_s, self.streams.get(f"hosting.{self.name}.start"))
+        return draw_s(self.runtime.params.start_s, self.streams.get(f"hosting.{self.name}.start"))
 
     def provision(self) -> Generator[simpy.Event, Any, bool]:
         if not (yield from self.pull(self.runtime.fetch)):
@@ -335,9 +351,9 @@ class Container(Instance):
     def on_running(self) -> None:
         super().on_running()
         quota = self.quota_core_s
-        if quota is not None and self.runtime.cfs == "period" and self.bandwidth is None:
+        if quota is not None and self.runtime.params.cfs == "period" and self.bandwidth is None:
             self.bandwidth = CfsBandwidth(self.host, self.node, quota,  # type: ignore[arg-type]
-                                          self.runtime.cfs_period_s, self.open_cap_cores)
+                                          self.runtime.params.cfs_period_s, self.open_cap_cores)
             self.bandwidth.start()
 
     def on_crash(self, reason: str) -> None:
@@ -352,33 +368,29 @@ class Container(Instance):
 
 
 class ContainerRuntime:
-    """A container runtime on ``kernel`` (a host OS or a VM's guest): its containers
-    share that kernel (docs/model.md §6).
+    """A container runtime on ``kernel`` (a host OS or a VM's guest) with ``params``: its
+    containers share that kernel (docs/model.md §6).
 
-    ``cfs``: ``"period"`` (exact CFS bandwidth control) or ``"fluid"`` (quota as an
-    average cap); ``cfs_period_s``; ``start_s``: start-time distribution (s);
-    ``backoff``: restart after an OOM kill; ``ram_overhead_mib``: reserved per
-    container; ``fetch``: the image pull (layers the host lacks) before each start.
+    ``params.cfs``: ``"period"`` (exact CFS bandwidth control) or ``"fluid"`` (quota as
+    an average cap). ``backoff``: restart after an OOM kill (from ``params``; None:
+    never). ``fetch``: the image pull (layers the host lacks) before each start.
     """
 
-    def __init__(self, kernel: Kernel, streams: Streams, *, cfs: str = "period",
-                 cfs_period_s: float = defaults.CFS_PERIOD_S,
-                 start_s: Distribution = CONTAINER_START_S,
-                 backoff: Backoff | None = CRASH_LOOP_BACKOFF,
-                 ram_overhead_mib: float = defaults.CONTAINER_RAM_OVERHEAD_MIB,
-                 fetch: Fetch | None = None,
-                 keep_jobs: bool = False):
-        if cfs not in CFS_MODES:
-            raise ValueError(f"unknown cfs mode {cfs!r}; valid: {', '.join(CFS_MODES)}")
-        if not cfs_period_s > 0:
-            raise ValueError(f"cfs_period_s must be > 0, got {cfs_period_s!r}")
+    name = "container"
+    Params = ContainerParams
+    image = "container"
+    in_place = False
+
+    def __init__(self, kernel: Kernel, streams: Streams, params: ContainerParams, *,
+                 keep_jobs: bool = False, fetch: Fetch | None = None):
+        if params.cfs not in CFS_MODES:
+            raise ValueError(f"unknown cfs mode {params.cfs!r}; valid: {', '.join(CFS_MODES)}")
+        if not params.cfs_period_s > 0:
+            raise ValueError(f"cfs_period_s must be > 0, got {params.cfs_period_s!r}")
         self.kernel = kernel
         self.streams = streams
-        self.cfs = cfs
-        self.cfs_period_s = cfs_period_s
-        self.start_s = start_s
-        self.backoff = backoff
-        self.ram_overhead_mib = ram_overhead_mib
+        self.params = params
+        self.backoff: Backoff | None = params.backoff
         self.fetch = fetch
         self.keep_jobs = keep_jobs
         self.node = kernel.host.attach(CpuNode(f"{kernel.name}.runtime"), kernel.node)
@@ -391,3 +403,33 @@ class ContainerRuntime:
         """Admit a container for ``app`` (raises CapacityError); launch it to start it."""
         return self.container(app, name).admit()  # type: ignore[return-value]
 
+    # ------------------------------------------------------------------ HostingMode
+    def candidate(self, app: AppSpec) -> Instance:
+        """What would be admitted for ``app``: its container (not admitted)."""
+        return self.container(app)
+
+    def host_app(self, app: AppSpec) -> list[tuple[Instance, Instance | None]]:
+        """Admit ``app``'s container: ``[(container, None)]``."""
+        return [(self.admit(app), None)]
+
+    def cpu_key(self, app: AppSpec) -> str:
+        """Its cpuset if it has one, else its CPU request."""
+        return "cpu_request_cores" if app.cpuset_cores is None else "cpuset_cores"
+
+
+def cpu_stats(instances: Mapping[str, Instance],
+              t: float | None = None) -> dict[str, dict[str, float]]:
+    """``cpu.stat`` counters at ``t`` of the containers among ``instances`` (app →
+    instance) whose quota is enforced per period."""
+    return {a: i.cpu_stat(t) for a, i in instances.items()
+            if isinstance(i, Container) and i.bandwidth is not None}
+
+
+def record_cpu_stats(instances: Mapping[str, Instance], t_end: float) -> None:
+    """Record those counters at the end of the run (event ``cpu_stat``: ``duration_s`` =
+    throttled time, ``count`` = throttled periods)."""
+    for app, stat in cpu_stats(instances, t_end).items():
+        inst = instances[app]
+        inst.host.recorder.event(
+            t_end, "cpu_stat", inst.name, f"nr_periods={stat['nr_periods']:g}",
+            host=inst.host.name, duration_s=stat["throttled_s"], count=stat["nr_throttled"])

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import simpy
 
-from fleet_sim.hosting.base import Instance, draw_s
+from fleet_sim.hosting.instance import Instance, draw_s
 from fleet_sim.hosting.deploy import Deployment
 from fleet_sim.model.distributions import Distribution
 from fleet_sim.model.jobs import JobWorkload

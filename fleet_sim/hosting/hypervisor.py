@@ -15,7 +15,7 @@ footprint and a larger virtualization overhead) runs :class:`VM` s on a host:
 - **Boot**: the copy of the VM image to the host (``fetch``), then a draw of
   ``boot_s`` (stream ``hosting.<vm>.boot``), tens of seconds by default; the app
   inside starts after it, and jobs arriving meanwhile queue.
-- **Inside**: a guest :class:`~fleet_sim.hosting.base.Kernel` (the VM's vCPUs and
+- **Inside**: a guest :class:`~fleet_sim.hosting.kernel.Kernel` (the VM's vCPUs and
   RAM, of which the guest OS uses ``guest_os_ram_mib``) running the app as
   processes, or a guest :class:`~fleet_sim.hosting.containers.ContainerRuntime`.
 """
@@ -23,24 +23,18 @@ footprint and a larger virtualization overhead) runs :class:`VM` s on a host:
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Mapping
+from collections.abc import Generator
+from dataclasses import dataclass, field
 from typing import Any
 
 import simpy
 
 from fleet_sim.hosting import defaults
-from fleet_sim.hosting.base import (
-    AppProcess,
-    AppSpec,
-    Backoff,
-    Fetch,
-    Instance,
-    Kernel,
-    WorkloadSpec,
-    draw_s,
-)
-from fleet_sim.hosting.baremetal import SERVICE_RESTART
-from fleet_sim.hosting.containers import ContainerRuntime
+from fleet_sim.hosting.backoff import Backoff, service_restart
+from fleet_sim.hosting.instance import AppProcess, Fetch, Instance, draw_s
+from fleet_sim.hosting.kernel import Kernel
+from fleet_sim.hosting.specs import AppSpec, WorkloadSpec
+from fleet_sim.hosting.containers import ContainerParams, ContainerRuntime
 from fleet_sim.model.cputree import INSTANCES, CpuNode
 from fleet_sim.model.demand import Constant, DemandWorkload
 from fleet_sim.model.distributions import Distribution, LogNormal
@@ -57,6 +51,29 @@ VCPU_SIZING = ("request", "threads")
 GUESTS = ("process", "container")
 #: RAM account of a type-2 hypervisor's host OS on the host kernel
 TYPE2_HOST_OS = "<type2-host-os>"
+
+
+@dataclass(frozen=True)
+class VmParams:
+    """Hypervisor: type 1 | 2, vCPU overcommit ``cpu_ratio``, ``virt_overhead`` (default
+    by type), boot time (s), guest OS RAM (MiB) and background CPU (cores), per-VM
+    hypervisor RAM (MiB), VM sizing (``vcpus_from``: ``"request"`` | ``"threads"``),
+    pinning, what runs inside (``guest``: ``"process"`` | ``"container"``, with
+    ``guest_containers``), restart delay of guest processes (s), host OS RAM (MiB)."""
+
+    hypervisor_type: int = 1
+    cpu_ratio: float = 1.0
+    virt_overhead: float | None = None
+    boot_s: Distribution = VM_BOOT_S
+    guest_os_ram_mib: float = defaults.GUEST_OS_RAM_MIB
+    guest_os_cores: float = defaults.GUEST_OS_BACKGROUND_CORES
+    vm_ram_overhead_mib: float = defaults.VM_HYPERVISOR_RAM_MIB
+    vcpus_from: str = "request"
+    pin_vcpus: bool = False
+    guest: str = "process"
+    guest_containers: ContainerParams = field(default_factory=ContainerParams)
+    restart_backoff_s: float = defaults.SERVICE_RESTART_BACKOFF_S
+    host_os_ram_mib: float = defaults.HOST_OS_RAM_MIB
 
 
 class VM(Instance):
@@ -79,7 +96,7 @@ class VM(Instance):
 
     def placement_request(self) -> PlacementRequest:
         return PlacementRequest(self.name, float(self.vcpus),
-                                self.ram_mib + self.hypervisor.vm_ram_overhead_mib,
+                                self.ram_mib + self.hypervisor.params.vm_ram_overhead_mib,
                                 dedicated=self.pinned)
 
     def admission_terms(self) -> dict[str, Any]:
@@ -95,10 +112,10 @@ class VM(Instance):
                        scale=1.0 + hv.virt_overhead, table=INSTANCES, instance=self.name)
         self.host.attach(node, hv.node)
         self.guest = Kernel(self.host, self.name, node, vcpus, self.ram_mib,
-                            os_ram_mib=hv.guest_os_ram_mib, parent=hv.kernel)
-        if hv.guest_os_cores > 0:
+                            os_ram_mib=hv.params.guest_os_ram_mib, parent=hv.kernel)
+        if hv.params.guest_os_cores > 0:
             self.guest_os = DemandWorkload(self.host, f"{self.name}.{GUEST_OS}",
-                                           Constant(hv.guest_os_cores), parent=node,
+                                           Constant(hv.params.guest_os_cores), parent=node,
                                            instance=self.name)
             self.guest_os.start()
         return node
@@ -106,7 +123,7 @@ class VM(Instance):
     def provision(self) -> Generator[simpy.Event, Any, bool]:
         if not (yield from self.pull(self.hypervisor.fetch)):
             return False
-        yield self.env.timeout(draw_s(self.hypervisor.boot_s,
+        yield self.env.timeout(draw_s(self.hypervisor.params.boot_s,
                                       self.streams.get(f"hosting.{self.name}.boot")))
         return True
 
@@ -125,53 +142,44 @@ class VM(Instance):
 
 
 class Hypervisor:
-    """A hypervisor on the host of ``kernel`` (the host's kernel), running VMs.
+    """A hypervisor on the host of ``kernel`` (the host's kernel) with ``params``, running
+    VMs.
 
-    ``hypervisor_type``: 1 or 2. ``virt_overhead``: extra host core-s per guest
-    core-s (default by type). ``cpu_ratio`` is the host kernel's (vCPU overcommit).
-    ``vcpus_from``: size a VM by the app's CPU request (⌈request⌉) or its threads,
-    unless the app sets ``vcpus``. ``pin_vcpus``: dedicated cores. ``guest``: run the
-    app as ``"process"`` es or in a ``"container"`` runtime (``guest_runtime``:
-    its keyword arguments). ``restart``: how a guest process comes back after a kill.
-    ``fetch``: the copy of the VM's image to the host before each boot (the app is in
-    the image: guests fetch nothing).
+    ``params.virt_overhead``: extra host core-s per guest core-s (None: by type).
+    ``params.cpu_ratio`` is the host kernel's (vCPU overcommit). ``vcpus_from``: size a
+    VM by the app's CPU request (⌈request⌉) or its threads, unless the app sets
+    ``vcpus``. ``pin_vcpus``: dedicated cores. ``guest``: run the app as ``"process"``
+    es or in a ``"container"`` runtime (with ``guest_containers``). ``restart``: how a
+    guest process comes back after a kill. ``fetch``: the copy of the VM's image to the
+    host before each boot (the app is in the image: guests fetch nothing).
     """
 
-    def __init__(self, kernel: Kernel, streams: Streams, *, hypervisor_type: int = 1,
-                 virt_overhead: float | None = None, boot_s: Distribution = VM_BOOT_S,
-                 guest_os_ram_mib: float = defaults.GUEST_OS_RAM_MIB,
-                 guest_os_cores: float = defaults.GUEST_OS_BACKGROUND_CORES,
-                 vm_ram_overhead_mib: float = defaults.VM_HYPERVISOR_RAM_MIB,
-                 vcpus_from: str = "request", pin_vcpus: bool = False,
-                 guest: str = "process", guest_runtime: Mapping[str, Any] | None = None,
-                 restart: Backoff | None = SERVICE_RESTART, keep_jobs: bool = False,
-                 fetch: Fetch | None = None):
-        if hypervisor_type not in VIRT_OVERHEAD:
-            raise ValueError(f"hypervisor_type must be 1 or 2, got {hypervisor_type!r}")
-        if vcpus_from not in VCPU_SIZING:
-            raise ValueError(f"unknown vcpus_from {vcpus_from!r}; valid: {', '.join(VCPU_SIZING)}")
-        if guest not in GUESTS:
-            raise ValueError(f"unknown guest {guest!r}; valid: {', '.join(GUESTS)}")
+    name = "vm"
+    Params = VmParams
+    image = "vm"
+    in_place = False
+
+    def __init__(self, kernel: Kernel, streams: Streams, params: VmParams, *,
+                 keep_jobs: bool = False, fetch: Fetch | None = None):
+        if params.hypervisor_type not in VIRT_OVERHEAD:
+            raise ValueError(f"hypervisor_type must be 1 or 2, got {params.hypervisor_type!r}")
+        if params.vcpus_from not in VCPU_SIZING:
+            raise ValueError(f"unknown vcpus_from {params.vcpus_from!r}; "
+                             f"valid: {', '.join(VCPU_SIZING)}")
+        if params.guest not in GUESTS:
+            raise ValueError(f"unknown guest {params.guest!r}; valid: {', '.join(GUESTS)}")
         self.kernel = kernel
         self.host = kernel.host
         self.streams = streams
-        self.hypervisor_type = hypervisor_type
-        self.virt_overhead = (VIRT_OVERHEAD[hypervisor_type] if virt_overhead is None
-                              else float(virt_overhead))
-        self.boot_s = boot_s
-        self.guest_os_ram_mib = guest_os_ram_mib
-        self.guest_os_cores = guest_os_cores
-        self.vm_ram_overhead_mib = vm_ram_overhead_mib
-        self.vcpus_from = vcpus_from
-        self.pin_vcpus = pin_vcpus
-        self.guest = guest
-        self.guest_runtime = dict(guest_runtime or {})
-        self.restart = restart
+        self.params = params
+        self.virt_overhead = (VIRT_OVERHEAD[params.hypervisor_type]
+                              if params.virt_overhead is None else float(params.virt_overhead))
+        self.restart: Backoff | None = service_restart(params.restart_backoff_s)
         self.keep_jobs = keep_jobs
         self.fetch = fetch
         self.node = self.host.attach(CpuNode(f"{self.host.name}.hypervisor"), kernel.node)
         self.host_os: DemandWorkload | None = None
-        if hypervisor_type == 2:
+        if params.hypervisor_type == 2:
             kernel.add_footprint(TYPE2_HOST_OS, defaults.TYPE2_HOST_OS_RAM_MIB)
             self.host_os = DemandWorkload(self.host, f"{self.host.name}.host-os",
                                           Constant(defaults.TYPE2_HOST_OS_CORES),
@@ -184,19 +192,20 @@ class Hypervisor:
         (plus the container shim's with a guest runtime)."""
         if app.vcpus is not None:
             vcpus = app.vcpus
-        elif self.vcpus_from == "threads":
+        elif self.params.vcpus_from == "threads":
             vcpus = app.threads
         else:
             vcpus = max(1, math.ceil(app.cpu_request_cores - 1e-9))
-        ram = app.ram_mib + self.guest_os_ram_mib
-        if self.guest == "container":
-            ram += self.guest_runtime.get("ram_overhead_mib", defaults.CONTAINER_RAM_OVERHEAD_MIB)
+        ram = app.ram_mib + self.params.guest_os_ram_mib
+        if self.params.guest == "container":
+            ram += self.params.guest_containers.ram_overhead_mib
         return vcpus, ram
 
     def vm(self, name: str, app: AppSpec, vcpus: int, ram_mib: float,
            pinned: bool | None = None) -> VM:
         """A VM, not yet admitted."""
-        return VM(name, app, self, vcpus, ram_mib, self.pin_vcpus if pinned is None else pinned)
+        return VM(name, app, self, vcpus, ram_mib,
+                  self.params.pin_vcpus if pinned is None else pinned)
 
     def create_vm(self, name: str, app: AppSpec, vcpus: int, ram_mib: float,
                   pinned: bool | None = None) -> VM:
@@ -213,10 +222,26 @@ class Hypervisor:
         ``vm.launch()`` then ``inner.launch(after=vm.up)``."""
         vm = self.vm_for(app).admit()
         assert isinstance(vm, VM) and vm.guest is not None
-        if self.guest == "container":
-            runtime = ContainerRuntime(vm.guest, self.streams, keep_jobs=self.keep_jobs,
-                                       **self.guest_runtime)
+        if self.params.guest == "container":
+            runtime = ContainerRuntime(vm.guest, self.streams, self.params.guest_containers,
+                                       keep_jobs=self.keep_jobs)
             return vm, runtime.admit(app)
         inner = AppProcess(app.name, app, vm.guest, self.streams, backoff=self.restart,
                            keep_jobs=self.keep_jobs).admit()
         return vm, inner
+
+    # ------------------------------------------------------------------ HostingMode
+    def candidate(self, app: AppSpec) -> Instance:
+        """What would be admitted on the host for ``app``: its VM (not admitted)."""
+        return self.vm_for(app)
+
+    def host_app(self, app: AppSpec) -> list[tuple[Instance, Instance | None]]:
+        """Admit ``app``'s VM and the app inside: ``[(vm, None), (inner, vm)]``."""
+        vm, inner = self.run_app(app)
+        return [(vm, None), (inner, vm)]
+
+    def cpu_key(self, app: AppSpec) -> str:
+        """What sizes its VM's vCPUs (:meth:`size`)."""
+        if app.vcpus is not None:
+            return "vcpus"
+        return "threads" if self.params.vcpus_from == "threads" else "cpu_request_cores"

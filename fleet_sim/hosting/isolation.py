@@ -14,8 +14,9 @@ the product of the escapes needed to reach the lowest kernel A and B share:
 - another host: 0 (no lateral movement over the network is modelled).
 
 :func:`sample_exposed` draws which escapes succeed once per compromise, so apps
-behind the same boundary fall together. A host failure (see
-``Deployment.fail_host``) takes down everything on the host.
+behind the same boundary fall together; :func:`compromise` records one compromise
+and what it exposes. A host failure (see ``Deployment.fail_host``) takes down
+everything on the host.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from fleet_sim.hosting import defaults
-from fleet_sim.hosting.base import Instance, Kernel
+from fleet_sim.hosting.instance import Instance
+from fleet_sim.hosting.kernel import Kernel
 
 KERNEL_ESCAPE = "kernel-escape"
 HYPERVISOR_ESCAPE = "hypervisor-escape"
@@ -87,3 +89,23 @@ def sample_exposed(found: Iterable[Exposure], rng: np.random.Generator,
              KERNEL_ESCAPE: bool(rng.random() < kernel_escape_p),
              HYPERVISOR_ESCAPE: bool(rng.random() < hypervisor_escape_p)}
     return [e for e in found if all(broke[b] for b in e.via)]
+
+
+def compromise(compromised: Instance, app: str, others: Iterable[Instance],
+               rng: np.random.Generator | None = None,
+               kernel_escape_p: float = defaults.KERNEL_ESCAPE_P,
+               hypervisor_escape_p: float = defaults.HYPERVISOR_ESCAPE_P) -> list[Exposure]:
+    """``compromised`` (an instance of ``app``) is compromised now (event
+    ``compromised``). Without ``rng``: every possible exposure among ``others``
+    (``exposed`` events with their probability); with it: the exposures of one draw
+    of the escapes."""
+    found = exposures(compromised, others, kernel_escape_p, hypervisor_escape_p)
+    if rng is not None:
+        found = sample_exposed(found, rng, kernel_escape_p, hypervisor_escape_p)
+    rec = compromised.host.recorder
+    now = compromised.env.now
+    rec.event(now, "compromised", compromised.name, f"app={app}", host=compromised.host.name)
+    for e in found:
+        rec.event(now, "exposed", e.instance,
+                  f"app={e.app} by={app} p={e.probability:g} via={'+'.join(e.via)}")
+    return found

@@ -39,8 +39,10 @@ import simpy
 from simpy.events import ProcessGenerator
 
 from fleet_sim.errors import ConflictError
-from fleet_sim.hosting.base import DOWN, FAILED, RUNNING, AppSpec, Instance
-from fleet_sim.hosting.deploy import Deployment, Site
+from fleet_sim.hosting.deploy import Deployment
+from fleet_sim.hosting.instance import DOWN, FAILED, RUNNING, Instance
+from fleet_sim.hosting.site import Site
+from fleet_sim.hosting.specs import AppSpec
 from fleet_sim.images.network import Network
 from fleet_sim.model.protocols import PlacementPolicy, Recorder, RolloutStrategy
 from fleet_sim.model.rollout import TIMELINE_COLUMNS, InstanceRecord, RolloutRun

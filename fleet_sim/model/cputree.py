@@ -12,10 +12,33 @@ maintains incrementally: ``dsum`` (sum of children's effective demands) and
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from fleet_sim.numerics.fairshare import INF, FairNode
 
 #: tables a node can be recorded in
 WORKLOADS, INSTANCES = "workloads", "instances"
+
+
+class CpuShare(NamedTuple):
+    """A recorded node's row (cores, in its own units): what it wants, what it gets, and
+    its unmet demand split by who is to blame (docs/model.md §2.5). ``throttled_cores``:
+    above what it would get on an idle host (its own caps and quotas); ``contention_cores``:
+    the rest of its unmet demand (neighbours).
+
+    Field names are the columns of the ``workloads`` and ``instances`` tables."""
+
+    demand_cores: float
+    allocated_cores: float
+    throttled_cores: float
+    contention_cores: float
+
+    @classmethod
+    def of(cls, demand: float, allocated: float, idle_host: float) -> CpuShare:
+        """The row of a node wanting ``demand`` that gets ``allocated`` and would get
+        ``idle_host`` on an idle host."""
+        return cls(demand, allocated, max(0.0, demand - idle_host),
+                   max(0.0, idle_host - allocated))
 
 
 class CpuNode(FairNode):
@@ -38,7 +61,7 @@ class CpuNode(FairNode):
         self.used_core_s = 0.0  # ∫ alloc dt up to t_used, kept only for metered nodes
         self.t_used = 0.0
         self.a_used = 0.0  # the allocation since t_used
-        self.last: tuple[float, float, float, float] | None = None
+        self.last: CpuShare | None = None  # its last recorded row
         self.rec = None  # the host's writer of this node's rows, once it has one
 
     def leaves(self) -> list[FairNode]:

@@ -18,17 +18,15 @@ import math
 
 import simpy
 
-from fleet_sim.model.cputree import INSTANCES, WORKLOADS, CpuNode
+from fleet_sim.model.cputree import INSTANCES, WORKLOADS, CpuNode, CpuShare
 from fleet_sim.model.jobs import FINISHED, JOB_COLUMNS
 from fleet_sim.model.protocols import NullRecorder, Recorder
 from fleet_sim.model.scheduler import HostCpuScheduler
 
 #: the recorded columns of the hosts table (``results.tables`` derives utilization and power)
 HOST_COLUMNS = ("t", "host", "cpu_used_cores", "cpu_capacity_cores", "ram_used_mib")
-NODE_COLUMNS = ("t", "workload", "host", "instance", "demand_cores", "allocated_cores",
-                "throttled_cores", "contention_cores")
-INSTANCE_COLUMNS = ("t", "instance", "host", "demand_cores", "allocated_cores",
-                    "throttled_cores", "contention_cores")
+NODE_COLUMNS = ("t", "workload", "host", "instance", *CpuShare._fields)
+INSTANCE_COLUMNS = ("t", "instance", "host", *CpuShare._fields)
 
 
 class Host:

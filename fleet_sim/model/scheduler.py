@@ -31,7 +31,7 @@ import itertools
 from collections.abc import Callable
 from typing import Protocol
 
-from fleet_sim.model.cputree import CpuNode
+from fleet_sim.model.cputree import CpuNode, CpuShare
 from fleet_sim.numerics.fairshare import INF, distribute, redistribute
 
 #: heap entry kinds; at equal times completions go before feed events
@@ -56,9 +56,9 @@ class HostCpuScheduler:
     ``allocated cores × speed`` core-s per second. Callbacks (set by the host):
     ``on_host(t, used_cores)`` when the host's total allocation changes,
     ``on_node(node)``: the writer of a node of one of ``recorded_tables``, called
-    once per node (kept in ``node.rec``), which gets ``(t, demand, allocated,
-    throttled, contention)`` each time the node's row changes, ``on_job_done(job)``
-    when a job completes.
+    once per node (kept in ``node.rec``), which gets ``(t, *share)`` (a
+    :class:`~fleet_sim.model.cputree.CpuShare`) each time the node's row changes,
+    ``on_job_done(job)`` when a job completes.
     """
 
     def __init__(self, cores: float, root: CpuNode, speed: float = 1.0):
@@ -307,7 +307,8 @@ class HostCpuScheduler:
                 raw = n.raw = n.raw + raw_delta
                 if n.table in tables:
                     n.free = eff
-                    vals = (raw, eff, raw - eff if raw > eff else 0.0, 0.0)
+                    # CpuShare.of(raw, eff, eff), inlined on this hot path
+                    vals = CpuShare(raw, eff, raw - eff if raw > eff else 0.0, 0.0)
                     if vals != n.last:
                         n.last = vals
                         (n.rec or self._writer(n))((now, *vals))
@@ -639,7 +640,7 @@ class HostCpuScheduler:
             node = node.parent
 
     def _record(self, n: CpuNode) -> None:
-        vals = (n.raw, n.alloc, max(0.0, n.raw - n.free), max(0.0, n.free - n.alloc))
+        vals = CpuShare.of(n.raw, n.alloc, n.free)
         if vals != n.last:
             n.last = vals
             (n.rec or self._writer(n))((self.now, *vals))

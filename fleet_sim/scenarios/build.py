@@ -2,7 +2,7 @@
 
 This is the only module that wires the layers together: it creates
 the SimPy environment, the named random streams, the recorder and the hosts,
-turns the config's apps into :class:`~fleet_sim.hosting.base.AppSpec` replicas and
+turns the config's apps into :class:`~fleet_sim.hosting.specs.AppSpec` replicas and
 hands them to :func:`fleet_sim.hosting.deploy.deploy` with the placement policy
 chosen by name, and with the image supply (one network: the registry's uplink,
 each host's NIC, optional racks; the apps' images) that every container pull and
@@ -29,15 +29,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import simpy
-from pydantic import BaseModel
 
 from fleet_sim.errors import CapacityError, ConfigError
-from fleet_sim.hosting.base import AppSpec, DemandSpec, JobsSpec, WorkloadSpec
-from fleet_sim.hosting.base import HostSpec
+from fleet_sim.hosting.specs import AppSpec, DemandSpec, HostSpec, JobsSpec, WorkloadSpec
 from fleet_sim.hosting.balancer import LoadBalancer
-from fleet_sim.hosting.deploy import Deployment, Site, deploy, mode_params
+from fleet_sim.hosting.deploy import Deployment, deploy
 from fleet_sim.hosting.failures import Failures
-from fleet_sim.hosting.deploy import plan as plan_placement
+from fleet_sim.hosting.modes import hosting_mode
+from fleet_sim.hosting.placement import plan as plan_placement
+from fleet_sim.hosting.site import Site
 from fleet_sim.hosting.rollout import FleetProvisioner, FleetRollout, Version
 from fleet_sim.images.cache import LayerCache
 from fleet_sim.images.image import Image, VMImage
@@ -222,19 +222,6 @@ def app_specs(app: cfg.AppConfig, base_dir: Path) -> list[AppSpec]:
     ) for r, inst in enumerate(app.instances)]
 
 
-def hosting_params(model: BaseModel) -> dict[str, Any]:
-    """A mode's config as the keyword arguments of its hosting dataclass."""
-    out = {}
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        if isinstance(value, cfg.DISTRIBUTION_CONFIGS):
-            value = cfg.distribution(value)
-        elif isinstance(value, BaseModel):
-            value = hosting_params(value)
-        out[name] = value
-    return out
-
-
 # ---------------------------------------------------------------- checks
 def fit_errors(config: cfg.ScenarioConfig, file: str) -> list[ConfigError]:
     """Apps whose replica fits no empty host under the chosen mode (e.g. a VM bigger
@@ -242,7 +229,7 @@ def fit_errors(config: cfg.ScenarioConfig, file: str) -> list[ConfigError]:
     if not config.apps:
         return []
     mode = config.hosting.mode
-    params = mode_params(mode, hosting_params(config.hosting.params()))
+    params = config.hosting.params()
     env = simpy.Environment()
     sites = [Site(Host(env, g.type, g.cores, g.ram_mib, g.speed), mode, params, Streams(0))
              for g in config.fleet.hosts]
@@ -261,7 +248,7 @@ def fit_errors(config: cfg.ScenarioConfig, file: str) -> list[ConfigError]:
         free_cpu = max(v.free_cpu_cores for v in views)
         req = candidates[biggest][1]
         kind = sites[biggest].candidate(spec).kind
-        key = "ram_mib" if req.ram_mib > free_ram else _cpu_key(app, config)
+        key = "ram_mib" if req.ram_mib > free_ram else sites[biggest].runtime.cpu_key(spec)
         errors.append(ConfigError(
             file, f"apps[{i}].{key}",
             f"a {kind} needing {req.cpu_cores:g} cores and {req.ram_mib:g} MiB (overheads "
@@ -306,16 +293,6 @@ def _placement_errors(config: cfg.ScenarioConfig, file: str, sites: list[Site],
         f"{cpu_offered:g} cores (cores × overcommit ratio) and {ram_offered:g} MiB; "
         f"placement says: {problem}",
         f"fewer replicas, more hosts ({counts}) or a higher overcommit ratio")]
-
-
-def _cpu_key(app: cfg.AppConfig, config: cfg.ScenarioConfig) -> str:
-    if config.hosting.mode == "vm":
-        if app.vcpus is not None:
-            return "vcpus"
-        return "threads" if config.hosting.vm.vcpus_from == "threads" else "cpu_request_cores"
-    if config.hosting.mode == "container" and app.cpuset_cores is not None:
-        return "cpuset_cores"
-    return "cpu_request_cores"
 
 
 def _services(config: cfg.ScenarioConfig, dep: Deployment, streams: Streams,
@@ -372,11 +349,11 @@ def build(config: cfg.ScenarioConfig, seed: int | None = None,
     hosts, inventory = _hosts(config, env, recorder)
     apps = [spec for app in config.apps for spec in app_specs(app, base_dir or Path.cwd())]
     mode = config.hosting.mode
-    params = hosting_params(config.hosting.params())
+    params = config.hosting.params()
     policy = placement_policy(config.placement.policy)
 
     def deployment() -> tuple[Deployment, list[FleetRollout]]:
-        images = None if mode == "baremetal" else _Images(config, env, recorder)
+        images = None if hosting_mode(mode).image is None else _Images(config, env, recorder)
         dep = deploy(env, hosts, mode, apps, policy, streams, recorder, params,
                      fetch=None if images is None else images.supply.fetch)
         _services(config, dep, streams, recorder)
@@ -423,6 +400,8 @@ class _Images:
                 self.network.attach(host, group.nic_mb_s, group.nic_mb_s, rack)
                 self.caches[host] = LayerCache(images.cache_mb)
                 i += 1
+        #: what the mode's instances fetch: a "vm" image or "container" layers
+        self.kind = hosting_mode(config.hosting.mode).image
         self.supply = ImageSupply(env, self.source(images.distribution))
         for app in config.apps:
             self.supply.add(self.image(app, FIRST_VERSION))
@@ -437,7 +416,7 @@ class _Images:
         """The registry (direct, or through rack mirrors), or a P2P swarm seeded by the
         origins, over the hosts' caches as they are (docs/model.md §5.2)."""
         images = self.config.images
-        unpack = images.unpack_mb_s_per_core if self.config.hosting.mode == "container" else None
+        unpack = images.unpack_mb_s_per_core if self.kind == "container" else None
         client: dict[str, Any] = {
             "max_concurrent_downloads": images.max_concurrent_downloads,
             "unpacker": None if unpack is None else Unpacker(self.env, unpack),
@@ -454,7 +433,7 @@ class _Images:
     def image(self, app: cfg.AppConfig, version: str) -> Image:
         """``app``'s image under the run's mode (a VM image, or a container image)."""
         images = self.config.images
-        if self.config.hosting.mode == "vm":
+        if self.kind == "vm":
             return VMImage(app.name, version, app.vm_image_mb or images.vm_image_mb)
         return container_image(app.name, version, images.base_layers_mb,
                                app.app_layer_mb or images.app_layer_mb)
@@ -471,7 +450,7 @@ def _rollout(config: cfg.ScenarioConfig, rollout: cfg.RolloutConfig, dep: Deploy
                                        tuple(sorted(app.dependencies.items()))),
                 NEXT_VERSION: Version(reference(app.name, NEXT_VERSION),
                                       tuple(sorted(deps.items())))}
-    in_place = config.hosting.mode == "baremetal"
+    in_place = hosting_mode(config.hosting.mode).in_place
     fraction = rollout.rollback_failure_fraction
 
     def provisioner(hosts: Mapping[str, str]) -> FleetProvisioner:

@@ -24,7 +24,7 @@ import types
 import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic.fields import FieldInfo
@@ -32,7 +32,9 @@ from pydantic_core import PydanticCustomError
 
 from fleet_sim.errors import ConfigError, ConfigErrors
 from fleet_sim.hosting import defaults
-from fleet_sim.hosting.deploy import BareMetalParams, ContainerParams, VmParams
+from fleet_sim.hosting.baremetal import BareMetalParams
+from fleet_sim.hosting.containers import ContainerParams
+from fleet_sim.hosting.hypervisor import VmParams
 from fleet_sim.model import distributions as dist
 from fleet_sim.model.service import ROUTINGS
 from fleet_sim.policies.registry import PLACEMENT_POLICIES, ROLLOUT_STRATEGIES, rollout_strategy
@@ -225,8 +227,29 @@ _NonNegative = Annotated[float, Field(ge=0)]
 _HOST_OS_RAM = "RAM each host's own OS uses (kernel, daemons), MiB"
 
 
-class BareMetalConfig(Strict):
+class _ModeConfig(Strict):
+    """A hosting mode's keys: the fields of its hosting dataclass ``Params``, one to one
+    (their defaults are that dataclass's)."""
+
+    Params: ClassVar[type]
+
+    def hosting_params(self) -> Any:
+        """These keys as the mode's hosting dataclass, the one form its runtime takes."""
+        kwargs = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, DISTRIBUTION_CONFIGS):
+                value = distribution(value)
+            elif isinstance(value, _ModeConfig):
+                value = value.hosting_params()
+            kwargs[name] = value
+        return self.Params(**kwargs)
+
+
+class BareMetalConfig(_ModeConfig):
     """``[hosting.baremetal]``: apps as processes of one shared OS per host."""
+
+    Params = BareMetalParams
 
     cpu_ratio: _Ratio = _field(BareMetalParams, "cpu_ratio", "CPU requests may add up to "
                                "cores × cpu_ratio")
@@ -244,9 +267,11 @@ class BareMetalConfig(Strict):
     host_os_ram_mib: _NonNegative = _field(BareMetalParams, "host_os_ram_mib", _HOST_OS_RAM)
 
 
-class ContainerConfig(Strict):
+class ContainerConfig(_ModeConfig):
     """A container runtime (cgroup v2), one container per app replica: on each host
     (``[hosting.container]``) or inside each VM (``[hosting.vm.guest_containers]``)."""
+
+    Params = ContainerParams
 
     cpu_ratio: _Ratio = _field(ContainerParams, "cpu_ratio", "CPU requests may add up to "
                                "cores × cpu_ratio")
@@ -268,8 +293,10 @@ class ContainerConfig(Strict):
     host_os_ram_mib: _NonNegative = _field(ContainerParams, "host_os_ram_mib", _HOST_OS_RAM)
 
 
-class VMConfig(Strict):
+class VMConfig(_ModeConfig):
     """``[hosting.vm]``: one VM per app replica under a hypervisor."""
+
+    Params = VmParams
 
     hypervisor_type: Literal[1, 2] = _field(
         VmParams, "hypervisor_type", "1: on the hardware (KVM); 2: hosted on a host OS, "
@@ -309,9 +336,9 @@ class HostingConfig(Strict):
     vm: VMConfig = Field(default_factory=VMConfig)
     container: ContainerConfig = Field(default_factory=ContainerConfig)
 
-    def params(self) -> BareMetalConfig | VMConfig | ContainerConfig:
-        """The parameters of the chosen mode."""
-        return getattr(self, self.mode)
+    def params(self) -> BareMetalParams | VmParams | ContainerParams:
+        """The parameters of the chosen mode, as its hosting dataclass."""
+        return getattr(self, self.mode).hosting_params()
 
 
 class PlacementConfig(Strict):

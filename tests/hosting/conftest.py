@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import simpy
 
-from fleet_sim.hosting.base import AppSpec, DemandSpec, JobsSpec
+from fleet_sim.hosting.specs import AppSpec, DemandSpec, JobsSpec
 from fleet_sim.model.distributions import Deterministic
 from fleet_sim.model.host import Host
 from fleet_sim.results.recorder import ChangePointRecorder

@@ -6,16 +6,22 @@ import pytest
 from conftest import NOW, events, job_app, launch_all, make_host, steady
 
 from fleet_sim.errors import ConflictError
-from fleet_sim.hosting.base import AppSpec, host_kernel
-from fleet_sim.hosting.baremetal import SharedOS
+from fleet_sim.hosting.kernel import host_kernel
+from fleet_sim.hosting.specs import AppSpec
+from fleet_sim.hosting.baremetal import BareMetalParams, SharedOS
 from fleet_sim.model.distributions import Deterministic
 from fleet_sim.model.jobs import Job
 
 
-def shared_os(host, streams, **kw):
+def shared_os(host, streams, restart=True, **kw):
+    """A shared OS with BareMetalParams ``kw``; ``restart=None``: it never restarts."""
     kw.setdefault("install_s", NOW)
     kw.setdefault("install_step_failure_p", 0.0)
-    return SharedOS(host_kernel(host, os_ram_mib=kw.pop("os_ram_mib", 0.0)), streams, **kw)
+    os_ = SharedOS(host_kernel(host, os_ram_mib=kw.pop("os_ram_mib", 0.0)), streams,
+                   BareMetalParams(**kw))
+    if restart is None:
+        os_.restart = None
+    return os_
 
 
 def test_victim_gets_8_17_of_a_core_next_to_16_busy_threads(env, streams):

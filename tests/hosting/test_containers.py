@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from conftest import NOW, events, job_app, launch_all, make_host, steady
 
-from fleet_sim.hosting.base import AppSpec, Backoff, host_kernel
-from fleet_sim.hosting.containers import ContainerRuntime
+from fleet_sim.hosting.kernel import host_kernel
+from fleet_sim.hosting.specs import AppSpec
+from fleet_sim.hosting.containers import ContainerParams, ContainerRuntime
 from fleet_sim.model.distributions import Deterministic
 from fleet_sim.model.jobs import Job
 
 
 def runtime(host, streams, **kw):
     kw.setdefault("start_s", NOW)
-    return ContainerRuntime(host_kernel(host), streams, **kw)
+    return ContainerRuntime(host_kernel(host), streams, ContainerParams(**kw))
 
 
 def test_with_equal_weights_the_victim_gets_its_full_core(env, streams):
@@ -104,7 +107,8 @@ def test_memory_max_oom_kills_and_restarts_with_exponential_back_off(env, stream
     # 500 MiB leaking 10 MiB/s under memory.max 1000: killed 50 s after each start;
     # restarts after 10, 20, 40 s of back-off plus a 1 s start
     host = make_host(env, recorder=recorder)
-    rt = runtime(host, streams, start_s=Deterministic(1.0), backoff=Backoff(10, 300))
+    rt = runtime(host, streams, start_s=Deterministic(1.0), restart_backoff_base_s=10,
+                 restart_backoff_max_s=300, restart_backoff_reset_s=math.inf)
     ctr = rt.admit(AppSpec("leaky", ram_mib=500, ram_growth_mib_s=10, ram_limit_mib=1000))
     ctr.launch()
     env.run(until=300)
@@ -119,7 +123,8 @@ def test_memory_max_oom_kills_and_restarts_with_exponential_back_off(env, stream
 
 def test_an_oom_kill_loses_the_jobs_in_flight_and_queues_new_ones(env, streams, recorder):
     host = make_host(env, recorder=recorder)
-    rt = runtime(host, streams, backoff=Backoff(10, 10))
+    rt = runtime(host, streams, restart_backoff_base_s=10, restart_backoff_max_s=10,
+                 restart_backoff_reset_s=math.inf)
     app = AppSpec("api", ram_mib=900, ram_growth_mib_s=10, ram_limit_mib=1000,
                   workloads=job_app("x", 1).workloads)
     ctr = rt.admit(app)

@@ -11,8 +11,10 @@ from conftest import NOW
 
 from fleet_sim.errors import CapacityError
 from fleet_sim.hosting import defaults
-from fleet_sim.hosting.base import AppSpec, DemandSpec, HostSpec, JobsSpec
-from fleet_sim.hosting.deploy import MODES, deploy, mode_params, plan
+from fleet_sim.hosting.specs import AppSpec, DemandSpec, HostSpec, JobsSpec
+from fleet_sim.hosting.deploy import deploy
+from fleet_sim.hosting.modes import MODES, mode_params
+from fleet_sim.hosting.placement import plan
 from fleet_sim.model.distributions import Exponential
 from fleet_sim.policies.placement import BestFit, FirstFit, WorstFit
 from fleet_sim.results.recorder import ChangePointRecorder

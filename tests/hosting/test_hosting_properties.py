@@ -11,9 +11,10 @@ from conftest import NOW, job_app, make_host
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleet_sim.hosting.base import ProcessJobs, cfs_weight, host_kernel
-from fleet_sim.hosting.baremetal import SharedOS
-from fleet_sim.hosting.containers import ContainerRuntime
+from fleet_sim.hosting.kernel import host_kernel
+from fleet_sim.hosting.processes import ProcessJobs, cfs_weight
+from fleet_sim.hosting.baremetal import BareMetalParams, SharedOS
+from fleet_sim.hosting.containers import ContainerParams, ContainerRuntime
 from fleet_sim.model.jobs import Job
 from fleet_sim.numerics.fairshare import allocate_tree
 from fleet_sim.numerics.timeweighted import integral
@@ -49,7 +50,7 @@ def check_shared_os(host, procs):
 def test_per_thread_weights_match_a_from_scratch_allocation(cores, threads, arrivals):
     env = simpy.Environment()
     host = make_host(env, cores=cores)
-    os_ = SharedOS(host_kernel(host, cpu_ratio=100), Streams(0), install_s=NOW)
+    os_ = SharedOS(host_kernel(host, cpu_ratio=100), Streams(0), BareMetalParams(install_s=NOW))
     apps = [os_.admit(job_app(f"p{i}", threads=t)) for i, t in enumerate(threads)]
     for a in apps:
         a.launch()
@@ -91,7 +92,8 @@ def test_a_period_quota_is_never_exceeded_in_any_period(limit_cores, threads, ar
     env = simpy.Environment()
     rec = ChangePointRecorder(["instances"])
     host = make_host(env, cores=4, recorder=rec)
-    rt = ContainerRuntime(host_kernel(host, cpu_ratio=100), Streams(0), start_s=NOW)
+    rt = ContainerRuntime(host_kernel(host, cpu_ratio=100), Streams(0),
+                          ContainerParams(start_s=NOW))
     capped = rt.admit(job_app("capped", threads=threads, cpu_limit_cores=limit_cores))
     other = rt.admit(job_app("other", threads=4))
     for c in (capped, other):

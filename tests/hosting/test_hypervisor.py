@@ -7,8 +7,11 @@ from conftest import NOW, events, job_app, last_row, make_host, steady
 
 from fleet_sim.errors import CapacityError
 from fleet_sim.hosting import defaults
-from fleet_sim.hosting.base import AppProcess, AppSpec, host_kernel
-from fleet_sim.hosting.hypervisor import Hypervisor
+from fleet_sim.hosting.instance import AppProcess
+from fleet_sim.hosting.kernel import host_kernel
+from fleet_sim.hosting.specs import AppSpec
+from fleet_sim.hosting.containers import ContainerParams
+from fleet_sim.hosting.hypervisor import Hypervisor, VmParams
 from fleet_sim.model.distributions import Deterministic
 from fleet_sim.model.jobs import Job
 
@@ -16,7 +19,7 @@ from fleet_sim.model.jobs import Job
 def hypervisor(host, streams, cpu_ratio=1.0, os_ram_mib=0.0, **kw):
     kw.setdefault("boot_s", NOW)
     return Hypervisor(host_kernel(host, cpu_ratio=cpu_ratio, os_ram_mib=os_ram_mib), streams,
-                      **kw)
+                      VmParams(**kw))
 
 
 def run_apps(env, hv, *apps, until=1.0):
@@ -131,7 +134,7 @@ def test_guest_work_costs_the_virtualization_overhead(env, streams):
 def test_a_vm_can_run_a_guest_container_runtime(env, streams):
     host = make_host(env, cores=8)
     hv = hypervisor(host, streams, virt_overhead=0.0, guest_os_cores=0.0, guest="container",
-                    guest_runtime={"start_s": NOW})
+                    guest_containers=ContainerParams(start_s=NOW))
     ((vm, ctr),) = run_apps(env, hv, steady("api", 3.0, threads=4, vcpus=2,
                                             cpu_limit_cores=1.0), until=10)
     assert ctr.kind == "container" and ctr.kernel is vm.guest

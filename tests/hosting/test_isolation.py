@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import NOW, events, steady
 
-from fleet_sim.hosting.base import HostSpec
+from fleet_sim.hosting.specs import HostSpec
 from fleet_sim.hosting.deploy import deploy
 from fleet_sim.hosting.isolation import (
     HYPERVISOR_ESCAPE,

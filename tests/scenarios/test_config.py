@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from fleet_sim.errors import ConfigError, ConfigErrors
-from fleet_sim.hosting.deploy import BareMetalParams, ContainerParams, VmParams
+from fleet_sim.hosting.baremetal import BareMetalParams
+from fleet_sim.hosting.containers import ContainerParams
+from fleet_sim.hosting.hypervisor import VmParams
 from fleet_sim.scenarios import config as cfg
 from fleet_sim.scenarios import keypaths
 from fleet_sim.scenarios.runner import EXPERIMENTS_DIR, prepare

@@ -48,6 +48,11 @@ from fleet_sim.images.network import Flow, Link, Network, Transfer
 from fleet_sim.images.registry import Distributor, Unpacker
 
 
+#: numbers each swarm, so that the names of their unrecorded limit links never clash
+#: (a run may build one per rollout beside the first deployment's)
+_SWARMS = itertools.count()
+
+
 @dataclass(slots=True, eq=False)
 class _Downloader:
     """One host downloading one layer: its transfer, its content bound, its paths."""
@@ -98,6 +103,7 @@ class Swarm(Distributor):
         self._cap_links: dict[tuple[str, str], tuple[Link, ...]] = {}
         self._swarms: dict[str, _LayerSwarm] = {}
         self._bounds = itertools.count()
+        self._id = next(_SWARMS)  # link names of two swarms on one network never clash
 
     # --- paths ----------------------------------------------------------------------
     def _cap(self, host: str, direction: str) -> tuple[Link, ...]:
@@ -174,7 +180,7 @@ class Swarm(Distributor):
         """Join the layer's swarm for ``size_mb`` MB: origins, free seeds, exchange."""
         swarm = self._swarm(layer)
         me = _Downloader(self.network.open(size_mb), self.network.add_link(
-            f"swarm-bound:{host}:{next(self._bounds)}", self._bound_mb_s(swarm, host),
+            f"swarm{self._id}-bound:{host}:{next(self._bounds)}", self._bound_mb_s(swarm, host),
             record=False))
         for origin in self.origins:
             me.transfer.add((*self.network.route(origin, host), *self._into(host, me)))

@@ -73,3 +73,13 @@ def test_lazy_containers_start_after_their_share_arrived():
 def test_mirrors_need_racks(key, data):
     with pytest.raises(ConfigError, match=rf"{re.escape(key)}: .*allowed: images\.rack_hosts set"):
         cfg.validate(data)
+
+
+def test_a_p2p_rollout_after_a_p2p_first_deployment_runs():
+    """Two swarms on the run's one network (the first deployment's and the rollout's)."""
+    import fleet_sim as fs
+
+    res = fs.run("image_distribution", progress=False,
+                 set={"images.distribution": "p2p", "rollouts.web.distribution": "p2p",
+                      "fleet.hosts.host.count": 10, "apps.web.replicas": 10})
+    assert res.rollout_summary["outcome"].iloc[0] == "complete"

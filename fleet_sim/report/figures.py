@@ -905,13 +905,14 @@ def density_summary(summary: pd.DataFrame, *, by: str | None = "mode",
 # ---------------------------------------------------------------- rollout
 @_styled
 def rollout_timeline(capacity: pd.DataFrame, *, by: str | None = "mode",
-                     n_hosts: int | None = None, t_end: TEnd = None, ax: Axes | None = None,
+                     n_replicas: int | None = None, t_end: TEnd = None, ax: Axes | None = None,
                      title: str | None = None) -> Axes:
     """Serving capacity during a rollout: instances of the old version (dashed) and the
     new version (solid) that are healthy over time, one pair of lines per group (its
     first run). ``capacity``: change points ``t``, ``old_healthy``, ``new_healthy``.
-    ``n_hosts`` draws the full-capacity line. Each line holds its last value until
-    ``t_end`` (default: the latest change point over all groups)."""
+    ``n_replicas`` (the replicas rolled out) draws the full-capacity line. Each line
+    holds its last value until ``t_end`` (default: the latest change point over all
+    groups)."""
     ax = _new_axes(ax)
     drawn, most_runs = [], 0
     for label, group, style in grouped(capacity, by):
@@ -945,9 +946,10 @@ def rollout_timeline(capacity: pd.DataFrame, *, by: str | None = "mode",
                     alpha=1.0 if version == "new" else 0.65,
                     label=f"{label + ' ' if label else ''}{version} version{finish}")
         rows.append(r[["t", "old_healthy", "new_healthy"]].assign(group=label))
-    if n_hosts is not None:
-        ax.axhline(n_hosts, color="#555555", linestyle=":", linewidth=1)
-        ax.annotate(f"{n_hosts} hosts", (0.0, n_hosts), xycoords=("axes fraction", "data"),
+    if n_replicas is not None:
+        ax.axhline(n_replicas, color="#555555", linestyle=":", linewidth=1)
+        ax.annotate(f"{n_replicas} replicas", (0.0, n_replicas),
+                    xycoords=("axes fraction", "data"),
                     xytext=(3, 3), textcoords="offset points", fontsize=8, color="#555555")
     ax.set_xlim(0, longest / scale * 1.03)  # a margin: the last step often ends the run
     ax.set_ylim(bottom=0)

@@ -32,6 +32,7 @@ import matplotlib as mpl
 import pandas as pd
 from matplotlib.figure import Figure
 
+from fleet_sim.images.supply import FIRST_VERSION
 from fleet_sim.report import answer, config_toml
 from fleet_sim.report import figures as fg
 from fleet_sim.report.groups import GROUP, Groups, groups, with_groups
@@ -353,20 +354,20 @@ def _rollout_figure(ctx: _Context) -> None:
     capacity = ctx.tables.get("capacity")
     if capacity is None or not {"t", "old_healthy", "new_healthy"} <= set(capacity.columns):
         return
-    # the full-capacity line: hosts in the fleet, else hosts in the rollout's timeline
-    hosts_of = ctx.tables.get("fleet")
-    if hosts_of is None or hosts_of.empty:
-        hosts_of = ctx.tables.get("timeline")
-    n_hosts = None
-    if hosts_of is not None and len(hosts_of):
-        n_hosts = int(hosts_of.groupby("run_id")["host"].nunique().max())
+    # the full-capacity line: the replicas rolled out (old-version instances)
+    timeline = ctx.tables.get("timeline")
+    n_replicas = None
+    if timeline is not None and len(timeline):
+        old = timeline[timeline["version"] == FIRST_VERSION]
+        if len(old):
+            n_replicas = int(old.groupby("run_id")["instance"].nunique().max())
     groups_ = _per_group_runs(capacity)
 
     def paint(fig: Figure) -> None:
         # one panel per group: their rollouts may take seconds or hours
         grid = fig.subplots(1, len(groups_), squeeze=False, sharey=True)[0]
         for ax, (label, _, rows) in zip(grid, groups_, strict=True):
-            fg.rollout_timeline(rows, by=GROUP, n_hosts=n_hosts, ax=ax, title=label)
+            fg.rollout_timeline(rows, by=GROUP, n_replicas=n_replicas, ax=ax, title=label)
             if ax is not grid[0]:
                 ax.set_ylabel("")
 

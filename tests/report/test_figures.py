@@ -267,7 +267,7 @@ def test_rollout_timeline_draws_old_and_new_serving_instances():
     frame = pd.concat([cap.assign(mode="container"),
                        cap.assign(mode="baremetal", t=500 + cap["t"] * 100)],
                       ignore_index=True)
-    ax = rendered(fg.rollout_timeline(frame, n_hosts=4, ax=axes()))
+    ax = rendered(fg.rollout_timeline(frame, n_replicas=4, ax=axes()))
     new = line_by_label(ax, "container new")
     old = line_by_label(ax, "container old")
     np.testing.assert_allclose(new.get_ydata(), [0, 0, 1, 4, 4])

@@ -61,7 +61,7 @@ class CpuNode(FairNode):
         self.used_core_s = 0.0  # ∫ alloc dt up to t_used, kept only for metered nodes
         self.t_used = 0.0
         self.a_used = 0.0  # the allocation since t_used
-        self.last: CpuShare | None = None  # its last recorded row
+        self.last: tuple[float, float, float, float] | None = None  # its last row (a CpuShare)
         self.rec = None  # the host's writer of this node's rows, once it has one
 
     def leaves(self) -> list[FairNode]:

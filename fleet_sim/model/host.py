@@ -46,7 +46,6 @@ class Host:
         self.cores = float(cores)
         self.speed = float(speed)
         self.ram_mib = float(ram_mib)
-        self.ram_used_mib = 0.0
         self.power = power
         self.recorder = recorder or NullRecorder()
         self.eager = eager
@@ -59,8 +58,8 @@ class Host:
                                     {"host": name, "cpu_capacity_cores": self.cores})
         self._job_row = rec.columns("jobs", JOB_COLUMNS)
         if self._host_row is not None:
-            self.cpu.on_host = self._host_writer()
-            self.cpu.on_host(0.0, 0.0)
+            self.cpu.on_host = self._host_row
+            self._host_row((0.0, 0.0, 0.0))
         recorded = frozenset(t for t in (WORKLOADS, INSTANCES) if rec.wants(t))
         if recorded:
             self.cpu.on_node = self._node_writer()
@@ -115,24 +114,20 @@ class Host:
     def set_ram_used(self, ram_used_mib: float) -> None:
         """Record the host's RAM in use now (MiB)."""
         self.sync()
-        self.ram_used_mib = ram_used_mib
+        self.cpu.ram_used_mib = ram_used_mib
         if self._host_row is not None:
-            self.cpu.on_host(self.env.now, self.root.alloc)  # type: ignore[misc]
+            self._host_row((self.env.now, self.root.alloc, ram_used_mib))
 
     # ------------------------------------------------------------------ recording
+    @property
+    def ram_used_mib(self) -> float:
+        """RAM in use now (MiB); see :meth:`set_ram_used`."""
+        return self.cpu.ram_used_mib
+
     @property
     def utilization(self) -> float:
         """Cores in use / cores, now."""
         return self.root.alloc / self.cores
-
-    def _host_writer(self):
-        """The scheduler's ``on_host(t, used_cores)``: one row of the hosts table."""
-        write = self._host_row
-
-        def host_row(t: float, used: float) -> None:
-            write((t, used, self.ram_used_mib))  # type: ignore[misc]
-
-        return host_row
 
     def _node_writer(self):
         """The scheduler's ``on_node``: a series of the node's table for one node."""

@@ -54,7 +54,8 @@ class HostCpuScheduler:
 
     ``speed`` is the per-core speed factor: a job progresses at
     ``allocated cores × speed`` core-s per second. Callbacks (set by the host):
-    ``on_host(t, used_cores)`` when the host's total allocation changes,
+    ``on_host((t, used_cores, ram_used_mib))`` when the host's total allocation changes
+    (``ram_used_mib``: the host's RAM in use, which the host keeps here for that row),
     ``on_node(node)``: the writer of a node of one of ``recorded_tables``, called
     once per node (kept in ``node.rec``), which gets ``(t, *share)`` (a
     :class:`~fleet_sim.model.cputree.CpuShare`) each time the node's row changes,
@@ -76,7 +77,8 @@ class HostCpuScheduler:
         self._job_rate = 0.0
         self.events = 0
         self.jobs_done = 0
-        self.on_host: Callable[[float, float], None] | None = None
+        self.on_host: Callable[[tuple[float, float, float]], None] | None = None
+        self.ram_used_mib = 0.0
         self.on_node: NodeWriter | None = None
         self.recorded_tables: frozenset[str] = frozenset()  # tables ``on_node`` writes
         self.on_job_done: Callable[[object], None] | None = None
@@ -307,15 +309,17 @@ class HostCpuScheduler:
                 raw = n.raw = n.raw + raw_delta
                 if n.table in tables:
                     n.free = eff
-                    # CpuShare.of(raw, eff, eff), inlined on this hot path
-                    vals = CpuShare(raw, eff, raw - eff if raw > eff else 0.0, 0.0)
-                    if vals != n.last:
-                        n.last = vals
-                        (n.rec or self._writer(n))((now, *vals))
+                    # CpuShare.of(raw, eff, eff) as a plain tuple, inlined on this hot path
+                    over = raw - eff if raw > eff else 0.0
+                    last = n.last
+                    if last is None or raw != last[0] or eff != last[1] or over != last[2] \
+                            or last[3] != 0.0:
+                        n.last = (raw, eff, over, 0.0)
+                        (n.rec or self._writer(n))((now, raw, eff, over, 0.0))
                 if n in hooked:
                     moved.append(n)
         if self.on_host is not None and root.alloc != old_used:
-            self.on_host(now, root.alloc)
+            self.on_host((now, root.alloc, self.ram_used_mib))
         if moved:
             self._after_change(moved)
         return True
@@ -463,7 +467,7 @@ class HostCpuScheduler:
                 n = n.parent
             self._reallocate(apex, apex.eff, path)
         if root.alloc != old_used and self.on_host is not None:
-            self.on_host(self.now, root.alloc)
+            self.on_host((self.now, root.alloc, self.ram_used_mib))
 
     def _detached_change(self, node: CpuNode, delta: float, raw_delta: float) -> None:
         """A change inside a subtree not attached to this host: keep sums, give no CPU."""
@@ -577,7 +581,7 @@ class HostCpuScheduler:
 
     def _host_changed(self, old_used: float) -> None:
         if self.root.alloc != old_used and self.on_host is not None:
-            self.on_host(self.now, self.root.alloc)
+            self.on_host((self.now, self.root.alloc, self.ram_used_mib))
 
     def _store_free(self, apex: CpuNode) -> None:
         if self.on_node is None:

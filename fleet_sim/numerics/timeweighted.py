@@ -111,6 +111,44 @@ def percentile(
     return float(out) if out.ndim == 0 else out
 
 
+def bin_means(t: ArrayLike, v: ArrayLike, edges: ArrayLike) -> np.ndarray:
+    """Time-weighted mean of the series over each bin ``[edges[k], edges[k + 1]]``
+    (``edges`` increasing; the last value holds until the last edge), in one pass:
+    the pieces are cut at the edges and summed per bin. A bin that ends at or before
+    ``t[0]`` is NaN; one that starts before it is averaged from ``t[0]`` on."""
+    ts = np.asarray(t, dtype=float)
+    vs = np.asarray(v, dtype=float)
+    e = np.asarray(edges, dtype=float)
+    out = np.full(e.size - 1, np.nan)
+    if ts.size == 0 or e.size < 2 or not ts[0] < e[-1]:
+        return out
+    n = int(np.searchsorted(ts, e[-1], side="left"))  # change points before the last edge
+    cuts = e[(e > ts[0]) & (e < e[-1])]
+    pos = np.searchsorted(ts[:n], cuts, side="right")
+    starts = np.insert(ts[:n], pos, cuts)  # both sorted: a merge, not a sort
+    # the change point holding at each start: itself (a tied earlier one holds for
+    # zero time and is dropped below), or for a cut the last one before it
+    at = np.insert(np.arange(n), pos, pos - 1)
+    lo = np.maximum(starts, e[0])
+    hi = np.minimum(np.append(starts[1:], e[-1]), e[-1])
+    dur = hi - lo
+    keep = dur > 0
+    lo, dur, vals = lo[keep], dur[keep], vs[at[keep]]
+    if not dur.size:
+        return out
+    k = np.searchsorted(e, lo, side="right") - 1  # each piece's bin
+    weight = np.bincount(k, dur, e.size - 1)
+    total = np.bincount(k, dur * vals, e.size - 1)
+    has = weight > 0
+    out[has] = total[has] / weight[has]
+    # the exact mean lies within the values held in its bin; clip away rounding
+    first = np.flatnonzero(np.append(True, k[1:] != k[:-1]))
+    bins = k[first]
+    out[bins] = np.clip(out[bins], np.minimum.reduceat(vals, first),
+                        np.maximum.reduceat(vals, first))
+    return out
+
+
 def duration_above(
     t: ArrayLike, v: ArrayLike, threshold: float, t_end: float, t_start: float | None = None
 ) -> float:

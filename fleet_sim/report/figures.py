@@ -27,6 +27,7 @@ change point in the table is taken as the end.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -54,7 +55,7 @@ from fleet_sim.report.style import (
     mode_order,
     mode_style,
 )
-from fleet_sim.results.fold import SumSeries
+from fleet_sim.results.fold import SumSeries, small_codes
 from fleet_sim.units import DAY_S, GIB_MIB, HOUR_S, J_PER_KWH, MINUTE_S
 
 #: column names that hold the hosting mode, in order of preference
@@ -178,6 +179,9 @@ def _runs(frame: pd.DataFrame) -> list[tuple[Any, pd.DataFrame]]:
     keys = _run_keys(frame)
     if not keys:
         return [(None, frame)]
+    if len(frame) and all(bool((frame[k] == frame[k].iloc[0]).all()) for k in keys):
+        first = tuple(frame[k].iloc[0] for k in keys)  # one run: no copy of its rows
+        return [(first if len(keys) > 1 else first[0], frame)]
     runs = [(k if len(keys) > 1 else k[0], g)
             for k, g in frame.groupby(keys, sort=False, dropna=False)]
     if "replication" in frame.columns:
@@ -296,18 +300,22 @@ def _legend_below(ax: Axes) -> None:
 
 
 # ---------------------------------------------------------------- host × time heatmap
-def _binned_means(t: np.ndarray, v: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Exact time-weighted mean of the series over each bin (NaN before its first point)."""
-    out = np.full(edges.size - 1, np.nan)
-    first = np.searchsorted(t, edges[:-1], side="right") - 1  # the point holding at bin start
-    stop = np.searchsorted(t, edges[1:], side="left")  # points before the bin's end
-    for k in range(edges.size - 1):
-        b0, b1 = float(edges[k]), float(edges[k + 1])
-        if t[0] >= b1:
-            continue
-        i0 = max(int(first[k]), 0)
-        out[k] = timeweighted.mean(t[i0:stop[k]], v[i0:stop[k]], b1, max(b0, float(t[0])))
-    return out
+def _per_key(frame: pd.DataFrame, key: str,
+             columns: Sequence[str]) -> list[tuple[Any, dict[str, np.ndarray]]]:
+    """Each value of ``key`` with its rows' ``columns`` as arrays sorted by ``t``
+    (stable): one sort of the key's codes instead of a groupby, which copies every
+    column (a stored table is in time order already: then a stable sort by key)."""
+    codes, names = pd.factorize(frame[key], sort=False)
+    codes = small_codes(codes)
+    t = frame["t"].to_numpy(float)
+    if t.size and not bool(np.all(t[1:] >= t[:-1])):
+        order = np.lexsort((t, codes))
+    else:
+        order = np.argsort(codes, kind="stable")
+    arrays = {c: frame[c].to_numpy(float)[order] for c in columns}
+    edges = np.concatenate([[0], np.flatnonzero(np.diff(codes[order])) + 1, [order.size]])
+    return [(names[codes[order[a]]], {c: v[a:b] for c, v in arrays.items()})
+            for a, b in itertools.pairwise(edges.tolist()) if b > a]
 
 
 @_styled
@@ -327,10 +335,9 @@ def utilization_heatmap(hosts: pd.DataFrame, *, t_end: float | None = None, bins
         raise ValueError(f"t_end must be > 0, got {end!r}")
     names = sorted(hosts["host"].unique(), key=natural_key)
     edges = np.linspace(0.0, end, bins + 1)
-    by_host = {h: g.sort_values("t", kind="stable") for h, g in hosts.groupby("host")}
-    z = np.vstack([_binned_means(by_host[h]["t"].to_numpy(float),
-                                 by_host[h]["cpu_utilization"].to_numpy(float), edges)
-                   for h in names])
+    by_host = dict(_per_key(hosts, "host", ("t", "cpu_utilization")))
+    z = np.vstack([timeweighted.bin_means(by_host[h]["t"], by_host[h]["cpu_utilization"],
+                                          edges) for h in names])
     scale, unit = _time_unit(end)
     ax = _new_axes(ax, (9.0, min(9.0, 2.2 + 0.16 * len(names))))
     cmap = mpl.colormaps[HEATMAP_CMAP].with_extremes(bad="white")
@@ -401,11 +408,10 @@ def utilization_distribution(hosts: pd.DataFrame, *, by: str | None = "mode",
         for run, rows_of_run in runs:
             end = _t_end(rows_of_run, t_end, run)
             begin = 0.0 if t_start is None else _t_end(rows_of_run, t_start, run)
-            for _, g in rows_of_run.groupby("host", sort=False):
-                g = g.sort_values("t", kind="stable")
-                t = g["t"].to_numpy(float)
+            for _, g in _per_key(rows_of_run, "host", ("t", "cpu_utilization")):
+                t = g["t"]
                 start = max(float(t[0]), begin)
-                series.append((t, g["cpu_utilization"].to_numpy(float), start, end))
+                series.append((t, g["cpu_utilization"], start, end))
         if not series:
             continue
         t, v, total = _pooled(series)
@@ -499,7 +505,7 @@ def workload_cpu(workloads: pd.DataFrame, workload: str | Sequence[str] | None =
     if binned:
         edges = np.linspace(t0, end, TIME_BINS + 1)
         t_draw = edges[:-1]
-        drawn = {c: _binned_means(t, v, edges) for c, (_, v) in series.items()}
+        drawn = {c: timeweighted.bin_means(t, v, edges) for c, (_, v) in series.items()}
     else:
         t_draw, drawn = t, {c: v for c, (_, v) in series.items()}
     scale, unit = _time_unit(end)
@@ -675,6 +681,7 @@ def _fleet_total(hosts: pd.DataFrame, column: str, by: str | None, t_end: TEnd, 
                  scale_y: float,
                  label_of: Callable[[str, np.ndarray, np.ndarray, float],
                                     tuple[str, dict[str, float]]],
+                 known: Mapping[Any, tuple[np.ndarray, np.ndarray]] | None = None,
                  ) -> tuple[list[pd.DataFrame], int, float, float | None]:
     """Draw Σ over hosts of ``column`` per group (first run of each).
 
@@ -682,7 +689,8 @@ def _fleet_total(hosts: pd.DataFrame, column: str, by: str | None, t_end: TEnd, 
     means over TIME_BINS equal bins (the same bins for every line), which keeps its
     integral. Earlier groups get wider lines, so identical series stay visible.
     ``label_of(label, t, v, t_end)`` gives a line's legend text and figures of the
-    exact series to add to its plotted frame. Returns the plotted frames, the most
+    exact series to add to its plotted frame; ``known``: series already summed, by
+    run (not summed again). Returns the plotted frames, the most
     runs a group held, the time unit scale and the bin width (s; None when exact).
     """
     most_runs, drawn = 0, []
@@ -692,7 +700,7 @@ def _fleet_total(hosts: pd.DataFrame, column: str, by: str | None, t_end: TEnd, 
             continue
         most_runs = max(most_runs, n_runs)
         end = _t_end(rows_of_run, t_end, run)
-        t, v = _series(rows_of_run, ("host",), column)
+        t, v = (known or {}).get(run) or _series(rows_of_run, ("host",), column)
         if np.isnan(v).any():  # e.g. hosts without a power model record NaN
             ax.plot([], [], color=style.color, label=f"{label + ': ' if label else ''}"
                                                    f"{column} not recorded for every host")
@@ -707,7 +715,7 @@ def _fleet_total(hosts: pd.DataFrame, column: str, by: str | None, t_end: TEnd, 
     for i, (label, style, t, v, end) in enumerate(drawn):
         if edges is not None:
             bins = np.append(edges[edges < end], end)
-            x_t, x_v = bins[:-1], _binned_means(t, v, bins)
+            x_t, x_v = bins[:-1], timeweighted.bin_means(t, v, bins)
         else:
             x_t, x_v = t, v
         x, y = _steps(x_t, x_v, end)
@@ -779,13 +787,13 @@ def power_over_time(hosts: pd.DataFrame, *, by: str | None = "mode", t_end: TEnd
     exact integral of the power), the mean over the group's runs: the ``summary``
     table's ``energy_kwh``, averaged as the report's tables average it."""
     ax = _new_axes(ax)
-    energy = {}
+    energy, known = {}, {}
     for label, group, _ in grouped(hosts, by):
         per_run = []
         for run, rows_of_run in _runs(group):
             end = _t_end(rows_of_run, t_end, run)
             begin = 0.0 if t_start is None else _t_end(rows_of_run, t_start, run)
-            t, v = _series(rows_of_run, ("host",), "power_w")
+            t, v = known[run] = _series(rows_of_run, ("host",), "power_w")
             if t.size and t[0] < end and not np.isnan(v).any():
                 per_run.append(timeweighted.integral(t, v, end, max(begin, float(t[0]))))
         energy[label] = (float(np.mean(per_run)) / J_PER_KWH if per_run else math.nan,
@@ -800,7 +808,7 @@ def power_over_time(hosts: pd.DataFrame, *, by: str | None = "mode", t_end: TEnd
                 {"energy_kwh": kwh, "runs": n, "mean_power_w": mean_w})
 
     rows, most_runs, scale, bin_s = _fleet_total(hosts, "power_w", by, t_end, ax, 1000.0,
-                                                 label_of)
+                                                 label_of, known)
     ax.set_ylim(bottom=0)
     ax.set_xlim(left=0)
     ax.set_xlabel(f"time ({_unit_name(scale)})")

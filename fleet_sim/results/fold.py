@@ -128,15 +128,25 @@ class Integrals:
 
 def _key_codes(frame: pd.DataFrame, key: Sequence[str]) -> np.ndarray:
     """An integer per row, equal for rows of equal key (categorical keys: from their
-    codes, without grouping)."""
+    codes, without grouping), in the smallest integer type that holds them."""
     columns = [frame[k] for k in key]
     if not all(isinstance(c.dtype, pd.CategoricalDtype) for c in columns):
-        return frame.groupby(list(key), sort=False).ngroup().to_numpy()
+        return small_codes(frame.groupby(list(key), sort=False).ngroup().to_numpy())
     codes = np.zeros(len(frame), dtype=np.int64)
     for c in columns:
         codes *= len(c.cat.categories) + 1
         codes += c.cat.codes.to_numpy() + 1  # NaN (code -1) is a key of its own
-    return codes
+    return small_codes(codes)
+
+
+def small_codes(codes: np.ndarray) -> np.ndarray:
+    """``codes`` (integers >= 0) renumbered densely if need be, as int16 when there are
+    few keys: a stable sort of 16-bit integers is a radix sort, 3x faster on long
+    tables."""
+    if codes.size and int(codes.max()) >= 2 ** 15:
+        codes = pd.factorize(codes)[0]
+    return codes.astype(np.int16 if not codes.size or int(codes.max()) < 2 ** 15
+                        else np.int32)
 
 
 def _keys(frame: pd.DataFrame, key: Sequence[str]) -> list[tuple]:

@@ -10,6 +10,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from fleet_sim.numerics.timeweighted import (
+    bin_means,
     duration_above,
     integral,
     mean,
@@ -286,3 +287,32 @@ def test_mean_ci_width_is_shift_invariant(xs, c):
 @given(st.floats(-1e6, 1e6), st.integers(2, 50))
 def test_mean_ci_of_constant_samples_is_exact(c, n):
     assert mean_ci([c] * n) == (c, 0.0)
+
+
+def test_bin_means_hand_case():
+    # 0 on [0, 1), 4 on [1, 3), 1 from 3 on; bins [0, 2], [2, 4]; a tie at 3 (last wins)
+    t, v = [0.0, 1.0, 3.0, 3.0], [0.0, 4.0, 9.0, 1.0]
+    assert bin_means(t, v, [0.0, 2.0, 4.0]).tolist() == [2.0, 2.5]
+    # a bin before the first change point is NaN; one it starts in is averaged from it
+    out = bin_means([5.0, 6.0], [1.0, 3.0], [0.0, 4.0, 8.0])
+    assert math.isnan(out[0]) and out[1] == pytest.approx(7.0 / 3.0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.floats(0, 5)), min_size=1, max_size=25),
+       st.lists(st.integers(0, 48), min_size=2, max_size=8, unique=True))
+def test_bin_means_are_each_bins_time_weighted_mean(points, cuts):
+    points.sort(key=lambda p: p[0])
+    t = np.array([p[0] / 4 for p in points])
+    v = np.array([p[1] for p in points])
+    edges = np.array(sorted(c / 4 for c in cuts))
+    got = bin_means(t, v, edges)
+    for k in range(edges.size - 1):
+        b0, b1 = float(edges[k]), float(edges[k + 1])
+        if t[0] >= b1:
+            assert math.isnan(got[k])
+            continue
+        start = max(b0, float(t[0]))
+        inside = t < b1
+        assert got[k] == pytest.approx(mean(t[inside], v[inside], b1, start) if
+                                       start < b1 else math.nan, rel=1e-12, abs=1e-12)

@@ -66,6 +66,8 @@ MAX_CDF_POINTS = 4000
 #: time-weighted means over TIME_BINS bins
 MAX_STEPS = 1500
 TIME_BINS = 240
+#: rows of a long table summed at a time (see ``_sums``)
+SUM_SLICE_ROWS = 1_000_000
 
 TEnd = float | Mapping[Any, float] | pd.Series | None
 
@@ -258,8 +260,19 @@ def _sums(frame: pd.DataFrame, key: Sequence[str],
           columns: Sequence[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Change points of Σ over ``key`` of each of ``columns``, in one pass: their common
     times and each column's sums."""
-    frame = _one_row_per_key_and_t(frame, key)
-    t, totals = SumSeries(list(key), list(columns)).add(frame)
+    t = frame["t"].to_numpy(float)
+    if t.size and not bool(np.all(t[1:] >= t[:-1])):
+        frame = frame.sort_values("t", kind="stable")
+    sums = SumSeries(list(key), list(columns))
+    # a long table is folded a time-ordered slice at a time: what the fold holds
+    # besides its output is a few arrays of one slice
+    parts = [sums.add(_one_row_per_key_and_t(frame.iloc[a:a + SUM_SLICE_ROWS], key))
+             for a in range(0, max(len(frame), 1), SUM_SLICE_ROWS)]
+    t = np.concatenate([p[0] for p in parts])
+    totals = np.concatenate([p[1] for p in parts])
+    if t.size > 1 and not bool(np.all(t[1:] > t[:-1])):  # a time split by a slice's end
+        last = np.append(t[1:] != t[:-1], True)
+        t, totals = t[last], totals[last]
     return t, {c: totals[:, i] for i, c in enumerate(columns)}
 
 
@@ -480,7 +493,8 @@ def workload_cpu(workloads: pd.DataFrame, workload: str | Sequence[str] | None =
                              f"{', '.join(map(str, names[:20]))}")
         workload = str(names[0])
     wanted = [workload] if isinstance(workload, str) else list(workload)
-    rows = workloads[workloads["workload"].isin(wanted)]
+    chosen = workloads["workload"].isin(wanted).to_numpy()
+    rows = workloads if chosen.all() else workloads[chosen]  # no copy when all are wanted
     if rows.empty:
         raise ValueError(f"no workload {workload!r}; the table holds: "
                          f"{', '.join(map(str, names[:20]))}")

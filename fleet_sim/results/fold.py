@@ -188,8 +188,10 @@ class SumSeries:
         t = chunk["t"].to_numpy(float)
         last = np.append(t[1:] != t[:-1], True) if t.size else np.zeros(0, dtype=bool)
         out = np.empty((int(last.sum()), len(self.columns)))
+        ends = np.empty((len(last_rows), len(self.columns)))  # each key's last values
         for j, column in enumerate(self.columns):
             v = chunk[column].to_numpy(float)
+            ends[:, j] = v[last_rows]
             diff = v - v[prev_row]  # rows without a previous one are set just below
             diff[first_rows] = v[first_rows] - before[:, j]
             if n:
@@ -198,8 +200,7 @@ class SumSeries:
             if n:
                 self.running[j] = diff[-1]
             out[:, j] = np.maximum(diff[last], 0.0)
-        self.last.update(zip(_keys(chunk.iloc[last_rows], self.key),
-                             chunk[self.columns].to_numpy(float)[last_rows], strict=True))
+        self.last.update(zip(_keys(chunk.iloc[last_rows], self.key), ends, strict=True))
         return t[last], out
 
 

@@ -61,6 +61,26 @@ def _pieces(
 
 def integral(t: ArrayLike, v: ArrayLike, t_end: float, t_start: float | None = None) -> float:
     """Integral of the series over ``[t_start, t_end]`` (value-units × s)."""
+    ts = np.asarray(t, dtype=float)
+    if ts.ndim == 1 and ts.size > BIN_BLOCK_POINTS:  # a long series: a block at a time
+        vs = np.asarray(v, dtype=float)
+        if vs.shape != ts.shape:
+            raise ValueError(f"t and v must be 1-D and of equal length, got shapes "
+                             f"{ts.shape} and {vs.shape}")
+        start = float(ts[0]) if t_start is None else float(t_start)
+        if not float(t_end) >= start:
+            raise ValueError(f"t_end={t_end!r} must be >= t_start={start!r}")
+        total, n = 0.0, ts.size
+        for a in range(0, n, BIN_BLOCK_POINTS):
+            b = min(a + BIN_BLOCK_POINTS, n)
+            if b < n and ts[b] < ts[b - 1]:
+                raise ValueError(f"t must be non-decreasing, but t[{b}]={float(ts[b])!r} "
+                                 f"< t[{b - 1}]={float(ts[b - 1])!r}")
+            lo = max(start, float(ts[a])) if a else start
+            hi = min(float(ts[b]) if b < n else float(t_end), float(t_end))
+            if hi > lo or (not a and b == n):
+                total += integral(ts[a:b], vs[a:b], max(hi, lo), lo)
+        return total
     dur, vals = _pieces(t, v, t_end, t_start)
     return float(np.sum(dur * vals))
 
@@ -119,6 +139,23 @@ def bin_means(t: ArrayLike, v: ArrayLike, edges: ArrayLike) -> np.ndarray:
     ts = np.asarray(t, dtype=float)
     vs = np.asarray(v, dtype=float)
     e = np.asarray(edges, dtype=float)
+    if ts.size > BIN_BLOCK_POINTS and e.size > 2:  # a long series: a few bins at a time,
+        out = []                                   # so that what it holds stays small
+        step = max(1, (e.size - 1) * BIN_BLOCK_POINTS // ts.size)
+        for a in range(0, e.size - 1, step):
+            block = e[a:a + step + 1]
+            i0 = max(int(np.searchsorted(ts, block[0], side="right")) - 1, 0)
+            i1 = int(np.searchsorted(ts, block[-1], side="left"))
+            out.append(_bin_means(ts[i0:max(i1, i0 + 1)], vs[i0:max(i1, i0 + 1)], block))
+        return np.concatenate(out)
+    return _bin_means(ts, vs, e)
+
+
+#: points of a series binned at once by :func:`bin_means`
+BIN_BLOCK_POINTS = 1_000_000
+
+
+def _bin_means(ts: np.ndarray, vs: np.ndarray, e: np.ndarray) -> np.ndarray:
     out = np.full(e.size - 1, np.nan)
     if ts.size == 0 or e.size < 2 or not ts[0] < e[-1]:
         return out

@@ -264,12 +264,16 @@ def _sums(frame: pd.DataFrame, key: Sequence[str],
     if t.size and not bool(np.all(t[1:] >= t[:-1])):
         frame = frame.sort_values("t", kind="stable")
     sums = SumSeries(list(key), list(columns))
-    # a long table is folded a time-ordered slice at a time: what the fold holds
-    # besides its output is a few arrays of one slice
-    parts = [sums.add(_one_row_per_key_and_t(frame.iloc[a:a + SUM_SLICE_ROWS], key))
-             for a in range(0, max(len(frame), 1), SUM_SLICE_ROWS)]
-    t = np.concatenate([p[0] for p in parts])
-    totals = np.concatenate([p[1] for p in parts])
+    # a long table is folded a time-ordered slice at a time, into arrays of at most a
+    # change point per row: what the fold holds besides them is a few of one slice
+    t = np.empty(len(frame))
+    totals = np.empty((len(frame), len(columns)))
+    n = 0
+    for a in range(0, max(len(frame), 1), SUM_SLICE_ROWS):
+        t_part, part = sums.add(_one_row_per_key_and_t(frame.iloc[a:a + SUM_SLICE_ROWS], key))
+        t[n:n + t_part.size], totals[n:n + t_part.size] = t_part, part
+        n += t_part.size
+    t, totals = t[:n], totals[:n]
     if t.size > 1 and not bool(np.all(t[1:] > t[:-1])):  # a time split by a slice's end
         last = np.append(t[1:] != t[:-1], True)
         t, totals = t[last], totals[last]

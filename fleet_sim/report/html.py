@@ -273,6 +273,7 @@ def _workload_figure(ctx: _Context) -> None:
                                 t_start=ctx.start_of(run), mode=label, ax=ax,
                                 title=f"{app} ({role}) — {label}")
                 ax.tick_params(labelbottom=True)
+                del rows  # before the next app's rows are read
                 if j:
                     ax.set_ylabel("")
 

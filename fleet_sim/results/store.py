@@ -379,6 +379,7 @@ def read_parquet(file: Path, columns: list[str] | None = None,
     frame = pq.read_table(file, columns=present, read_dictionary=text,
                           filters=filters).to_pandas(
         self_destruct=True, split_blocks=True)  # frees each column once converted
+    pa.default_memory_pool().release_unused()  # what the read freed goes back to the OS
     if len(present) == len(columns):
         return frame
     return frame.assign(**{c: np.nan for c in columns if c not in present})[columns]

@@ -316,3 +316,42 @@ def test_bin_means_are_each_bins_time_weighted_mean(points, cuts):
         inside = t < b1
         assert got[k] == pytest.approx(mean(t[inside], v[inside], b1, start) if
                                        start < b1 else math.nan, rel=1e-12, abs=1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 80), st.floats(0, 5)), min_size=1, max_size=60),
+       st.integers(2, 30), st.integers(1, 20))
+def test_bin_means_of_a_long_series_a_few_bins_at_a_time_are_the_same(points, bins, block):
+    import fleet_sim.numerics.timeweighted as tw
+
+    points.sort(key=lambda p: p[0])
+    t = np.array([p[0] / 8 for p in points])
+    v = np.array([p[1] for p in points])
+    edges = np.linspace(0.0, 11.0, bins + 1)
+    whole = bin_means(t, v, edges)
+    old, tw.BIN_BLOCK_POINTS = tw.BIN_BLOCK_POINTS, block
+    try:
+        blocks = bin_means(t, v, edges)
+    finally:
+        tw.BIN_BLOCK_POINTS = old
+    np.testing.assert_allclose(blocks, whole, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 80), st.floats(0, 5)), min_size=1, max_size=60),
+       st.integers(1, 20), st.integers(0, 100), st.integers(0, 100))
+def test_integral_of_a_long_series_a_block_at_a_time_is_the_same(points, block, a, b):
+    import fleet_sim.numerics.timeweighted as tw
+
+    points.sort(key=lambda p: p[0])
+    t = np.array([p[0] / 8 for p in points])
+    v = np.array([p[1] for p in points])
+    start = float(t[0]) + min(a, b) / 10
+    end = max(float(t[-1]), start) + max(a, b) / 10
+    whole = integral(t, v, end, start)
+    old, tw.BIN_BLOCK_POINTS = tw.BIN_BLOCK_POINTS, block
+    try:
+        blocks = integral(t, v, end, start)
+    finally:
+        tw.BIN_BLOCK_POINTS = old
+    assert blocks == pytest.approx(whole, rel=1e-12, abs=1e-12)

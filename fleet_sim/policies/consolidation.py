@@ -569,3 +569,31 @@ VM_SELECTIONS: Mapping[str, Callable[[], VmSelection]] = {
     "rs": RandomSelection,
 }
 """VM selection policies by name."""
+
+
+def first_fit(vms: Sequence[VmView], hosts: Sequence[HostView]) -> tuple[str | None, ...]:
+    """Initial placement without power awareness (CloudSim's PowerVmAllocationPolicySimple,
+    the NPA and DVFS baselines): each VM, in the order given, on the first host where
+    its vCPU, CPU demand, RAM and bandwidth fit beside the VMs placed before it."""
+    mips = np.array([h.capacity.mips for h in hosts], float)
+    core = np.array([h.capacity.core_mips for h in hosts], float)
+    ram = np.array([h.capacity.ram_mib for h in hosts], float)
+    bw = np.array([h.capacity.bandwidth_mb_s for h in hosts], float)
+    used = np.array([h.used_mips for h in hosts], float)
+    ram_used = np.array([sum(v.ram_mib for v in h.vms) for h in hosts], float)
+    bw_used = np.array([sum(v.bandwidth_mb_s for v in h.vms) for h in hosts], float)
+    out: list[str | None] = []
+    for vm in vms:
+        fits = np.flatnonzero((vm.demand_mips / vm.vcpus <= core)
+                              & (mips - used >= vm.demand_mips)
+                              & (ram - ram_used >= vm.ram_mib)
+                              & (bw - bw_used >= vm.bandwidth_mb_s))
+        if fits.size == 0:
+            out.append(None)
+            continue
+        i = int(fits[0])
+        used[i] += vm.demand_mips
+        ram_used[i] += vm.ram_mib
+        bw_used[i] += vm.bandwidth_mb_s
+        out.append(hosts[i].name)
+    return tuple(out)

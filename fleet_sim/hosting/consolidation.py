@@ -208,14 +208,17 @@ class DynamicFleet:
     """``hosts`` and guests of ``types`` whose CPU % per sample is ``trace`` (guests ×
     samples, one sample per ``trace_interval_s``), named ``names``. ``place`` puts the
     guests at t = 0; ``decide`` (None: never) is called every ``interval_s`` from
-    ``interval_s`` on. Start with :meth:`start`; read :meth:`record` after the run.
+    ``interval_s`` on. ``hold_ram``: a running guest holds its RAM on its host (False:
+    only at placement, as in CloudSim's examples, whose guests then request none).
+    Start with :meth:`start`; read :meth:`record` after the run.
     """
 
     def __init__(self, env: simpy.Environment, hosts: Sequence[DynamicHost],
                  names: Sequence[str], types: Sequence[GuestType], trace: np.ndarray,
                  place: Place, decide: Decide | None, *, interval_s: float = 300.0,
                  trace_interval_s: float = 300.0, power: PowerStates = PowerStates(),
-                 moves: MoveParams = MoveParams(), duration_s: float | None = None):
+                 moves: MoveParams = MoveParams(), duration_s: float | None = None,
+                 hold_ram: bool = True):
         if len(names) != len(types) or len(names) != trace.shape[0]:
             raise ValueError("names, types and trace rows must be as many as the guests")
         if not interval_s > 0 or not trace_interval_s > 0:
@@ -227,6 +230,7 @@ class DynamicFleet:
         self.place_fn, self.decide = place, decide
         self.interval_s, self.trace_interval_s = float(interval_s), float(trace_interval_s)
         self.power, self.moves = power, moves
+        self.hold_ram = hold_ram
         self.duration_s = (trace.shape[1] * trace_interval_s if duration_s is None
                            else float(duration_s))
         h = self.hosts
@@ -332,7 +336,7 @@ class DynamicFleet:
         source = int(self.v_host[vm])
         if self.v_target[vm] >= 0 or target == source:
             return False
-        if self.ram_used()[target] + self.v_ram[vm] > self.h_ram[target] + 1e-9:
+        if self.hold_ram and self.ram_used()[target] + self.v_ram[vm] > self.h_ram[target] + 1e-9:
             self.rejected += 1
             return False
         self.v_target[vm] = target

@@ -649,6 +649,9 @@ class ConsolidationConfig(Strict):
     migration: Literal["cloudsim", "precopy"] = Field(
         "cloudsim", description="live-migration model: RAM over half the NIC "
         "(CloudSim), or pre-copy rounds then stop-and-copy")
+    ram: Literal["reserved", "cloudsim"] = Field(
+        "reserved", description="RAM a running guest holds on its host for the fit tests: "
+        "all of it, or (CloudSim's examples) none after the initial placement")
     cpu_loss: float = Field(0.1, ge=0, lt=1, description="CPU share a VM loses on the "
                             "source while it migrates (fraction)")
     dirty_mb_s: float = Field(10.0, ge=0, description="pre-copy: rate a VM dirties "

@@ -70,20 +70,23 @@ class PolicyHooks:
     for the first-fit baselines, which never move anything), ``rng`` for RS."""
 
     def __init__(self, hosts: Sequence[DynamicHost], names: Sequence[str],
-                 policy: Consolidation | None, rng: np.random.Generator):
+                 policy: Consolidation | None, rng: np.random.Generator,
+                 hold_ram: bool = True):
         self.caps = [HostCapacity(h.cores, h.core_mips, h.ram_mib, h.bandwidth_mb_s,
                                   h.power) for h in hosts]  # type: ignore[arg-type]
         self.host_names = [h.name for h in hosts]
         self.names = list(names)
         self.policy = policy
         self.rng = rng
+        self.held = None if hold_ram else 0.0
 
     def _vms(self, s: FleetState, full: bool) -> list[VmView]:
         history = s.history[:, -HISTORY_LENGTH:]
-        return [VmView(self.names[i], float(s.vm_mips[i]),
-                       float(s.vm_mips[i] if full else s.vm_demand_mips[i]),
-                       float(s.vm_ram_mib[i]), () if full else history[i],
-                       int(s.vm_vcpus[i])) for i in range(len(self.names))]
+        mips, ram, vcpus = s.vm_mips.tolist(), s.vm_ram_mib.tolist(), s.vm_vcpus.tolist()
+        demand = mips if full else s.vm_demand_mips.tolist()
+        held = None if full else self.held
+        return [VmView(name, mips[i], demand[i], ram[i], () if full else history[i],
+                       int(vcpus[i]), reserved_ram_mib=held) for i, name in enumerate(self.names)]
 
     def views(self, s: FleetState) -> list[HostView]:
         """The policy's view of every host now (its VMs in index order, those coming
@@ -91,15 +94,16 @@ class PolicyHooks:
         vms = self._vms(s, full=False)
         on: list[list[VmView]] = [[] for _ in self.caps]
         coming: list[list[VmView]] = [[] for _ in self.caps]
-        for i, vm in enumerate(vms):
-            target = int(s.vm_target[i])
+        for vm, host, target in zip(vms, s.vm_host.tolist(), s.vm_target.tolist(),
+                                    strict=True):
             if target >= 0:
-                on[int(s.vm_host[i])].append(_marked(vm, out=True))
+                on[host].append(_marked(vm, out=True))
                 coming[target].append(_marked(vm, out=False))
             else:
-                on[int(s.vm_host[i])].append(vm)
-        return [HostView(self.host_names[h], cap, tuple(on[h] + coming[h]),
-                         float(s.host_used_mips[h])) for h, cap in enumerate(self.caps)]
+                on[host].append(vm)
+        used = s.host_used_mips.tolist()
+        return [HostView(name, cap, tuple(on[h] + coming[h]), used[h])
+                for h, (name, cap) in enumerate(zip(self.host_names, self.caps, strict=True))]
 
     def place(self, s: FleetState) -> list[int]:
         """Every guest at its full MIPS, in index order (CloudSim's initial placement)."""
@@ -122,7 +126,8 @@ class PolicyHooks:
 
 def _marked(vm: VmView, out: bool) -> VmView:
     return VmView(vm.name, vm.mips, vm.demand_mips, vm.ram_mib, vm.history, vm.vcpus,
-                  vm.bandwidth_mb_s, migrating_out=out, migrating_in=not out)
+                  vm.bandwidth_mb_s, migrating_out=out, migrating_in=not out,
+                  reserved_ram_mib=vm.reserved_ram_mib)
 
 
 def dynamic_fleet(config: cfg.ScenarioConfig, env: simpy.Environment,
@@ -137,7 +142,8 @@ def dynamic_fleet(config: cfg.ScenarioConfig, env: simpy.Environment,
     if policy is not None and hasattr(policy.detector, "interval_s"):  # LR, LRR look ahead
         policy = Consolidation(dataclasses.replace(policy.detector,  # type: ignore[type-var]
                                                    interval_s=c.interval_s), policy.selection)
-    hooks = PolicyHooks(hosts, day.vms, policy, streams.get("consolidation.selection"))
+    hooks = PolicyHooks(hosts, day.vms, policy, streams.get("consolidation.selection"),
+                        hold_ram=c.ram == "reserved")
     mode = config.hosting.mode
     moves = MoveParams(mode=mode, migration=c.migration, cpu_loss=c.cpu_loss,
                        dirty_mb_s=c.dirty_mb_s, stop_mb=c.stop_mb, max_rounds=c.max_rounds,
@@ -147,4 +153,5 @@ def dynamic_fleet(config: cfg.ScenarioConfig, env: simpy.Environment,
     return DynamicFleet(env, hosts, day.vms, block_types(len(day.vms)), day.cpu_percent,
                         hooks.place, None if policy is None else hooks.decide,
                         interval_s=c.interval_s, trace_interval_s=PLANETLAB_INTERVAL_S,
-                        power=power, moves=moves, duration_s=config.run.duration_s)
+                        power=power, moves=moves, duration_s=config.run.duration_s,
+                        hold_ram=c.ram == "reserved")

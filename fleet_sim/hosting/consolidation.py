@@ -167,24 +167,37 @@ Place = Callable[[FleetState], Sequence[int]]
 
 @dataclass
 class _Series:
-    """Change points of several entities, appended in time order as arrays."""
+    """Change points of several entities, appended in time order: as arrays (many at a
+    time) or as rows (one entity)."""
 
     columns: tuple[str, ...]
     chunks: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+    rows: list[tuple[float, ...]] = field(default_factory=list)
+    seq: int = 0
 
     def add(self, t: float, idx: np.ndarray, *values: np.ndarray) -> None:
         if idx.size:
-            self.chunks.append((np.full(idx.size, t), idx, *values))
+            self.chunks.append((np.full(idx.size, float(self.seq)), np.full(idx.size, t), idx,
+                                *values))
+            self.seq += 1
+
+    def row(self, t: float, idx: int, values: tuple[float, ...]) -> None:
+        self.rows.append((float(self.seq), t, float(idx), *values))
+        self.seq += 1
 
     def split(self, n: int) -> list[dict[str, np.ndarray]]:
         """Per entity (0 … n − 1): its change points, columns ``t`` and ``columns``."""
-        cols = [np.concatenate(c) for c in zip(*self.chunks, strict=True)]
-        order = np.argsort(cols[1], kind="stable")
-        cols = [c[order] for c in cols]
-        bounds = np.searchsorted(cols[1], np.arange(n + 1))
-        names = ("t", "index", *self.columns)
+        parts = list(self.chunks)
+        if self.rows:
+            parts.append(tuple(np.array(self.rows).T))
+        cols = [np.concatenate(c) for c in zip(*parts, strict=True)]
+        index = cols[2].astype(np.int64)
+        order = np.lexsort((cols[0], index))
+        cols, index = [c[order] for c in cols], index[order]
+        bounds = np.searchsorted(index, np.arange(n + 1))
+        names = ("seq", "t", "index", *self.columns)
         return [{name: c[bounds[i]:bounds[i + 1]] for name, c in zip(names, cols, strict=True)
-                 if name != "index"} for i in range(n)]
+                 if name not in ("seq", "index")} for i in range(n)]
 
 
 @dataclass(frozen=True)
@@ -248,12 +261,20 @@ class DynamicFleet:
         self.v_demand = np.zeros(len(types))
         self.h_used = np.zeros(len(h))
         self.sample = 0
+        #: per host, the guests on it and those moving to it (dicts as ordered sets)
+        self.on: list[dict[int, None]] = [{} for _ in h]
+        self.coming: list[dict[int, None]] = [{} for _ in h]
+        self._demand_l: list[float] = []
         self.has_base = np.zeros(len(h), bool)  #: containers: base layers cached
         self.has_app: set[tuple[int, int]] = set()  #: containers: (host, guest) cached
         self._hosts = _Series(("requested", "utilization", "state"))
         self._vms = _Series(("requested_mips", "allocated_mips", "migrating"))
-        self._last_h: tuple[np.ndarray, ...] | None = None
-        self._last_v: tuple[np.ndarray, ...] | None = None
+        nan3 = (math.nan, math.nan, math.nan)
+        self._last_h: list[tuple[float, ...]] = [nan3] * len(h)  #: last recorded rows
+        self._last_v: list[tuple[float, ...]] = [nan3] * len(types)
+        self._target_l = [-1] * len(types)  #: scalar mirrors of v_target, v_paused
+        self._paused_l = [False] * len(types)
+        self._vcpus_l = self.v_vcpus.tolist()
         self.move_starts: list[float] = []
         self.downtime_s = 0.0
         self.rejected = 0  #: moves refused (target no longer has room)
@@ -287,6 +308,8 @@ class DynamicFleet:
             k = int(np.argmax(where < 0))
             raise ValueError(f"guest {self.names[k]!r} fits on no host at t = 0")
         self.v_host[:] = where
+        for vm, h in enumerate(where.tolist()):
+            self.on[h][vm] = None
         on = np.zeros(len(self.hosts), bool)
         on[where] = True
         if self.power.peak_always:
@@ -321,6 +344,7 @@ class DynamicFleet:
     def _set_demand(self, k: int) -> None:
         self.sample = k
         self.v_demand = self.trace[:, k] / 100.0 * self.v_mips
+        self._demand_l = self.v_demand.tolist()
 
     def _round(self) -> None:
         assert self.decide is not None
@@ -339,7 +363,8 @@ class DynamicFleet:
         if self.hold_ram and self.ram_used()[target] + self.v_ram[vm] > self.h_ram[target] + 1e-9:
             self.rejected += 1
             return False
-        self.v_target[vm] = target
+        self.v_target[vm] = self._target_l[vm] = target
+        self.coming[target][vm] = None
         self.move_starts.append(self.env.now)
         wait = 0.0
         if self.h_state[target] == OFF:
@@ -347,7 +372,7 @@ class DynamicFleet:
         timing = self._timing(vm, source, target)
         self.downtime_s += timing.downtime_s
         if self.moves.mode == "container":
-            self.v_paused[vm] = True
+            self.v_paused[vm] = self._paused_l[vm] = True
         self.env.process(self._move(vm, wait, timing))
         return True
 
@@ -377,68 +402,119 @@ class DynamicFleet:
         def on(_ev: simpy.Event) -> None:
             if self.h_state[host] == BOOTING:
                 self.h_state[host] = ON
-                self._reallocate()
+                self._reallocate([host])
         self.env.timeout(delay).callbacks.append(on)
         return delay
 
     def _move(self, vm: int, wait_s: float, timing: MigrationTiming):
         yield self.env.timeout(wait_s + timing.duration_s - timing.downtime_s)
+        source, target = int(self.v_host[vm]), int(self.v_target[vm])
         if timing.downtime_s > 0 and not self.v_paused[vm]:
-            self.v_paused[vm] = True
-            self._reallocate()
+            self.v_paused[vm] = self._paused_l[vm] = True
+            self._reallocate([source, target])
             yield self.env.timeout(timing.downtime_s)
-        source = int(self.v_host[vm])
-        self.v_host[vm] = self.v_target[vm]
-        self.v_target[vm] = -1
-        self.v_paused[vm] = False
-        if not ((self.v_host == source).any() or (self.v_target == source).any()) \
-                and not self.power.peak_always:
+        self.v_host[vm] = target
+        self.v_target[vm] = self._target_l[vm] = -1
+        self.v_paused[vm] = self._paused_l[vm] = False
+        del self.on[source][vm], self.coming[target][vm]
+        self.on[target][vm] = None
+        if not (self.on[source] or self.coming[source]) and not self.power.peak_always:
             self.h_state[source] = OFF
-        self._reallocate()
+        self._reallocate([source, target])
 
     # ------------------------------------------------------------------ CPU
-    def _reallocate(self) -> None:
-        """Share every host's CPU now and record what changed."""
+    def _reallocate(self, hosts: Sequence[int] | None = None) -> None:
+        """Share the CPU of ``hosts`` (default: every host) now and record what changed.
+
+        Only the guests on those hosts or moving to them take part: a host's share
+        depends on nothing else."""
         n = len(self.hosts)
-        host, target = self.v_host, self.v_target
+        if hosts is not None:
+            for h in dict.fromkeys(hosts):
+                self._share(h)
+            return
+        touched = np.ones(n, bool)
+        vms = np.arange(self.v_host.size)
+        host, target = self.v_host[vms], self.v_target[vms]
         moving = target >= 0
+        paused = self.v_paused[vms]
         loss = self.moves.cpu_loss if self.moves.mode == "vm" else 0.0
-        demand = self.v_demand
-        ask = np.minimum(demand, self.h_core[host] * self.v_vcpus)
+        demand = self.v_demand[vms]
+        ask = np.minimum(demand, self.h_core[host] * self.v_vcpus[vms])
         ask = np.where(moving, ask * (1.0 - loss), ask)
-        ask[self.v_paused] = 0.0
+        ask[paused] = 0.0
         tgt = np.flatnonzero(moving)
         tgt_host = target[tgt]
-        booting = self.h_state[tgt_host] != ON
-        reserve = np.where(booting, 0.0, loss * np.minimum(
-            demand[tgt], self.h_core[tgt_host] * self.v_vcpus[tgt]))
+        reserve = np.where(self.h_state[tgt_host] != ON, 0.0, loss * np.minimum(
+            demand[tgt], self.h_core[tgt_host] * self.v_vcpus[vms][tgt]))
         total = np.bincount(host, ask, n) + np.bincount(tgt_host, reserve, n)
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = np.where(total > self.h_mips, self.h_mips / total, 1.0)
         alloc = ask * scale[host]
-        counted = np.where(moving & ~self.v_paused, alloc / (1.0 - loss), alloc)
+        counted = np.where(moving & ~paused, alloc / (1.0 - loss), alloc)
         used = np.bincount(host, counted, n) + np.bincount(tgt_host, reserve * scale[tgt_host], n)
         requested = np.bincount(host, demand, n) + np.bincount(tgt_host, demand[tgt], n)
-        self.h_used = np.minimum(used, self.h_mips)
         t = self.env.now
-        h_now = (requested / self.h_mips, self.h_used / self.h_mips,
-                 self.h_state.astype(float))
-        v_now = (demand.copy(), alloc, moving.astype(float))
-        self._record(self._hosts, t, h_now, self._last_h)
-        self._record(self._vms, t, v_now, self._last_v)
-        self._last_h, self._last_v = h_now, v_now
+        hs = np.flatnonzero(touched)
+        self.h_used[hs] = np.minimum(used[hs], self.h_mips[hs])
+        own = touched[host]  # guests whose CPU comes from a touched host
+        self._record(self._hosts, t, hs, (requested[hs] / self.h_mips[hs],
+                                          self.h_used[hs] / self.h_mips[hs],
+                                          self.h_state[hs].astype(float)), self._last_h)
+        self._record(self._vms, t, vms[own], (demand[own], alloc[own],
+                                              moving[own].astype(float)), self._last_v)
+
+    def _share(self, h: int) -> None:
+        """:meth:`_reallocate` of one host, in scalars (a move touches two hosts)."""
+        loss = self.moves.cpu_loss if self.moves.mode == "vm" else 0.0
+        demand, core, vcpus = self._demand_l, float(self.h_core[h]), self._vcpus_l
+        target, paused = self._target_l, self._paused_l
+        own, total = [], 0.0
+        for v in self.on[h]:
+            moving = target[v] >= 0
+            a = 0.0 if paused[v] else min(demand[v], core * vcpus[v]) * (
+                1.0 - loss if moving else 1.0)
+            own.append((v, a, moving and not paused[v], moving))
+            total += a
+        on = self.h_state[h] == ON
+        reserves = []
+        for v in self.coming[h]:
+            r = loss * min(demand[v], core * vcpus[v]) if on else 0.0
+            reserves.append((v, r))
+            total += r
+        mips = float(self.h_mips[h])
+        scale = mips / total if total > mips else 1.0
+        used = requested = 0.0
+        t, last = self.env.now, self._last_v
+        for v, a, counted, moving in own:
+            alloc = a * scale
+            used += alloc / (1.0 - loss) if counted else alloc
+            requested += demand[v]
+            row = (demand[v], alloc, 1.0 if moving else 0.0)
+            if row != last[v]:
+                last[v] = row
+                self._vms.row(t, v, row)
+        for v, r in reserves:
+            used += r * scale
+            requested += demand[v]
+        used = min(used, mips)
+        self.h_used[h] = used
+        row = (requested / mips, used / mips, float(self.h_state[h]))
+        if row != self._last_h[h]:
+            self._last_h[h] = row
+            self._hosts.row(t, h, row)
 
     @staticmethod
-    def _record(series: _Series, t: float, now: tuple[np.ndarray, ...],
-                last: tuple[np.ndarray, ...] | None) -> None:
-        if last is None:
-            changed = np.arange(now[0].size)
-        else:
-            mask = np.zeros(now[0].size, bool)
-            for a, b in zip(now, last, strict=True):
-                mask |= a != b
-            changed = np.flatnonzero(mask)
-        series.add(t, changed, *(a[changed] for a in now))
+    def _record(series: _Series, t: float, idx: np.ndarray, now: tuple[np.ndarray, ...],
+                last: list[tuple[float, ...]]) -> None:
+        """Record the entities ``idx`` whose values ``now`` differ from their ``last``
+        recorded row (NaN before the first), and make those the last."""
+        rows = np.column_stack(now)
+        mask = (rows != np.array(last, float)[idx]).any(axis=1)
+        changed = idx[mask]
+        for k, row in zip(changed.tolist(), rows[mask].tolist(), strict=True):
+            last[k] = tuple(row)
+        series.add(t, changed, *(a[mask] for a in now))
 
     def record(self) -> FleetRecord:
         """The run's change points (call after the run)."""

@@ -467,6 +467,9 @@ class _Round:
         fits &= self.core_mips >= vm.demand_mips / vm.vcpus
         if vm.bandwidth_mb_s > 0:
             fits &= self.bandwidth - self.bandwidth_used >= vm.bandwidth_mb_s
+        if isinstance(self.detector, StaticThreshold):  # its test on every host at once
+            fits &= ((self.demand + vm.demand_mips) / self.mips <= self.detector.threshold) \
+                | (self.used == 0)
         candidates = np.flatnonzero(fits)
         if candidates.size == 0:
             return None

@@ -260,6 +260,7 @@ class DynamicFleet:
         self.v_paused = np.zeros(len(types), bool)  #: no CPU now (a downtime)
         self.v_demand = np.zeros(len(types))
         self.h_used = np.zeros(len(h))
+        self.on_at = np.zeros(len(h))  #: when a host switching on will be on (s)
         self.sample = 0
         #: per host, the guests on it and those moving to it (dicts as ordered sets)
         self.on: list[dict[int, None]] = [{} for _ in h]
@@ -366,9 +367,10 @@ class DynamicFleet:
         self.v_target[vm] = self._target_l[vm] = target
         self.coming[target][vm] = None
         self.move_starts.append(self.env.now)
-        wait = 0.0
         if self.h_state[target] == OFF:
-            wait = self._switch_on(target)
+            self._switch_on(target)
+        wait = max(0.0, self.on_at[target] - self.env.now) if self.h_state[target] == BOOTING \
+            else 0.0
         timing = self._timing(vm, source, target)
         self.downtime_s += timing.downtime_s
         if self.moves.mode == "container":
@@ -398,6 +400,7 @@ class DynamicFleet:
             self.h_state[host] = ON
             return 0.0
         self.h_state[host] = BOOTING
+        self.on_at[host] = self.env.now + delay
 
         def on(_ev: simpy.Event) -> None:
             if self.h_state[host] == BOOTING:

@@ -622,6 +622,8 @@ class TracesConfig(Strict):
 
     day: Annotated[str, BeforeValidator(_day)] = Field(
         description="bundled PlanetLab day, YYYYMMDD (e.g. 20110303)")
+    vms: int | None = Field(None, gt=0, description="only the first this many traces "
+                            "of the day, by name (default: all; a smaller study)")
 
     @model_validator(mode="after")
     def _bundled(self) -> TracesConfig:

@@ -136,13 +136,14 @@ def dynamic_fleet(config: cfg.ScenarioConfig, env: simpy.Environment,
     assert config.traces is not None
     c = config.consolidation or cfg.ConsolidationConfig()
     day = planetlab_day(config.traces.day)
+    names, percent = day.vms[:config.traces.vms], day.cpu_percent[:config.traces.vms]
     hosts = fleet_hosts(config)
     policy = None if c.policy in ("npa", "dvfs") else consolidation_policy(c.policy,
                                                                            c.threshold)
     if policy is not None and hasattr(policy.detector, "interval_s"):  # LR, LRR look ahead
         policy = Consolidation(dataclasses.replace(policy.detector,  # type: ignore[type-var]
                                                    interval_s=c.interval_s), policy.selection)
-    hooks = PolicyHooks(hosts, day.vms, policy, streams.get("consolidation.selection"),
+    hooks = PolicyHooks(hosts, names, policy, streams.get("consolidation.selection"),
                         hold_ram=c.ram == "reserved")
     mode = config.hosting.mode
     moves = MoveParams(mode=mode, migration=c.migration, cpu_loss=c.cpu_loss,
@@ -150,7 +151,7 @@ def dynamic_fleet(config: cfg.ScenarioConfig, env: simpy.Environment,
                        stop_s=c.stop_s, start_s=c.start_s, base_mb=c.base_mb,
                        app_mb=c.app_mb)
     power = PowerStates(c.switch_on_s, c.switch_on_w, peak_always=c.policy == "npa")
-    return DynamicFleet(env, hosts, day.vms, block_types(len(day.vms)), day.cpu_percent,
+    return DynamicFleet(env, hosts, names, block_types(len(names)), percent,
                         hooks.place, None if policy is None else hooks.decide,
                         interval_s=c.interval_s, trace_interval_s=PLANETLAB_INTERVAL_S,
                         power=power, moves=moves, duration_s=config.run.duration_s,

@@ -412,9 +412,10 @@ class DynamicFleet:
     def _move(self, vm: int, wait_s: float, timing: MigrationTiming):
         yield self.env.timeout(wait_s + timing.duration_s - timing.downtime_s)
         source, target = int(self.v_host[vm]), int(self.v_target[vm])
-        if timing.downtime_s > 0 and not self.v_paused[vm]:
-            self.v_paused[vm] = self._paused_l[vm] = True
-            self._reallocate([source, target])
+        if timing.downtime_s > 0:
+            if not self.v_paused[vm]:  # a live migration's stop-and-copy
+                self.v_paused[vm] = self._paused_l[vm] = True
+                self._reallocate([source, target])
             yield self.env.timeout(timing.downtime_s)
         self.v_host[vm] = target
         self.v_target[vm] = self._target_l[vm] = -1

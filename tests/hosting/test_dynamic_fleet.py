@@ -187,6 +187,7 @@ def test_container_move_is_stop_pull_start_and_pulls_once_per_host():
     assert fleet.downtime_s == pytest.approx((3 + 250 / BW) + 3 + 3)
     v = fleet.record().vm_series[0]
     assert v["allocated_mips"].tolist() == [500, 0, 500, 0, 500, 0, 500]
+    assert v["t"].tolist() == pytest.approx([0, 300, 305.5, 600, 603, 900, 903])
 
 
 def test_block_types_are_contiguous_as_in_cloudsim():

@@ -337,7 +337,7 @@ class DynamicFleet:
             if t > self.env.now:
                 yield self.env.timeout(t - self.env.now)
             if kind == 0:
-                self._set_demand(int(round(t / self.trace_interval_s)))
+                self._set_demand(round(t / self.trace_interval_s))
                 self._reallocate()
             else:
                 self._round()

@@ -26,7 +26,15 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
@@ -625,13 +633,14 @@ class TracesConfig(Strict):
     vms: int | None = Field(None, gt=0, description="only the first this many traces "
                             "of the day, by name (default: all; a smaller study)")
 
-    @model_validator(mode="after")
-    def _bundled(self) -> TracesConfig:
+    @field_validator("day")
+    @classmethod
+    def _bundled(cls, day: str) -> str:
         from fleet_sim.scenarios.traces import planetlab_days
         days = planetlab_days()
-        if self.day not in days:
-            raise _problem(f"no bundled PlanetLab day {self.day!r}", ", ".join(days))
-        return self
+        if day not in days:
+            raise _problem(f"no bundled PlanetLab day {day!r}", ", ".join(days))
+        return day
 
 
 class ConsolidationConfig(Strict):
@@ -667,13 +676,14 @@ class ConsolidationConfig(Strict):
     stop_s: float = Field(2.0, ge=0, description="containers: time to stop one, s")
     start_s: float = Field(1.0, ge=0, description="containers: time to start one, s")
 
-    @model_validator(mode="after")
-    def _known(self) -> ConsolidationConfig:
-        if self.policy not in CONSOLIDATION_POLICIES:
-            raise _problem(f"unknown consolidation policy {self.policy!r}",
+    @field_validator("policy")
+    @classmethod
+    def _known(cls, policy: str) -> str:
+        if policy not in CONSOLIDATION_POLICIES:
+            raise _problem(f"unknown consolidation policy {policy!r}",
                            "npa, dvfs or <detector>-<selection> with detector "
                            f"{'|'.join(_DETECTORS)} and selection {'|'.join(_SELECTIONS)}")
-        return self
+        return policy
 
 
 class ScenarioConfig(Strict):

@@ -115,7 +115,7 @@ def test_switch_on_time_and_power_and_energy_of_a_host_off_part_of_the_run():
     env.run(until=1200)
     rec = fleet.record()
     m = cloudsim_migration(512, BW).duration_s
-    a, b = rec.host_series
+    b = rec.host_series[1]
     assert b["t"].tolist() == pytest.approx([0, 300, 360, 360 + m])
     assert b["state"].tolist() == [OFF, BOOTING, ON, ON]
     # B: off 300 s, booting 60 s at 150 W, then 10 % of v1 reserved, then v1

@@ -276,6 +276,7 @@ class DynamicFleet:
         self._target_l = [-1] * len(types)  #: scalar mirrors of v_target, v_paused
         self._paused_l = [False] * len(types)
         self._vcpus_l = self.v_vcpus.tolist()
+        self._scale_l = [1.0] * len(h)  #: each host's last scale factor of the asks
         self.move_starts: list[float] = []
         self.downtime_s = 0.0
         self.rejected = 0  #: moves refused (target no longer has room)
@@ -415,7 +416,7 @@ class DynamicFleet:
         if timing.downtime_s > 0:
             if not self.v_paused[vm]:  # a live migration's stop-and-copy
                 self.v_paused[vm] = self._paused_l[vm] = True
-                self._reallocate([source, target])
+                self._reallocate([source, target], vm)
             yield self.env.timeout(timing.downtime_s)
         self.v_host[vm] = target
         self.v_target[vm] = self._target_l[vm] = -1
@@ -424,18 +425,19 @@ class DynamicFleet:
         self.on[target][vm] = None
         if not (self.on[source] or self.coming[source]) and not self.power.peak_always:
             self.h_state[source] = OFF
-        self._reallocate([source, target])
+        self._reallocate([source, target], vm)
 
     # ------------------------------------------------------------------ CPU
-    def _reallocate(self, hosts: Sequence[int] | None = None) -> None:
-        """Share the CPU of ``hosts`` (default: every host) now and record what changed.
+    def _reallocate(self, hosts: Sequence[int] | None = None, vm: int | None = None) -> None:
+        """Share the CPU of ``hosts`` (default: every host) now and record what changed
+        (``vm``: the guest whose state changed, if one did).
 
         Only the guests on those hosts or moving to them take part: a host's share
         depends on nothing else."""
         n = len(self.hosts)
         if hosts is not None:
             for h in dict.fromkeys(hosts):
-                self._share(h)
+                self._share(h, vm)
             return
         touched = np.ones(n, bool)
         vms = np.arange(self.v_host.size)
@@ -454,6 +456,7 @@ class DynamicFleet:
         total = np.bincount(host, ask, n) + np.bincount(tgt_host, reserve, n)
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = np.where(total > self.h_mips, self.h_mips / total, 1.0)
+        self._scale_l = scale.tolist()
         alloc = ask * scale[host]
         counted = np.where(moving & ~paused, alloc / (1.0 - loss), alloc)
         used = np.bincount(host, counted, n) + np.bincount(tgt_host, reserve * scale[tgt_host], n)
@@ -468,41 +471,47 @@ class DynamicFleet:
         self._record(self._vms, t, vms[own], (demand[own], alloc[own],
                                               moving[own].astype(float)), self._last_v)
 
-    def _share(self, h: int) -> None:
-        """:meth:`_reallocate` of one host, in scalars (a move touches two hosts)."""
+    def _share(self, h: int, vm: int | None) -> None:
+        """:meth:`_reallocate` of one host, in scalars (a move touches two hosts):
+        its sums, and the rows of its guests whose share moved: all of them if the
+        host's scale factor changed, else only ``vm`` (the guest whose state changed)."""
         loss = self.moves.cpu_loss if self.moves.mode == "vm" else 0.0
-        demand, core, vcpus = self._demand_l, float(self.h_core[h]), self._vcpus_l
-        target, paused = self._target_l, self._paused_l
-        own, total = [], 0.0
+        demand, cap = self._demand_l, float(self.h_core[h])
+        vcpus, target, paused = self._vcpus_l, self._target_l, self._paused_l
+        total = counted = requested = 0.0
         for v in self.on[h]:
-            moving = target[v] >= 0
-            a = 0.0 if paused[v] else min(demand[v], core * vcpus[v]) * (
-                1.0 - loss if moving else 1.0)
-            own.append((v, a, moving and not paused[v], moving))
-            total += a
-        on = self.h_state[h] == ON
-        reserves = []
-        for v in self.coming[h]:
-            r = loss * min(demand[v], core * vcpus[v]) if on else 0.0
-            reserves.append((v, r))
-            total += r
+            d = demand[v]
+            requested += d
+            if not paused[v]:
+                a = min(d, cap * vcpus[v])
+                counted += a
+                total += a * (1.0 - loss) if target[v] >= 0 else a
+        if self.h_state[h] == ON:
+            for v in self.coming[h]:
+                r = loss * min(demand[v], cap * vcpus[v])
+                total += r
+                counted += r
+                requested += demand[v]
+        else:
+            for v in self.coming[h]:
+                requested += demand[v]
         mips = float(self.h_mips[h])
         scale = mips / total if total > mips else 1.0
-        used = requested = 0.0
-        t, last = self.env.now, self._last_v
-        for v, a, counted, moving in own:
-            alloc = a * scale
-            used += alloc / (1.0 - loss) if counted else alloc
-            requested += demand[v]
-            row = (demand[v], alloc, 1.0 if moving else 0.0)
+        used = min(counted * scale, mips)
+        self.h_used[h] = used
+        t = self.env.now
+        moved = self.on[h] if scale != self._scale_l[h] else (
+            (vm,) if vm is not None and vm in self.on[h] else ())
+        self._scale_l[h] = scale
+        last = self._last_v
+        for v in moved:
+            moving = target[v] >= 0
+            a = 0.0 if paused[v] else min(demand[v], cap * vcpus[v]) * (
+                1.0 - loss if moving else 1.0)
+            row = (demand[v], a * scale, 1.0 if moving else 0.0)
             if row != last[v]:
                 last[v] = row
                 self._vms.row(t, v, row)
-        for v, r in reserves:
-            used += r * scale
-            requested += demand[v]
-        used = min(used, mips)
-        self.h_used[h] = used
         row = (requested / mips, used / mips, float(self.h_state[h]))
         if row != self._last_h[h]:
             self._last_h[h] = row

@@ -399,9 +399,10 @@ class _Round:
             mask = np.zeros(n, bool)
             mask[members] = True
             self.curves.append((curve, mask))
-        self.power_now = np.empty(n)
-        for curve, members in self.curves:
-            self.power_now[members] = curve.power_w_array(self.used[members] / self.mips[members])
+        #: per power curve: the hosts it serves and how to evaluate it on an array
+        self._power = [(np.flatnonzero(members), _evaluator(curve))
+                       for curve, members in self.curves]
+        self.power_now = self.power_at(self.used / self.mips)
         everyone = [v for vms in self.vms for v in vms]
         owner = np.repeat(np.arange(n), [len(vms) for vms in self.vms])
         self._row = {id(v): k for k, v in enumerate(everyone)}
@@ -470,6 +471,11 @@ class _Round:
         if isinstance(self.detector, StaticThreshold):  # its test on every host at once
             fits &= ((self.demand + vm.demand_mips) / self.mips <= self.detector.threshold) \
                 | (self.used == 0)
+            if not fits.any():
+                return None
+            rise = self.power_at((self.used + vm.demand_mips) / self.mips) - self.power_now
+            rise[~fits] = np.inf
+            return int(rise.argmin())  # the first of the least rises
         candidates = np.flatnonzero(fits)
         if candidates.size == 0:
             return None
@@ -483,6 +489,23 @@ class _Round:
             if self.used[i] == 0 or not self.overloaded(int(i), vm):
                 return int(i)
         return None
+
+
+    def power_at(self, util: np.ndarray) -> np.ndarray:
+        """Each host's power (W) at ``util`` (one utilization per host)."""
+        out = np.empty(util.size)
+        for idx, evaluate in self._power:
+            out[idx] = evaluate(util[idx])
+        return out
+
+
+def _evaluator(curve: PowerCurve) -> Callable[[np.ndarray], np.ndarray]:
+    """``curve.power_w_array``, or for an 11-point table its interpolation directly."""
+    points = getattr(curve, "points_w", None)
+    if points is None or len(points) != 11:
+        return curve.power_w_array
+    grid, table = np.linspace(0.0, 1.0, 11), np.asarray(points, float)
+    return lambda util: np.interp(util, grid, table)
 
 
 def _history_matrix(vms: Sequence[VmView]) -> np.ndarray:

@@ -405,7 +405,11 @@ class DynamicFleet:
 
         def on(_ev: simpy.Event) -> None:
             if self.h_state[host] == BOOTING:
+                for v in self.coming[host]:
+                    self._contribute(v, -1.0)
                 self.h_state[host] = ON
+                for v in self.coming[host]:
+                    self._contribute(v, 1.0)
                 self._reallocate([host])
         self.env.timeout(delay).callbacks.append(on)
         return delay
@@ -415,14 +419,18 @@ class DynamicFleet:
         source, target = int(self.v_host[vm]), int(self.v_target[vm])
         if timing.downtime_s > 0:
             if not self.v_paused[vm]:  # a live migration's stop-and-copy
+                self._contribute(vm, -1.0)
                 self.v_paused[vm] = self._paused_l[vm] = True
+                self._contribute(vm, 1.0)
                 self._reallocate([source, target], vm)
             yield self.env.timeout(timing.downtime_s)
+        self._contribute(vm, -1.0)
         self.v_host[vm] = target
         self.v_target[vm] = self._target_l[vm] = -1
         self.v_paused[vm] = self._paused_l[vm] = False
         del self.on[source][vm], self.coming[target][vm]
         self.on[target][vm] = None
+        self._contribute(vm, 1.0)
         if not (self.on[source] or self.coming[source]) and not self.power.peak_always:
             self.h_state[source] = OFF
         self._reallocate([source, target], vm)
@@ -461,6 +469,10 @@ class DynamicFleet:
         counted = np.where(moving & ~paused, alloc / (1.0 - loss), alloc)
         used = np.bincount(host, counted, n) + np.bincount(tgt_host, reserve * scale[tgt_host], n)
         requested = np.bincount(host, demand, n) + np.bincount(tgt_host, demand[tgt], n)
+        unreduced = np.where(paused, 0.0, np.minimum(demand, self.h_core[host] * self.v_vcpus))
+        self._sums = [total.tolist(), (np.bincount(host, unreduced, n)
+                                       + np.bincount(tgt_host, reserve, n)).tolist(),
+                      requested.tolist()]
         t = self.env.now
         hs = np.flatnonzero(touched)
         self.h_used[hs] = np.minimum(used[hs], self.h_mips[hs])
@@ -471,30 +483,35 @@ class DynamicFleet:
         self._record(self._vms, t, vms[own], (demand[own], alloc[own],
                                               moving[own].astype(float)), self._last_v)
 
+    def _contribute(self, v: int, sign: float) -> None:
+        """Add (``sign`` = 1) or take away (−1) what guest ``v`` puts in its hosts' sums
+        (asks, utilization before scaling, requested), as it is now."""
+        loss = self.moves.cpu_loss if self.moves.mode == "vm" else 0.0
+        total, counted, requested = self._sums
+        d, h, target = self._demand_l[v], int(self.v_host[v]), self._target_l[v]
+        requested[h] += sign * d
+        if not self._paused_l[v]:
+            a = min(d, float(self.h_core[h]) * self._vcpus_l[v])
+            counted[h] += sign * a
+            total[h] += sign * (a * (1.0 - loss) if target >= 0 else a)
+        if target >= 0:
+            requested[target] += sign * d
+            if self.h_state[target] == ON:
+                r = loss * min(d, float(self.h_core[target]) * self._vcpus_l[v])
+                total[target] += sign * r
+                counted[target] += sign * r
+
     def _share(self, h: int, vm: int | None) -> None:
-        """:meth:`_reallocate` of one host, in scalars (a move touches two hosts):
-        its sums, and the rows of its guests whose share moved: all of them if the
-        host's scale factor changed, else only ``vm`` (the guest whose state changed)."""
+        """:meth:`_reallocate` of one host from its running sums (a move touches two
+        hosts): the rows of its guests whose share moved: all of them if the host's
+        scale factor changed, else only ``vm`` (the guest whose state changed)."""
         loss = self.moves.cpu_loss if self.moves.mode == "vm" else 0.0
         demand, cap = self._demand_l, float(self.h_core[h])
         vcpus, target, paused = self._vcpus_l, self._target_l, self._paused_l
-        total = counted = requested = 0.0
-        for v in self.on[h]:
-            d = demand[v]
-            requested += d
-            if not paused[v]:
-                a = min(d, cap * vcpus[v])
-                counted += a
-                total += a * (1.0 - loss) if target[v] >= 0 else a
-        if self.h_state[h] == ON:
-            for v in self.coming[h]:
-                r = loss * min(demand[v], cap * vcpus[v])
-                total += r
-                counted += r
-                requested += demand[v]
-        else:
-            for v in self.coming[h]:
-                requested += demand[v]
+        sums = self._sums
+        if not (self.on[h] or self.coming[h]):  # exact zeros, whatever the rounding
+            sums[0][h] = sums[1][h] = sums[2][h] = 0.0
+        total, counted, requested = sums[0][h], sums[1][h], sums[2][h]
         mips = float(self.h_mips[h])
         scale = mips / total if total > mips else 1.0
         used = min(counted * scale, mips)

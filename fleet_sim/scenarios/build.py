@@ -115,11 +115,12 @@ class FleetRun:
         if self.deployment is None:
             self.start()
         end = self.config.run.duration_s
+        hosts = self.hosts if self.config.apps else []  # a [traces] run: nothing on them
         with long_run():
             for k in range(1, STEPS + 1):
                 t = end * k / STEPS
                 self.env.run(until=t)
-                for host in self.hosts:
+                for host in hosts:
                     host.finalize(t)
                 self._hand_over(t)
                 if on_step is not None:

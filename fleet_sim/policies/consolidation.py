@@ -418,6 +418,10 @@ class _Round:
         np.add.at(self.history, owner, self._rows)
         self.max_ram = np.zeros(n)
         np.maximum.at(self.max_ram, owner, ram)
+        self.free_mips = self.mips - self.demand  #: kept equal to mips − demand
+        self.free_ram = self.ram - self.ram_used  #: kept equal to ram − ram_used
+        self.idle = self.used == 0
+        self.core_min = float(self.core_mips.min()) if n else 0.0
 
     def history_mips(self, vm: VmView) -> np.ndarray:
         """:func:`_history_mips` of ``vm``, computed once per round."""
@@ -437,6 +441,10 @@ class _Round:
             cap, self.demand[i] + extra.demand_mips, self.history[i] + self.history_mips(extra),
             max(self.max_ram[i], extra.ram_mib)))
 
+    def _free(self, i: int) -> None:
+        self.free_mips[i] = self.mips[i] - self.demand[i]
+        self.free_ram[i] = self.ram[i] - self.ram_used[i]
+
     def add(self, i: int, vm: VmView) -> None:
         self.vms[i].append(vm)
         self.demand[i] += vm.demand_mips
@@ -444,6 +452,7 @@ class _Round:
         self.bandwidth_used[i] += vm.bandwidth_mb_s
         self.history[i] += self.history_mips(vm)
         self.max_ram[i] = max(self.max_ram[i], vm.ram_mib)
+        self._free(i)
 
     def remove(self, i: int, vm: VmView) -> None:
         vms = self.vms[i]
@@ -451,26 +460,29 @@ class _Round:
         if not vms:  # exact zeros for an empty host
             self.demand[i] = self.ram_used[i] = self.bandwidth_used[i] = self.max_ram[i] = 0.0
             self.history[i] = 0.0
-            return
-        self.demand[i] -= vm.demand_mips
-        self.ram_used[i] -= vm.held_ram_mib
-        self.bandwidth_used[i] -= vm.bandwidth_mb_s
-        self.history[i] -= self.history_mips(vm)
-        self.max_ram[i] = max(v.ram_mib for v in vms)
+        else:
+            self.demand[i] -= vm.demand_mips
+            self.ram_used[i] -= vm.held_ram_mib
+            self.bandwidth_used[i] -= vm.bandwidth_mb_s
+            self.history[i] -= self.history_mips(vm)
+            self.max_ram[i] = max(v.ram_mib for v in vms)
+        self._free(i)
 
     def best_host(self, vm: VmView, excluded: np.ndarray) -> int | None:
         """PABFD for one VM: the host whose power rises least (ties: the first in
         host order) among those not ``excluded`` where it fits and that are idle
         or would not be overloaded with it."""
-        fits = (self.ram - self.ram_used >= vm.held_ram_mib) & ~excluded
-        fits &= (np.maximum(self.mips - self.demand, 0.0) if vm.demand_mips <= 0
-                 else self.mips - self.demand) >= vm.demand_mips
-        fits &= self.core_mips >= vm.demand_mips / vm.vcpus
+        fits = self.free_ram >= vm.held_ram_mib
+        fits &= ~excluded
+        fits &= (np.maximum(self.free_mips, 0.0) if vm.demand_mips <= 0
+                 else self.free_mips) >= vm.demand_mips
+        if vm.demand_mips / vm.vcpus > self.core_min:
+            fits &= self.core_mips >= vm.demand_mips / vm.vcpus
         if vm.bandwidth_mb_s > 0:
             fits &= self.bandwidth - self.bandwidth_used >= vm.bandwidth_mb_s
         if isinstance(self.detector, StaticThreshold):  # its test on every host at once
             fits &= ((self.demand + vm.demand_mips) / self.mips <= self.detector.threshold) \
-                | (self.used == 0)
+                | self.idle
             if not fits.any():
                 return None
             rise = self.power_at((self.used + vm.demand_mips) / self.mips) - self.power_now
@@ -486,7 +498,7 @@ class _Round:
             rise[sel] = curve.power_w_array((self.used[c] + vm.demand_mips) / self.mips[c]) \
                 - self.power_now[c]
         for i in candidates[np.argsort(rise, kind="stable")]:
-            if self.used[i] == 0 or not self.overloaded(int(i), vm):
+            if self.idle[i] or not self.overloaded(int(i), vm):
                 return int(i)
         return None
 

@@ -84,16 +84,21 @@ def per_mode(day: str, policy: str = "lr-mmt",
 
 
 def figure(modes: pd.DataFrame, path: Path) -> Path:
-    """Energy (kWh) against SLAV per hosting mode."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for _, row in modes.iterrows():
-        ax.scatter(row["slav"] * 100, row["energy_kwh"], s=60)
-        ax.annotate(f"{row['mode']} ({row['policy']})", (row["slav"] * 100, row["energy_kwh"]),
-                    textcoords="offset points", xytext=(6, 4), fontsize=9)
-    ax.set_xlabel("SLA violation, SLATAH × PDM (%)")
-    ax.set_ylabel("energy (kWh)")
-    ax.set_title(f"energy vs SLA per hosting mode, PlanetLab {modes['day'].iloc[0]}")
-    ax.grid(alpha=0.3)
+    """Energy (kWh) against SLATAH and against PDM, one point per hosting mode."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=True)
+    labels = {"vm": "VMs: live migration", "container": "containers: stop, pull, start",
+              "baremetal": "bare metal: no moves", "(dvfs, no moves)": "DVFS baseline"}
+    for ax, column, name in ((axes[0], "slatah", "SLATAH (% of active host time at 100 %)"),
+                             (axes[1], "pdm", "PDM (% of CPU lost to moves)")):
+        for k, (_, row) in enumerate(modes.iterrows()):
+            x, y = row[column] * 100, row["energy_kwh"]
+            ax.scatter(x, y, s=60, color=f"C{k}", label=labels.get(row["mode"], row["mode"]))
+        ax.set_xlabel(name)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("energy (kWh)")
+    axes[1].legend(fontsize=8, loc="best")
+    policy = modes["policy"].iloc[0].upper()
+    fig.suptitle(f"{policy} per hosting mode, PlanetLab {modes['day'].iloc[0]}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

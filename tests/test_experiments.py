@@ -21,7 +21,7 @@ from fleet_sim.scenarios import config as cfg
 from fleet_sim.scenarios.runner import EXPERIMENTS_DIR
 
 SCENARIOS = sorted(EXPERIMENTS_DIR.glob("*.toml"))
-DRIVERS = ("noisy_neighbor", "density", "rollout", "image_distribution")
+DRIVERS = ("noisy_neighbor", "density", "rollout", "image_distribution", "consolidation")
 SCRIPT = Path(sys.executable).parent / "fleet-sim"
 
 
@@ -267,3 +267,23 @@ def test_image_distribution_at_tiny_sizes(tmp_path):
     assert by.loc[("mirrors", 120), "registry_gb"] == pytest.approx(3 * 3)
     path = image.figure(table, tmp_path / "fig.png")
     assert path.stat().st_size > 0
+
+
+# ---------------------------------------------------------------- consolidation
+CONSOLIDATION_SMALL = {"traces.vms": 30, "fleet.hosts.g4.count": 12,
+                       "fleet.hosts.g5.count": 12, "run.duration_s": 3600}
+
+
+def test_consolidation_tables_at_a_tiny_size(tmp_path):
+    module = driver("consolidation")
+    assert len(module.POLICIES) == 22
+    day = module.one_day("20110303", ["npa", "dvfs", "thr-mmt"], CONSOLIDATION_SMALL)
+    assert day["policy"].tolist() == ["npa", "dvfs", "thr-mmt"]
+    npa, dvfs, thr = (day.iloc[k] for k in range(3))
+    assert thr["energy_kwh"] < dvfs["energy_kwh"] < npa["energy_kwh"]
+    medians = module.medians(["20110303", "20110306"], ["thr-mmt"], CONSOLIDATION_SMALL)
+    assert medians.iloc[0]["days"] == 2
+    modes = module.per_mode("20110303", "thr-mmt", CONSOLIDATION_SMALL)
+    assert modes["mode"].tolist() == ["vm", "container", "baremetal", "(dvfs, no moves)"]
+    assert modes.set_index("mode").loc["baremetal", "migrations"] == 0
+    assert module.figure(modes, tmp_path / "modes.png").stat().st_size > 0

@@ -36,6 +36,8 @@ TINY: dict[str, dict[str, object]] = {
                 "apps.batch.replicas": 8, "apps.web.workloads.requests.rate_per_s": 16},
     "image_distribution": {"fleet.hosts.host.count": 8, "apps.web.replicas": 8,
                            "rollouts.web.distribution": "p2p"},
+    "consolidation": {"traces.vms": 40, "fleet.hosts.g4.count": 15,
+                      "fleet.hosts.g5.count": 15, "run.duration_s": 7200},
 }
 """The ``--set`` overrides that make each experiment run in about a second."""
 

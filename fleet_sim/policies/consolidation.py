@@ -72,7 +72,9 @@ class VmView:
     """One VM as consolidation sees it.
 
     ``mips``: its CPU capacity (all ``vcpus``); ``demand_mips``: what it asks for
-    now; ``ram_mib``, ``bandwidth_mb_s``: what it reserves on its host;
+    now; ``ram_mib``: its RAM (what a migration copies); ``reserved_ram_mib``: what it
+    holds on a host for the fit tests (None: ``ram_mib``; CloudSim's examples hold 0
+    once a VM runs); ``bandwidth_mb_s``: what it reserves on its host;
     ``history``: its past CPU utilization, fractions of ``mips``, one per
     interval, oldest first; ``migrating_out`` / ``migrating_in``: a migration of
     it is under way from / to this host (such a VM is neither picked nor moved).
@@ -87,6 +89,12 @@ class VmView:
     bandwidth_mb_s: float = 0.0
     migrating_out: bool = False
     migrating_in: bool = False
+    reserved_ram_mib: float | None = None
+
+    @property
+    def held_ram_mib(self) -> float:
+        """RAM it holds on a host for the fit tests (MiB)."""
+        return self.ram_mib if self.reserved_ram_mib is None else self.reserved_ram_mib
 
     @property
     def in_migration(self) -> bool:
@@ -364,60 +372,68 @@ class _Round:
 
     Like CloudSim, the power estimates, the idle test and the underload ranking use
     the hosts' CPU use at the start of the round (``HostView.used_mips``); fit and
-    overload tests use the VMs tentatively on each host.
+    overload tests use the VMs tentatively on each host. Sums are kept as arrays over
+    hosts (built at once from all VMs), so a round costs numpy operations, not loops.
     """
 
     def __init__(self, hosts: Sequence[HostView], detector: OverloadDetector):
         self.hosts = list(hosts)
         self.detector = detector
+        n = len(self.hosts)
         self.index = {h.name: i for i, h in enumerate(self.hosts)}
-        if len(self.index) != len(self.hosts):
+        if len(self.index) != n:
             raise ValueError("host names must be unique")
         self.vms = [list(h.vms) for h in self.hosts]
-        self._history_mips: dict[int, np.ndarray] = {}
         caps = [h.capacity for h in self.hosts]
-        self.mips = np.array([c.mips for c in caps])
-        self.core_mips = np.array([c.core_mips for c in caps])
-        self.ram = np.array([c.ram_mib for c in caps])
-        self.bandwidth = np.array([c.bandwidth_mb_s for c in caps])
-        self.used = np.array([h.used_mips for h in self.hosts])
+        self.caps = caps
+        self.mips = np.array([c.mips for c in caps], float)
+        self.core_mips = np.array([c.core_mips for c in caps], float)
+        self.ram = np.array([c.ram_mib for c in caps], float)
+        self.bandwidth = np.array([c.bandwidth_mb_s for c in caps], float)
+        self.used = np.array([h.used_mips for h in self.hosts], float)
         groups: dict[int, tuple[PowerCurve, list[int]]] = {}
         for i, c in enumerate(caps):
             groups.setdefault(id(c.power), (c.power, []))[1].append(i)
         self.curves = []
         for curve, members in groups.values():
-            mask = np.zeros(len(self.hosts), bool)
+            mask = np.zeros(n, bool)
             mask[members] = True
             self.curves.append((curve, mask))
-        self.power_now = np.empty(len(self.hosts))
-        for curve, members in self.curves:
-            self.power_now[members] = curve.power_w_array(self.used[members] / self.mips[members])
-        self.demand = np.zeros(len(self.hosts))
-        self.ram_used = np.zeros(len(self.hosts))
-        self.bandwidth_used = np.zeros(len(self.hosts))
-        self.history = np.zeros((len(self.hosts), HISTORY_LENGTH))
-        self.max_ram = np.zeros(len(self.hosts))
-        for i in range(len(self.hosts)):
-            self._sum(i)
-
-    def _sum(self, i: int) -> None:
-        vms = self.vms[i]
-        self.demand[i] = sum(v.demand_mips for v in vms)
-        self.ram_used[i] = sum(v.ram_mib for v in vms)
-        self.bandwidth_used[i] = sum(v.bandwidth_mb_s for v in vms)
-        self.history[i] = sum((self.history_mips(v) for v in vms), np.zeros(HISTORY_LENGTH))
-        self.max_ram[i] = max((v.ram_mib for v in vms), default=0.0)
+        #: per power curve: the hosts it serves and how to evaluate it on an array
+        self._power = [(np.flatnonzero(members), _evaluator(curve))
+                       for curve, members in self.curves]
+        self.power_now = self.power_at(self.used / self.mips)
+        everyone = [v for vms in self.vms for v in vms]
+        owner = np.repeat(np.arange(n), [len(vms) for vms in self.vms])
+        self._row = {id(v): k for k, v in enumerate(everyone)}
+        self._rows = _history_matrix(everyone)
+        demand = np.array([v.demand_mips for v in everyone], float)
+        ram = np.array([v.ram_mib for v in everyone], float)
+        held = np.array([v.held_ram_mib for v in everyone], float)
+        bw = np.array([v.bandwidth_mb_s for v in everyone], float)
+        self.demand = np.bincount(owner, demand, n)
+        self.ram_used = np.bincount(owner, held, n)
+        self.bandwidth_used = np.bincount(owner, bw, n)
+        self.history = np.zeros((n, HISTORY_LENGTH))
+        np.add.at(self.history, owner, self._rows)
+        self.max_ram = np.zeros(n)
+        np.maximum.at(self.max_ram, owner, ram)
+        self.free_mips = self.mips - self.demand  #: kept equal to mips − demand
+        self.free_ram = self.ram - self.ram_used  #: kept equal to ram − ram_used
+        self.idle = self.used == 0
+        self.core_min = float(self.core_mips.min()) if n else 0.0
 
     def history_mips(self, vm: VmView) -> np.ndarray:
         """:func:`_history_mips` of ``vm``, computed once per round."""
-        key = id(vm)
-        if key not in self._history_mips:
-            self._history_mips[key] = _history_mips(vm)
-        return self._history_mips[key]
+        k = self._row.get(id(vm))
+        if k is None:
+            k = self._row[id(vm)] = len(self._rows)
+            self._rows = np.vstack([self._rows, _history_mips(vm)])
+        return self._rows[k]
 
     def overloaded(self, i: int, extra: VmView | None = None) -> bool:
         """The detector's verdict on host ``i`` with its VMs (and ``extra``)."""
-        cap = self.hosts[i].capacity
+        cap = self.caps[i]
         if extra is None:
             return self.detector.overloaded(
                 _load(cap, self.demand[i], self.history[i], self.max_ram[i]))
@@ -425,27 +441,53 @@ class _Round:
             cap, self.demand[i] + extra.demand_mips, self.history[i] + self.history_mips(extra),
             max(self.max_ram[i], extra.ram_mib)))
 
+    def _free(self, i: int) -> None:
+        self.free_mips[i] = self.mips[i] - self.demand[i]
+        self.free_ram[i] = self.ram[i] - self.ram_used[i]
+
     def add(self, i: int, vm: VmView) -> None:
         self.vms[i].append(vm)
         self.demand[i] += vm.demand_mips
-        self.ram_used[i] += vm.ram_mib
+        self.ram_used[i] += vm.held_ram_mib
         self.bandwidth_used[i] += vm.bandwidth_mb_s
         self.history[i] += self.history_mips(vm)
         self.max_ram[i] = max(self.max_ram[i], vm.ram_mib)
+        self._free(i)
 
     def remove(self, i: int, vm: VmView) -> None:
-        self.vms[i].remove(vm)
-        self._sum(i)
+        vms = self.vms[i]
+        vms.remove(vm)
+        if not vms:  # exact zeros for an empty host
+            self.demand[i] = self.ram_used[i] = self.bandwidth_used[i] = self.max_ram[i] = 0.0
+            self.history[i] = 0.0
+        else:
+            self.demand[i] -= vm.demand_mips
+            self.ram_used[i] -= vm.held_ram_mib
+            self.bandwidth_used[i] -= vm.bandwidth_mb_s
+            self.history[i] -= self.history_mips(vm)
+            self.max_ram[i] = max(v.ram_mib for v in vms)
+        self._free(i)
 
     def best_host(self, vm: VmView, excluded: np.ndarray) -> int | None:
         """PABFD for one VM: the host whose power rises least (ties: the first in
         host order) among those not ``excluded`` where it fits and that are idle
         or would not be overloaded with it."""
-        fits = (~excluded
-                & (vm.demand_mips / vm.vcpus <= self.core_mips)
-                & (np.maximum(self.mips - self.demand, 0.0) >= vm.demand_mips)
-                & (self.ram - self.ram_used >= vm.ram_mib)
-                & (self.bandwidth - self.bandwidth_used >= vm.bandwidth_mb_s))
+        fits = self.free_ram >= vm.held_ram_mib
+        fits &= ~excluded
+        fits &= (np.maximum(self.free_mips, 0.0) if vm.demand_mips <= 0
+                 else self.free_mips) >= vm.demand_mips
+        if vm.demand_mips / vm.vcpus > self.core_min:
+            fits &= self.core_mips >= vm.demand_mips / vm.vcpus
+        if vm.bandwidth_mb_s > 0:
+            fits &= self.bandwidth - self.bandwidth_used >= vm.bandwidth_mb_s
+        if isinstance(self.detector, StaticThreshold):  # its test on every host at once
+            fits &= ((self.demand + vm.demand_mips) / self.mips <= self.detector.threshold) \
+                | self.idle
+            if not fits.any():
+                return None
+            rise = self.power_at((self.used + vm.demand_mips) / self.mips) - self.power_now
+            rise[~fits] = np.inf
+            return int(rise.argmin())  # the first of the least rises
         candidates = np.flatnonzero(fits)
         if candidates.size == 0:
             return None
@@ -456,9 +498,43 @@ class _Round:
             rise[sel] = curve.power_w_array((self.used[c] + vm.demand_mips) / self.mips[c]) \
                 - self.power_now[c]
         for i in candidates[np.argsort(rise, kind="stable")]:
-            if self.used[i] == 0 or not self.overloaded(int(i), vm):
+            if self.idle[i] or not self.overloaded(int(i), vm):
                 return int(i)
         return None
+
+
+    def power_at(self, util: np.ndarray) -> np.ndarray:
+        """Each host's power (W) at ``util`` (one utilization per host)."""
+        out = np.empty(util.size)
+        for idx, evaluate in self._power:
+            out[idx] = evaluate(util[idx])
+        return out
+
+
+def _evaluator(curve: PowerCurve) -> Callable[[np.ndarray], np.ndarray]:
+    """``curve.power_w_array``, or for an 11-point table its interpolation directly."""
+    points = getattr(curve, "points_w", None)
+    if points is None or len(points) != 11:
+        return curve.power_w_array
+    grid, table = np.linspace(0.0, 1.0, 11), np.asarray(points, float)
+    return lambda util: np.interp(util, grid, table)
+
+
+def _history_matrix(vms: Sequence[VmView]) -> np.ndarray:
+    """:func:`_history_mips` of every VM, one row each."""
+    lengths = {len(v.history) for v in vms}
+    if len(lengths) == 1 and lengths.pop() >= HISTORY_LENGTH:  # the usual case: one stack
+        rows = np.array([np.asarray(v.history, dtype=float)[-HISTORY_LENGTH:] for v in vms])
+        return rows * np.array([v.mips for v in vms], float)[:, None]
+    out = np.zeros((len(vms), HISTORY_LENGTH))
+    for k, vm in enumerate(vms):
+        h = vm.history
+        m = min(len(h), HISTORY_LENGTH)
+        if m:
+            out[k, HISTORY_LENGTH - m:] = np.asarray(h, dtype=float)[-m:]
+    if len(vms):
+        out *= np.array([v.mips for v in vms], float)[:, None]
+    return out
 
 
 @dataclass(frozen=True)
@@ -487,7 +563,7 @@ class Consolidation:
         """The round's migrations (see the module docstring). ``rng`` serves RS only."""
         state = _Round(hosts, self.detector)
         n = len(state.hosts)
-        overloaded = [i for i in range(n) if state.overloaded(i)]
+        overloaded = [i for i in range(n) if state.vms[i] and state.overloaded(i)]
         picked: list[tuple[int, VmView]] = []
         for i in overloaded:
             while (vm := self.selection.select(
@@ -509,7 +585,13 @@ class Consolidation:
         no_empty = no_place.copy()
         no_empty[[t for _, _, t in migrations]] = True
         emptied = []
-        while (i := self._underloaded(state, no_empty)) is not None:
+        for i in self._underload_order(state):
+            if no_empty[i]:
+                continue
+            vms = state.vms[i]
+            if all(v.in_migration for v in vms) or any(v.migrating_in for v in vms):
+                no_empty[i] = True
+                continue
             no_empty[i] = no_place[i] = True
             moves = self._empty(state, i, no_place)
             if moves:
@@ -523,17 +605,14 @@ class Consolidation:
             tuple(state.hosts[i].name for i in emptied))
 
     @staticmethod
-    def _underloaded(state: _Round, excluded: np.ndarray) -> int | None:
-        """The least-utilized host with 0 < utilization < 1 (ties: the first) that is not
-        ``excluded``, has a VM not migrating and none migrating in."""
+    def _underload_order(state: _Round) -> np.ndarray:
+        """Hosts with 0 < utilization < 1 at the start of the round, least utilized
+        first (ties: host order). Utilization does not change during a round, so
+        taking them in this order, skipping those excluded meanwhile, is taking the
+        least-utilized host left each time."""
         util = state.used / state.mips
-        candidates = np.flatnonzero(~excluded & (util > 0) & (util < 1))
-        for i in candidates[np.argsort(util[candidates], kind="stable")]:
-            vms = state.vms[int(i)]
-            if any(not v.in_migration for v in vms) and not any(v.migrating_in for v in vms):
-                return int(i)
-            excluded[i] = True
-        return None
+        candidates = np.flatnonzero((util > 0) & (util < 1))
+        return candidates[np.argsort(util[candidates], kind="stable")]
 
     @staticmethod
     def _empty(state: _Round, i: int, excluded: np.ndarray) -> list[tuple[VmView, int, int]]:
@@ -569,3 +648,31 @@ VM_SELECTIONS: Mapping[str, Callable[[], VmSelection]] = {
     "rs": RandomSelection,
 }
 """VM selection policies by name."""
+
+
+def first_fit(vms: Sequence[VmView], hosts: Sequence[HostView]) -> tuple[str | None, ...]:
+    """Initial placement without power awareness (CloudSim's PowerVmAllocationPolicySimple,
+    the NPA and DVFS baselines): each VM, in the order given, on the first host where
+    its vCPU, CPU demand, RAM and bandwidth fit beside the VMs placed before it."""
+    mips = np.array([h.capacity.mips for h in hosts], float)
+    core = np.array([h.capacity.core_mips for h in hosts], float)
+    ram = np.array([h.capacity.ram_mib for h in hosts], float)
+    bw = np.array([h.capacity.bandwidth_mb_s for h in hosts], float)
+    used = np.array([h.used_mips for h in hosts], float)
+    ram_used = np.array([sum(v.held_ram_mib for v in h.vms) for h in hosts], float)
+    bw_used = np.array([sum(v.bandwidth_mb_s for v in h.vms) for h in hosts], float)
+    out: list[str | None] = []
+    for vm in vms:
+        fits = np.flatnonzero((vm.demand_mips / vm.vcpus <= core)
+                              & (mips - used >= vm.demand_mips)
+                              & (ram - ram_used >= vm.held_ram_mib)
+                              & (bw - bw_used >= vm.bandwidth_mb_s))
+        if fits.size == 0:
+            out.append(None)
+            continue
+        i = int(fits[0])
+        used[i] += vm.demand_mips
+        ram_used[i] += vm.held_ram_mib
+        bw_used[i] += vm.bandwidth_mb_s
+        out.append(hosts[i].name)
+    return tuple(out)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fleet_sim.hosting.consolidation import BOOTING, OFF, ON, FleetRecord
 from fleet_sim.numerics.timeweighted import ArrayLike, integral
 from fleet_sim.policies.consolidation import PowerCurve
 from fleet_sim.units import J_PER_KWH
@@ -106,3 +107,33 @@ def host_shutdowns(active: ArrayLike, initially_on: bool = True) -> int:
     """
     states = np.concatenate([[bool(initially_on)], np.asarray(active, dtype=bool)])
     return int(np.count_nonzero(states[:-1] & ~states[1:]))
+
+
+FIGURES = ("energy_kwh", "migrations", "slatah", "pdm", "slav", "host_shutdowns")
+"""The summary columns of a consolidation run."""
+
+
+def summarize(record: FleetRecord, t_end: float, t_start: float = 0.0) -> dict[str, float]:
+    """The :data:`FIGURES` of a :class:`~fleet_sim.hosting.consolidation.FleetRecord`
+    over ``[t_start, t_end]``. A host switching on counts as active, drawing the
+    record's ``switch_on_w``; with ``peak_always`` (NPA) an active host draws its peak."""
+    hosts, energy, shutdowns = [], 0.0, 0
+    for spec, s in zip(record.hosts, record.host_series, strict=True):
+        state = s["state"]
+        on = state == ON
+        series = HostSeries(s["t"], s["requested"], s["utilization"], on)
+        hosts.append(series)
+        util = np.ones_like(s["utilization"]) if record.power.peak_always else s["utilization"]
+        energy += energy_kwh(HostSeries(s["t"], s["requested"], util, on),
+                             spec.power, t_end, t_start)  # type: ignore[arg-type]
+        if record.power.switch_on_w > 0:
+            energy += integral(s["t"], np.where(state == BOOTING, record.power.switch_on_w,
+                                                0.0), t_end, t_start) / J_PER_KWH
+        shutdowns += host_shutdowns(state != OFF)
+    vms = [VmSeries(v["t"], v["requested_mips"], v["allocated_mips"], v["migrating"] > 0)
+           for v in record.vm_series]
+    sla_time, degradation = slatah(hosts, t_end, t_start), pdm(vms, t_end, t_start)
+    return {"energy_kwh": energy,
+            "migrations": float(migration_count(record.move_starts_s, t_end, t_start)),
+            "slatah": sla_time, "pdm": degradation, "slav": slav(sla_time, degradation),
+            "host_shutdowns": float(shutdowns)}

@@ -375,6 +375,8 @@ class RunSummary:
         jobs = self.jobs.result() if "jobs" in self.recorded else None
         row |= (jobs or {}).get(None) or _no_jobs(jobs is None)
         row["lifecycle_events"] = float(self.events) if "events" in self.recorded else math.nan
+        row |= dict.fromkeys(("migrations", "slatah", "pdm", "slav", "host_shutdowns"),
+                             math.nan)  # filled in by a [traces] run
         summary = conform(pd.DataFrame([row]), SUMMARY)
         by_name = {} if cpu is None else {n: g for n, g in cpu.groupby("workload", sort=False)}
         names = sorted(by_name.keys() | {n for n in (jobs or {}) if n is not None})

@@ -33,6 +33,7 @@ import simpy
 from fleet_sim.errors import CapacityError, ConfigError
 from fleet_sim.hosting.specs import AppSpec, DemandSpec, HostSpec, JobsSpec, WorkloadSpec
 from fleet_sim.hosting.balancer import LoadBalancer
+from fleet_sim.hosting.consolidation import DynamicFleet
 from fleet_sim.hosting.deploy import Deployment, deploy
 from fleet_sim.hosting.failures import Failures
 from fleet_sim.hosting.modes import hosting_mode
@@ -59,11 +60,13 @@ from fleet_sim.numerics.power import LinearPower, TablePower
 from fleet_sim.policies.registry import placement_policy, rollout_strategy
 from fleet_sim.results import schema
 from fleet_sim.results.recorder import ChangePointRecorder
+from fleet_sim.results.consolidation import summarize
 from fleet_sim.results.fold import MemoryStore
 from fleet_sim.results.spool import ParquetSpool
 from fleet_sim.results.tables import RunTables, conform
 from fleet_sim.rng import Streams
 from fleet_sim.scenarios import config as cfg
+from fleet_sim.scenarios.consolidation import dynamic_fleet
 from fleet_sim.scenarios.traces import bundled_planetlab, read_planetlab
 
 #: the run advances in this many equal steps (progress reports; results do not depend on it)
@@ -86,6 +89,9 @@ class FleetRun:
         self.inventory = inventory
         self._deploy = deployment
         self.deployment: Deployment | None = None
+        #: the ``[traces]`` guests and their consolidation (None without ``[traces]``)
+        self.dynamic: DynamicFleet | None = None
+        self._dynamic: Callable[[], DynamicFleet] | None = None
         self.rollouts: list[FleetRollout] = []
         run = config.run
         store = MemoryStore() if spool_dir is None else ParquetSpool(spool_dir)
@@ -98,6 +104,9 @@ class FleetRun:
         self.deployment, self.rollouts = self._deploy()
         for rollout in self.rollouts:
             rollout.start()
+        if self._dynamic is not None:
+            self.dynamic = self._dynamic()
+            self.dynamic.start()
 
     def run(self, on_step: Callable[[float], None] | None = None) -> None:
         """Simulate until ``run.duration_s``, calling ``on_step(t)`` after each of
@@ -106,11 +115,12 @@ class FleetRun:
         if self.deployment is None:
             self.start()
         end = self.config.run.duration_s
+        hosts = self.hosts if self.config.apps else []  # a [traces] run: nothing on them
         with long_run():
             for k in range(1, STEPS + 1):
                 t = end * k / STEPS
                 self.env.run(until=t)
-                for host in self.hosts:
+                for host in hosts:
                     host.finalize(t)
                 self._hand_over(t)
                 if on_step is not None:
@@ -145,6 +155,10 @@ class FleetRun:
         folder; ``fleet``, ``summary`` and ``workload_summary`` as DataFrames; with
         rollouts, their ``timeline``, ``capacity`` and ``rollout_summary``."""
         tables = self.results.tables()
+        if self.dynamic is not None:
+            run = self.config.run
+            figures = summarize(self.dynamic.record(), run.duration_s, run.warmup_s)
+            tables["summary"] = tables["summary"].assign(**figures)
         if not self.rollouts:
             return tables
         links = tables.get("links")
@@ -361,7 +375,10 @@ def build(config: cfg.ScenarioConfig, seed: int | None = None,
         return dep, [_rollout(config, r, dep, images, streams, recorder)
                      for r in config.rollouts]
 
-    return FleetRun(config, env, recorder, hosts, inventory, deployment, spool_dir)
+    run = FleetRun(config, env, recorder, hosts, inventory, deployment, spool_dir)
+    if config.traces is not None:
+        run._dynamic = lambda: dynamic_fleet(config, env, streams)
+    return run
 
 
 # ---------------------------------------------------------------- images and rollouts

@@ -26,7 +26,15 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
@@ -603,6 +611,81 @@ class FailuresConfig(Strict):
         return bool(self.host_types or self.scheduled or self.compromises)
 
 
+# ---------------------------------------------------------------- dynamic consolidation
+_DETECTORS = ("thr", "iqr", "mad", "lr", "lrr")
+_SELECTIONS = ("mmt", "mc", "mu", "rs")
+CONSOLIDATION_POLICIES = ("npa", "dvfs",
+                          *(f"{d}-{s}" for d in _DETECTORS for s in _SELECTIONS))
+"""``consolidation.policy`` names: the two baselines and the 20 detector-selection pairs."""
+
+
+def _day(value: Any) -> Any:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class TracesConfig(Strict):
+    """``[traces]``: one guest per PlanetLab trace of a bundled ``day`` (docs/model.md
+    §12.1), of CloudSim's four VM types in contiguous blocks, its demand the trace's
+    CPU % × its MIPS, changing every 300 s."""
+
+    day: Annotated[str, BeforeValidator(_day)] = Field(
+        description="bundled PlanetLab day, YYYYMMDD (e.g. 20110303)")
+    vms: int | None = Field(None, gt=0, description="only the first this many traces "
+                            "of the day, by name (default: all; a smaller study)")
+
+    @field_validator("day")
+    @classmethod
+    def _bundled(cls, day: str) -> str:
+        from fleet_sim.scenarios.traces import planetlab_days
+        days = planetlab_days()
+        if day not in days:
+            raise _problem(f"no bundled PlanetLab day {day!r}", ", ".join(days))
+        return day
+
+
+class ConsolidationConfig(Strict):
+    """``[consolidation]``: dynamic consolidation of the ``[traces]`` guests
+    (docs/model.md §12): the policy, its round interval, host power states and how
+    guests move."""
+
+    policy: str = Field("thr-mmt", description="npa (no power management), dvfs (power "
+                        "follows load, no moves) or <detector>-<selection>: detector "
+                        "thr|iqr|mad|lr|lrr, selection mmt|mc|mu|rs (e.g. lr-mmt)")
+    threshold: float | None = Field(None, gt=0, description="the detector's parameter: "
+                                    "THR's utilization threshold, the others' safety "
+                                    "parameter (default: 0.8, 1.5, 2.5, 1.2, 1.2)")
+    interval_s: float = Field(300.0, gt=0, description="time between rounds, s")
+    switch_on_s: float = Field(0.0, ge=0, description="time to switch a host on, s")
+    switch_on_w: float = Field(0.0, ge=0, description="power while switching on, W")
+    migration: Literal["cloudsim", "precopy"] = Field(
+        "cloudsim", description="live-migration model: RAM over half the NIC "
+        "(CloudSim), or pre-copy rounds then stop-and-copy")
+    ram: Literal["reserved", "cloudsim"] = Field(
+        "reserved", description="RAM a running guest holds on its host for the fit tests: "
+        "all of it, or (CloudSim's examples) none after the initial placement")
+    cpu_loss: float = Field(0.1, ge=0, lt=1, description="CPU share a VM loses on the "
+                            "source while it migrates (fraction)")
+    dirty_mb_s: float = Field(10.0, ge=0, description="pre-copy: rate a VM dirties "
+                              "memory, MB/s")
+    stop_mb: float = Field(50.0, ge=0, description="pre-copy: stop-and-copy once at "
+                           "most this much is left, MB")
+    max_rounds: int = Field(30, ge=1, description="pre-copy: most copy rounds")
+    base_mb: float = Field(200.0, ge=0, description="containers: shared base layers "
+                           "pulled once per host, MB")
+    app_mb: float = Field(50.0, ge=0, description="containers: each guest's own layer, MB")
+    stop_s: float = Field(2.0, ge=0, description="containers: time to stop one, s")
+    start_s: float = Field(1.0, ge=0, description="containers: time to start one, s")
+
+    @field_validator("policy")
+    @classmethod
+    def _known(cls, policy: str) -> str:
+        if policy not in CONSOLIDATION_POLICIES:
+            raise _problem(f"unknown consolidation policy {policy!r}",
+                           "npa, dvfs or <detector>-<selection> with detector "
+                           f"{'|'.join(_DETECTORS)} and selection {'|'.join(_SELECTIONS)}")
+        return policy
+
+
 class ScenarioConfig(Strict):
     """A whole scenario file."""
 
@@ -614,6 +697,10 @@ class ScenarioConfig(Strict):
     apps: list[AppConfig] = Field(default_factory=list)
     rollouts: list[RolloutConfig] = Field(default_factory=list)
     failures: FailuresConfig = Field(default_factory=FailuresConfig)
+    traces: TracesConfig | None = Field(None, description="[traces]: one guest per "
+                                        "PlanetLab trace of a day (instead of [[apps]])")
+    consolidation: ConsolidationConfig | None = Field(
+        None, description="[consolidation]: dynamic consolidation of the [traces] guests")
 
 
 # ---------------------------------------------------------------- loading
@@ -831,7 +918,19 @@ def feasibility(config: ScenarioConfig, file: str, base_dir: Path) -> list[Confi
     for i, rollout in enumerate(config.rollouts):
         _check_rollout(bad, config, i, rollout)
     _check_failures(bad, config, taken)
+    _check_traces(bad, config)
     return errors
+
+
+def _check_traces(bad: Any, config: ScenarioConfig) -> None:
+    """``[traces]`` makes the guests: no ``[[apps]]`` beside it; ``[consolidation]``
+    needs it."""
+    if config.traces is not None and config.apps:
+        bad("apps", f"{len(config.apps)} [[apps]] beside [traces], which makes the guests",
+            "either [traces] (with [consolidation]) or [[apps]]")
+    if config.consolidation is not None and config.traces is None:
+        bad("consolidation", "consolidation without guests to move",
+            "a [traces] table (e.g. day = 20110303) beside [consolidation]")
 
 
 def _check_images(bad: Any, config: ScenarioConfig) -> None:

@@ -33,7 +33,7 @@ BAD_INPUTS = {
     "unknown top-level key": (
         "hosts = 3\n" + BASE,
         "F: hosts: unknown key (allowed: run, fleet, hosting, placement, images, apps, "
-        "rollouts, failures)"),
+        "rollouts, failures, traces, consolidation)"),
     "unknown nested key": (
         BASE.replace("rate_per_s = 2.0", "rate_per_s = 2.0\nrate = 1"),
         "F: apps[0].workloads[0].rate: unknown key (allowed: name, kind, rate_per_s, "

@@ -1,0 +1,142 @@
+"""Consolidation: how much energy does each policy save on a PlanetLab day, at what SLA cost?
+
+The experiment is ``experiments/consolidation.toml``: CloudSim 3.0.3's PlanetLab study
+(800 HP ML110 G4/G5 hosts, one VM per trace of the day, a round every 300 s; docs/model.md
+§12). This script runs it over ``--set`` overrides: the baselines NPA and DVFS and the
+20 pairs of overload detector (THR 0.8, IQR 1.5, MAD 2.5, LR 1.2, LRR 1.2) and VM
+selection (MMT, MC, MU, RS) on one day, then the medians over the ten bundled days, then
+per hosting mode (VMs migrate live, containers stop–pull–start, bare-metal apps never
+move) energy against SLA for one policy, with a figure of the last table.
+
+    .venv/bin/python experiments/consolidation/consolidation.py [--day 20110303]
+        [--policies npa,dvfs,thr-mmt,…] [--days all|none|20110303,…] [--mode-policy lr-mmt]
+        [--set KEY=VALUE …] [--figure PATH]
+
+``--set`` applies to every run (e.g. ``traces.vms=100 fleet.hosts.g4.count=60
+fleet.hosts.g5.count=60`` for a small version).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+import fleet_sim as fs
+from fleet_sim.scenarios.traces import planetlab_days
+
+SCENARIO = Path(__file__).resolve().parents[1] / "consolidation.toml"
+FIGURE = Path("consolidation_modes.png")  #: default figure path (current directory)
+DETECTORS = {"thr": 0.8, "iqr": 1.5, "mad": 2.5, "lr": 1.2, "lrr": 1.2}
+SELECTIONS = ("mmt", "mc", "mu", "rs")
+POLICIES = ("npa", "dvfs", *(f"{d}-{s}" for d in DETECTORS for s in SELECTIONS))
+FIGURES = ["energy_kwh", "migrations", "slatah", "pdm", "slav", "host_shutdowns"]
+MODES = ("vm", "container", "baremetal")
+
+
+def policy_overrides(policy: str) -> dict[str, Any]:
+    """The ``--set`` keys of ``policy`` (the detector's parameter as in the paper)."""
+    over: dict[str, Any] = {"consolidation.policy": policy}
+    detector = policy.split("-")[0]
+    if detector in DETECTORS:
+        over["consolidation.threshold"] = DETECTORS[detector]
+    return over
+
+
+def point(policy: str, day: str, mode: str = "vm", extra: Mapping[str, Any] | None = None,
+          seed: int | None = None) -> dict[str, Any]:
+    """One row: the summary figures of ``policy`` on ``day`` under ``mode``, and the wall time."""
+    over = {**policy_overrides(policy), "traces.day": day, "hosting.mode": mode,
+            **(extra or {})}
+    started = time.perf_counter()
+    res = fs.run(SCENARIO, seed=seed, set=over, progress=False)
+    row = res.summary.iloc[0]
+    return {"policy": policy, "day": day, "mode": mode,
+            **{f: float(row[f]) for f in FIGURES},
+            "wall_s": time.perf_counter() - started}
+
+
+def one_day(day: str, policies: Sequence[str] = POLICIES,
+            extra: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """One row per policy on ``day``."""
+    return pd.DataFrame([point(p, day, extra=extra) for p in policies])
+
+
+def medians(days: Sequence[str], policies: Sequence[str] = POLICIES,
+            extra: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Per policy, the median of each figure over ``days``."""
+    runs = pd.DataFrame([point(p, d, extra=extra) for d in days for p in policies])
+    out = runs.groupby("policy", sort=False)[FIGURES].median().reset_index()
+    return out.assign(days=len(days))
+
+
+def per_mode(day: str, policy: str = "lr-mmt",
+             extra: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Energy and SLA of ``policy`` on ``day`` per hosting mode, beside DVFS (no moves)."""
+    rows = [point(policy, day, mode, extra) for mode in MODES]
+    rows.append(point("dvfs", day, "vm", extra) | {"mode": "(dvfs, no moves)"})
+    return pd.DataFrame(rows)
+
+
+def figure(modes: pd.DataFrame, path: Path) -> Path:
+    """Energy (kWh) against SLATAH and against PDM, one point per hosting mode."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=True)
+    labels = {"vm": "VMs: live migration", "container": "containers: stop, pull, start",
+              "baremetal": "bare metal: no moves", "(dvfs, no moves)": "DVFS baseline"}
+    for ax, column, name in ((axes[0], "slatah", "SLATAH (% of active host time at 100 %)"),
+                             (axes[1], "pdm", "PDM (% of CPU lost to moves)")):
+        for k, (_, row) in enumerate(modes.iterrows()):
+            x, y = row[column] * 100, row["energy_kwh"]
+            ax.scatter(x, y, s=60, color=f"C{k}", label=labels.get(row["mode"], row["mode"]))
+        ax.set_xlabel(name)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("energy (kWh)")
+    axes[1].legend(fontsize=8, loc="best")
+    policy = modes["policy"].iloc[0].upper()
+    fig.suptitle(f"{policy} per hosting mode, PlanetLab {modes['day'].iloc[0]}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _value(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def main(argv: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--day", default="20110303")
+    parser.add_argument("--policies", default=",".join(POLICIES))
+    parser.add_argument("--days", default="all", help="days of the medians: all, none, "
+                        "or a comma-separated list")
+    parser.add_argument("--mode-policy", default="lr-mmt")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--figure", type=Path, default=FIGURE)
+    args = parser.parse_args(argv)
+    extra = {k: _value(v) for k, v in (s.split("=", 1) for s in args.set)}
+    policies = args.policies.split(",")
+    days = {"all": list(planetlab_days()), "none": []}.get(args.days, args.days.split(","))
+    out = {"day": one_day(args.day, policies, extra)}
+    print(f"one day ({args.day}):\n{out['day'].to_string(index=False)}\n")
+    if days:
+        out["medians"] = medians(days, policies, extra)
+        print(f"medians over {len(days)} days:\n{out['medians'].to_string(index=False)}\n")
+    out["modes"] = per_mode(args.day, args.mode_policy, extra)
+    print(f"per hosting mode:\n{out['modes'].to_string(index=False)}")
+    print(f"figure: {figure(out['modes'], args.figure)}")
+    return out
+
+
+if __name__ == "__main__":
+    main()

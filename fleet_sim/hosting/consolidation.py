@@ -1,0 +1,553 @@
+"""A fleet whose guests move: trace-driven guests, live migrations, host power states
+(docs/model.md §12.5–§12.7).
+
+:class:`DynamicFleet` holds hosts and guests as arrays (CPU in MIPS, as in CloudSim,
+RAM in MiB) and runs two things in SimPy: each guest's demand, a row of a trace
+(CPU % of its MIPS, one sample per ``trace_interval_s``), and a controller that every
+``interval_s`` hands a read-only :class:`FleetState` to a pure decision function
+(``decide``) and carries out what it returns: moves of guests to other hosts. A host
+holding no guest and none coming is switched off (0 W) at once; a host chosen as a
+target while off is switched on first (``PowerStates``: ``switch_on_s`` at
+``switch_on_w``; zeros reproduce CloudSim).
+
+CPU on a host (CloudSim's time-shared scheduler with over-subscription): a guest asks
+for its demand, at most its vCPUs × the host's core MIPS; when the asks add up to
+more than the host's MIPS, every ask is scaled down by the same factor. How a guest
+moves depends on the hosting ``mode``:
+
+- ``"vm"``: a live migration (:mod:`fleet_sim.hosting.migration`): it keeps running
+  on the source with ``1 − cpu_loss`` of its ask; the target reserves ``cpu_loss`` of
+  its demand and its RAM; with pre-copy it pauses for the stop-and-copy downtime at
+  the end.
+- ``"container"``: stop, pull what the target host lacks of its image (the shared
+  base layers once per host, its own layer once per host), start: it gets no CPU for
+  the whole move (downtime).
+- ``"baremetal"``: apps installed on a shared OS never move (no decisions are asked).
+
+Accounting, as in CloudSim: a host's *requested* MIPS is the full demand of the guests
+on it and coming to it; its *utilization* MIPS counts a migrating guest's CPU on the
+source in full (the loss is the guest's, not the host's) and on the target only what
+is reserved. Every change is recorded as a change point (:class:`FleetRecord`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import simpy
+
+from fleet_sim.hosting.migration import (
+    MIGRATION_CPU_LOSS,
+    MigrationTiming,
+    cloudsim_migration,
+    precopy_migration,
+)
+
+NOMINAL_CORE_MIPS = 1000.0
+"""MIPS of a core of speed 1.0: a host core of ``speed`` s runs s × 1000 MIPS."""
+#: host power states
+OFF, BOOTING, ON = 0, 1, 2
+MOVE_MODES = ("vm", "container", "baremetal")
+MIGRATION_MODELS = ("cloudsim", "precopy")
+
+
+@dataclass(frozen=True)
+class GuestType:
+    """A guest size: ``mips`` (all its vCPUs), ``ram_mib``, ``vcpus``."""
+
+    mips: float
+    ram_mib: float
+    vcpus: int = 1
+
+
+CLOUDSIM_VM_TYPES = (GuestType(2500, 870), GuestType(2000, 1740), GuestType(1000, 1740),
+                     GuestType(500, 613))
+"""The four VM types of CloudSim's PlanetLab examples, assigned in contiguous blocks."""
+
+
+def block_types(n: int, types: Sequence[GuestType] = CLOUDSIM_VM_TYPES) -> list[GuestType]:
+    """The type of each of ``n`` guests: blocks of ⌈n / len(types)⌉ in order (CloudSim)."""
+    size = max(1, math.ceil(n / len(types)))
+    return [types[min(i // size, len(types) - 1)] for i in range(n)]
+
+
+@dataclass(frozen=True)
+class DynamicHost:
+    """A host of the dynamic fleet: ``cores`` × ``core_mips``, ``ram_mib``,
+    ``bandwidth_mb_s`` (its NIC, MB/s), ``power`` (``power_w_array(util)``, W)."""
+
+    name: str
+    cores: int
+    core_mips: float
+    ram_mib: float
+    bandwidth_mb_s: float
+    power: object
+
+    @property
+    def mips(self) -> float:
+        return self.cores * self.core_mips
+
+
+@dataclass(frozen=True)
+class PowerStates:
+    """Host power states: a switched-off host draws 0 W; switching one on takes
+    ``switch_on_s`` at ``switch_on_w``. ``peak_always``: hosts that are on draw their
+    peak power whatever their load (CloudSim's NPA baseline)."""
+
+    switch_on_s: float = 0.0
+    switch_on_w: float = 0.0
+    peak_always: bool = False
+
+
+@dataclass(frozen=True)
+class MoveParams:
+    """How a guest moves (see the module docstring): ``mode``; for VMs the
+    ``migration`` model (``"cloudsim"`` | ``"precopy"``), ``cpu_loss`` (fraction),
+    pre-copy's ``dirty_mb_s``, ``stop_mb``, ``max_rounds`` (its transfer gets half the
+    slower NIC, like CloudSim's); for containers ``stop_s``, ``start_s``, image
+    ``base_mb`` (shared by all) and ``app_mb`` (each its own), pulled at the target's NIC."""
+
+    mode: str = "vm"
+    migration: str = "cloudsim"
+    cpu_loss: float = MIGRATION_CPU_LOSS
+    dirty_mb_s: float = 10.0
+    stop_mb: float = 50.0
+    max_rounds: int = 30
+    stop_s: float = 2.0
+    start_s: float = 1.0
+    base_mb: float = 200.0
+    app_mb: float = 50.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MOVE_MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; valid: {', '.join(MOVE_MODES)}")
+        if self.migration not in MIGRATION_MODELS:
+            raise ValueError(f"unknown migration {self.migration!r}; "
+                             f"valid: {', '.join(MIGRATION_MODELS)}")
+        if not 0 <= self.cpu_loss < 1:
+            raise ValueError(f"cpu_loss must be in [0, 1), got {self.cpu_loss!r}")
+
+
+@dataclass(frozen=True)
+class FleetState:
+    """What a decision sees at time ``t`` (read-only arrays; index = host or guest).
+
+    Hosts: ``host_mips``, ``host_core_mips``, ``host_ram_mib``, ``host_bandwidth_mb_s``,
+    ``host_used_mips`` (utilization MIPS now), ``host_state`` (OFF, BOOTING, ON).
+    Guests: ``vm_mips``, ``vm_vcpus``, ``vm_ram_mib``, ``vm_demand_mips`` (asked now),
+    ``vm_host`` (where it runs), ``vm_target`` (where it is moving, −1: not moving),
+    ``history``: utilization (fraction of its MIPS) per trace sample so far, oldest
+    first, shape (guests, samples).
+    """
+
+    t: float
+    host_mips: np.ndarray
+    host_core_mips: np.ndarray
+    host_ram_mib: np.ndarray
+    host_bandwidth_mb_s: np.ndarray
+    host_used_mips: np.ndarray
+    host_state: np.ndarray
+    vm_mips: np.ndarray
+    vm_vcpus: np.ndarray
+    vm_ram_mib: np.ndarray
+    vm_demand_mips: np.ndarray
+    vm_host: np.ndarray
+    vm_target: np.ndarray
+    history: np.ndarray
+
+
+#: a round's decision: (guest, target host) moves, in the order to start them
+Decide = Callable[[FleetState], Sequence[tuple[int, int]]]
+#: the initial placement: a host index per guest (−1: none fits)
+Place = Callable[[FleetState], Sequence[int]]
+
+
+@dataclass
+class _Series:
+    """Change points of several entities, appended in time order: as arrays (many at a
+    time) or as rows (one entity)."""
+
+    columns: tuple[str, ...]
+    chunks: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+    rows: list[tuple[float, ...]] = field(default_factory=list)
+    seq: int = 0
+
+    def add(self, t: float, idx: np.ndarray, *values: np.ndarray) -> None:
+        if idx.size:
+            self.chunks.append((np.full(idx.size, float(self.seq)), np.full(idx.size, t), idx,
+                                *values))
+            self.seq += 1
+
+    def row(self, t: float, idx: int, values: tuple[float, ...]) -> None:
+        self.rows.append((float(self.seq), t, float(idx), *values))
+        self.seq += 1
+
+    def split(self, n: int) -> list[dict[str, np.ndarray]]:
+        """Per entity (0 … n − 1): its change points, columns ``t`` and ``columns``."""
+        parts = list(self.chunks)
+        if self.rows:
+            parts.append(tuple(np.array(self.rows).T))
+        cols = [np.concatenate(c) for c in zip(*parts, strict=True)]
+        index = cols[2].astype(np.int64)
+        order = np.lexsort((cols[0], index))
+        cols, index = [c[order] for c in cols], index[order]
+        bounds = np.searchsorted(index, np.arange(n + 1))
+        names = ("seq", "t", "index", *self.columns)
+        return [{name: c[bounds[i]:bounds[i + 1]] for name, c in zip(names, cols, strict=True)
+                 if name not in ("seq", "index")} for i in range(n)]
+
+
+@dataclass(frozen=True)
+class FleetRecord:
+    """What a run of a :class:`DynamicFleet` leaves: per host its change points
+    (``t``, ``requested``, ``utilization`` as fractions of its MIPS, ``state``), per
+    guest (``t``, ``requested_mips``, ``allocated_mips``, ``migrating``), the start
+    times of the moves (``move_starts_s``), their downtime (s) in all, the hosts and
+    guests."""
+
+    hosts: list[DynamicHost]
+    vm_names: tuple[str, ...]
+    host_series: list[dict[str, np.ndarray]]
+    vm_series: list[dict[str, np.ndarray]]
+    move_starts_s: np.ndarray
+    downtime_s: float
+    power: PowerStates
+
+
+class DynamicFleet:
+    """``hosts`` and guests of ``types`` whose CPU % per sample is ``trace`` (guests ×
+    samples, one sample per ``trace_interval_s``), named ``names``. ``place`` puts the
+    guests at t = 0; ``decide`` (None: never) is called every ``interval_s`` from
+    ``interval_s`` on. ``hold_ram``: a running guest holds its RAM on its host (False:
+    only at placement, as in CloudSim's examples, whose guests then request none).
+    Start with :meth:`start`; read :meth:`record` after the run.
+    """
+
+    def __init__(self, env: simpy.Environment, hosts: Sequence[DynamicHost],
+                 names: Sequence[str], types: Sequence[GuestType], trace: np.ndarray,
+                 place: Place, decide: Decide | None, *, interval_s: float = 300.0,
+                 trace_interval_s: float = 300.0, power: PowerStates = PowerStates(),
+                 moves: MoveParams = MoveParams(), duration_s: float | None = None,
+                 hold_ram: bool = True):
+        if len(names) != len(types) or len(names) != trace.shape[0]:
+            raise ValueError("names, types and trace rows must be as many as the guests")
+        if not interval_s > 0 or not trace_interval_s > 0:
+            raise ValueError("interval_s and trace_interval_s must be > 0")
+        self.env = env
+        self.hosts = list(hosts)
+        self.names = tuple(names)
+        self.trace = np.asarray(trace)
+        self.place_fn, self.decide = place, decide
+        self.interval_s, self.trace_interval_s = float(interval_s), float(trace_interval_s)
+        self.power, self.moves = power, moves
+        self.hold_ram = hold_ram
+        self.duration_s = (trace.shape[1] * trace_interval_s if duration_s is None
+                           else float(duration_s))
+        h = self.hosts
+        self.h_mips = np.array([x.mips for x in h], float)
+        self.h_core = np.array([x.core_mips for x in h], float)
+        self.h_ram = np.array([x.ram_mib for x in h], float)
+        self.h_bw = np.array([x.bandwidth_mb_s for x in h], float)
+        self.h_state = np.full(len(h), OFF, np.int8)
+        self.v_mips = np.array([g.mips for g in types], float)
+        self.v_vcpus = np.array([g.vcpus for g in types], float)
+        self.v_ram = np.array([g.ram_mib for g in types], float)
+        self.v_host = np.full(len(types), -1, np.int64)
+        self.v_target = np.full(len(types), -1, np.int64)
+        self.v_paused = np.zeros(len(types), bool)  #: no CPU now (a downtime)
+        self.v_demand = np.zeros(len(types))
+        self.h_used = np.zeros(len(h))
+        self.on_at = np.zeros(len(h))  #: when a host switching on will be on (s)
+        self.sample = 0
+        #: per host, the guests on it and those moving to it (dicts as ordered sets)
+        self.on: list[dict[int, None]] = [{} for _ in h]
+        self.coming: list[dict[int, None]] = [{} for _ in h]
+        self._demand_l: list[float] = []
+        self.has_base = np.zeros(len(h), bool)  #: containers: base layers cached
+        self.has_app: set[tuple[int, int]] = set()  #: containers: (host, guest) cached
+        self._hosts = _Series(("requested", "utilization", "state"))
+        self._vms = _Series(("requested_mips", "allocated_mips", "migrating"))
+        nan3 = (math.nan, math.nan, math.nan)
+        self._last_h: list[tuple[float, ...]] = [nan3] * len(h)  #: last recorded rows
+        self._last_v: list[tuple[float, ...]] = [nan3] * len(types)
+        self._target_l = [-1] * len(types)  #: scalar mirrors of v_target, v_paused
+        self._paused_l = [False] * len(types)
+        self._vcpus_l = self.v_vcpus.tolist()
+        self._scale_l = [1.0] * len(h)  #: each host's last scale factor of the asks
+        self.move_starts: list[float] = []
+        self.downtime_s = 0.0
+        self.rejected = 0  #: moves refused (target no longer has room)
+
+    # ------------------------------------------------------------------ views
+    def state(self) -> FleetState:
+        """The fleet now, read-only."""
+        def ro(a: np.ndarray) -> np.ndarray:
+            v = a.view()
+            v.setflags(write=False)
+            return v
+        hist = self.trace[:, :self.sample + 1] / 100.0
+        return FleetState(self.env.now, ro(self.h_mips), ro(self.h_core), ro(self.h_ram),
+                          ro(self.h_bw), ro(self.h_used), ro(self.h_state), ro(self.v_mips),
+                          ro(self.v_vcpus), ro(self.v_ram), ro(self.v_demand),
+                          ro(self.v_host), ro(self.v_target), hist)
+
+    def ram_used(self) -> np.ndarray:
+        """RAM reserved on each host (MiB): guests on it and coming to it."""
+        n = len(self.hosts)
+        used = np.bincount(self.v_host[self.v_host >= 0], self.v_ram[self.v_host >= 0], n)
+        moving = self.v_target >= 0
+        return used + np.bincount(self.v_target[moving], self.v_ram[moving], n)
+
+    # ------------------------------------------------------------------ run
+    def start(self) -> simpy.Process:
+        """Place the guests (t = 0) and run the trace and the controller."""
+        self._set_demand(0)
+        where = np.asarray(self.place_fn(self.state()), np.int64)
+        if (where < 0).any():
+            k = int(np.argmax(where < 0))
+            raise ValueError(f"guest {self.names[k]!r} fits on no host at t = 0")
+        self.v_host[:] = where
+        for vm, h in enumerate(where.tolist()):
+            self.on[h][vm] = None
+        on = np.zeros(len(self.hosts), bool)
+        on[where] = True
+        if self.power.peak_always:
+            on[:] = True
+        self.h_state[on] = ON
+        if self.moves.mode == "container":
+            self.has_base[where] = True
+            self.has_app.update(zip(where.tolist(), range(where.size), strict=True))
+        self._reallocate()
+        return self.env.process(self._run())
+
+    def _times(self) -> list[tuple[float, int]]:
+        """(time, kind) of every trace step (0) and round (1), steps first at a tie."""
+        out = [(k * self.trace_interval_s, 0) for k in range(1, self.trace.shape[1])]
+        if self.decide is not None and self.moves.mode != "baremetal":
+            k = 1
+            while k * self.interval_s < self.duration_s:
+                out.append((k * self.interval_s, 1))
+                k += 1
+        return sorted(t for t in out if t[0] < self.duration_s)
+
+    def _run(self):
+        for t, kind in self._times():
+            if t > self.env.now:
+                yield self.env.timeout(t - self.env.now)
+            if kind == 0:
+                self._set_demand(round(t / self.trace_interval_s))
+                self._reallocate()
+            else:
+                self._round()
+
+    def _set_demand(self, k: int) -> None:
+        self.sample = k
+        self.v_demand = self.trace[:, k] / 100.0 * self.v_mips
+        self._demand_l = self.v_demand.tolist()
+
+    def _round(self) -> None:
+        assert self.decide is not None
+        moves = self.decide(self.state())
+        started = False
+        for vm, target in moves:
+            started |= self._start_move(int(vm), int(target))
+        if started:
+            self._reallocate()
+
+    # ------------------------------------------------------------------ moves
+    def _start_move(self, vm: int, target: int) -> bool:
+        source = int(self.v_host[vm])
+        if self.v_target[vm] >= 0 or target == source:
+            return False
+        if self.hold_ram and self.ram_used()[target] + self.v_ram[vm] > self.h_ram[target] + 1e-9:
+            self.rejected += 1
+            return False
+        self.v_target[vm] = self._target_l[vm] = target
+        self.coming[target][vm] = None
+        self.move_starts.append(self.env.now)
+        if self.h_state[target] == OFF:
+            self._switch_on(target)
+        wait = max(0.0, self.on_at[target] - self.env.now) if self.h_state[target] == BOOTING \
+            else 0.0
+        timing = self._timing(vm, source, target)
+        self.downtime_s += timing.downtime_s
+        if self.moves.mode == "container":
+            self.v_paused[vm] = self._paused_l[vm] = True
+        self.env.process(self._move(vm, wait, timing))
+        return True
+
+    def _timing(self, vm: int, source: int, target: int) -> MigrationTiming:
+        m = self.moves
+        if m.mode == "container":
+            pull_mb = (0.0 if self.has_base[target] else m.base_mb) + (
+                0.0 if (target, vm) in self.has_app else m.app_mb)
+            self.has_base[target] = True
+            self.has_app.add((target, vm))
+            total = m.stop_s + pull_mb / self.h_bw[target] + m.start_s
+            return MigrationTiming(total, total, pull_mb, 1)
+        bw = min(self.h_bw[source], self.h_bw[target])
+        if m.migration == "cloudsim":
+            return cloudsim_migration(self.v_ram[vm], bw)
+        return precopy_migration(self.v_ram[vm], bw / 2.0, m.dirty_mb_s, m.stop_mb,
+                                 m.max_rounds)
+
+    def _switch_on(self, host: int) -> float:
+        """Switch ``host`` on now; return how long until it is on (s)."""
+        delay = self.power.switch_on_s
+        if delay <= 0:
+            self.h_state[host] = ON
+            return 0.0
+        self.h_state[host] = BOOTING
+        self.on_at[host] = self.env.now + delay
+
+        def on(_ev: simpy.Event) -> None:
+            if self.h_state[host] == BOOTING:
+                for v in self.coming[host]:
+                    self._contribute(v, -1.0)
+                self.h_state[host] = ON
+                for v in self.coming[host]:
+                    self._contribute(v, 1.0)
+                self._reallocate([host])
+        self.env.timeout(delay).callbacks.append(on)
+        return delay
+
+    def _move(self, vm: int, wait_s: float, timing: MigrationTiming):
+        yield self.env.timeout(wait_s + timing.duration_s - timing.downtime_s)
+        source, target = int(self.v_host[vm]), int(self.v_target[vm])
+        if timing.downtime_s > 0:
+            if not self.v_paused[vm]:  # a live migration's stop-and-copy
+                self._contribute(vm, -1.0)
+                self.v_paused[vm] = self._paused_l[vm] = True
+                self._contribute(vm, 1.0)
+                self._reallocate([source, target], vm)
+            yield self.env.timeout(timing.downtime_s)
+        self._contribute(vm, -1.0)
+        self.v_host[vm] = target
+        self.v_target[vm] = self._target_l[vm] = -1
+        self.v_paused[vm] = self._paused_l[vm] = False
+        del self.on[source][vm], self.coming[target][vm]
+        self.on[target][vm] = None
+        self._contribute(vm, 1.0)
+        if not (self.on[source] or self.coming[source]) and not self.power.peak_always:
+            self.h_state[source] = OFF
+        self._reallocate([source, target], vm)
+
+    # ------------------------------------------------------------------ CPU
+    def _reallocate(self, hosts: Sequence[int] | None = None, vm: int | None = None) -> None:
+        """Share the CPU of ``hosts`` (default: every host) now and record what changed
+        (``vm``: the guest whose state changed, if one did).
+
+        Only the guests on those hosts or moving to them take part: a host's share
+        depends on nothing else."""
+        n = len(self.hosts)
+        if hosts is not None:
+            for h in dict.fromkeys(hosts):
+                self._share(h, vm)
+            return
+        touched = np.ones(n, bool)
+        vms = np.arange(self.v_host.size)
+        host, target = self.v_host[vms], self.v_target[vms]
+        moving = target >= 0
+        paused = self.v_paused[vms]
+        loss = self.moves.cpu_loss if self.moves.mode == "vm" else 0.0
+        demand = self.v_demand[vms]
+        ask = np.minimum(demand, self.h_core[host] * self.v_vcpus[vms])
+        ask = np.where(moving, ask * (1.0 - loss), ask)
+        ask[paused] = 0.0
+        tgt = np.flatnonzero(moving)
+        tgt_host = target[tgt]
+        reserve = np.where(self.h_state[tgt_host] != ON, 0.0, loss * np.minimum(
+            demand[tgt], self.h_core[tgt_host] * self.v_vcpus[vms][tgt]))
+        total = np.bincount(host, ask, n) + np.bincount(tgt_host, reserve, n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(total > self.h_mips, self.h_mips / total, 1.0)
+        self._scale_l = scale.tolist()
+        alloc = ask * scale[host]
+        counted = np.where(moving & ~paused, alloc / (1.0 - loss), alloc)
+        used = np.bincount(host, counted, n) + np.bincount(tgt_host, reserve * scale[tgt_host], n)
+        requested = np.bincount(host, demand, n) + np.bincount(tgt_host, demand[tgt], n)
+        unreduced = np.where(paused, 0.0, np.minimum(demand, self.h_core[host] * self.v_vcpus))
+        self._sums = [total.tolist(), (np.bincount(host, unreduced, n)
+                                       + np.bincount(tgt_host, reserve, n)).tolist(),
+                      requested.tolist()]
+        t = self.env.now
+        hs = np.flatnonzero(touched)
+        self.h_used[hs] = np.minimum(used[hs], self.h_mips[hs])
+        own = touched[host]  # guests whose CPU comes from a touched host
+        self._record(self._hosts, t, hs, (requested[hs] / self.h_mips[hs],
+                                          self.h_used[hs] / self.h_mips[hs],
+                                          self.h_state[hs].astype(float)), self._last_h)
+        self._record(self._vms, t, vms[own], (demand[own], alloc[own],
+                                              moving[own].astype(float)), self._last_v)
+
+    def _contribute(self, v: int, sign: float) -> None:
+        """Add (``sign`` = 1) or take away (−1) what guest ``v`` puts in its hosts' sums
+        (asks, utilization before scaling, requested), as it is now."""
+        loss = self.moves.cpu_loss if self.moves.mode == "vm" else 0.0
+        total, counted, requested = self._sums
+        d, h, target = self._demand_l[v], int(self.v_host[v]), self._target_l[v]
+        requested[h] += sign * d
+        if not self._paused_l[v]:
+            a = min(d, float(self.h_core[h]) * self._vcpus_l[v])
+            counted[h] += sign * a
+            total[h] += sign * (a * (1.0 - loss) if target >= 0 else a)
+        if target >= 0:
+            requested[target] += sign * d
+            if self.h_state[target] == ON:
+                r = loss * min(d, float(self.h_core[target]) * self._vcpus_l[v])
+                total[target] += sign * r
+                counted[target] += sign * r
+
+    def _share(self, h: int, vm: int | None) -> None:
+        """:meth:`_reallocate` of one host from its running sums (a move touches two
+        hosts): the rows of its guests whose share moved: all of them if the host's
+        scale factor changed, else only ``vm`` (the guest whose state changed)."""
+        loss = self.moves.cpu_loss if self.moves.mode == "vm" else 0.0
+        demand, cap = self._demand_l, float(self.h_core[h])
+        vcpus, target, paused = self._vcpus_l, self._target_l, self._paused_l
+        sums = self._sums
+        if not (self.on[h] or self.coming[h]):  # exact zeros, whatever the rounding
+            sums[0][h] = sums[1][h] = sums[2][h] = 0.0
+        total, counted, requested = sums[0][h], sums[1][h], sums[2][h]
+        mips = float(self.h_mips[h])
+        scale = mips / total if total > mips else 1.0
+        used = min(counted * scale, mips)
+        self.h_used[h] = used
+        t = self.env.now
+        moved = self.on[h] if scale != self._scale_l[h] else (
+            (vm,) if vm is not None and vm in self.on[h] else ())
+        self._scale_l[h] = scale
+        last = self._last_v
+        for v in moved:
+            moving = target[v] >= 0
+            a = 0.0 if paused[v] else min(demand[v], cap * vcpus[v]) * (
+                1.0 - loss if moving else 1.0)
+            row = (demand[v], a * scale, 1.0 if moving else 0.0)
+            if row != last[v]:
+                last[v] = row
+                self._vms.row(t, v, row)
+        row = (requested / mips, used / mips, float(self.h_state[h]))
+        if row != self._last_h[h]:
+            self._last_h[h] = row
+            self._hosts.row(t, h, row)
+
+    @staticmethod
+    def _record(series: _Series, t: float, idx: np.ndarray, now: tuple[np.ndarray, ...],
+                last: list[tuple[float, ...]]) -> None:
+        """Record the entities ``idx`` whose values ``now`` differ from their ``last``
+        recorded row (NaN before the first), and make those the last."""
+        rows = np.column_stack(now)
+        mask = (rows != np.array(last, float)[idx]).any(axis=1)
+        changed = idx[mask]
+        for k, row in zip(changed.tolist(), rows[mask].tolist(), strict=True):
+            last[k] = tuple(row)
+        series.add(t, changed, *(a[mask] for a in now))
+
+    def record(self) -> FleetRecord:
+        """The run's change points (call after the run)."""
+        return FleetRecord(self.hosts, self.names, self._hosts.split(len(self.hosts)),
+                           self._vms.split(len(self.names)), np.array(self.move_starts),
+                           self.downtime_s, self.power)

@@ -1,0 +1,95 @@
+"""The consolidation study as a scenario (docs/model.md §12): ``[traces]`` and
+``[consolidation]`` keys, their errors, and a small day run end to end."""
+
+from __future__ import annotations
+
+import pytest
+
+from fleet_sim.errors import ConfigError, ConfigErrors
+from fleet_sim.scenarios import config as cfg
+from fleet_sim.scenarios.build import build
+from fleet_sim.scenarios.consolidation import fleet_hosts
+from fleet_sim.scenarios.runner import EXPERIMENTS_DIR
+from fleet_sim.scenarios.traces import planetlab_day
+
+SCENARIO = EXPERIMENTS_DIR / "consolidation.toml"
+SMALL = {"traces.vms": 40, "fleet.hosts.g4.count": 15, "fleet.hosts.g5.count": 15,
+         "run.duration_s": 7200}
+
+
+def load(**over):
+    return cfg.load_config(SCENARIO, {**SMALL, **over})
+
+
+def error(**over) -> str:
+    with pytest.raises((ConfigError, ConfigErrors)) as info:
+        load(**over)
+    return str(info.value)
+
+
+def test_names_of_the_policies_and_days():
+    assert load(**{"consolidation.policy": "lr-mc"}).consolidation.policy == "lr-mc"
+    assert load(**{"traces.day": 20110322}).traces.day == "20110322"
+    assert len(cfg.CONSOLIDATION_POLICIES) == 22
+
+
+def test_bad_keys_name_the_key_and_what_is_allowed():
+    assert "consolidation.policy: unknown consolidation policy 'thr-xx'" in error(
+        **{"consolidation.policy": "thr-xx"})
+    assert "npa, dvfs or <detector>-<selection>" in error(**{"consolidation.policy": "thr"})
+    text = error(**{"traces.day": 20110304})
+    assert "traces.day: no bundled PlanetLab day '20110304'" in text and "20110303" in text
+    assert "consolidation.threshold" in error(**{"consolidation.threshold": -1})
+
+
+def test_traces_make_the_guests_and_consolidation_needs_them():
+    data = cfg.read_toml(SCENARIO)
+    data["apps"] = [{"name": "web", "replicas": 1}]
+    with pytest.raises(ConfigError, match=r"apps: 1 \[\[apps\]\] beside \[traces\]"):
+        cfg.validate(data)
+    del data["apps"], data["traces"]
+    with pytest.raises(ConfigError, match="consolidation: consolidation without guests"):
+        cfg.validate(data)
+
+
+def test_hosts_alternate_types_and_express_mips_through_core_speed():
+    hosts = fleet_hosts(cfg.load_config(SCENARIO))
+    assert len(hosts) == 800
+    assert [h.name for h in hosts[:4]] == ["g4000", "g5000", "g4001", "g5001"]
+    assert [h.core_mips for h in hosts[:2]] == pytest.approx([1860.0, 2660.0])
+    assert hosts[1].power.points_w[-1] == 135.0
+
+
+def run(config):
+    sim = build(config)
+    sim.start()
+    sim.run()
+    sim.finalize()
+    return sim, sim.tables()["summary"].iloc[0]
+
+
+def test_a_small_day_end_to_end_is_deterministic_and_saves_energy():
+    figures = ["energy_kwh", "migrations", "slatah", "pdm", "slav", "host_shutdowns"]
+    sim, thr = run(load())
+    assert len(sim.dynamic.names) == 40
+    assert sim.dynamic.names == planetlab_day("20110303").vms[:40]
+    _, again = run(load())
+    assert thr[figures].tolist() == again[figures].tolist()
+    _, npa = run(load(**{"consolidation.policy": "npa"}))
+    _, dvfs = run(load(**{"consolidation.policy": "dvfs"}))
+    # NPA: every host at peak power all the time (15 × 117 W + 15 × 135 W for 2 h)
+    assert npa["energy_kwh"] == pytest.approx((15 * 117 + 15 * 135) * 2 / 1000)
+    assert npa["migrations"] == dvfs["migrations"] == 0
+    assert thr["energy_kwh"] < dvfs["energy_kwh"] < npa["energy_kwh"]
+    assert thr["migrations"] > 0 and thr["slav"] == pytest.approx(thr["slatah"] * thr["pdm"])
+    # without consolidation the columns are NaN
+    assert "migrations" in sim.tables()["summary"].columns
+
+
+def test_per_mode_bare_metal_never_moves_containers_lose_cpu_while_moving():
+    _, vm = run(load())
+    _, container = run(load(**{"hosting.mode": "container"}))
+    _, bare = run(load(**{"hosting.mode": "baremetal"}))
+    assert bare["migrations"] == 0 and bare["pdm"] == 0
+    assert vm["migrations"] > 0 and container["migrations"] > 0
+    assert container["pdm"] > 0

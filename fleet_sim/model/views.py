@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
-from typing import NamedTuple
 
 import numpy as np
 
@@ -259,48 +258,49 @@ class HostView:
             dependencies=tuple(sorted(deps.items())), up=self.up)
 
 
-class HostTable(NamedTuple):
-    """The numbers of a fleet's :class:`HostView` s as read-only columns (one row per
+class HostTable:
+    """The numbers of a fleet's :class:`HostView` s as read-only columns (one entry per
     host, in fleet order), for policies that look at every host at once. Its
     arithmetic is :class:`HostView`'s, element by element, so it gives the same
-    floats."""
+    floats. The float columns are rows of one array, the flags of another, so an
+    update copies two arrays."""
 
-    cores: np.ndarray
-    ram_mib: np.ndarray
-    cpu_ratio: np.ndarray
-    committed_cpu_cores: np.ndarray
-    dedicated_cores: np.ndarray
-    reserved_ram_mib: np.ndarray
-    up: np.ndarray  #: bool
-    has_dependencies: np.ndarray  #: bool: something installed on its shared OS
+    NUMBERS = ("cores", "ram_mib", "cpu_ratio", "committed_cpu_cores", "dedicated_cores",
+               "reserved_ram_mib", "cpu_capacity_cores")
+    FLAGS = ("up", "has_dependencies")  #: up; something installed on its shared OS
+    __slots__ = ("_flags", "_numbers", *NUMBERS, *FLAGS)
+
+    def __init__(self, numbers: np.ndarray, flags: np.ndarray):
+        numbers.flags.writeable = flags.flags.writeable = False
+        self._numbers, self._flags = numbers, flags
+        for name, column in zip(self.NUMBERS, numbers, strict=True):
+            setattr(self, name, column)
+        for name, column in zip(self.FLAGS, flags, strict=True):
+            setattr(self, name, column)
+
+    @staticmethod
+    def _row(v: HostView) -> tuple[tuple[float, ...], tuple[bool, bool]]:
+        return ((v.cores, v.ram_mib, v.cpu_ratio, v.committed_cpu_cores, v.dedicated_cores,
+                 v.reserved_ram_mib, v.cpu_capacity_cores), (v.up, bool(v.dependencies)))
 
     @classmethod
     def of(cls, hosts: Sequence[HostView]) -> HostTable:
         """The columns of ``hosts``."""
-        cols = [np.array([getattr(v, name) for v in hosts], dtype=np.float64)
-                for name in cls._fields[:6]]
-        cols.append(np.array([v.up for v in hosts], dtype=bool))
-        cols.append(np.array([bool(v.dependencies) for v in hosts], dtype=bool))
-        for c in cols:
-            c.flags.writeable = False
-        return cls(*cols)
+        rows = [cls._row(v) for v in hosts]
+        numbers = np.array([r[0] for r in rows], dtype=np.float64).reshape(len(rows), 7)
+        flags = np.array([r[1] for r in rows], dtype=bool).reshape(len(rows), 2)
+        return cls(numbers.T.copy(), flags.T.copy())
 
     def updated(self, changes: Mapping[int, HostView]) -> HostTable:
-        """This table with the rows of ``changes`` (index → view) replaced."""
-        cols = [c.copy() for c in self]
+        """This table with the entries of ``changes`` (index → view) replaced."""
+        numbers, flags = self._numbers.copy(), self._flags.copy()
         for i, v in changes.items():
-            for c, x in zip(cols, (v.cores, v.ram_mib, v.cpu_ratio, v.committed_cpu_cores,
-                                   v.dedicated_cores, v.reserved_ram_mib, v.up,
-                                   bool(v.dependencies)), strict=True):
-                c[i] = x
-        for c in cols:
-            c.flags.writeable = False
-        return HostTable(*cols)
+            numbers[:, i], flags[:, i] = self._row(v)
+        return HostTable(numbers, flags)
 
-    @property
-    def cpu_capacity_cores(self) -> np.ndarray:
-        """:attr:`HostView.cpu_capacity_cores` of every host."""
-        return (self.cores - self.dedicated_cores) * self.cpu_ratio
+    def columns(self) -> dict[str, np.ndarray]:
+        """Every column by name."""
+        return {name: getattr(self, name) for name in (*self.NUMBERS, *self.FLAGS)}
 
     def fits_resources(self, request: PlacementRequest) -> np.ndarray:
         """:meth:`HostView.fits` of every host but the dependency check: up, RAM and CPU

@@ -40,13 +40,18 @@ def leftover(view: HostView, request: PlacementRequest) -> float:
 
 def leftovers(table: HostTable, request: PlacementRequest) -> np.ndarray:
     """:func:`leftover` of every host of ``table`` (the same floats)."""
-    dedicated = table.dedicated_cores + (request.cpu_cores if request.dedicated else 0.0)
-    committed = table.committed_cpu_cores + (0.0 if request.dedicated else request.cpu_cores)
-    free_cpu = (table.cores - dedicated) * table.cpu_ratio - committed
-    free_ram = table.ram_mib - (table.reserved_ram_mib + request.ram_mib)
     capacity = table.cpu_capacity_cores
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cpu = np.where(capacity > 0, free_cpu / capacity, 0.0)
+    if request.dedicated:
+        free_cpu = ((table.cores - (table.dedicated_cores + request.cpu_cores)) * table.cpu_ratio
+                    - table.committed_cpu_cores)
+    else:  # (cores - dedicated) × ratio is the capacity column
+        free_cpu = capacity - (table.committed_cpu_cores + request.cpu_cores)
+    free_ram = table.ram_mib - (table.reserved_ram_mib + request.ram_mib)
+    if capacity.size and capacity.min() > 0:
+        cpu = free_cpu / capacity
+    else:  # no shared CPU left to share: its share counts 0
+        cpu = np.zeros_like(free_cpu)
+        np.divide(free_cpu, capacity, out=cpu, where=capacity > 0)
     return cpu + free_ram / table.ram_mib
 
 

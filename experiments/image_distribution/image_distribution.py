@@ -10,7 +10,8 @@ fleet sizes × image source — the central registry, a pull-through mirror per
 rack, a P2P swarm, and the swarm with lazy pulling — and reports, per point, the
 p50 / p99 / max time from the start of a host's pull until its container can
 start (whole image pulled and unpacked, or lazy: its start-up share arrived) and
-the registry's egress. It draws p50 time to image against hosts on log axes.
+the registry's egress. It draws p50 time to image against hosts on log axes, and
+prints the wall time of each point (approximate: it depends on the machine's load).
 
     .venv/bin/python experiments/image_distribution/image_distribution.py \\
         [--sizes 100,300,1000,2000,5000] [--seed 1] [--figure PATH]
@@ -55,11 +56,18 @@ def point(source: str, n_hosts: int, seed: int | None = None) -> dict[str, Any]:
             "peak_registry_mb_s": summary["peak_registry_mb_s"]}
 
 
-def run(sizes: Sequence[int] = (100, 300, 1000, 2000, 5000), seed: int | None = None
-        ) -> pd.DataFrame:
-    """One row per (source, hosts); same seed ⇒ same table."""
-    return pd.DataFrame([point(source, n, seed) for source in SOURCES for n in sizes],
-                        columns=COLUMNS)
+def run(sizes: Sequence[int] = (100, 300, 1000, 2000, 5000), seed: int | None = None,
+        wall_s: dict[tuple[str, int], float] | None = None) -> pd.DataFrame:
+    """One row per (source, hosts); same seed ⇒ same table. ``wall_s`` gets the wall
+    time of each point, s."""
+    rows = []
+    for source in SOURCES:
+        for n in sizes:
+            started = time.perf_counter()
+            rows.append(point(source, n, seed))
+            if wall_s is not None:
+                wall_s[(source, n)] = time.perf_counter() - started
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def figure(table: pd.DataFrame, path: Path) -> Path:
@@ -88,8 +96,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--figure", type=Path, default=FIGURE, help="where to draw the figure")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    table = run([int(x) for x in args.sizes.split(",")], args.seed)
+    wall_s: dict[tuple[str, int], float] = {}
+    table = run([int(x) for x in args.sizes.split(",")], args.seed, wall_s)
     print(table.to_string(index=False, float_format=lambda x: f"{x:,.2f}"))
+    walls = pd.Series(wall_s).unstack()  # source x hosts
+    print("\nwall time per point, s (approximate)")
+    print(walls.loc[list(SOURCES)].to_string(float_format=lambda x: f"{x:,.1f}"))
     print(f"\nfigure: {figure(table, args.figure)}")
     print(f"wall time {time.perf_counter() - started:.1f} s")
     return table

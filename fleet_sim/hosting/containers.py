@@ -149,6 +149,7 @@ class CfsBandwidth:
         self.running = True
         watch_node(self.host, self.node, self._changed)
         self._begin(0)
+        self.host.woke()
 
     def stop(self) -> None:
         """Stop enforcing (the container is gone)."""
@@ -394,6 +395,18 @@ class ContainerRuntime:
         self.fetch = fetch
         self.keep_jobs = keep_jobs
         self.node = kernel.host.attach(CpuNode(f"{kernel.name}.runtime"), kernel.node)
+        self.daemon: CpuNode | None = None  # the runtime's own cgroup, once it works
+
+    def work(self, work_core_s: float, max_cores: float = 1.0) -> simpy.Event:
+        """Run the runtime's own work now (unpacking an image layer: containerd does it
+        in its own cgroup, not the container's): ``work_core_s`` core-s on at most
+        ``max_cores``, in the daemon's node below the runtime, beside its containers at
+        the default ``cpu.weight``. The event succeeds when it is done."""
+        host = self.kernel.host
+        if self.daemon is None:
+            self.daemon = host.attach(CpuNode(f"{self.kernel.name}.runtime.daemon",
+                                              weight=defaults.CPU_WEIGHT_DEFAULT), self.node)
+        return host.run(self.daemon, work_core_s, max_cores)
 
     def container(self, app: AppSpec, name: str | None = None) -> Container:
         """A container for ``app`` (named after it by default), not yet admitted."""

@@ -59,6 +59,11 @@ class Deployment:
         self.vms: dict[str, VM] = {}
         self.on_hosted: list[Callable[[str, Instance], None]] = []
         self._launch: list[tuple[Instance, Instance | None]] = []
+        # the fleet view, updated where a kernel's view changed rather than rebuilt
+        self._stale: set[int] = set()
+        self._fleet: FleetView | None = None
+        for i, s in enumerate(sites):
+            s.kernel.on_view_change.append(lambda i=i: self._stale.add(i))
 
     @property
     def hosts(self) -> list[Host]:
@@ -66,8 +71,17 @@ class Deployment:
         return [s.host for s in self.sites]
 
     def fleet_view(self) -> FleetView:
-        """The fleet as placement sees it now."""
-        return FleetView(tuple(s.kernel.view() for s in self.sites))
+        """The fleet as placement sees it now (one object until a host's view changes;
+        only the hosts that changed are looked at again)."""
+        if self._fleet is None:
+            self._fleet = FleetView(tuple(s.kernel.view() for s in self.sites))
+            self._stale.clear()
+        elif self._stale:
+            sites = self.sites
+            self._fleet = self._fleet.updated({i: sites[i].kernel.view()
+                                               for i in sorted(self._stale)})
+            self._stale.clear()
+        return self._fleet
 
     def _host_app(self, site: Site, app: AppSpec) -> None:
         hosted = site.host_app(app)

@@ -3,13 +3,15 @@
 A :class:`Kernel` owns the CPU node its processes hang under, the admission book (CPU
 committed against cores × overcommit ratio, dedicated cores, installed dependency
 versions), a RAM :class:`~fleet_sim.model.memory.MemoryLedger` and the OOM killer
-that acts on it: an OOM kill loses the jobs in flight.
+that acts on it: an OOM kill loses the jobs in flight. What placement sees of it, its
+:meth:`Kernel.view`, is kept until admission, release, installs, footprints or its
+up state change it; ``on_view_change`` callbacks hear of each such change.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import simpy
@@ -52,7 +54,10 @@ class Kernel:
         self.cores = float(cores)
         self.cpu_ratio = float(cpu_ratio)
         self.parent = parent
-        self.up = True
+        self._up = True
+        self._view: HostView | None = None
+        #: called (no arguments) each time :meth:`view` changes
+        self.on_view_change: list[Callable[[], None]] = []
         self.memory = MemoryLedger(name, ram_mib)
         self.instances: dict[str, Instance] = {}
         self._requests: dict[str, PlacementRequest] = {}
@@ -65,6 +70,22 @@ class Kernel:
         self._memory_changed()
 
     # ------------------------------------------------------------------ admission
+    @property
+    def up(self) -> bool:
+        """Whether the kernel runs (False once its host failed, until repaired)."""
+        return self._up
+
+    @up.setter
+    def up(self, up: bool) -> None:
+        if up != self._up:
+            self._up = up
+            self._view_changed()
+
+    def _view_changed(self) -> None:
+        self._view = None
+        for fn in self.on_view_change:
+            fn()
+
     def installed(self) -> dict[str, str]:
         """Dependency versions installed on this kernel (name → version)."""
         out: dict[str, str] = {}
@@ -73,7 +94,13 @@ class Kernel:
         return out
 
     def view(self) -> HostView:
-        """What placement sees of this kernel (named after the host for a host OS)."""
+        """What placement sees of this kernel (named after the host for a host OS); one
+        view object until it changes."""
+        if self._view is None:
+            self._view = self._build_view()
+        return self._view
+
+    def _build_view(self) -> HostView:
         shared = [r.cpu_cores for r in self._requests.values() if not r.dedicated]
         dedicated = [r.cpu_cores for r in self._requests.values() if r.dedicated]
         return HostView(
@@ -109,6 +136,7 @@ class Kernel:
         self.instances[inst.name] = inst
         if req.dependencies:
             self._deps[inst.name] = req.dependencies
+        self._view_changed()
         self._memory_changed()
 
     def install(self, inst: Instance, deps: Sequence[tuple[str, str]]) -> tuple[str, ...]:
@@ -116,6 +144,7 @@ class Kernel:
         bad = self.conflicts(deps)
         if not bad and deps:
             self._deps[inst.name] = tuple(self._deps.get(inst.name, ())) + tuple(deps)
+            self._view_changed()
         return bad
 
     def release(self, inst: Instance) -> None:
@@ -125,6 +154,7 @@ class Kernel:
         self._requests.pop(inst.name)
         self._deps.pop(inst.name, None)
         self.memory.close(inst.name)
+        self._view_changed()
         self._memory_changed()
 
     def fail(self, reason: str) -> list[Instance]:
@@ -138,6 +168,7 @@ class Kernel:
     def add_footprint(self, owner: str, ram_mib: float) -> None:
         """Reserve RAM the kernel's own services use (e.g. a type-2 host OS), MiB."""
         self.memory.open(owner, ram_mib, used_mib=ram_mib, killable=False, t=self.env.now)
+        self._view_changed()
         self._memory_changed()
 
     # ------------------------------------------------------------------ memory

@@ -32,17 +32,21 @@ from fleet_sim.images.cache import LayerCache
 from fleet_sim.images.image import Layer
 from fleet_sim.images.network import Network
 
-#: ``cpu(host, work_core_s)``: a process that runs ``work_core_s`` core-s of work on
-#: ``host``'s CPU and returns when it is done (a fleet wires it to the host's scheduler).
-CpuHook = Callable[[str, float], ProcessGenerator]
+#: ``cpu(host, work_core_s, max_cores)``: a process that runs ``work_core_s`` core-s of
+#: work on at most ``max_cores`` of ``host``'s CPU, sharing it with everything else there,
+#: and returns when it is done (a fleet runs it in the host's container runtime).
+CpuHook = Callable[[str, float, float], ProcessGenerator]
 
 
 class Unpacker:
     """Decompresses and unpacks layers at ``mb_s_per_core`` MB/s of (compressed) layer
-    per core; one core per layer (gzip inflation is single-threaded).
+    per core; at most :attr:`CORES` per layer (gzip inflation is single-threaded).
 
     ``cpu``: where the work runs; None: a core of its own, at full speed.
     """
+
+    #: cores one layer's unpacking can use
+    CORES = 1.0
 
     def __init__(self, env: simpy.Environment, mb_s_per_core: float, cpu: CpuHook | None = None):
         if not mb_s_per_core > 0:
@@ -55,9 +59,9 @@ class Unpacker:
         """In sim time: ``layer.size_mb / mb_s_per_core`` core-s of work on ``host``."""
         work_core_s = layer.size_mb / self.mb_s_per_core
         if self.cpu is None:
-            yield self.env.timeout(work_core_s)
+            yield self.env.timeout(work_core_s / self.CORES)
         else:
-            yield from self.cpu(host, work_core_s)
+            yield from self.cpu(host, work_core_s, self.CORES)
 
 
 class Distributor(ABC):

@@ -139,6 +139,7 @@ class DemandWorkload(CpuNode):
         if first is not None:
             self._pending = first
             self.host.cpu.add_feed(self, first[0])
+            self.host.woke()
 
     def fire(self, sched, t: float) -> float | None:
         _, cores = self._pending

@@ -9,7 +9,10 @@ Time: the scheduler runs lazily (see scheduler module). Anything that touches th
 host from a SimPy process calls :meth:`sync` first, which brings the host up to
 ``env.now``; :meth:`finalize` brings it to the end of the run. With
 ``eager=True`` the host also wakes SimPy at each of its own events, for models
-that must react to a job completion the moment it happens.
+that must react to a job completion the moment it happens. One-off work
+(:meth:`run`, e.g. unpacking an image layer) wakes SimPy only for itself: at its
+projected finish while it runs at full speed (it can only slow down then), at each
+of the host's own events while it gets less (it may speed up at any of them).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import math
 import simpy
 
 from fleet_sim.model.cputree import INSTANCES, WORKLOADS, CpuNode, CpuShare
-from fleet_sim.model.jobs import FINISHED, JOB_COLUMNS
+from fleet_sim.model.jobs import FINISHED, JOB_COLUMNS, Job
 from fleet_sim.model.protocols import NullRecorder, Recorder
 from fleet_sim.model.scheduler import HostCpuScheduler
 
@@ -53,6 +56,8 @@ class Host:
         self.root = CpuNode(name)
         self.cpu = HostCpuScheduler(cores, self.root, speed)
         self._wake_at = math.inf
+        self._wake_ev: simpy.Event | None = None  # the armed wake (others are superseded)
+        self._errands: dict[Job, simpy.Event] = {}  # one-off work -> its done event
         rec = self.recorder
         self._host_row = rec.series("hosts", HOST_COLUMNS,
                                     {"host": name, "cpu_capacity_cores": self.cores})
@@ -72,19 +77,46 @@ class Host:
         self.cpu.advance(self.env.now)
 
     def woke(self) -> None:
-        """In eager mode, make sure SimPy wakes this host at its next own event."""
-        if not self.eager:
+        """Call after a change from outside: in eager mode, make sure SimPy wakes this
+        host at its next own event; with one-off work running, when that work may end."""
+        if not self.eager and not self._errands:
             return
-        nxt = self.cpu.next_time()
+        nxt = self.cpu.next_time() if self.eager else self._errand_due()
         if nxt is not None and nxt < self._wake_at:
             self._wake_at = nxt
-            ev = self.env.timeout(max(0.0, nxt - self.env.now))
+            ev = self._wake_ev = self.env.timeout(max(0.0, nxt - self.env.now))
             ev.callbacks.append(self._wake)
 
-    def _wake(self, _event: simpy.Event) -> None:
+    def _errand_due(self) -> float | None:
+        """The earliest time one-off work may end: its projected finish if it runs at
+        full speed, else the host's next own event (None: nothing can end by itself)."""
+        due = math.inf
+        full = self.speed
+        for job in self._errands:
+            if job.rate < job.max_cores * full:
+                return self.cpu.next_time()
+            due = min(due, job.t0 + job.rem / job.rate)
+        return due if due > self.env.now else self.cpu.next_time()
+
+    def _wake(self, event: simpy.Event) -> None:
+        if event is not self._wake_ev:
+            return  # superseded by an earlier wake, which armed the next one
         self._wake_at = math.inf
+        self._wake_ev = None
         self.sync()
         self.woke()
+
+    def run(self, parent: CpuNode, work_core_s: float, max_cores: float = 1.0) -> simpy.Event:
+        """Run one-off work now: ``work_core_s`` core-s on at most ``max_cores``, a job
+        under ``parent`` sharing the host's cores with everything else. The event
+        succeeds at the exact time the work is done. The job belongs to no workload:
+        it counts in the host's CPU use, not in the ``jobs`` table."""
+        self.sync()
+        job = Job(work_core_s, max_cores, arrival=self.env.now)
+        done = self._errands[job] = self.env.event()
+        self.cpu.submit(job, parent)
+        self.woke()
+        return done
 
     def finalize(self, t_end: float) -> None:
         """Advance to ``t_end`` (end of the run)."""
@@ -152,6 +184,9 @@ class Host:
                           job.work_core_s, job.max_cores, wl.instance, outcome)
 
     def _on_job_done(self, job) -> None:
+        if job.workload is None:  # one-off work (:meth:`run`)
+            self._errands.pop(job).succeed()
+            return
         self.record_job(job, FINISHED)
         if job.workload.keep_jobs:
             job.workload.finished.append(job)

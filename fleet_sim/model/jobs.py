@@ -142,6 +142,7 @@ class JobWorkload(CpuNode):
         t0 = feed.first(self)
         if t0 is not None:
             self.host.cpu.add_feed(feed, t0)
+            self.host.woke()
 
 
 class JobFeed(ABC):

@@ -1,14 +1,17 @@
 """Read-only snapshots the policies decide on, and the actions they answer with.
 
-Frozen dataclasses and enums only (no SimPy), so importing this module is light
-and policies never touch live model objects.
+Frozen dataclasses, enums and read-only numpy columns only (no SimPy), so policies
+never touch live model objects.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
+
+import numpy as np
 
 # --- rollout ---------------------------------------------------------------------
 
@@ -255,11 +258,70 @@ class HostView:
             dependencies=tuple(sorted(deps.items())), up=self.up)
 
 
+class HostTable:
+    """The numbers of a fleet's :class:`HostView` s as read-only columns (one entry per
+    host, in fleet order), for policies that look at every host at once. Its
+    arithmetic is :class:`HostView`'s, element by element, so it gives the same
+    floats. The float columns are rows of one array, the flags of another, so an
+    update copies two arrays."""
+
+    NUMBERS = ("cores", "ram_mib", "cpu_ratio", "committed_cpu_cores", "dedicated_cores",
+               "reserved_ram_mib", "cpu_capacity_cores")
+    FLAGS = ("up", "has_dependencies")  #: up; something installed on its shared OS
+    __slots__ = ("_flags", "_numbers", *NUMBERS, *FLAGS)
+
+    def __init__(self, numbers: np.ndarray, flags: np.ndarray):
+        numbers.flags.writeable = flags.flags.writeable = False
+        self._numbers, self._flags = numbers, flags
+        for name, column in zip(self.NUMBERS, numbers, strict=True):
+            setattr(self, name, column)
+        for name, column in zip(self.FLAGS, flags, strict=True):
+            setattr(self, name, column)
+
+    @staticmethod
+    def _row(v: HostView) -> tuple[tuple[float, ...], tuple[bool, bool]]:
+        return ((v.cores, v.ram_mib, v.cpu_ratio, v.committed_cpu_cores, v.dedicated_cores,
+                 v.reserved_ram_mib, v.cpu_capacity_cores), (v.up, bool(v.dependencies)))
+
+    @classmethod
+    def of(cls, hosts: Sequence[HostView]) -> HostTable:
+        """The columns of ``hosts``."""
+        rows = [cls._row(v) for v in hosts]
+        numbers = np.array([r[0] for r in rows], dtype=np.float64).reshape(len(rows), 7)
+        flags = np.array([r[1] for r in rows], dtype=bool).reshape(len(rows), 2)
+        return cls(numbers.T.copy(), flags.T.copy())
+
+    def updated(self, changes: Mapping[int, HostView]) -> HostTable:
+        """This table with the entries of ``changes`` (index → view) replaced."""
+        numbers, flags = self._numbers.copy(), self._flags.copy()
+        for i, v in changes.items():
+            numbers[:, i], flags[:, i] = self._row(v)
+        return HostTable(numbers, flags)
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Every column by name."""
+        return {name: getattr(self, name) for name in (*self.NUMBERS, *self.FLAGS)}
+
+    def fits_resources(self, request: PlacementRequest) -> np.ndarray:
+        """:meth:`HostView.fits` of every host but the dependency check: up, RAM and CPU
+        (with the ratio, or dedicated cores)."""
+        ok = self.up & ~(request.ram_mib > self.ram_mib - self.reserved_ram_mib + FIT_EPS)
+        if request.dedicated:
+            left = self.cores - self.dedicated_cores - request.cpu_cores
+            ok &= ~((left < -FIT_EPS)
+                    | (self.committed_cpu_cores > left * self.cpu_ratio + FIT_EPS))
+        else:
+            free_cpu = self.cpu_capacity_cores - self.committed_cpu_cores
+            ok &= ~(request.cpu_cores > free_cpu + FIT_EPS)
+        return ok
+
+
 @dataclass(frozen=True, slots=True)
 class FleetView:
     """The hosts a placement policy chooses from, in fleet order."""
 
     hosts: tuple[HostView, ...]
+    _table: HostTable | None = field(default=None, compare=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.hosts)
@@ -267,8 +329,34 @@ class FleetView:
     def __iter__(self):
         return iter(self.hosts)
 
+    @property
+    def table(self) -> HostTable:
+        """The hosts' numbers as columns (built once per view, carried over by
+        :meth:`updated`)."""
+        table = self._table
+        if table is None:
+            table = HostTable.of(self.hosts)
+            object.__setattr__(self, "_table", table)
+        return table
+
+    def fits(self, request: PlacementRequest) -> np.ndarray:
+        """:meth:`HostView.fits` of every host, as a bool column."""
+        ok = self.table.fits_resources(request)
+        if request.dependencies:
+            hosts = self.hosts
+            for i in np.flatnonzero(ok & self.table.has_dependencies):
+                if hosts[i].conflicts(request):
+                    ok[i] = False
+        return ok
+
     def replaced(self, index: int, view: HostView) -> FleetView:
         """This fleet with host ``index`` replaced by ``view``."""
+        return self.updated({index: view})
+
+    def updated(self, changes: Mapping[int, HostView]) -> FleetView:
+        """This fleet with the hosts of ``changes`` (index → view) replaced."""
         hosts = list(self.hosts)
-        hosts[index] = view
-        return FleetView(tuple(hosts))
+        for i, v in changes.items():
+            hosts[i] = v
+        table = self._table
+        return FleetView(tuple(hosts), None if table is None else table.updated(changes))

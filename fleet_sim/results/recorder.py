@@ -180,11 +180,13 @@ class ChangePointRecorder:
         t_at = values.index("t")
         blocks, counts = [], []
         for s in group:
-            rows = np.frombuffer(s.data, dtype=float).reshape(-1, s.width)
+            # a copy, not a view of the array's buffer: a buffer still exported when the
+            # array is resized below raises BufferError (a sampling profiler in another
+            # thread, as Dask workers run, can keep this frame's locals alive)
+            rows = np.array(s.data, dtype=float).reshape(-1, s.width)
             n = int(np.searchsorted(rows[:, t_at], before_t, side="left"))
-            blocks.append(rows[:n].copy())
+            blocks.append(rows[:n])
             counts.append(n)
-            del rows  # release the buffer before resizing the array
             if remove and n:
                 del s.data[:n * s.width]
         numbers = np.concatenate(blocks) if blocks else np.empty((0, len(values)))

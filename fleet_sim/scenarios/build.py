@@ -29,11 +29,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import simpy
+from simpy.events import ProcessGenerator
 
 from fleet_sim.errors import CapacityError, ConfigError
 from fleet_sim.hosting.specs import AppSpec, DemandSpec, HostSpec, JobsSpec, WorkloadSpec
 from fleet_sim.hosting.balancer import LoadBalancer
 from fleet_sim.hosting.consolidation import DynamicFleet
+from fleet_sim.hosting.containers import ContainerRuntime
 from fleet_sim.hosting.deploy import Deployment, deploy
 from fleet_sim.hosting.failures import Failures
 from fleet_sim.hosting.modes import hosting_mode
@@ -370,6 +372,9 @@ def build(config: cfg.ScenarioConfig, seed: int | None = None,
         images = None if hosting_mode(mode).image is None else _Images(config, env, recorder)
         dep = deploy(env, hosts, mode, apps, policy, streams, recorder, params,
                      fetch=None if images is None else images.supply.fetch)
+        if images is not None:
+            images.runtimes.update((s.host.name, s.runtime) for s in dep.sites
+                                   if isinstance(s.runtime, ContainerRuntime))
         _services(config, dep, streams, recorder)
         _failures(config, dep, policy, streams)
         return dep, [_rollout(config, r, dep, images, streams, recorder)
@@ -400,6 +405,8 @@ class _Images:
             self.network.attach(origin, egress, images.registry_uplink_mb_s)
         self.caches: dict[str, LayerCache] = {}
         self.mirrors: dict[str | None, str] = {}
+        #: host → its container runtime, where layers unpack (set once deployed)
+        self.runtimes: dict[str, ContainerRuntime] = {}
         i = 0
         for group in config.fleet.hosts:
             for k in range(group.count):
@@ -436,7 +443,7 @@ class _Images:
         unpack = images.unpack_mb_s_per_core if self.kind == "container" else None
         client: dict[str, Any] = {
             "max_concurrent_downloads": images.max_concurrent_downloads,
-            "unpacker": None if unpack is None else Unpacker(self.env, unpack),
+            "unpacker": None if unpack is None else Unpacker(self.env, unpack, self._unpack),
             "lazy_fraction": images.lazy_fraction if images.lazy else None}
         if distribution == "p2p":
             return Swarm(self.env, self.network, self.caches, origins=self.origins,
@@ -446,6 +453,11 @@ class _Images:
         mirrors = self.mirrors if distribution == "mirrors" else None
         return Registry(self.env, self.network, self.caches, node=REGISTRY, mirrors=mirrors,
                         **client)
+
+    def _unpack(self, host: str, work_core_s: float, max_cores: float) -> ProcessGenerator:
+        """Unpacking's CPU hook: the work runs in ``host``'s container runtime, sharing
+        the host's cores with its containers (docs/model.md §5.2)."""
+        yield self.runtimes[host].work(work_core_s, max_cores)
 
     def image(self, app: cfg.AppConfig, version: str) -> Image:
         """``app``'s image under the run's mode (a VM image, or a container image)."""

@@ -136,3 +136,35 @@ def test_same_seed_same_tables_other_seed_other_tables():
     assert list(a.data["jobs"]["finish"]) == list(b.data["jobs"]["finish"])
     assert list(a.data["events"]["t"]) == list(b.data["events"]["t"])
     assert list(a.data["jobs"]["finish"]) != list(c.data["jobs"]["finish"])
+
+
+def _fresh(dep) -> list:
+    """Every host's view built anew, bypassing the kernels' kept views."""
+    return [s.kernel._build_view() for s in dep.sites]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_fleet_view_follows_admissions_releases_failures_and_repairs(mode):
+    """The kept views (per kernel, and the deployment's fleet view) equal views built
+    afresh after every kind of change; an unchanged fleet is the same object."""
+    env = simpy.Environment()
+    apps = mixed_apps(20)
+    dep = deploy(env, hosts(6), mode, apps, BestFit(), Streams(3))
+    first = dep.fleet_view()
+    assert list(first.hosts) == _fresh(dep) and dep.fleet_view() is first
+    env.run(until=50)
+    dep.remove("app3")
+    after_remove = dep.fleet_view()
+    assert after_remove is not first and list(after_remove.hosts) == _fresh(dep)
+    _ = after_remove.table
+    dep.fail_host(dep.sites[0].host.name)
+    failed = dep.fleet_view()
+    assert list(failed.hosts) == _fresh(dep) and not failed.hosts[0].up
+    assert failed.table.up.tolist() == [v.up for v in failed.hosts]
+    dep.sites[0].kernel.up = dep.sites[0].host.up = True  # a repair, as failures.py does
+    assert dep.fleet_view().hosts[0].up
+    site = dep.place(apps[3], BestFit(), np.random.default_rng(0))
+    dep.admit(site, apps[3])
+    assert list(dep.fleet_view().hosts) == _fresh(dep)
+    assert dep.fleet_view().table.reserved_ram_mib.tolist() == [
+        v.reserved_ram_mib for v in _fresh(dep)]

@@ -130,14 +130,14 @@ def test_layers_unpack_in_order_streaming_behind_their_download():
     env, net, caches = _setup(["h0"])
     work = []
 
-    def cpu(host, work_core_s):
-        work.append((host, work_core_s))
-        yield env.timeout(work_core_s)
+    def cpu(host, work_core_s, max_cores):
+        work.append((host, work_core_s, max_cores))
+        yield env.timeout(work_core_s / max_cores)
 
     source = Registry(env, net, caches, node="registry", max_concurrent_downloads=3,
                       unpacker=Unpacker(env, 40.0, cpu))
     assert _run_pull(env, source, "h0", layers) == {"mb": 150, "t": 3.75}
-    assert work == [("h0", 2.5), ("h0", 1.25)]
+    assert work == [("h0", 2.5, 1.0), ("h0", 1.25, 1.0)]
 
 
 def test_a_slow_download_bounds_its_unpacking():

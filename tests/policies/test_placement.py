@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fleet_sim.model.views import FleetView, HostView, PlacementRequest
-from fleet_sim.policies.placement import BestFit, FirstFit, WorstFit, leftover
+from fleet_sim.policies.placement import BestFit, FirstFit, WorstFit, leftover, leftovers
 from fleet_sim.policies.registry import PLACEMENT_POLICIES, placement_policy
 
 POLICIES = [FirstFit(), BestFit(), WorstFit()]
@@ -152,3 +152,55 @@ def test_leftover_is_the_placed_views_free_shares(committed, dedicated, reserved
     after = view.with_placed(request)
     expected = after.free_cpu_cores / view.cpu_capacity_cores + after.free_ram_mib / 8192
     assert leftover(view, request) == expected
+
+
+def reference_place(policy, req: PlacementRequest, fleet: FleetView, generator):
+    """The policies one host at a time (HostView.fits, leftover), as they were written
+    before they scored the fleet's columns at once."""
+    if isinstance(policy, FirstFit):
+        return next((v.name for v in fleet.hosts if v.fits(req)), None)
+    best: list[str] = []
+    best_score = 0.0
+    for view in fleet.hosts:
+        if not view.fits(req):
+            continue
+        score = policy.sign * leftover(view, req)
+        if not best or score < best_score:
+            best, best_score = [view.name], score
+        elif score == best_score:
+            best.append(view.name)
+    if not best:
+        return None
+    return best[0] if len(best) == 1 else best[int(generator.integers(len(best)))]
+
+
+# fleets with many equal hosts, so that ties (and the rng's draw among them) are common
+tied_fleets = st.lists(st.sampled_from([0, 1, 2]), max_size=40).flatmap(
+    lambda kinds: st.lists(host_params, min_size=3, max_size=3).map(
+        lambda ps: FleetView(tuple(host_view(i, ps[k]) for i, k in enumerate(kinds)))))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(fleets, tied_fleets), requests, st.integers(0, 2**32 - 1))
+def test_scoring_the_columns_at_once_places_as_one_host_at_a_time(hosts, req, seed):
+    """Same host, same draws from the stream, the same floats as HostView's arithmetic."""
+    assert hosts.fits(req).tolist() == [h.fits(req) for h in hosts]
+    assert leftovers(hosts.table, req).tolist() == [leftover(h, req) for h in hosts]
+    for policy in POLICIES:
+        ours, theirs = rng(seed), rng(seed)
+        assert policy.place(req, hosts, ours) == reference_place(policy, req, hosts, theirs)
+        assert ours.integers(2**32) == theirs.integers(2**32)
+
+
+@settings(max_examples=100, deadline=None)
+@given(fleets, st.lists(st.tuples(st.integers(0, 11), host_params), max_size=6))
+def test_an_updated_fleet_has_the_columns_of_a_fleet_built_afresh(hosts, changes):
+    _ = hosts.table  # built, then carried over by updated()
+    changes = {i: host_view(i, p) for i, p in changes if i < len(hosts)}
+    after = hosts.updated(changes)
+    fresh = FleetView(after.hosts)
+    assert after == fresh
+    theirs = fresh.table.columns()
+    for name, ours in after.table.columns().items():
+        assert ours.tolist() == theirs[name].tolist(), name
+        assert not ours.flags.writeable

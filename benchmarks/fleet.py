@@ -5,9 +5,10 @@ demo fleet grown to ``--hosts`` 32-core hosts: per host two replicas of a web ap
 serving Poisson requests of tens of ms (``cpu_max`` 2 cores), one spiky batch app
 of 16 threads (``cpu_max`` 8 cores, enforced per 100 ms CFS period in container
 mode) and one steady cache, placed by worst-fit, recording ``run.record``'s default
-tables; the statistics window starts at 120 s, after the first image pulls. As in the demo, VMs overcommit vCPUs 2:1 and a bare-metal install takes
-60 s (requests arriving meanwhile queue and run once it is done). The scenario
-is a dict validated by ``fleet_sim.scenarios.config`` and built by
+tables; the statistics window starts at 120 s, after the first image pulls. As in
+the demo, VMs overcommit vCPUs 2:1 and a bare-metal install takes 60 s (requests
+arriving meanwhile queue and run once it is done). The scenario is a dict
+validated by ``fleet_sim.scenarios.config`` and built by
 ``fleet_sim.scenarios.build``, as ``fleet-sim run`` does.
 
 Prints wall seconds per phase (build / run / tables / store), simulated events

@@ -26,6 +26,7 @@ used throughout). Histories hold one sample per interval, oldest first.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -195,7 +196,7 @@ def mad(data: np.ndarray) -> float:
 
 
 @dataclass(frozen=True)
-class _AdaptiveThreshold:
+class _AdaptiveThreshold(ABC):
     """Overloaded when utilization > 1 − ``safety`` × :meth:`spread` of the history,
     given at least ``ADAPTIVE_MIN_HISTORY`` samples; with fewer, ``fallback`` decides."""
 
@@ -206,8 +207,9 @@ class _AdaptiveThreshold:
         if not self.safety >= 0:
             raise ValueError(f"safety must be a number >= 0, got {self.safety!r}")
 
+    @abstractmethod
     def spread(self, history: np.ndarray) -> float:
-        raise NotImplementedError
+        """The history's spread (a fraction of the host's MIPS): IQR or MAD."""
 
     def overloaded(self, load: HostLoad) -> bool:
         if load.history.size < ADAPTIVE_MIN_HISTORY:

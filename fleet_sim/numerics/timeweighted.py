@@ -122,13 +122,72 @@ def percentile(
     dur, vals = _pieces(t, v, t_end, t_start)
     if dur.size == 0:
         raise ValueError("the window [t_start, t_end] has zero length: percentiles are undefined")
+    return weighted_percentile(vals, dur, qs)
+
+
+def weighted_percentile(values: ArrayLike, weights: ArrayLike,
+                        q: float | ArrayLike) -> float | np.ndarray:
+    """The quantile(s) ``q`` of ``values`` each held for ``weights`` (> 0, e.g. s), as
+    :func:`percentile` defines them."""
+    qs = np.asarray(q, dtype=float)
+    vals = np.asarray(values, dtype=float)
     order = np.argsort(vals, kind="stable")
     sorted_vals = vals[order]
-    cum = np.cumsum(dur[order])
+    cum = np.cumsum(np.asarray(weights, dtype=float)[order])
     idx = np.searchsorted(cum, qs * cum[-1] * (1.0 - TIE_TOLERANCE), side="left")
     idx = np.where(qs >= 1, sorted_vals.size - 1, np.minimum(idx, sorted_vals.size - 1))
     out = sorted_vals[idx]
     return float(out) if out.ndim == 0 else out
+
+
+class HeldValues:
+    """How long each value was held, summed over the ``keys`` series of a table of
+    change points that arrives in time-ordered chunks (rows of each key in time order),
+    each series from its first change point and within ``[t_start, t_end]``: the
+    time-weighted distribution of all key-seconds together, holding only each key's
+    last point and one duration per distinct value."""
+
+    def __init__(self, keys: int, t_start: float, t_end: float):
+        if not t_end >= t_start:
+            raise ValueError(f"t_end={t_end!r} must be >= t_start={t_start!r}")
+        self.t_start, self.t_end = float(t_start), float(t_end)
+        self._t = np.full(keys, np.nan)  # each key's last change point, held back
+        self._v = np.zeros(keys)
+        self.values = np.zeros(0)
+        self.durations = np.zeros(0)
+
+    def add(self, key: ArrayLike, t: ArrayLike, v: ArrayLike) -> None:
+        """The next rows: each one's key (0 … keys − 1), time (s) and value."""
+        ks, ts, vs = (np.asarray(a) for a in (key, t, v))
+        if not ts.size:
+            return
+        order = np.argsort(ks, kind="stable")
+        ks, ts, vs = ks[order], ts[order].astype(float), vs[order].astype(float)
+        same = ks[1:] == ks[:-1]  # row i is followed by a row of its key
+        first = np.flatnonzero(np.r_[True, ~same])
+        last = np.flatnonzero(np.r_[~same, True])
+        carried = ~np.isnan(self._t[ks[first]])  # the piece from a key's held point
+        lo = np.r_[ts[:-1][same], self._t[ks[first]][carried]]
+        hi = np.r_[ts[1:][same], ts[first][carried]]
+        held = np.r_[vs[:-1][same], self._v[ks[first]][carried]]
+        self._t[ks[last]], self._v[ks[last]] = ts[last], vs[last]
+        self._fold(lo, hi, held)
+
+    def _fold(self, lo: np.ndarray, hi: np.ndarray, vals: np.ndarray) -> None:
+        dur = np.clip(hi, self.t_start, self.t_end) - np.clip(lo, self.t_start, self.t_end)
+        keep = dur > 0
+        values, at = np.unique(np.r_[self.values, vals[keep]], return_inverse=True)
+        self.durations = np.bincount(at, np.r_[self.durations, dur[keep]], values.size)
+        self.values = values
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        """Hold each key's last value until ``t_end``: the distinct values (sorted) and
+        the time each was held (s, > 0)."""
+        has = ~np.isnan(self._t)
+        self._fold(self._t[has], np.full(int(has.sum()), self.t_end), self._v[has])
+        self._t[has] = np.nan
+        keep = self.durations > 0
+        return self.values[keep], self.durations[keep]
 
 
 def bin_means(t: ArrayLike, v: ArrayLike, edges: ArrayLike) -> np.ndarray:
@@ -159,21 +218,10 @@ def _bin_means(ts: np.ndarray, vs: np.ndarray, e: np.ndarray) -> np.ndarray:
     out = np.full(e.size - 1, np.nan)
     if ts.size == 0 or e.size < 2 or not ts[0] < e[-1]:
         return out
-    n = int(np.searchsorted(ts, e[-1], side="left"))  # change points before the last edge
-    cuts = e[(e > ts[0]) & (e < e[-1])]
-    pos = np.searchsorted(ts[:n], cuts, side="right")
-    starts = np.insert(ts[:n], pos, cuts)  # both sorted: a merge, not a sort
-    # the change point holding at each start: itself (a tied earlier one holds for
-    # zero time and is dropped below), or for a cut the last one before it
-    at = np.insert(np.arange(n), pos, pos - 1)
-    lo = np.maximum(starts, e[0])
-    hi = np.minimum(np.append(starts[1:], e[-1]), e[-1])
-    dur = hi - lo
-    keep = dur > 0
-    lo, dur, vals = lo[keep], dur[keep], vs[at[keep]]
+    k, dur, at = _bin_pieces(ts, e, float(e[-1]))
     if not dur.size:
         return out
-    k = np.searchsorted(e, lo, side="right") - 1  # each piece's bin
+    vals = vs[at]
     weight = np.bincount(k, dur, e.size - 1)
     total = np.bincount(k, dur * vals, e.size - 1)
     has = weight > 0
@@ -184,6 +232,92 @@ def _bin_means(ts: np.ndarray, vs: np.ndarray, e: np.ndarray) -> np.ndarray:
     out[bins] = np.clip(out[bins], np.minimum.reduceat(vals, first),
                         np.maximum.reduceat(vals, first))
     return out
+
+
+def _bin_pieces(ts: np.ndarray, e: np.ndarray,
+                stop: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pieces of a series (its last value holding until ``stop`` <= ``e[-1]``) cut at
+    the edges ``e`` and clipped to ``[e[0], stop]``: each one's bin, duration (s) and the
+    index of the change point whose value it holds; zero-length pieces dropped."""
+    n = int(np.searchsorted(ts, stop, side="left"))  # change points before the stop
+    cuts = e[(e > ts[0]) & (e < stop)]
+    pos = np.searchsorted(ts[:n], cuts, side="right")
+    starts = np.insert(ts[:n], pos, cuts)  # both sorted: a merge, not a sort
+    # the change point holding at each start: itself (a tied earlier one holds for
+    # zero time and is dropped below), or for a cut the last one before it
+    at = np.insert(np.arange(n), pos, pos - 1)
+    lo = np.maximum(starts, e[0])
+    hi = np.minimum(np.append(starts[1:], stop), stop)
+    dur = hi - lo
+    keep = dur > 0
+    lo, dur, at = lo[keep], dur[keep], at[keep]
+    return np.searchsorted(e, lo, side="right") - 1, dur, at
+
+
+class StreamedBins:
+    """Time-weighted means over the bins ``edges`` (increasing, s) of series of
+    ``columns`` values that arrive as time-ordered blocks of change points, holding
+    only the bins (and the last point): the same means as :func:`bin_means` of the
+    whole series, without ever holding it. The last value holds until the last edge."""
+
+    def __init__(self, edges: ArrayLike, columns: int = 1):
+        self.edges = np.asarray(edges, dtype=float)
+        if self.edges.ndim != 1 or self.edges.size < 2 or (np.diff(self.edges) <= 0).any():
+            raise ValueError("edges must be increasing, at least two")
+        bins = self.edges.size - 1
+        self.weight = np.zeros(bins)
+        self.total = np.zeros((bins, columns))
+        self.low = np.full((bins, columns), np.inf)
+        self.high = np.full((bins, columns), -np.inf)
+        self._last: tuple[float, np.ndarray] | None = None  # held back: it lasts until the next
+
+    def add(self, t: ArrayLike, v: ArrayLike) -> None:
+        """The next change points: times ``t`` (s, non-decreasing, none before the last
+        block's) and values ``v`` (one row per time, one column per series)."""
+        ts = np.asarray(t, dtype=float)
+        if not ts.size:
+            return
+        vs = np.asarray(v, dtype=float).reshape(ts.size, -1)
+        if self._last is not None:
+            if ts[0] < self._last[0]:
+                raise ValueError(f"blocks must come in time order: {float(ts[0])!r} < "
+                                 f"{self._last[0]!r}")
+            ts = np.r_[self._last[0], ts]
+            vs = np.vstack([self._last[1], vs])
+        self._last = (float(ts[-1]), vs[-1].copy())
+        self._fold(ts, vs, min(float(ts[-1]), float(self.edges[-1])))
+
+    def _fold(self, ts: np.ndarray, vs: np.ndarray, stop: float) -> None:
+        e = self.edges
+        if not ts[0] < stop:
+            return
+        k, dur, at = _bin_pieces(ts, e, stop)
+        if not dur.size:
+            return
+        vals = vs[at]
+        bins = e.size - 1
+        self.weight += np.bincount(k, dur, bins)
+        for j in range(vals.shape[1]):
+            self.total[:, j] += np.bincount(k, dur * vals[:, j], bins)
+        first = np.flatnonzero(np.append(True, k[1:] != k[:-1]))
+        held = k[first]
+        self.low[held] = np.minimum(self.low[held], np.minimum.reduceat(vals, first, axis=0))
+        self.high[held] = np.maximum(self.high[held], np.maximum.reduceat(vals, first, axis=0))
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        """Close the series at the last edge: each bin's means (bins × columns; NaN for
+        a bin before the first change point) and each column's integral over the bins
+        (value-units × s)."""
+        if self._last is not None:
+            t, v = self._last
+            self._last = None
+            self._fold(np.array([t]), v.reshape(1, -1), float(self.edges[-1]))
+        out = np.full(self.total.shape, np.nan)
+        has = self.weight > 0
+        out[has] = self.total[has] / self.weight[has, None]
+        # the exact mean lies within the values held in its bin; clip away rounding
+        out[has] = np.clip(out[has], self.low[has], self.high[has])
+        return out, self.total.sum(axis=0)
 
 
 def duration_above(

@@ -30,7 +30,7 @@ import functools
 import itertools
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -280,6 +280,68 @@ def _sums(frame: pd.DataFrame, key: Sequence[str],
     return t, {c: totals[:, i] for i, c in enumerate(columns)}
 
 
+def _time_ordered_slices(frame: pd.DataFrame) -> Iterator[pd.DataFrame]:
+    """``frame`` sorted by t (stable; a stored table is so already), SUM_SLICE_ROWS rows
+    at a time."""
+    t = frame["t"].to_numpy(float)
+    if t.size and not bool(np.all(t[1:] >= t[:-1])):
+        frame = frame.sort_values("t", kind="stable")
+    return (frame.iloc[a:a + SUM_SLICE_ROWS] for a in range(0, len(frame), SUM_SLICE_ROWS))
+
+
+def _summed_steps(chunks: Iterable[pd.DataFrame], key: Sequence[str], columns: Sequence[str],
+                  t_start: float | None, end: float
+                  ) -> tuple[float, np.ndarray, dict[str, np.ndarray], dict[str, float], bool,
+                             int] | None:
+    """Σ over ``key`` of ``columns`` of workload rows of one run, folded chunk by chunk
+    in time order, over the window [t0, ``end``] (t0: ``t_start``, or the first record
+    if later): t0, the times and values to draw (the change points, or once there are
+    more than MAX_STEPS the exact means over TIME_BINS bins from t0), each column's
+    integral over the window, whether binned, and the number of instances (the
+    ``key`` values but the first, e.g. host and instance) of real workloads. What it
+    holds is a chunk and at most MAX_STEPS change points or the bins. None without
+    rows."""
+    sums = SumSeries(list(key), list(columns))
+    held_t: list[np.ndarray] = []
+    held_v: list[np.ndarray] = []
+    after, t0 = 0, None
+    bins: timeweighted.StreamedBins | None = None
+    for chunk in chunks:
+        if chunk.empty:
+            continue
+        t, v = sums.add(_one_row_per_key_and_t(chunk, key))
+        if t0 is None:
+            t0 = max(float(t[0]), 0.0 if t_start is None else float(t_start))
+        if bins is not None:
+            bins.add(t, v)
+            continue
+        held_t.append(t)
+        held_v.append(v)
+        after += int(np.count_nonzero(t > t0))
+        if after + 1 > MAX_STEPS and end > t0:  # too many to see: exact bin means
+            bins = timeweighted.StreamedBins(np.linspace(t0, end, TIME_BINS + 1), len(columns))
+            for t_part, v_part in zip(held_t, held_v, strict=True):
+                bins.add(t_part, v_part)
+            held_t, held_v = [], []
+    if t0 is None:
+        return None
+    instances = len({k[1:] for k in sums.last if not is_pseudo(k[0])})
+    if bins is not None:
+        means, integrals = bins.finish()
+        return (t0, bins.edges[:-1], {c: means[:, j] for j, c in enumerate(columns)},
+                {c: float(integrals[j]) for j, c in enumerate(columns)}, True, instances)
+    t, v = np.concatenate(held_t), np.vstack(held_v)
+    if t.size > 1 and not bool(np.all(t[1:] > t[:-1])):  # a time split by a chunk's end
+        last = np.append(t[1:] != t[:-1], True)
+        t, v = t[last], v[last]
+    if t0 > float(t[0]):  # start at the window: the value holding at t0, then its changes
+        first = int(np.searchsorted(t, t0, side="right")) - 1
+        t, v = np.r_[t0, t[first + 1:]], v[first:]
+    series = {c: v[:, j] for j, c in enumerate(columns)}
+    totals = {c: timeweighted.integral(t, series[c], end, t0) for c in columns}
+    return t0, t, series, totals, False, instances
+
+
 def _one_row_per_key_and_t(frame: pd.DataFrame, key: Sequence[str]) -> pd.DataFrame:
     """``frame`` sorted by t (stable) with the last row of each (key, t). A stored table
     is so already: then only the rows that share their t with a neighbour are checked."""
@@ -382,25 +444,21 @@ def utilization_heatmap(hosts: pd.DataFrame, *, t_end: float | None = None, bins
 
 
 # ---------------------------------------------------------------- utilization distribution
-def _pooled(series: list[tuple[np.ndarray, np.ndarray, float, float]]) -> tuple[np.ndarray,
-                                                                                np.ndarray,
-                                                                                float]:
-    """Lay each (t, v, start, end) window end to end on one clock: one series whose
-    time-weighted distribution is that of all host-seconds together."""
-    ts, vs, offset = [], [], 0.0
-    for t, v, start, end in series:
-        if end <= start:
-            continue
-        i0 = max(int(np.searchsorted(t, start, side="right")) - 1, 0)
-        i1 = int(np.searchsorted(t, end, side="left"))
-        piece_t = t[i0:i1].copy()
-        piece_t[0] = start
-        ts.append(piece_t - start + offset)
-        vs.append(v[i0:i1])
-        offset += end - start
-    if not ts:
-        raise ValueError("no host has a record inside the window")
-    return np.concatenate(ts), np.concatenate(vs), offset
+def _held_utilization(rows: pd.DataFrame, begin: float,
+                      end: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """The host-seconds of one run at each utilization value in [``begin``, ``end``]
+    (each host from its first record), folded SUM_SLICE_ROWS rows at a time: the
+    values, their durations (s) and the number of hosts."""
+    codes, names = pd.factorize(rows["host"], sort=False)
+    t = rows["t"].to_numpy(float)
+    v = rows["cpu_utilization"].to_numpy(float)
+    if t.size and not bool(np.all(t[1:] >= t[:-1])):
+        order = np.argsort(t, kind="stable")
+        codes, t, v = codes[order], t[order], v[order]
+    held = timeweighted.HeldValues(len(names), begin, end)
+    for a in range(0, t.size, SUM_SLICE_ROWS):
+        held.add(codes[a:a + SUM_SLICE_ROWS], t[a:a + SUM_SLICE_ROWS], v[a:a + SUM_SLICE_ROWS])
+    return (*held.finish(), len(names))
 
 
 @_styled
@@ -420,33 +478,36 @@ def utilization_distribution(hosts: pd.DataFrame, *, by: str | None = "mode",
     rows = []
     groups = grouped(hosts, by)
     for i, (label, group, style) in enumerate(groups):
-        series = []
+        held, n_series, hosts_per_run = [], 0, set()
         runs = _runs(group)
         for run, rows_of_run in runs:
             end = _t_end(rows_of_run, t_end, run)
             begin = 0.0 if t_start is None else _t_end(rows_of_run, t_start, run)
-            for _, g in _per_key(rows_of_run, "host", ("t", "cpu_utilization")):
-                t = g["t"]
-                start = max(float(t[0]), begin)
-                series.append((t, g["cpu_utilization"], start, end))
-        if not series:
+            values, durations, n_hosts = _held_utilization(rows_of_run, begin, end)
+            held.append((values, durations))
+            n_series += n_hosts
+            hosts_per_run.add(n_hosts)
+        if not n_series:
             continue
-        t, v, total = _pooled(series)
-        x = np.asarray(timeweighted.percentile(t, v, q, total, 0.0))
-        mean = timeweighted.mean(t, v, total, 0.0)
-        p99 = float(timeweighted.percentile(t, v, 0.99, total, 0.0))
+        values = np.concatenate([h[0] for h in held])
+        durations = np.concatenate([h[1] for h in held])
+        if not durations.size:
+            raise ValueError("no host has a record inside the window")
+        x = np.asarray(timeweighted.weighted_percentile(values, durations, q))
+        mean = min(max(float(np.sum(values * durations) / np.sum(durations)),
+                       float(values.min())), float(values.max()))
+        p99 = float(timeweighted.weighted_percentile(values, durations, 0.99))
         name = f"{label}: " if label else ""
-        hosts_per_run = {g["host"].nunique() for _, g in runs}
         what = (f"{len(runs)} run{'s' if len(runs) > 1 else ''} × {hosts_per_run.pop()} host"
-                f"{'s' if len(series) > len(runs) else ''}" if len(hosts_per_run) == 1
-                else f"{len(series)} host-runs")
+                f"{'s' if n_series > len(runs) else ''}" if len(hosts_per_run) == 1
+                else f"{n_series} host-runs")
         ax.plot(x, q, color=style.color, linestyle=style.linestyle,
                 linewidth=_width(i, len(groups)),
                 label=f"{name}host-time mean {fmt(mean, 'fraction')}, per-host p99 "
                       f"{fmt(p99, 'fraction')} ({what})")
         ax.axvline(mean, color=style.color, linestyle=":", linewidth=1)
         rows.append(pd.DataFrame({"group": label, "q": q, "cpu_utilization": x,
-                                  "mean": mean, "p99": p99, "host_runs": len(series)}))
+                                  "mean": mean, "p99": p99, "host_runs": n_series}))
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(0, 1.01)
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
@@ -472,7 +533,12 @@ def is_pseudo(workload: str) -> bool:
 
 
 @_styled
-def workload_cpu(workloads: pd.DataFrame, workload: str | Sequence[str] | None = None, *,
+class NoRows(ValueError):
+    """A figure was asked of chunks that hold no rows of what it draws."""
+
+
+def workload_cpu(workloads: pd.DataFrame | Iterable[pd.DataFrame],
+                 workload: str | Sequence[str] | None = None, *,
                  t_end: float | None = None, t_start: float | None = None,
                  mode: str | None = None, ax: Axes | None = None,
                  title: str | None = None) -> Axes:
@@ -482,6 +548,9 @@ def workload_cpu(workloads: pd.DataFrame, workload: str | Sequence[str] | None =
     A series of more than MAX_STEPS change points is drawn as exact time-weighted
     means over TIME_BINS equal bins (the y label says so).
 
+    ``workloads``: the table, or a table too long to hold as its rows of one run in
+    time-ordered chunks (e.g. :meth:`fleet_sim.results.store.Results.chunks`), which
+    are folded one at a time; then ``workload`` and ``t_end`` must be given.
     ``workload``: its name, or a list of names drawn as their sum (e.g. every replica
     of an app); may be omitted if the table holds one. ``t_start``: start of the
     statistics window (s; default: the first record), so that install and start-up
@@ -489,43 +558,37 @@ def workload_cpu(workloads: pd.DataFrame, workload: str | Sequence[str] | None =
     area (default: the table's mode column, else grey). The legend (below the axes)
     gives each part's integral over [``t_start``, ``t_end``] in core-s.
     """
-    workloads = _single_run(workloads, "workload_cpu")
-    names = sorted(workloads["workload"].unique(), key=natural_key)
-    if workload is None:
-        if len(names) != 1:
-            raise ValueError(f"the table holds {len(names)} workloads; pick one of: "
+    if isinstance(workloads, pd.DataFrame):
+        workloads = _single_run(workloads, "workload_cpu")
+        names = sorted(workloads["workload"].unique(), key=natural_key)
+        if workload is None:
+            if len(names) != 1:
+                raise ValueError(f"the table holds {len(names)} workloads; pick one of: "
+                                 f"{', '.join(map(str, names[:20]))}")
+            workload = str(names[0])
+        wanted = [workload] if isinstance(workload, str) else list(workload)
+        chosen = workloads["workload"].isin(wanted).to_numpy()
+        rows = workloads if chosen.all() else workloads[chosen]  # no copy when all are wanted
+        if rows.empty:
+            raise ValueError(f"no workload {workload!r}; the table holds: "
                              f"{', '.join(map(str, names[:20]))}")
-        workload = str(names[0])
-    wanted = [workload] if isinstance(workload, str) else list(workload)
-    chosen = workloads["workload"].isin(wanted).to_numpy()
-    rows = workloads if chosen.all() else workloads[chosen]  # no copy when all are wanted
-    if rows.empty:
-        raise ValueError(f"no workload {workload!r}; the table holds: "
-                         f"{', '.join(map(str, names[:20]))}")
-    end = _t_end(workloads, t_end)
-    mode_col = mode_column(rows)
-    if mode is None and mode_col is not None and rows[mode_col].nunique() == 1:
-        mode = str(rows[mode_col].iloc[0])
-    key = ("workload", "host", "instance")
-    t, sums = _sums(rows, key, ["demand_cores", *CPU_PARTS])
-    series = {c: (t, v) for c, v in sums.items()}
-    t = series["demand_cores"][0]
-    t0 = max(float(t[0]), 0.0 if t_start is None else float(t_start))
-    if t0 > float(t[0]):  # start at the window: the value holding at t0, then its changes
-        first = int(np.searchsorted(t, t0, side="right")) - 1
-        series = {c: (np.r_[t0, tc[first + 1:]], v[first:]) for c, (tc, v) in series.items()}
-        t = series["demand_cores"][0]
-    totals = {c: timeweighted.integral(*series[c], end, t0) for c in series}
-    demand_total = totals["demand_cores"]
-    # what is drawn: the change points, or exact time-weighted means over equal bins
-    # from the window's start when there are too many to see (the integrals are kept)
-    binned = t.size > MAX_STEPS and end > t0
-    if binned:
-        edges = np.linspace(t0, end, TIME_BINS + 1)
-        t_draw = edges[:-1]
-        drawn = {c: timeweighted.bin_means(t, v, edges) for c, (_, v) in series.items()}
+        end = _t_end(workloads, t_end)
+        mode_col = mode_column(rows)
+        if mode is None and mode_col is not None and rows[mode_col].nunique() == 1:
+            mode = str(rows[mode_col].iloc[0])
+        chunks: Iterable[pd.DataFrame] = _time_ordered_slices(rows)
     else:
-        t_draw, drawn = t, {c: v for c, (_, v) in series.items()}
+        if workload is None or t_end is None:
+            raise ValueError("workload_cpu of chunks needs workload and t_end")
+        wanted = [workload] if isinstance(workload, str) else list(workload)
+        end = float(t_end)
+        chunks = (c[c["workload"].isin(wanted).to_numpy()] for c in workloads)
+    lines = _summed_steps(chunks, ("workload", "host", "instance"),
+                          ["demand_cores", *CPU_PARTS], t_start, end)
+    if lines is None:
+        raise NoRows(f"no rows of workload {workload!r}")
+    t0, t_draw, drawn, totals, binned, n_inst = lines
+    demand_total = totals["demand_cores"]
     scale, unit = _time_unit(end)
     ax = _new_axes(ax)
     x = _steps(t_draw, t_draw, end)[0] / scale
@@ -554,7 +617,6 @@ def workload_cpu(workloads: pd.DataFrame, workload: str | Sequence[str] | None =
     ax.set_xlabel(f"time ({unit})")
     ax.set_ylabel("CPU (cores)" + (f", means over {_duration_text((end - t0) / TIME_BINS)}"
                                    if binned else ""))
-    n_inst = rows[~rows["workload"].map(is_pseudo)].groupby(["host", "instance"]).ngroups
     where = f" ({n_inst} instances)" if n_inst > 1 else ""
     shown = workload if isinstance(workload, str) else ", ".join(wanted)
     ax.set_title(title or f"{shown}{where}{' under ' + mode if mode else ''}: "
@@ -699,7 +761,7 @@ def _fleet_total(hosts: pd.DataFrame, column: str, by: str | None, t_end: TEnd, 
                  scale_y: float,
                  label_of: Callable[[str, np.ndarray, np.ndarray, float],
                                     tuple[str, dict[str, float]]],
-                 known: Mapping[Any, tuple[np.ndarray, np.ndarray]] | None = None,
+                 known: dict[Any, tuple[np.ndarray, np.ndarray]] | None = None,
                  ) -> tuple[list[pd.DataFrame], int, float, float | None]:
     """Draw Σ over hosts of ``column`` per group (first run of each).
 
@@ -708,7 +770,7 @@ def _fleet_total(hosts: pd.DataFrame, column: str, by: str | None, t_end: TEnd, 
     integral. Earlier groups get wider lines, so identical series stay visible.
     ``label_of(label, t, v, t_end)`` gives a line's legend text and figures of the
     exact series to add to its plotted frame; ``known``: series already summed, by
-    run (not summed again). Returns the plotted frames, the most
+    run (not summed again; taken out once drawn). Returns the plotted frames, the most
     runs a group held, the time unit scale and the bin width (s; None when exact).
     """
     most_runs, drawn = 0, []
@@ -718,13 +780,15 @@ def _fleet_total(hosts: pd.DataFrame, column: str, by: str | None, t_end: TEnd, 
             continue
         most_runs = max(most_runs, n_runs)
         end = _t_end(rows_of_run, t_end, run)
-        t, v = (known or {}).get(run) or _series(rows_of_run, ("host",), column)
+        t, v = (known or {}).pop(run, None) or _series(rows_of_run, ("host",), column)
         if np.isnan(v).any():  # e.g. hosts without a power model record NaN
             ax.plot([], [], color=style.color, label=f"{label + ': ' if label else ''}"
                                                    f"{column} not recorded for every host")
             continue
         moved = np.append(True, v[1:] != v[:-1])  # other columns' changes move nothing here
-        drawn.append((label, style, t[moved], v[moved], end))
+        if not moved.all():
+            t, v = t[moved], v[moved]
+        drawn.append((label, style, t, v, end))
     longest = max((d[4] for d in drawn), default=1.0)
     scale, _ = _time_unit(longest)
     binned = any(d[2].size > MAX_STEPS for d in drawn)
@@ -808,10 +872,13 @@ def power_over_time(hosts: pd.DataFrame, *, by: str | None = "mode", t_end: TEnd
     energy, known = {}, {}
     for label, group, _ in grouped(hosts, by):
         per_run = []
+        drawn_run = first_run(group)[0]
         for run, rows_of_run in _runs(group):
             end = _t_end(rows_of_run, t_end, run)
             begin = 0.0 if t_start is None else _t_end(rows_of_run, t_start, run)
-            t, v = known[run] = _series(rows_of_run, ("host",), "power_w")
+            t, v = _series(rows_of_run, ("host",), "power_w")
+            if run == drawn_run:  # summed once, for its energy and its line
+                known[run] = (t, v)
             if t.size and t[0] < end and not np.isnan(v).any():
                 per_run.append(timeweighted.integral(t, v, end, max(begin, float(t[0]))))
         energy[label] = (float(np.mean(per_run)) / J_PER_KWH if per_run else math.nan,

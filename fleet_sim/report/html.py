@@ -255,23 +255,30 @@ def _workload_figure(ctx: _Context) -> None:
     names = ws["workload"].unique()
     members = {a: sorted({str(w) for w in names if answer.app_workload(w) == a},
                          key=fg.natural_key) for a in apps}
-    columns = list(TABLES["workloads"].names)
+    columns = ["t", "workload", "host", "instance", "demand_cores", *fg.CPU_PARTS]
 
     def paint(fig: Figure) -> None:
         grid = fig.subplots(len(groups_), len(apps), squeeze=False, sharex=True)
         for i, (label, run) in enumerate(groups_):
             for j, app in enumerate(apps):
                 ax = grid[i][j]
-                # one app of one run at a time: a long table never whole in memory
-                rows = ctx.long("workloads", columns, runs=[run],
-                                where={"workload": members[app]})
-                if rows is None:
+                where = {"workload": members[app]}
+                end = ctx.end_of(run)
+                # one app of one run at a time, folded a chunk at a time: a long table
+                # is never whole in memory (without the run's end: read whole)
+                rows = (ctx.results.chunks("workloads", columns, run, where)
+                        if end is not None else ctx.long("workloads", columns, runs=[run],
+                                                         where=where))
+                role = "victim" if app in victims else "neighbour"
+                try:
+                    if rows is None:
+                        raise fg.NoRows(app)
+                    fg.workload_cpu(rows, members[app], t_end=end,
+                                    t_start=ctx.start_of(run), mode=label, ax=ax,
+                                    title=f"{app} ({role}) — {label}")
+                except fg.NoRows:  # the app has no rows in this run
                     ax.set_axis_off()
                     continue
-                role = "victim" if app in victims else "neighbour"
-                fg.workload_cpu(rows, members[app], t_end=ctx.end_of(run),
-                                t_start=ctx.start_of(run), mode=label, ax=ax,
-                                title=f"{app} ({role}) — {label}")
                 ax.tick_params(labelbottom=True)
                 del rows  # before the next app's rows are read
                 if j:
@@ -299,6 +306,7 @@ def _figures(ctx: _Context) -> None:
                  "pooling every run of a group; the legend's p50 and p99 are of the pooled "
                  "jobs (the tables give the mean over runs of each run's percentile).",
                  lambda fig: fg.response_time_cdf(jobs, by=GROUP, ax=fig.add_subplot()))
+    del jobs  # a long table: not held while the next ones are read
     _workload_figure(ctx)
     ws = t.get("workload_summary")
     if ws is not None and (ws["demand_core_s"] > 0).any():

@@ -20,13 +20,14 @@ import os
 import shutil
 import socket
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fleet_sim.errors import FleetSimError
@@ -36,6 +37,8 @@ from fleet_sim.results.tables import empty, replication_summary
 MANIFEST = "manifest.json"
 TMP_PREFIX = ".tmp-"
 OK, FAILED = "ok", "failed"
+#: rows of a long table handed out at a time by :meth:`Results.chunks` (at most)
+CHUNK_ROWS = 1_000_000
 
 
 # ---------------------------------------------------------------- writing
@@ -226,6 +229,15 @@ def _concat_categoricals(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def _check_columns(name: str, columns: Iterable[str]) -> None:
+    if name not in TABLES:
+        raise KeyError(f"no table {name!r} (allowed: {', '.join(TABLES)})")
+    unknown = [c for c in columns if c not in TABLES[name].names]
+    if unknown:
+        raise KeyError(f"table {name!r} has no column {unknown} "
+                       f"(allowed: {', '.join(TABLES[name].names)})")
+
+
 def _cell(value: Any) -> Any:
     """A config value as a table cell: lists and tables as compact JSON text."""
     if isinstance(value, tuple | list | dict):
@@ -248,10 +260,12 @@ class Results:
 
     def __init__(self, manifests: list[dict[str, Any]],
                  read_table: Callable[..., pd.DataFrame | None],
+                 read_chunks: Callable[..., Iterator[pd.DataFrame]],
                  out_dir: Path | None = None):
         self.manifests = manifests
         self.out_dir = out_dir
         self._read_table = read_table
+        self._read_chunks = read_chunks
         self._cache: dict[str, pd.DataFrame] = {}
         self.info: dict[str, Any] = {}
         """How the results were made, e.g. a sweep's planned/skipped/ran/failed."""
@@ -277,12 +291,21 @@ class Results:
             if name not in self._cache:
                 self._cache[name] = self._read(name, None, None)
             return self._cache[name]
-        unknown = [c for c in [*(columns or []), *(where or {})] if c not in TABLES[name].names]
-        if unknown:
-            raise KeyError(f"table {name!r} has no column {unknown} "
-                           f"(allowed: {', '.join(TABLES[name].names)})")
+        _check_columns(name, [*(columns or []), *(where or {})])
         return self._read(name, list(TABLES[name].names) if columns is None else list(columns),
                           None if runs is None else set(runs), where)
+
+    def chunks(self, name: str, columns: Sequence[str], run: str,
+               where: Mapping[str, Sequence[Any]] | None = None) -> Iterator[pd.DataFrame]:
+        """Only ``columns`` of table ``name`` of run ``run`` (and the rows ``where`` says,
+        as in :meth:`table`), in the stored order, as frames of at most
+        :data:`CHUNK_ROWS` rows read one at a time: a table far larger than memory can be
+        folded (text as categoricals; no run columns)."""
+        manifest = next((m for m in self.manifests if m["run_id"] == run), None)
+        if manifest is None or manifest.get("status") != OK:
+            raise KeyError(f"no successful run {run!r}")
+        _check_columns(name, [*columns, *(where or {})])
+        return self._read_chunks(manifest, name, list(columns), where)
 
     def _read(self, name: str, columns: list[str] | None, runs: set[str] | None,
               where: Mapping[str, Sequence[Any]] | None = None) -> pd.DataFrame:
@@ -385,6 +408,41 @@ def read_parquet(file: Path, columns: list[str] | None = None,
     return frame.assign(**{c: np.nan for c in columns if c not in present})[columns]
 
 
+def read_parquet_chunks(file: Path, columns: list[str],
+                        where: Mapping[str, Sequence[Any]] | None = None,
+                        rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """As :func:`read_parquet` with ``columns``, a row group at a time (cut into frames
+    of at most ``rows``, default :data:`CHUNK_ROWS`), in the file's order: what is held
+    is one row group."""
+    rows = CHUNK_ROWS if rows is None else rows
+    schema = pq.read_schema(file)
+    present = [c for c in columns if c in schema.names]
+    text = [c for c in present if pa.types.is_string(schema.field(c).type)
+            or pa.types.is_large_string(schema.field(c).type)]
+    wanted = {c: pa.array([str(x) for x in v]) for c, v in (where or {}).items()}
+    parquet = pq.ParquetFile(file, read_dictionary=text)
+    for group in range(parquet.num_row_groups):
+        part = parquet.read_row_group(group, columns=sorted({*present, *wanted}))
+        for column, values in wanted.items():
+            part = part.filter(_is_in(part[column], values))
+        for a in range(0, part.num_rows, rows):
+            frame = part.slice(a, rows).select(present).to_pandas()
+            if len(present) < len(columns):
+                frame = frame.assign(**{c: np.nan for c in columns if c not in present})
+            yield frame[columns]
+        del part
+        pa.default_memory_pool().release_unused()
+
+
+def _is_in(column: pa.ChunkedArray, values: pa.Array) -> pa.ChunkedArray:
+    """Which rows of ``column`` hold one of ``values``; for a dictionary-encoded column
+    decided once per distinct value."""
+    if not pa.types.is_dictionary(column.type):
+        return pc.is_in(column, value_set=values)
+    return pa.chunked_array([pc.take(pc.is_in(c.dictionary, value_set=values), c.indices)
+                             for c in column.chunks], pa.bool_())
+
+
 def in_memory(manifest: dict[str, Any], tables: Mapping[str, pd.DataFrame | Path]) -> Results:
     """Results of one run held in memory (not read from a store)."""
 
@@ -400,8 +458,17 @@ def in_memory(manifest: dict[str, Any], tables: Mapping[str, pd.DataFrame | Path
         return table[columns].astype({c: "category" for c in columns
                                       if TABLES[name].dtypes()[c] == STR})
 
+    def chunks(m: dict[str, Any], name: str, columns: list[str],
+               where: Mapping[str, Sequence[Any]] | None = None) -> Iterator[pd.DataFrame]:
+        table = tables.get(name)
+        if isinstance(table, Path):
+            return read_parquet_chunks(table, columns, where)
+        frame = read(m, name, columns, where)
+        return iter(()) if frame is None else (
+            frame.iloc[a:a + CHUNK_ROWS] for a in range(0, len(frame), CHUNK_ROWS))
+
     path = manifest.get("path")
-    return Results([manifest], read, Path(path) if path else None)
+    return Results([manifest], read, chunks, Path(path) if path else None)
 
 
 def load(path: str | os.PathLike[str], run_ids: Iterable[str] | None = None) -> Results:
@@ -432,4 +499,9 @@ def load(path: str | os.PathLike[str], run_ids: Iterable[str] | None = None) -> 
         file = Path(m["path"]) / f"{name}.parquet"
         return read_parquet(file, columns, where) if file.is_file() else None
 
-    return Results(manifests, read, root)
+    def chunks(m: dict[str, Any], name: str, columns: list[str],
+               where: Mapping[str, Sequence[Any]] | None = None) -> Iterator[pd.DataFrame]:
+        file = Path(m["path"]) / f"{name}.parquet"
+        return read_parquet_chunks(file, columns, where) if file.is_file() else iter(())
+
+    return Results(manifests, read, chunks, root)

@@ -10,12 +10,15 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from fleet_sim.numerics.timeweighted import (
+    HeldValues,
+    StreamedBins,
     bin_means,
     duration_above,
     integral,
     mean,
     mean_ci,
     percentile,
+    weighted_percentile,
 )
 
 PROPS = settings(max_examples=100, deadline=None)
@@ -355,3 +358,82 @@ def test_integral_of_a_long_series_a_block_at_a_time_is_the_same(points, block, 
     finally:
         tw.BIN_BLOCK_POINTS = old
     assert blocks == pytest.approx(whole, rel=1e-12, abs=1e-12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 80), st.floats(0, 5), st.floats(0, 3)), min_size=1,
+                max_size=60),
+       st.integers(2, 30), st.lists(st.integers(0, 60), max_size=6), st.integers(0, 40))
+def test_bins_streamed_block_by_block_are_the_bin_means_of_the_whole(points, bins, splits,
+                                                                       start):
+    points.sort(key=lambda p: p[0])
+    t = np.array([p[0] / 8 for p in points])
+    v = np.array([[p[1], p[2]] for p in points])
+    edges = np.linspace(start / 8, 11.0, bins + 1)
+    streamed = StreamedBins(edges, columns=2)
+    cuts = sorted({min(s, t.size) for s in splits})
+    for a, b in zip([0, *cuts], [*cuts, t.size], strict=True):
+        streamed.add(t[a:b], v[a:b])  # empty blocks too
+    means, integrals = streamed.finish()
+    for j in range(2):
+        np.testing.assert_allclose(means[:, j], bin_means(t, v[:, j], edges), rtol=1e-12,
+                                   atol=1e-12)
+        if t[0] <= edges[0]:  # the window is covered from its start: the whole integral
+            assert integrals[j] == pytest.approx(integral(t, v[:, j], edges[-1], edges[0]),
+                                                 rel=1e-12, abs=1e-12)
+        else:
+            assert integrals[j] == pytest.approx(integral(t, v[:, j], edges[-1]),
+                                                 rel=1e-12, abs=1e-12)
+
+
+def test_streamed_bins_hand_case_and_order():
+    # 0 on [0, 1), 4 on [1, 3), 1 from 3 on (a tie at 3: last wins), in three blocks
+    streamed = StreamedBins([0.0, 2.0, 4.0])
+    streamed.add([0.0, 1.0], [0.0, 4.0])
+    streamed.add([3.0], [9.0])
+    streamed.add([3.0], [1.0])
+    means, integrals = streamed.finish()
+    assert means[:, 0].tolist() == [2.0, 2.5] and integrals.tolist() == [9.0]
+    late = StreamedBins([0.0, 1.0])
+    late.add([0.5], [1.0])
+    with pytest.raises(ValueError, match="time order"):
+        late.add([0.25], [1.0])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 60), st.integers(0, 4)),
+                min_size=1, max_size=50),
+       st.lists(st.integers(0, 50), max_size=5), st.integers(0, 30), st.integers(0, 30))
+def test_held_values_are_each_keys_pieces_summed_by_value(rows, splits, a, b):
+    rows.sort(key=lambda r: r[1])  # time order; each key's rows in order
+    keys = np.array([r[0] for r in rows])
+    t = np.array([r[1] / 4 for r in rows])
+    v = np.array([r[2] / 2 for r in rows])
+    start, end = min(a, b) / 2, max(a, b) / 2 + 1
+    held = HeldValues(4, start, end)
+    cuts = sorted({min(x, t.size) for x in splits})
+    for lo, hi in zip([0, *cuts], [*cuts, t.size], strict=True):
+        held.add(keys[lo:hi], t[lo:hi], v[lo:hi])
+    values, durations = held.finish()
+    expected: dict[float, float] = {}
+    for k in range(4):
+        mine = keys == k
+        if not mine.any() or max(start, t[mine][0]) >= end:
+            continue
+        tk, vk = t[mine], v[mine]
+        bounds = np.append(tk[1:], end)
+        for lo_t, hi_t, val in zip(tk, bounds, vk, strict=True):
+            d = min(max(hi_t, start), end) - min(max(lo_t, start), end)
+            if d > 0:
+                expected[float(val)] = expected.get(float(val), 0.0) + d
+    assert dict(zip(values.tolist(), durations.tolist(), strict=True)) == pytest.approx(expected)
+    if expected:
+        assert weighted_percentile(values, durations, 0.5) == weighted_percentile(
+            list(expected), list(expected.values()), 0.5)
+
+
+def test_weighted_percentile_is_percentile_of_the_pieces():
+    # T, V over [0, 4]: 5 for 1 s, 1 for 2 s, 2 for 1 s
+    for q in (0.0, 0.25, 0.5, 0.75, 0.9, 1.0):
+        assert weighted_percentile([5.0, 1.0, 2.0], [1.0, 2.0, 1.0], q) == percentile(T, V, q,
+                                                                                       END)

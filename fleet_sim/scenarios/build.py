@@ -75,6 +75,9 @@ from fleet_sim.scenarios.traces import bundled_planetlab, read_planetlab
 STEPS = 100
 #: rows the recorder holds before a step hands them over to the tables (about 60 MB)
 CHUNK_ROWS = 250_000
+#: the longest stretch of simulated time (s) between two checks of what the recorder
+#: holds: what a long run holds is what its fleet records in this long, not in 1 % of it
+CHECK_S = 60.0
 
 
 class FleetRun:
@@ -112,21 +115,27 @@ class FleetRun:
 
     def run(self, on_step: Callable[[float], None] | None = None) -> None:
         """Simulate until ``run.duration_s``, calling ``on_step(t)`` after each of
-        :data:`STEPS` equal steps. Each step also brings every host up to ``t``;
-        hosts are lazy (see ``model.scheduler``), so this changes no result."""
+        :data:`STEPS` equal steps, each cut into parts of at most :data:`CHECK_S`.
+        Each part also brings every host up to its end and hands what was recorded
+        over to the tables once that is :data:`CHUNK_ROWS` rows; hosts are lazy (see
+        ``model.scheduler``), so this changes no result."""
         if self.deployment is None:
             self.start()
         end = self.config.run.duration_s
         hosts = self.hosts if self.config.apps else []  # a [traces] run: nothing on them
         with long_run():
             for k in range(1, STEPS + 1):
-                t = end * k / STEPS
-                self.env.run(until=t)
-                for host in hosts:
-                    host.finalize(t)
-                self._hand_over(t)
+                t_step = end * k / STEPS
+                parts = max(1, math.ceil((t_step - self.env.now) / CHECK_S - 1e-9))
+                start = self.env.now
+                for j in range(1, parts + 1):
+                    t = t_step if j == parts else start + (t_step - start) * j / parts
+                    self.env.run(until=t)
+                    for host in hosts:
+                        host.finalize(t)
+                    self._hand_over(t)
                 if on_step is not None:
-                    on_step(t)
+                    on_step(t_step)
 
     def _hand_over(self, before_t: float) -> None:
         """Move the rows recorded before ``before_t`` from the recorder into the tables,

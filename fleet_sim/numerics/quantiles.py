@@ -104,7 +104,7 @@ def quantiles(chunks: Chunks, qs: Sequence[float]) -> dict[int, list[float]]:
                 wanted.setdefault(i, []).append(int(np.searchsorted(cum[i], r, side="right")))
     keep = np.zeros(counts.size, dtype=bool)
     for i, bs in wanted.items():
-        keep[i * BINS + min(bs): i * BINS + max(bs) + 1] = True
+        keep[[i * BINS + b for b in bs]] = True  # only the buckets of the wanted ranks
     kept_values, kept_buckets = [], []
     for group, value in chunks():
         if len(value):
@@ -114,15 +114,22 @@ def quantiles(chunks: Chunks, qs: Sequence[float]) -> dict[int, list[float]]:
             kept_buckets.append(b[mask])
     values = np.concatenate(kept_values)
     where = np.concatenate(kept_buckets)
+    order = np.lexsort((values, where))  # by bucket, then by value
+    values, where = values[order], where[order]
+
+    def ranked(i: int, r: float) -> float:
+        """The value of rank ``r`` (0-based) of group row ``i``."""
+        b = int(np.searchsorted(cum[i], r, side="right"))
+        before = cum[i][b - 1] if b > 0 else 0.0
+        first = int(np.searchsorted(where, i * BINS + b, side="left"))
+        return float(values[first + int(r - before)])
+
     out: dict[int, list[float]] = {}
     for i, g in enumerate(buckets.groups):
-        first = min(wanted[i])
-        mine = np.sort(values[(where >= i * BINS + first) & (where <= i * BINS + max(wanted[i]))])
-        before = cum[i][first - 1] if first > 0 else 0.0
         res = []
         for k, k1, frac in plans[g]:
-            a, b = mine[int(k - before)], mine[int(k1 - before)]
-            res.append(float(np.quantile(np.array([a, b]), frac)) if frac else float(a))
+            a, b = ranked(i, k), ranked(i, k1)
+            res.append(float(np.quantile(np.array([a, b]), frac)) if frac else a)
         out[g] = res
     return out
 

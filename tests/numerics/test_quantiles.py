@@ -61,3 +61,20 @@ def test_positive_heavy_tailed_data_uses_log_buckets_and_stays_exact(values, siz
     x = np.array(values)
     got = qmod.quantiles(_chunked((np.zeros(x.size, dtype=np.int64), x), size), QS)[0]
     assert got == pytest.approx([float(np.quantile(x, q)) for q in QS], rel=1e-12, abs=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 40), min_size=1, max_size=200), st.integers(1, 3),
+       st.integers(1, 30), st.integers(1, 5))
+def test_quantiles_stay_exact_when_buckets_hold_many_values(values, groups, size, bins):
+    # few buckets: ranks k and k + 1 share one or sit in two, with ties
+    x = np.array(values, dtype=float)
+    g = np.arange(x.size) % groups
+    old, qmod.BINS = qmod.BINS, bins
+    try:
+        got = qmod.quantiles(_chunked((g, x), size), QS)
+    finally:
+        qmod.BINS = old
+    for k in np.unique(g):
+        assert got[int(k)] == pytest.approx([float(np.quantile(x[g == k], q)) for q in QS],
+                                            rel=1e-12, abs=0)

@@ -15,6 +15,7 @@ Student-t confidence interval (quantiles from ``scipy.stats.t``).
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import numpy as np
@@ -140,12 +141,11 @@ def weighted_percentile(values: ArrayLike, weights: ArrayLike,
     return float(out) if out.ndim == 0 else out
 
 
-class HeldValues:
-    """How long each value was held, summed over the ``keys`` series of a table of
-    change points that arrives in time-ordered chunks (rows of each key in time order),
-    each series from its first change point and within ``[t_start, t_end]``: the
-    time-weighted distribution of all key-seconds together, holding only each key's
-    last point and one duration per distinct value."""
+class _KeyedPieces(ABC):
+    """The pieces of ``keys`` series of change points that arrive in time-ordered
+    chunks (rows of each key in time order): each series from its first change point
+    on, its last value holding until ``t_end``, cut to ``[t_start, t_end]``, handed to
+    ``_fold`` a chunk at a time, holding only each key's last point."""
 
     def __init__(self, keys: int, t_start: float, t_end: float):
         if not t_end >= t_start:
@@ -153,41 +153,131 @@ class HeldValues:
         self.t_start, self.t_end = float(t_start), float(t_end)
         self._t = np.full(keys, np.nan)  # each key's last change point, held back
         self._v = np.zeros(keys)
-        self.values = np.zeros(0)
-        self.durations = np.zeros(0)
 
     def add(self, key: ArrayLike, t: ArrayLike, v: ArrayLike) -> None:
-        """The next rows: each one's key (0 … keys − 1), time (s) and value."""
+        """The next rows: each one's key (0 … keys − 1; as 16-bit integers they are
+        grouped by a radix sort), time (s) and value."""
         ks, ts, vs = (np.asarray(a) for a in (key, t, v))
         if not ts.size:
             return
         order = np.argsort(ks, kind="stable")
-        ks, ts, vs = ks[order], ts[order].astype(float), vs[order].astype(float)
+        ks, ts, vs = ks[order], np.asarray(ts[order], float), np.asarray(vs[order], float)
         same = ks[1:] == ks[:-1]  # row i is followed by a row of its key
         first = np.flatnonzero(np.r_[True, ~same])
         last = np.flatnonzero(np.r_[~same, True])
-        carried = ~np.isnan(self._t[ks[first]])  # the piece from a key's held point
-        lo = np.r_[ts[:-1][same], self._t[ks[first]][carried]]
-        hi = np.r_[ts[1:][same], ts[first][carried]]
-        held = np.r_[vs[:-1][same], self._v[ks[first]][carried]]
+        carried = first[~np.isnan(self._t[ks[first]])]  # a key's piece from its held point
+        lo = np.r_[ts[:-1][same], self._t[ks[carried]]]
+        hi = np.r_[ts[1:][same], ts[carried]]
+        held = np.r_[vs[:-1][same], self._v[ks[carried]]]
+        of = np.r_[ks[:-1][same], ks[carried]]
         self._t[ks[last]], self._v[ks[last]] = ts[last], vs[last]
-        self._fold(lo, hi, held)
+        self._cut(lo, hi, held, of)
 
-    def _fold(self, lo: np.ndarray, hi: np.ndarray, vals: np.ndarray) -> None:
-        dur = np.clip(hi, self.t_start, self.t_end) - np.clip(lo, self.t_start, self.t_end)
-        keep = dur > 0
-        values, at = np.unique(np.r_[self.values, vals[keep]], return_inverse=True)
-        self.durations = np.bincount(at, np.r_[self.durations, dur[keep]], values.size)
-        self.values = values
+    def _close(self) -> None:
+        """Hold each key's last value until ``t_end``."""
+        has = np.flatnonzero(~np.isnan(self._t))
+        self._cut(self._t[has], np.full(has.size, self.t_end), self._v[has], has)
+        self._t[has] = np.nan
+
+    def _cut(self, lo: np.ndarray, hi: np.ndarray, vals: np.ndarray, keys: np.ndarray) -> None:
+        lo, hi = np.clip(lo, self.t_start, self.t_end), np.clip(hi, self.t_start, self.t_end)
+        keep = hi > lo
+        if keep.any():
+            self._fold(lo[keep], hi[keep], vals[keep], keys[keep])
+
+    @abstractmethod
+    def _fold(self, lo: np.ndarray, hi: np.ndarray, vals: np.ndarray,
+              keys: np.ndarray) -> None:
+        """Add pieces ``[lo, hi)`` (s, within the window) holding ``vals``, of ``keys``."""
+
+
+class HeldValues(_KeyedPieces):
+    """How long each value was held, summed over the ``keys`` series of a table of
+    change points that arrives in time-ordered chunks (rows of each key in time order),
+    each series from its first change point and within ``[t_start, t_end]``: the
+    time-weighted distribution of all key-seconds together, holding only each key's
+    last point and one duration per distinct value."""
+
+    def __init__(self, keys: int, t_start: float, t_end: float):
+        super().__init__(keys, t_start, t_end)
+        self.values = np.zeros(0)
+        self.durations = np.zeros(0)
+
+    def _fold(self, lo: np.ndarray, hi: np.ndarray, vals: np.ndarray,
+              keys: np.ndarray) -> None:
+        dur = hi - lo
+        # few distinct values, many pieces: look each piece's value up, sort only new ones
+        at = np.searchsorted(self.values, vals)
+        known = at < self.values.size
+        known[known] = self.values[at[known]] == vals[known]
+        if not known.all():
+            values = np.union1d(self.values, vals[~known])
+            self.durations = np.bincount(np.searchsorted(values, self.values), self.durations,
+                                         values.size)
+            self.values = values
+            at = np.searchsorted(values, vals)
+        self.durations = self.durations + np.bincount(at, dur, self.values.size)
 
     def finish(self) -> tuple[np.ndarray, np.ndarray]:
         """Hold each key's last value until ``t_end``: the distinct values (sorted) and
         the time each was held (s, > 0)."""
-        has = ~np.isnan(self._t)
-        self._fold(self._t[has], np.full(int(has.sum()), self.t_end), self._v[has])
-        self._t[has] = np.nan
+        self._close()
         keep = self.durations > 0
         return self.values[keep], self.durations[keep]
+
+
+class KeyedBins(_KeyedPieces):
+    """The time-weighted mean of each of ``keys`` series over each bin ``[edges[k],
+    edges[k + 1]]`` (increasing, s), from a table of change points that arrives in
+    time-ordered chunks (rows of each key in time order): for every key what
+    :func:`bin_means` gives of its whole series, holding keys × bins numbers."""
+
+    def __init__(self, keys: int, edges: ArrayLike):
+        self.edges = np.asarray(edges, dtype=float)
+        if self.edges.ndim != 1 or self.edges.size < 2 or (np.diff(self.edges) <= 0).any():
+            raise ValueError("edges must be increasing, at least two")
+        super().__init__(keys, float(self.edges[0]), float(self.edges[-1]))
+        cells = keys * (self.edges.size - 1)
+        self.weight, self.total = np.zeros(cells), np.zeros(cells)
+        self.low, self.high = np.full(cells, np.inf), np.full(cells, -np.inf)
+
+    def _fold(self, lo: np.ndarray, hi: np.ndarray, vals: np.ndarray,
+              keys: np.ndarray) -> None:
+        e = self.edges
+        first = np.searchsorted(e, lo, side="right") - 1  # the bin each piece starts in
+        over = np.flatnonzero(hi > e[first + 1])  # pieces that end in a later bin
+        if over.size:  # one part per bin they cover
+            spans = np.searchsorted(e, hi[over], side="left") - first[over]
+            at = np.repeat(over, spans)
+            step = np.arange(at.size) - np.repeat(np.cumsum(spans) - spans, spans)
+            b = first[at] + step
+            one = np.ones(lo.size, dtype=bool)
+            one[over] = False
+            lo = np.r_[lo[one], np.maximum(lo[at], e[b])]
+            hi = np.r_[hi[one], np.minimum(hi[at], e[b + 1])]
+            vals, keys, first = np.r_[vals[one], vals[at]], np.r_[keys[one], keys[at]], np.r_[
+                first[one], b]
+        cell = keys * (e.size - 1) + first
+        dur = hi - lo
+        n = self.weight.size
+        self.weight += np.bincount(cell, dur, n)
+        self.total += np.bincount(cell, dur * vals, n)
+        order = np.argsort(cell.astype(np.int16 if n < 2 ** 15 else np.int64), kind="stable")
+        cell, vals = cell[order], vals[order]
+        starts = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
+        held = cell[starts]
+        self.low[held] = np.minimum(self.low[held], np.minimum.reduceat(vals, starts))
+        self.high[held] = np.maximum(self.high[held], np.maximum.reduceat(vals, starts))
+
+    def finish(self) -> np.ndarray:
+        """Hold each key's last value until the last edge: the means, keys × bins (NaN
+        for a bin before the key's first change point)."""
+        self._close()
+        out = np.full(self.weight.size, np.nan)
+        has = self.weight > 0
+        # the exact mean lies within the values held in its bin; clip away rounding
+        out[has] = np.clip(self.total[has] / self.weight[has], self.low[has], self.high[has])
+        return out.reshape(-1, self.edges.size - 1)
 
 
 def bin_means(t: ArrayLike, v: ArrayLike, edges: ArrayLike) -> np.ndarray:

@@ -27,7 +27,6 @@ change point in the table is taken as the end.
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -379,22 +378,26 @@ def _legend_below(ax: Axes) -> None:
 
 
 # ---------------------------------------------------------------- host × time heatmap
-def _per_key(frame: pd.DataFrame, key: str,
-             columns: Sequence[str]) -> list[tuple[Any, dict[str, np.ndarray]]]:
-    """Each value of ``key`` with its rows' ``columns`` as arrays sorted by ``t``
-    (stable): one sort of the key's codes instead of a groupby, which copies every
-    column (a stored table is in time order already: then a stable sort by key)."""
+def _keyed(frame: pd.DataFrame, key: str,
+           column: str) -> tuple[np.ndarray, pd.Index, np.ndarray, np.ndarray]:
+    """``frame``'s ``key`` as 16-bit codes (see ``small_codes``), its values, and the
+    times and ``column`` values, the rows sorted by t (stable; a stored table is so
+    already)."""
     codes, names = pd.factorize(frame[key], sort=False)
     codes = small_codes(codes)
     t = frame["t"].to_numpy(float)
+    v = frame[column].to_numpy(float)
     if t.size and not bool(np.all(t[1:] >= t[:-1])):
-        order = np.lexsort((t, codes))
-    else:
-        order = np.argsort(codes, kind="stable")
-    arrays = {c: frame[c].to_numpy(float)[order] for c in columns}
-    edges = np.concatenate([[0], np.flatnonzero(np.diff(codes[order])) + 1, [order.size]])
-    return [(names[codes[order[a]]], {c: v[a:b] for c, v in arrays.items()})
-            for a, b in itertools.pairwise(edges.tolist()) if b > a]
+        order = np.argsort(t, kind="stable")
+        codes, t, v = codes[order], t[order], v[order]
+    return codes, names, t, v
+
+
+def _fold_slices(fold: timeweighted.HeldValues | timeweighted.KeyedBins, codes: np.ndarray,
+                 t: np.ndarray, v: np.ndarray) -> None:
+    """Feed ``fold`` SUM_SLICE_ROWS rows at a time: what it holds besides is one slice."""
+    for a in range(0, t.size, SUM_SLICE_ROWS):
+        fold.add(codes[a:a + SUM_SLICE_ROWS], t[a:a + SUM_SLICE_ROWS], v[a:a + SUM_SLICE_ROWS])
 
 
 @_styled
@@ -412,11 +415,13 @@ def utilization_heatmap(hosts: pd.DataFrame, *, t_end: float | None = None, bins
     end = _t_end(hosts, t_end)
     if not end > 0:
         raise ValueError(f"t_end must be > 0, got {end!r}")
-    names = sorted(hosts["host"].unique(), key=natural_key)
     edges = np.linspace(0.0, end, bins + 1)
-    by_host = dict(_per_key(hosts, "host", ("t", "cpu_utilization")))
-    z = np.vstack([timeweighted.bin_means(by_host[h]["t"], by_host[h]["cpu_utilization"],
-                                          edges) for h in names])
+    codes, hosts_seen, t, v = _keyed(hosts, "host", "cpu_utilization")
+    cells = timeweighted.KeyedBins(len(hosts_seen), edges)
+    _fold_slices(cells, codes, t, v)
+    rank = sorted(range(len(hosts_seen)), key=lambda i: natural_key(hosts_seen[i]))
+    z = cells.finish()[rank]
+    names = [hosts_seen[i] for i in rank]
     scale, unit = _time_unit(end)
     ax = _new_axes(ax, (9.0, min(9.0, 2.2 + 0.16 * len(names))))
     cmap = mpl.colormaps[HEATMAP_CMAP].with_extremes(bad="white")
@@ -447,17 +452,11 @@ def utilization_heatmap(hosts: pd.DataFrame, *, t_end: float | None = None, bins
 def _held_utilization(rows: pd.DataFrame, begin: float,
                       end: float) -> tuple[np.ndarray, np.ndarray, int]:
     """The host-seconds of one run at each utilization value in [``begin``, ``end``]
-    (each host from its first record), folded SUM_SLICE_ROWS rows at a time: the
-    values, their durations (s) and the number of hosts."""
-    codes, names = pd.factorize(rows["host"], sort=False)
-    t = rows["t"].to_numpy(float)
-    v = rows["cpu_utilization"].to_numpy(float)
-    if t.size and not bool(np.all(t[1:] >= t[:-1])):
-        order = np.argsort(t, kind="stable")
-        codes, t, v = codes[order], t[order], v[order]
+    (each host from its first record): the values, their durations (s) and the number
+    of hosts."""
+    codes, names, t, v = _keyed(rows, "host", "cpu_utilization")
     held = timeweighted.HeldValues(len(names), begin, end)
-    for a in range(0, t.size, SUM_SLICE_ROWS):
-        held.add(codes[a:a + SUM_SLICE_ROWS], t[a:a + SUM_SLICE_ROWS], v[a:a + SUM_SLICE_ROWS])
+    _fold_slices(held, codes, t, v)
     return (*held.finish(), len(names))
 
 

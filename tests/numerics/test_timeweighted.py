@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from fleet_sim.numerics.timeweighted import (
     HeldValues,
+    KeyedBins,
     StreamedBins,
     bin_means,
     duration_above,
@@ -437,3 +438,27 @@ def test_weighted_percentile_is_percentile_of_the_pieces():
     for q in (0.0, 0.25, 0.5, 0.75, 0.9, 1.0):
         assert weighted_percentile([5.0, 1.0, 2.0], [1.0, 2.0, 1.0], q) == percentile(T, V, q,
                                                                                        END)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 60), st.floats(0, 5)),
+                min_size=1, max_size=50),
+       st.lists(st.integers(0, 50), max_size=5), st.integers(1, 12))
+def test_keyed_bins_are_each_keys_bin_means(rows, splits, bins):
+    rows.sort(key=lambda r: r[1])  # time order; each key's rows in order
+    keys = np.array([r[0] for r in rows])
+    t = np.array([r[1] / 4 for r in rows])
+    v = np.array([r[2] for r in rows])
+    edges = np.linspace(0.0, 16.0, bins + 1)
+    cells = KeyedBins(4, edges)
+    cuts = sorted({min(x, t.size) for x in splits})
+    for lo, hi in zip([0, *cuts], [*cuts, t.size], strict=True):
+        cells.add(keys[lo:hi], t[lo:hi], v[lo:hi])
+    z = cells.finish()
+    for k in range(4):
+        mine = keys == k
+        if mine.any():
+            np.testing.assert_allclose(z[k], bin_means(t[mine], v[mine], edges), rtol=1e-12,
+                                       atol=1e-12)
+        else:
+            assert np.isnan(z[k]).all()

@@ -154,6 +154,8 @@ class _Context:
 
 # ---------------------------------------------------------------- reading
 #: tables that grow with the jobs or the run's length: read a few columns at a time
+#: the per-host heatmaps, drawn once their rows are read, shown at the end of the page
+HEATMAP = "utilization_heatmap"
 LONG_TABLES = frozenset({"jobs", "hosts", "workloads", "instances", "links"})
 
 
@@ -328,6 +330,10 @@ def _figures(ctx: _Context) -> None:
                  lambda fig: fg.utilization_distribution(hosts, by=GROUP, t_end=ctx.t_end,
                                                          t_start=ctx.t_start,
                                                          ax=fig.add_subplot()))
+        ok = None if ctx.results is None else ctx.results.runs["status"] == store.OK
+        if ok is not None and len(_first_runs(ctx.results, ctx.grouping)) == int(ok.sum()):
+            # every run is its group's first: the heatmap's rows are these (shown last)
+            _heatmap_figure(ctx, hosts)
     hosts = ctx.long("hosts", ["t", "host", "power_w"])
     if hosts is not None:
         ctx.draw("power_over_time", "Power and energy",
@@ -354,9 +360,10 @@ def _figures(ctx: _Context) -> None:
                      fig.subplots(1, panels, squeeze=False)[0])),
                  (4.2 * panels + 0.8, 4.2))
     _rollout_figure(ctx)
-    hosts = ctx.long("hosts", ["t", "host", "cpu_utilization"], first_runs=True)
-    if hosts is not None:
-        _heatmap_figure(ctx, hosts)
+    if not any(f.name == HEATMAP for f in ctx.made):
+        hosts = ctx.long("hosts", ["t", "host", "cpu_utilization"], first_runs=True)
+        if hosts is not None:
+            _heatmap_figure(ctx, hosts)
 
 
 def _rollout_figure(ctx: _Context) -> None:
@@ -396,7 +403,7 @@ def _heatmap_figure(ctx: _Context, hosts: pd.DataFrame) -> None:
             fg.utilization_heatmap(rows, t_end=ctx.end_of(run), ax=ax,
                                    title=f"CPU utilization per host — {label}")
 
-    ctx.draw("utilization_heatmap", "CPU utilization per host",
+    ctx.draw(HEATMAP, "CPU utilization per host",
              "One panel per group (its first run), over the whole run: each cell is the exact "
              "time-weighted mean CPU utilization of one host over one time bin.",
              paint, (9.0, len(groups_) * min(5.0, 1.6 + 0.16 * n_hosts) + 0.4))
@@ -505,6 +512,7 @@ def write_report(run_or_sweep_dir: str | os.PathLike[str],
     answer_figures = _answer_figures(ctx, headline)
     _figures(ctx)
     figures = [f for f in ctx.made if f not in answer_figures]
+    figures.sort(key=lambda f: f.name == HEATMAP)  # folded at the end of the page
     n = len(results.manifests)
     ok = int((results.runs["status"] == store.OK).sum())
     runs_note = int(headline["runs"].max()) if len(headline) else 0

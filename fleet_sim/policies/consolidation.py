@@ -163,6 +163,71 @@ def _load(capacity: HostCapacity, demand_mips: float, history_mips: np.ndarray,
                     migration_time_s(max_ram_mib, capacity.bandwidth_mb_s))
 
 
+@dataclass(frozen=True)
+class HostLoads:
+    """The :class:`HostLoad` of several hosts at once (index = row).
+
+    ``history`` is (hosts, ``HISTORY_LENGTH``), right-aligned: row ``k``'s history is
+    its newest ``samples[k]`` columns (what :func:`host_load` keeps after trimming).
+    """
+
+    utilization: np.ndarray
+    history: np.ndarray
+    samples: np.ndarray
+    migration_s: np.ndarray
+
+    def __len__(self) -> int:
+        return self.utilization.size
+
+    def load(self, k: int) -> HostLoad:
+        """Row ``k`` as a :class:`HostLoad`."""
+        n = int(self.samples[k])
+        return HostLoad(float(self.utilization[k]), self.history[k, HISTORY_LENGTH - n:],
+                        float(self.migration_s[k]))
+
+    def rows(self, mask: np.ndarray) -> HostLoads:
+        """The rows where ``mask`` holds."""
+        return HostLoads(self.utilization[mask], self.history[mask], self.samples[mask],
+                         self.migration_s[mask])
+
+
+def host_loads(demand_mips: np.ndarray, history_mips: np.ndarray, max_ram_mib: np.ndarray,
+               mips: np.ndarray, bandwidth_mb_s: np.ndarray) -> HostLoads:
+    """:class:`HostLoads` of hosts of ``mips`` and ``bandwidth_mb_s`` whose VMs add up to
+    ``demand_mips`` and ``history_mips`` (rows) with the largest RAM ``max_ram_mib``
+    (the same arithmetic as :func:`host_load`, row by row)."""
+    history = history_mips / mips[:, None]
+    nonzero = history != 0
+    samples = np.where(nonzero.any(axis=1), HISTORY_LENGTH - nonzero.argmax(axis=1), 0)
+    return HostLoads(demand_mips / mips, history, samples,
+                     max_ram_mib * _MB_PER_MIB / (bandwidth_mb_s / 2.0))
+
+
+BOUNDARY_RTOL = 1e-9
+"""Batch verdicts this close to a detector's boundary are taken again one host at a time,
+so that a batch's rounding never decides."""
+
+
+def overloaded_hosts(detector: OverloadDetector, loads: HostLoads) -> np.ndarray:
+    """The detector's verdict on every row of ``loads`` (booleans): its own
+    ``overloaded_all`` if it has one, else :meth:`~OverloadDetector.overloaded` per row."""
+    batch = getattr(detector, "overloaded_all", None)
+    if batch is not None:
+        return batch(loads)
+    return np.array([detector.overloaded(loads.load(k)) for k in range(len(loads))], bool)
+
+
+def _settle(detector: OverloadDetector, loads: HostLoads, verdict: np.ndarray,
+            value: np.ndarray, boundary: np.ndarray | float) -> np.ndarray:
+    """``verdict``, with the rows whose ``value`` is within :data:`BOUNDARY_RTOL` of
+    ``boundary`` decided again by ``detector.overloaded`` on that row alone."""
+    near = np.flatnonzero(np.abs(value - boundary) <= BOUNDARY_RTOL * np.maximum(
+        1.0, np.abs(boundary)))
+    for k in near.tolist():
+        verdict[k] = detector.overloaded(loads.load(k))
+    return verdict
+
+
 # --- overload detectors: overloaded(load) -> bool ------------------------------------------
 
 
@@ -180,6 +245,9 @@ class StaticThreshold:
 
     def overloaded(self, load: HostLoad) -> bool:
         return load.utilization > self.threshold
+
+    def overloaded_all(self, loads: HostLoads) -> np.ndarray:
+        return loads.utilization > self.threshold
 
 
 def iqr(data: np.ndarray) -> float:
@@ -211,10 +279,29 @@ class _AdaptiveThreshold(ABC):
     def spread(self, history: np.ndarray) -> float:
         """The history's spread (a fraction of the host's MIPS): IQR or MAD."""
 
+    def spread_all(self, history: np.ndarray) -> np.ndarray:
+        """:meth:`spread` of each row of ``history`` (rows of one length)."""
+        return np.array([self.spread(row) for row in history], float)
+
     def overloaded(self, load: HostLoad) -> bool:
         if load.history.size < ADAPTIVE_MIN_HISTORY:
             return self.fallback.overloaded(load)
         return load.utilization > 1.0 - self.safety * self.spread(load.history)
+
+    def overloaded_all(self, loads: HostLoads) -> np.ndarray:
+        """:meth:`overloaded` of every row, the spreads taken per history length."""
+        short = loads.samples < ADAPTIVE_MIN_HISTORY
+        verdict = np.zeros(len(loads), bool)
+        if short.any():
+            verdict[short] = overloaded_hosts(self.fallback, loads.rows(short))
+        limit = np.full(len(loads), np.nan)
+        for n in np.unique(loads.samples[~short]).tolist():
+            rows = np.flatnonzero(loads.samples == n)
+            limit[rows] = 1.0 - self.safety * self.spread_all(
+                loads.history[rows, HISTORY_LENGTH - n:])
+        long = ~short
+        verdict[long] = loads.utilization[long] > limit[long]
+        return _settle(self, loads, verdict, np.where(long, loads.utilization, np.inf), limit)
 
 
 @dataclass(frozen=True)
@@ -226,6 +313,11 @@ class InterQuartileRange(_AdaptiveThreshold):
     def spread(self, history: np.ndarray) -> float:
         return iqr(history)
 
+    def spread_all(self, history: np.ndarray) -> np.ndarray:
+        s = np.sort(history, axis=1)
+        n = s.shape[1]
+        return s[:, math.floor(0.75 * (n + 1) + 0.5) - 1] - s[:, math.floor(0.25 * (n + 1) + 0.5) - 1]
+
 
 @dataclass(frozen=True)
 class MedianAbsoluteDeviation(_AdaptiveThreshold):
@@ -235,6 +327,10 @@ class MedianAbsoluteDeviation(_AdaptiveThreshold):
 
     def spread(self, history: np.ndarray) -> float:
         return mad(history)
+
+    def spread_all(self, history: np.ndarray) -> np.ndarray:
+        centre = np.median(history, axis=1)
+        return np.median(np.abs(history - centre[:, None]), axis=1)
 
 
 def trend(history: np.ndarray) -> tuple[float, float]:
@@ -271,6 +367,23 @@ class LocalRegression:
         intercept, slope = trend(load.history[-REGRESSION_WINDOW:])
         ahead = REGRESSION_WINDOW + math.ceil(load.migration_s / self.interval_s)
         return self.safety * (intercept + slope * ahead) >= 1.0
+
+    def overloaded_all(self, loads: HostLoads) -> np.ndarray:
+        """:meth:`overloaded` of every row: the lines fitted at once, the rows near the
+        boundary fitted again one at a time."""
+        short = loads.samples < REGRESSION_WINDOW
+        verdict = np.zeros(len(loads), bool)
+        if short.any():
+            verdict[short] = overloaded_hosts(self.fallback, loads.rows(short))
+        y = loads.history[:, -REGRESSION_WINDOW:]
+        x = np.arange(1.0, REGRESSION_WINDOW + 1.0)
+        dx = x - x.mean()
+        ym = y.mean(axis=1)
+        slope = ((y - ym[:, None]) * dx).sum(axis=1) / float(np.dot(dx, dx))
+        ahead = REGRESSION_WINDOW + np.ceil(loads.migration_s / self.interval_s)
+        predicted = np.where(short, np.inf, self.safety * (ym - slope * x.mean() + slope * ahead))
+        verdict[~short] = predicted[~short] >= 1.0
+        return _settle(self, loads, verdict, predicted, 1.0)
 
 
 # --- VM selection: select(vms, rng) -> the VM to move, or None -----------------------------
@@ -338,12 +451,55 @@ class MaximumCorrelation:
         if m <= len(vms):
             return self.fallback.select(vms, rng)
         data = np.array([np.asarray(v.history, dtype=float)[-m:] for v in vms])
-        best, best_r2 = 0, 0.0
-        for i in range(len(vms)):
-            r2 = determination(data[i], np.delete(data, i, axis=0).T)
-            if r2 > best_r2:
-                best, best_r2 = i, r2
-        return vms[best]
+        return vms[_most_determined(data)]
+
+
+def _exact_determination(data: np.ndarray, i: int) -> float:
+    """:func:`determination` of row ``i`` of ``data`` on the other rows."""
+    return determination(data[i], np.delete(data, i, axis=0).T)
+
+
+_R2_TOL = 1e-7
+"""R² closer than this to the best (or to 0) are computed again by least squares."""
+_MAX_CONDITION = 1e6
+"""Correlation matrices worse conditioned than this take least squares for every row."""
+
+
+def _most_determined(data: np.ndarray) -> int:
+    """The row of ``data`` with the largest R² on the other rows (the first at a tie)
+    if that R² is > 0, else row 0: the choice of fitting each row by least squares
+    (:func:`determination`), made from the inverse correlation matrix,
+    R²ᵢ = 1 − 1 / (C⁻¹)ᵢᵢ, and settled by least squares where that could differ."""
+    k = data.shape[0]
+    r2 = np.full(k, np.nan)
+    varies = np.ptp(data, axis=1) > 0
+    exact = np.zeros(k, bool)
+    for i in np.flatnonzero(~varies).tolist():  # constant rows: least squares says
+        r2[i], exact[i] = _exact_determination(data, i), True
+    rows = np.flatnonzero(varies)
+    if rows.size:
+        z = data[rows] - data[rows].mean(axis=1, keepdims=True)
+        gram = z @ z.T
+        scale = 1.0 / np.sqrt(np.diag(gram))
+        corr = gram * scale[:, None] * scale[None, :]
+        if np.linalg.cond(corr) <= _MAX_CONDITION:
+            r2[rows] = 1.0 - 1.0 / np.diag(np.linalg.inv(corr))
+        else:
+            for i in rows.tolist():
+                r2[i], exact[i] = _exact_determination(data, i), True
+    valid = ~np.isnan(r2)
+    top = float(r2[valid].max()) if valid.any() else -math.inf
+    floor = max(top, _R2_TOL) - 2 * _R2_TOL
+    # the rows that could be the best (or > 0): by least squares unless there is one
+    candidates = np.flatnonzero(valid & (r2 >= floor))
+    if candidates.size > 1 or top <= _R2_TOL:
+        for i in candidates[~exact[candidates]].tolist():
+            r2[i] = _exact_determination(data, i)
+    best, best_r2 = 0, 0.0
+    for i in candidates.tolist():
+        if r2[i] > best_r2:
+            best, best_r2 = i, r2[i]
+    return best
 
 
 # --- the round -------------------------------------------------------------------------------
@@ -443,6 +599,15 @@ class _Round:
             cap, self.demand[i] + extra.demand_mips, self.history[i] + self.history_mips(extra),
             max(self.max_ram[i], extra.ram_mib)))
 
+    def loads(self, hosts: np.ndarray, extra: VmView | None = None) -> HostLoads:
+        """:meth:`overloaded`'s loads of ``hosts`` (indices) at once, each with ``extra``."""
+        demand, history, max_ram = self.demand[hosts], self.history[hosts], self.max_ram[hosts]
+        if extra is not None:
+            demand = demand + extra.demand_mips
+            history = history + self.history_mips(extra)
+            max_ram = np.maximum(max_ram, extra.ram_mib)
+        return host_loads(demand, history, max_ram, self.mips[hosts], self.bandwidth[hosts])
+
     def _free(self, i: int) -> None:
         self.free_mips[i] = self.mips[i] - self.demand[i]
         self.free_ram[i] = self.ram[i] - self.ram_used[i]
@@ -499,6 +664,21 @@ class _Round:
             c = candidates[sel]
             rise[sel] = curve.power_w_array((self.used[c] + vm.demand_mips) / self.mips[c]) \
                 - self.power_now[c]
+        order = candidates[np.argsort(rise, kind="stable")]
+        for chunk in (order[:_FIRST_TRIED], order[_FIRST_TRIED:]):  # most VMs take the first
+            ok = self.idle[chunk]
+            tested = chunk[~ok]
+            if tested.size:
+                ok[~ok] = ~overloaded_hosts(self.detector, self.loads(tested, vm))
+            if ok.any():
+                return int(chunk[ok.argmax()])
+        return None
+        rise = np.empty(candidates.size)
+        for curve, members in self.curves:
+            sel = members[candidates]
+            c = candidates[sel]
+            rise[sel] = curve.power_w_array((self.used[c] + vm.demand_mips) / self.mips[c]) \
+                - self.power_now[c]
         for i in candidates[np.argsort(rise, kind="stable")]:
             if self.idle[i] or not self.overloaded(int(i), vm):
                 return int(i)
@@ -511,6 +691,10 @@ class _Round:
         for idx, evaluate in self._power:
             out[idx] = evaluate(util[idx])
         return out
+
+
+_FIRST_TRIED = 8
+"""PABFD tests the detector on this many of the cheapest hosts first, then on the rest."""
 
 
 def _evaluator(curve: PowerCurve) -> Callable[[np.ndarray], np.ndarray]:
@@ -565,7 +749,8 @@ class Consolidation:
         """The round's migrations (see the module docstring). ``rng`` serves RS only."""
         state = _Round(hosts, self.detector)
         n = len(state.hosts)
-        overloaded = [i for i in range(n) if state.vms[i] and state.overloaded(i)]
+        held = np.array([i for i in range(n) if state.vms[i]], np.int64)
+        overloaded = held[overloaded_hosts(self.detector, state.loads(held))].tolist()
         picked: list[tuple[int, VmView]] = []
         for i in overloaded:
             while (vm := self.selection.select(

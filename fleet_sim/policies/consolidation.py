@@ -263,6 +263,14 @@ def mad(data: np.ndarray) -> float:
     return float(np.median(np.abs(data - np.median(data))))
 
 
+def _row_medians(data: np.ndarray) -> np.ndarray:
+    """``np.median`` of each row (the same arithmetic: the middle value, or the mean of
+    the middle two)."""
+    s = np.sort(data, axis=1)
+    half = s.shape[1] // 2
+    return s[:, half] if s.shape[1] % 2 else (s[:, half - 1] + s[:, half]) / 2.0
+
+
 @dataclass(frozen=True)
 class _AdaptiveThreshold(ABC):
     """Overloaded when utilization > 1 − ``safety`` × :meth:`spread` of the history,
@@ -329,8 +337,8 @@ class MedianAbsoluteDeviation(_AdaptiveThreshold):
         return mad(history)
 
     def spread_all(self, history: np.ndarray) -> np.ndarray:
-        centre = np.median(history, axis=1)
-        return np.median(np.abs(history - centre[:, None]), axis=1)
+        centre = _row_medians(history)
+        return _row_medians(np.abs(history - centre[:, None]))
 
 
 def trend(history: np.ndarray) -> tuple[float, float]:

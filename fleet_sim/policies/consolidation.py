@@ -324,7 +324,8 @@ class InterQuartileRange(_AdaptiveThreshold):
     def spread_all(self, history: np.ndarray) -> np.ndarray:
         s = np.sort(history, axis=1)
         n = s.shape[1]
-        return s[:, math.floor(0.75 * (n + 1) + 0.5) - 1] - s[:, math.floor(0.25 * (n + 1) + 0.5) - 1]
+        upper, lower = math.floor(0.75 * (n + 1) + 0.5) - 1, math.floor(0.25 * (n + 1) + 0.5) - 1
+        return s[:, upper] - s[:, lower]
 
 
 @dataclass(frozen=True)

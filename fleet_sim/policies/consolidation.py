@@ -534,6 +534,29 @@ class ConsolidationPlan:
     emptied: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class VmColumns:
+    """Figures of VMs as arrays, a row per VM (in the order of the hosts' VMs, host by
+    host): ``demand_mips``, ``ram_mib``, ``held_ram_mib``, ``bandwidth_mb_s`` of their
+    :class:`VmView` and ``history_mips``, (VMs, ``HISTORY_LENGTH``): each VM's newest
+    samples × its MIPS, right-aligned after zeros. A caller that holds them as arrays
+    hands them to :meth:`Consolidation.plan` beside the views (they must agree)."""
+
+    demand_mips: np.ndarray
+    ram_mib: np.ndarray
+    held_ram_mib: np.ndarray
+    bandwidth_mb_s: np.ndarray
+    history_mips: np.ndarray
+
+    @classmethod
+    def of(cls, vms: Sequence[VmView]) -> VmColumns:
+        """The columns of ``vms``."""
+        return cls(np.array([v.demand_mips for v in vms], float),
+                   np.array([v.ram_mib for v in vms], float),
+                   np.array([v.held_ram_mib for v in vms], float),
+                   np.array([v.bandwidth_mb_s for v in vms], float), _history_matrix(vms))
+
+
 class _Round:
     """The tentative state of one round: which VMs each host holds, with running sums.
 
@@ -543,7 +566,8 @@ class _Round:
     hosts (built at once from all VMs), so a round costs numpy operations, not loops.
     """
 
-    def __init__(self, hosts: Sequence[HostView], detector: OverloadDetector):
+    def __init__(self, hosts: Sequence[HostView], detector: OverloadDetector,
+                 columns: VmColumns | None = None):
         self.hosts = list(hosts)
         self.detector = detector
         n = len(self.hosts)
@@ -573,11 +597,13 @@ class _Round:
         everyone = [v for vms in self.vms for v in vms]
         owner = np.repeat(np.arange(n), [len(vms) for vms in self.vms])
         self._row = {id(v): k for k, v in enumerate(everyone)}
-        self._rows = _history_matrix(everyone)
-        demand = np.array([v.demand_mips for v in everyone], float)
-        ram = np.array([v.ram_mib for v in everyone], float)
-        held = np.array([v.held_ram_mib for v in everyone], float)
-        bw = np.array([v.bandwidth_mb_s for v in everyone], float)
+        if columns is None:
+            columns = VmColumns.of(everyone)
+        elif columns.demand_mips.size != len(everyone):
+            raise ValueError("columns must have a row per VM of the hosts, in their order")
+        self._rows = columns.history_mips
+        demand, ram = columns.demand_mips, columns.ram_mib
+        held, bw = columns.held_ram_mib, columns.bandwidth_mb_s
         self.demand = np.bincount(owner, demand, n)
         self.ram_used = np.bincount(owner, held, n)
         self.bandwidth_used = np.bincount(owner, bw, n)
@@ -754,9 +780,12 @@ class Consolidation:
             out.append(None if best is None else state.hosts[best].name)
         return tuple(out)
 
-    def plan(self, hosts: Sequence[HostView], rng: np.random.Generator) -> ConsolidationPlan:
-        """The round's migrations (see the module docstring). ``rng`` serves RS only."""
-        state = _Round(hosts, self.detector)
+    def plan(self, hosts: Sequence[HostView], rng: np.random.Generator,
+             columns: VmColumns | None = None) -> ConsolidationPlan:
+        """The round's migrations (see the module docstring). ``rng`` serves RS only;
+        ``columns``: the hosts' VMs as arrays, if the caller has them (else taken from
+        the views)."""
+        state = _Round(hosts, self.detector, columns)
         n = len(state.hosts)
         held = np.array([i for i in range(n) if state.vms[i]], np.int64)
         overloaded = held[overloaded_hosts(self.detector, state.loads(held))].tolist()

@@ -694,10 +694,10 @@ class _Round:
         if candidates.size == 0:
             return None
         rise = np.empty(candidates.size)
-        for curve, members in self.curves:
+        for (_, members), (_, evaluate) in zip(self.curves, self._power, strict=True):
             sel = members[candidates]
             c = candidates[sel]
-            rise[sel] = curve.power_w_array((self.used[c] + vm.demand_mips) / self.mips[c]) \
+            rise[sel] = evaluate((self.used[c] + vm.demand_mips) / self.mips[c]) \
                 - self.power_now[c]
         order = candidates[np.argsort(rise, kind="stable")]
         for chunk in (order[:_FIRST_TRIED], order[_FIRST_TRIED:]):  # most VMs take the first
@@ -708,17 +708,6 @@ class _Round:
             if ok.any():
                 return int(chunk[ok.argmax()])
         return None
-        rise = np.empty(candidates.size)
-        for curve, members in self.curves:
-            sel = members[candidates]
-            c = candidates[sel]
-            rise[sel] = curve.power_w_array((self.used[c] + vm.demand_mips) / self.mips[c]) \
-                - self.power_now[c]
-        for i in candidates[np.argsort(rise, kind="stable")]:
-            if self.idle[i] or not self.overloaded(int(i), vm):
-                return int(i)
-        return None
-
 
     def power_at(self, util: np.ndarray) -> np.ndarray:
         """Each host's power (W) at ``util`` (one utilization per host)."""

@@ -667,7 +667,8 @@ class _Round:
             self.ram_used[i] -= vm.held_ram_mib
             self.bandwidth_used[i] -= vm.bandwidth_mb_s
             self.history[i] -= self.history_mips(vm)
-            self.max_ram[i] = max(v.ram_mib for v in vms)
+            if vm.ram_mib >= self.max_ram[i]:  # else the largest is still there
+                self.max_ram[i] = max(v.ram_mib for v in vms)
         self._free(i)
 
     def best_host(self, vm: VmView, excluded: np.ndarray) -> int | None:
@@ -780,8 +781,9 @@ class Consolidation:
         overloaded = held[overloaded_hosts(self.detector, state.loads(held))].tolist()
         picked: list[tuple[int, VmView]] = []
         for i in overloaded:
-            while (vm := self.selection.select(
-                    [v for v in state.vms[i] if not v.in_migration], rng)) is not None:
+            movable = [v for v in state.vms[i] if not (v.migrating_out or v.migrating_in)]
+            while (vm := self.selection.select(list(movable), rng)) is not None:
+                movable.remove(vm)
                 state.remove(i, vm)
                 picked.append((i, vm))
                 if not state.overloaded(i):

@@ -103,6 +103,25 @@ class VmView:
         return self.migrating_out or self.migrating_in
 
 
+def vm_views(names: Sequence[str], mips: Sequence[float], demand_mips: Sequence[float],
+             ram_mib: Sequence[float], histories: Iterable[Sequence[float]],
+             vcpus: Sequence[int], reserved_ram_mib: float | None = None) -> list[VmView]:
+    """``VmView(name, mips, demand_mips, ram_mib, history, vcpus, reserved_ram_mib=…)``
+    of many VMs (a column each), built at once: each view's fields are set in one step
+    rather than one by one through the frozen dataclass (a round views every VM)."""
+    new, put = object.__new__, object.__setattr__
+    out = []
+    for name, m, d, r, h, c in zip(names, mips, demand_mips, ram_mib, histories, vcpus,
+                                   strict=True):
+        v = new(VmView)
+        put(v, "__dict__", {"name": name, "mips": m, "demand_mips": d, "ram_mib": r,
+                            "history": h, "vcpus": c, "bandwidth_mb_s": 0.0,
+                            "migrating_out": False, "migrating_in": False,
+                            "reserved_ram_mib": reserved_ram_mib})
+        out.append(v)
+    return out
+
+
 @dataclass(frozen=True)
 class HostView:
     """One host at the start of a round: ``capacity``, the ``vms`` on it (VMs

@@ -40,6 +40,7 @@ from fleet_sim.policies.consolidation import (
     VmColumns,
     VmView,
     first_fit,
+    vm_views,
 )
 from fleet_sim.policies.registry import consolidation_policy
 from fleet_sim.rng import Streams
@@ -86,8 +87,8 @@ class PolicyHooks:
         mips, ram, vcpus = s.vm_mips.tolist(), s.vm_ram_mib.tolist(), s.vm_vcpus.tolist()
         demand = mips if full else s.vm_demand_mips.tolist()
         held = None if full else self.held
-        return [VmView(name, mips[i], demand[i], ram[i], () if full else history[i],
-                       int(vcpus[i]), reserved_ram_mib=held) for i, name in enumerate(self.names)]
+        rows = [()] * len(mips) if full else list(history)
+        return vm_views(self.names, mips, demand, ram, rows, [int(c) for c in vcpus], held)
 
     def views(self, s: FleetState) -> list[HostView]:
         """The policy's view of every host now (its VMs in index order, those coming

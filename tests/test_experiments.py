@@ -297,12 +297,14 @@ def test_consolidation_runs_are_stored_as_they_finish_and_not_run_again(tmp_path
     key = module._overrides_key(CONSOLIDATION_SMALL)
     module.RunStore(store).add({"policy": "dvfs", "day": "20110306", "mode": "vm",
                                 **{f: 123.0 for f in module.FIGURES}, "wall_s": 0.0,
-                                "set": key})
+                                "cpu_s": 0.0, "set": key})
     # the stored row for 2011-03-06 is taken as it is: the median of 123 and the real run
     both = module.medians(["20110303", "20110306"], ["dvfs"], CONSOLIDATION_SMALL, store)
     energy = first.iloc[0]["energy_kwh"]
     assert both.iloc[0]["energy_kwh"] == (energy + 123.0) / 2
     assert len(store.read_text().splitlines()) == 3
+    with pytest.raises(ValueError, match="columns"):  # another layout: a clear error
+        module.RunStore(store).add({"policy": "dvfs", "day": "20110310", "set": key})
     # keyed by policy, day, mode and the overrides
     assert module.RunStore(store).rows.keys() == {("dvfs", "20110303", "vm", key),
                                                   ("dvfs", "20110306", "vm", key)}

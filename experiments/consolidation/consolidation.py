@@ -57,15 +57,16 @@ def policy_overrides(policy: str) -> dict[str, Any]:
 
 def point(policy: str, day: str, mode: str = "vm", extra: Mapping[str, Any] | None = None,
           seed: int | None = None) -> dict[str, Any]:
-    """One row: the summary figures of ``policy`` on ``day`` under ``mode``, and the wall time."""
+    """One row: the summary figures of ``policy`` on ``day`` under ``mode``, and the wall
+    and CPU time of the run (s)."""
     over = {**policy_overrides(policy), "traces.day": day, "hosting.mode": mode,
             **(extra or {})}
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     res = fs.run(SCENARIO, seed=seed, set=over, progress=False)
     row = res.summary.iloc[0]
     return {"policy": policy, "day": day, "mode": mode,
             **{f: float(row[f]) for f in FIGURES},
-            "wall_s": time.perf_counter() - started}
+            "wall_s": time.perf_counter() - started, "cpu_s": time.process_time() - cpu}
 
 
 class RunStore:
@@ -91,8 +92,15 @@ class RunStore:
         if self.path is None:
             return
         new = not self.path.exists()
+        columns = list(row)
+        if not new:
+            with self.path.open(newline="") as f:
+                columns = next(csv.reader(f))
+            if set(columns) != set(row):
+                raise ValueError(f"{self.path}: its columns {columns} are not a run's "
+                                 f"{list(row)}; move it away to start a new store")
         with self.path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, list(row))
+            writer = csv.DictWriter(f, columns)
             if new:
                 writer.writeheader()
             writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})

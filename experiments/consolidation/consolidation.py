@@ -88,17 +88,18 @@ class RunStore:
         return (str(row["policy"]), str(row["day"]), str(row["mode"]), str(row["set"]))
 
     def add(self, row: dict[str, Any]) -> None:
-        self.rows[self.key(row)] = row
-        if self.path is None:
-            return
-        new = not self.path.exists()
+        new = self.path is None or not self.path.exists()
         columns = list(row)
         if not new:
+            assert self.path is not None
             with self.path.open(newline="") as f:
                 columns = next(csv.reader(f))
             if set(columns) != set(row):
                 raise ValueError(f"{self.path}: its columns {columns} are not a run's "
                                  f"{list(row)}; move it away to start a new store")
+        self.rows[self.key(row)] = row
+        if self.path is None:
+            return
         with self.path.open("a", newline="") as f:
             writer = csv.DictWriter(f, columns)
             if new:

@@ -172,7 +172,7 @@ class _Series:
 
     columns: tuple[str, ...]
     chunks: list[tuple[np.ndarray, ...]] = field(default_factory=list)
-    rows: list[tuple[float, ...]] = field(default_factory=list)
+    rows: list[float] = field(default_factory=list)  #: the rows one after the other
     seq: int = 0
 
     def add(self, t: float, idx: np.ndarray, *values: np.ndarray) -> None:
@@ -182,14 +182,14 @@ class _Series:
             self.seq += 1
 
     def row(self, t: float, idx: int, values: tuple[float, ...]) -> None:
-        self.rows.append((float(self.seq), t, float(idx), *values))
+        self.rows.extend((float(self.seq), t, float(idx), *values))
         self.seq += 1
 
     def split(self, n: int) -> list[dict[str, np.ndarray]]:
         """Per entity (0 … n − 1): its change points, columns ``t`` and ``columns``."""
         parts = list(self.chunks)
         if self.rows:
-            parts.append(tuple(np.array(self.rows).T))
+            parts.append(tuple(np.array(self.rows).reshape(-1, 3 + len(self.columns)).T))
         cols = [np.concatenate(c) for c in zip(*parts, strict=True)]
         index = cols[2].astype(np.int64)
         order = np.lexsort((cols[0], index))

@@ -287,3 +287,24 @@ def test_consolidation_tables_at_a_tiny_size(tmp_path):
     assert modes["mode"].tolist() == ["vm", "container", "baremetal", "(dvfs, no moves)"]
     assert modes.set_index("mode").loc["baremetal", "migrations"] == 0
     assert module.figure(modes, tmp_path / "modes.png").stat().st_size > 0
+
+
+def test_consolidation_runs_are_stored_as_they_finish_and_not_run_again(tmp_path):
+    module = driver("consolidation")
+    store = tmp_path / "runs.csv"
+    first = module.medians(["20110303"], ["dvfs"], CONSOLIDATION_SMALL, store)
+    assert len(store.read_text().splitlines()) == 2  # header and the run
+    key = module._overrides_key(CONSOLIDATION_SMALL)
+    module.RunStore(store).add({"policy": "dvfs", "day": "20110306", "mode": "vm",
+                                **{f: 123.0 for f in module.FIGURES}, "wall_s": 0.0,
+                                "cpu_s": 0.0, "set": key})
+    # the stored row for 2011-03-06 is taken as it is: the median of 123 and the real run
+    both = module.medians(["20110303", "20110306"], ["dvfs"], CONSOLIDATION_SMALL, store)
+    energy = first.iloc[0]["energy_kwh"]
+    assert both.iloc[0]["energy_kwh"] == (energy + 123.0) / 2
+    assert len(store.read_text().splitlines()) == 3
+    with pytest.raises(ValueError, match="columns"):  # another layout: a clear error
+        module.RunStore(store).add({"policy": "dvfs", "day": "20110310", "set": key})
+    # keyed by policy, day, mode and the overrides
+    assert module.RunStore(store).rows.keys() == {("dvfs", "20110303", "vm", key),
+                                                  ("dvfs", "20110306", "vm", key)}

@@ -10,17 +10,23 @@ move) energy against SLA for one policy, with a figure of the last table.
 
     .venv/bin/python experiments/consolidation/consolidation.py [--day 20110303]
         [--policies npa,dvfs,thr-mmt,…] [--days all|none|20110303,…] [--mode-policy lr-mmt]
-        [--set KEY=VALUE …] [--figure PATH]
+        [--set KEY=VALUE …] [--figure PATH] [--runs consolidation_runs.csv] [--jobs 2]
 
 ``--set`` applies to every run (e.g. ``traces.vms=100 fleet.hosts.g4.count=60
-fleet.hosts.g5.count=60`` for a small version).
+fleet.hosts.g5.count=60`` for a small version). Every finished run of the one-day table
+and of the medians is appended to ``--runs`` (a CSV keyed by policy, day, mode and the
+``--set`` overrides); runs already there are not run again, so an interrupted study
+resumes where it stopped. ``--jobs``: runs at once (separate processes).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +38,7 @@ from fleet_sim.scenarios.traces import planetlab_days
 
 SCENARIO = Path(__file__).resolve().parents[1] / "consolidation.toml"
 FIGURE = Path("consolidation_modes.png")  #: default figure path (current directory)
+RUNS = Path("consolidation_runs.csv")  #: default store of finished runs (current directory)
 DETECTORS = {"thr": 0.8, "iqr": 1.5, "mad": 2.5, "lr": 1.2, "lrr": 1.2}
 SELECTIONS = ("mmt", "mc", "mu", "rs")
 POLICIES = ("npa", "dvfs", *(f"{d}-{s}" for d in DETECTORS for s in SELECTIONS))
@@ -50,28 +57,96 @@ def policy_overrides(policy: str) -> dict[str, Any]:
 
 def point(policy: str, day: str, mode: str = "vm", extra: Mapping[str, Any] | None = None,
           seed: int | None = None) -> dict[str, Any]:
-    """One row: the summary figures of ``policy`` on ``day`` under ``mode``, and the wall time."""
+    """One row: the summary figures of ``policy`` on ``day`` under ``mode``, and the wall
+    and CPU time of the run (s)."""
     over = {**policy_overrides(policy), "traces.day": day, "hosting.mode": mode,
             **(extra or {})}
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     res = fs.run(SCENARIO, seed=seed, set=over, progress=False)
     row = res.summary.iloc[0]
     return {"policy": policy, "day": day, "mode": mode,
             **{f: float(row[f]) for f in FIGURES},
-            "wall_s": time.perf_counter() - started}
+            "wall_s": time.perf_counter() - started, "cpu_s": time.process_time() - cpu}
+
+
+class RunStore:
+    """Finished runs, one CSV row each (the columns of :func:`point` and ``set``, the
+    ``--set`` overrides as JSON), appended as they finish; None: kept in memory only."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.rows: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        if path is not None and path.exists():
+            with path.open(newline="") as f:
+                for row in csv.DictReader(f):
+                    parsed = {k: (v if k in ("policy", "day", "mode", "set") else float(v))
+                              for k, v in row.items()}
+                    self.rows[self.key(parsed)] = parsed
+
+    @staticmethod
+    def key(row: Mapping[str, Any]) -> tuple[str, str, str, str]:
+        return (str(row["policy"]), str(row["day"]), str(row["mode"]), str(row["set"]))
+
+    def add(self, row: dict[str, Any]) -> None:
+        new = self.path is None or not self.path.exists()
+        columns = list(row)
+        if not new:
+            assert self.path is not None
+            with self.path.open(newline="") as f:
+                columns = next(csv.reader(f))
+            if set(columns) != set(row):
+                raise ValueError(f"{self.path}: its columns {columns} are not a run's "
+                                 f"{list(row)}; move it away to start a new store")
+        self.rows[self.key(row)] = row
+        if self.path is None:
+            return
+        with self.path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, columns)
+            if new:
+                writer.writeheader()
+            writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
+
+
+def _overrides_key(extra: Mapping[str, Any] | None) -> str:
+    return json.dumps(dict(extra or {}), sort_keys=True)
+
+
+def _point(args: tuple[str, str, str, Mapping[str, Any] | None]) -> dict[str, Any]:
+    policy, day, mode, extra = args
+    return point(policy, day, mode, extra) | {"set": _overrides_key(extra)}
+
+
+def runs(pairs: Iterable[tuple[str, str]], extra: Mapping[str, Any] | None = None,
+         store: Path | None = None, jobs: int = 1) -> pd.DataFrame:
+    """One row per (policy, day) of ``pairs`` (VMs), those missing from ``store`` run
+    (``jobs`` at a time) and appended to it as each finishes."""
+    book = RunStore(store)
+    todo = [(p, d, "vm", extra) for p, d in pairs
+            if (p, d, "vm", _overrides_key(extra)) not in book.rows]
+    if jobs > 1 and len(todo) > 1:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            for done in as_completed([pool.submit(_point, job) for job in todo]):
+                book.add(done.result())
+    else:
+        for job in todo:
+            book.add(_point(job))
+    rows = [book.rows[(p, d, "vm", _overrides_key(extra))] for p, d in pairs]
+    return pd.DataFrame(rows).drop(columns="set")
 
 
 def one_day(day: str, policies: Sequence[str] = POLICIES,
-            extra: Mapping[str, Any] | None = None) -> pd.DataFrame:
+            extra: Mapping[str, Any] | None = None, store: Path | None = None,
+            jobs: int = 1) -> pd.DataFrame:
     """One row per policy on ``day``."""
-    return pd.DataFrame([point(p, day, extra=extra) for p in policies])
+    return runs([(p, day) for p in policies], extra, store, jobs)
 
 
 def medians(days: Sequence[str], policies: Sequence[str] = POLICIES,
-            extra: Mapping[str, Any] | None = None) -> pd.DataFrame:
+            extra: Mapping[str, Any] | None = None, store: Path | None = None,
+            jobs: int = 1) -> pd.DataFrame:
     """Per policy, the median of each figure over ``days``."""
-    runs = pd.DataFrame([point(p, d, extra=extra) for d in days for p in policies])
-    out = runs.groupby("policy", sort=False)[FIGURES].median().reset_index()
+    table = runs([(p, d) for d in days for p in policies], extra, store, jobs)
+    out = table.groupby("policy", sort=False)[FIGURES].median().reset_index()
     return out.assign(days=len(days))
 
 
@@ -123,14 +198,17 @@ def main(argv: list[str] | None = None) -> dict[str, pd.DataFrame]:
     parser.add_argument("--mode-policy", default="lr-mmt")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--figure", type=Path, default=FIGURE)
+    parser.add_argument("--runs", type=Path, default=RUNS, help="CSV of finished runs "
+                        "(appended as they finish, skipped when present)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once (processes)")
     args = parser.parse_args(argv)
     extra = {k: _value(v) for k, v in (s.split("=", 1) for s in args.set)}
     policies = args.policies.split(",")
     days = {"all": list(planetlab_days()), "none": []}.get(args.days, args.days.split(","))
-    out = {"day": one_day(args.day, policies, extra)}
+    out = {"day": one_day(args.day, policies, extra, args.runs, args.jobs)}
     print(f"one day ({args.day}):\n{out['day'].to_string(index=False)}\n")
     if days:
-        out["medians"] = medians(days, policies, extra)
+        out["medians"] = medians(days, policies, extra, args.runs, args.jobs)
         print(f"medians over {len(days)} days:\n{out['medians'].to_string(index=False)}\n")
     out["modes"] = per_mode(args.day, args.mode_policy, extra)
     print(f"per hosting mode:\n{out['modes'].to_string(index=False)}")

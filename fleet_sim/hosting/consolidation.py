@@ -172,7 +172,7 @@ class _Series:
 
     columns: tuple[str, ...]
     chunks: list[tuple[np.ndarray, ...]] = field(default_factory=list)
-    rows: list[tuple[float, ...]] = field(default_factory=list)
+    rows: list[float] = field(default_factory=list)  #: the rows one after the other
     seq: int = 0
 
     def add(self, t: float, idx: np.ndarray, *values: np.ndarray) -> None:
@@ -182,14 +182,14 @@ class _Series:
             self.seq += 1
 
     def row(self, t: float, idx: int, values: tuple[float, ...]) -> None:
-        self.rows.append((float(self.seq), t, float(idx), *values))
+        self.rows.extend((float(self.seq), t, float(idx), *values))
         self.seq += 1
 
     def split(self, n: int) -> list[dict[str, np.ndarray]]:
         """Per entity (0 … n − 1): its change points, columns ``t`` and ``columns``."""
         parts = list(self.chunks)
         if self.rows:
-            parts.append(tuple(np.array(self.rows).T))
+            parts.append(tuple(np.array(self.rows).reshape(-1, 3 + len(self.columns)).T))
         cols = [np.concatenate(c) for c in zip(*parts, strict=True)]
         index = cols[2].astype(np.int64)
         order = np.lexsort((cols[0], index))
@@ -198,6 +198,18 @@ class _Series:
         names = ("seq", "t", "index", *self.columns)
         return [{name: c[bounds[i]:bounds[i + 1]] for name, c in zip(names, cols, strict=True)
                  if name not in ("seq", "index")} for i in range(n)]
+
+
+class _Urgent(simpy.events.Event):
+    """An event now, before the other events now, that calls ``callback``: where SimPy
+    starts a process (its ``Initialize``), without a process."""
+
+    def __init__(self, env: simpy.Environment, callback: Callable[[simpy.Event], None]):
+        self.env = env
+        self.callbacks = [callback]
+        self._value = None
+        self._ok = True
+        env.schedule(self, simpy.core.URGENT)
 
 
 @dataclass(frozen=True)
@@ -240,6 +252,8 @@ class DynamicFleet:
         self.hosts = list(hosts)
         self.names = tuple(names)
         self.trace = np.asarray(trace)
+        self._history = self.trace / 100.0  #: utilization per sample (fraction of its MIPS)
+        self._history.setflags(write=False)
         self.place_fn, self.decide = place, decide
         self.interval_s, self.trace_interval_s = float(interval_s), float(trace_interval_s)
         self.power, self.moves = power, moves
@@ -280,6 +294,9 @@ class DynamicFleet:
         self.move_starts: list[float] = []
         self.downtime_s = 0.0
         self.rejected = 0  #: moves refused (target no longer has room)
+        #: moves started this instant, whose clocks start at an urgent event (as a
+        #: SimPy process would start: after the controller's own next timeout)
+        self._pending: list[tuple[int, float, MigrationTiming]] = []
 
     # ------------------------------------------------------------------ views
     def state(self) -> FleetState:
@@ -288,7 +305,7 @@ class DynamicFleet:
             v = a.view()
             v.setflags(write=False)
             return v
-        hist = self.trace[:, :self.sample + 1] / 100.0
+        hist = self._history[:, :self.sample + 1]
         return FleetState(self.env.now, ro(self.h_mips), ro(self.h_core), ro(self.h_ram),
                           ro(self.h_bw), ro(self.h_used), ro(self.h_state), ro(self.v_mips),
                           ro(self.v_vcpus), ro(self.v_ram), ro(self.v_demand),
@@ -376,7 +393,9 @@ class DynamicFleet:
         self.downtime_s += timing.downtime_s
         if self.moves.mode == "container":
             self.v_paused[vm] = self._paused_l[vm] = True
-        self.env.process(self._move(vm, wait, timing))
+        self._pending.append((vm, wait, timing))
+        if len(self._pending) == 1:
+            _Urgent(self.env, self._launch)
         return True
 
     def _timing(self, vm: int, source: int, target: int) -> MigrationTiming:
@@ -414,16 +433,32 @@ class DynamicFleet:
         self.env.timeout(delay).callbacks.append(on)
         return delay
 
-    def _move(self, vm: int, wait_s: float, timing: MigrationTiming):
-        yield self.env.timeout(wait_s + timing.duration_s - timing.downtime_s)
+    def _launch(self, _ev: simpy.Event) -> None:
+        """Start the clocks of the moves started this instant, in order."""
+        pending, self._pending = self._pending, []
+        for vm, wait_s, timing in pending:
+            self._after(wait_s + timing.duration_s - timing.downtime_s, self._transferred,
+                        vm, timing)
+
+    def _after(self, delay_s: float, then: Callable[..., None], *args: object) -> None:
+        self.env.timeout(delay_s).callbacks.append(lambda _ev: then(*args))
+
+    def _transferred(self, vm: int, timing: MigrationTiming) -> None:
+        """The copy is done: pause for the downtime (if any), then :meth:`_arrive`."""
+        if timing.downtime_s <= 0:
+            self._arrive(vm)
+            return
+        if not self.v_paused[vm]:  # a live migration's stop-and-copy
+            source, target = int(self.v_host[vm]), int(self.v_target[vm])
+            self._contribute(vm, -1.0)
+            self.v_paused[vm] = self._paused_l[vm] = True
+            self._contribute(vm, 1.0)
+            self._reallocate([source, target], vm)
+        self._after(timing.downtime_s, self._arrive, vm)
+
+    def _arrive(self, vm: int) -> None:
+        """Guest ``vm`` runs on its target; its source switches off if left empty."""
         source, target = int(self.v_host[vm]), int(self.v_target[vm])
-        if timing.downtime_s > 0:
-            if not self.v_paused[vm]:  # a live migration's stop-and-copy
-                self._contribute(vm, -1.0)
-                self.v_paused[vm] = self._paused_l[vm] = True
-                self._contribute(vm, 1.0)
-                self._reallocate([source, target], vm)
-            yield self.env.timeout(timing.downtime_s)
         self._contribute(vm, -1.0)
         self.v_host[vm] = target
         self.v_target[vm] = self._target_l[vm] = -1

@@ -103,6 +103,25 @@ class VmView:
         return self.migrating_out or self.migrating_in
 
 
+def vm_views(names: Sequence[str], mips: Sequence[float], demand_mips: Sequence[float],
+             ram_mib: Sequence[float], histories: Iterable[Sequence[float]],
+             vcpus: Sequence[int], reserved_ram_mib: float | None = None) -> list[VmView]:
+    """``VmView(name, mips, demand_mips, ram_mib, history, vcpus, reserved_ram_mib=…)``
+    of many VMs (a column each), built at once: each view's fields are set in one step
+    rather than one by one through the frozen dataclass (a round views every VM)."""
+    new, put = object.__new__, object.__setattr__
+    out = []
+    for name, m, d, r, h, c in zip(names, mips, demand_mips, ram_mib, histories, vcpus,
+                                   strict=True):
+        v = new(VmView)
+        put(v, "__dict__", {"name": name, "mips": m, "demand_mips": d, "ram_mib": r,
+                            "history": h, "vcpus": c, "bandwidth_mb_s": 0.0,
+                            "migrating_out": False, "migrating_in": False,
+                            "reserved_ram_mib": reserved_ram_mib})
+        out.append(v)
+    return out
+
+
 @dataclass(frozen=True)
 class HostView:
     """One host at the start of a round: ``capacity``, the ``vms`` on it (VMs
@@ -163,6 +182,71 @@ def _load(capacity: HostCapacity, demand_mips: float, history_mips: np.ndarray,
                     migration_time_s(max_ram_mib, capacity.bandwidth_mb_s))
 
 
+@dataclass(frozen=True)
+class HostLoads:
+    """The :class:`HostLoad` of several hosts at once (index = row).
+
+    ``history`` is (hosts, ``HISTORY_LENGTH``), right-aligned: row ``k``'s history is
+    its newest ``samples[k]`` columns (what :func:`host_load` keeps after trimming).
+    """
+
+    utilization: np.ndarray
+    history: np.ndarray
+    samples: np.ndarray
+    migration_s: np.ndarray
+
+    def __len__(self) -> int:
+        return self.utilization.size
+
+    def load(self, k: int) -> HostLoad:
+        """Row ``k`` as a :class:`HostLoad`."""
+        n = int(self.samples[k])
+        return HostLoad(float(self.utilization[k]), self.history[k, HISTORY_LENGTH - n:],
+                        float(self.migration_s[k]))
+
+    def rows(self, mask: np.ndarray) -> HostLoads:
+        """The rows where ``mask`` holds."""
+        return HostLoads(self.utilization[mask], self.history[mask], self.samples[mask],
+                         self.migration_s[mask])
+
+
+def host_loads(demand_mips: np.ndarray, history_mips: np.ndarray, max_ram_mib: np.ndarray,
+               mips: np.ndarray, bandwidth_mb_s: np.ndarray) -> HostLoads:
+    """:class:`HostLoads` of hosts of ``mips`` and ``bandwidth_mb_s`` whose VMs add up to
+    ``demand_mips`` and ``history_mips`` (rows) with the largest RAM ``max_ram_mib``
+    (the same arithmetic as :func:`host_load`, row by row)."""
+    history = history_mips / mips[:, None]
+    nonzero = history != 0
+    samples = np.where(nonzero.any(axis=1), HISTORY_LENGTH - nonzero.argmax(axis=1), 0)
+    return HostLoads(demand_mips / mips, history, samples,
+                     max_ram_mib * _MB_PER_MIB / (bandwidth_mb_s / 2.0))
+
+
+BOUNDARY_RTOL = 1e-9
+"""Batch verdicts this close to a detector's boundary are taken again one host at a time,
+so that a batch's rounding never decides."""
+
+
+def overloaded_hosts(detector: OverloadDetector, loads: HostLoads) -> np.ndarray:
+    """The detector's verdict on every row of ``loads`` (booleans): its own
+    ``overloaded_all`` if it has one, else :meth:`~OverloadDetector.overloaded` per row."""
+    batch = getattr(detector, "overloaded_all", None)
+    if batch is not None:
+        return batch(loads)
+    return np.array([detector.overloaded(loads.load(k)) for k in range(len(loads))], bool)
+
+
+def _settle(detector: OverloadDetector, loads: HostLoads, verdict: np.ndarray,
+            value: np.ndarray, boundary: np.ndarray | float) -> np.ndarray:
+    """``verdict``, with the rows whose ``value`` is within :data:`BOUNDARY_RTOL` of
+    ``boundary`` decided again by ``detector.overloaded`` on that row alone."""
+    near = np.flatnonzero(np.abs(value - boundary) <= BOUNDARY_RTOL * np.maximum(
+        1.0, np.abs(boundary)))
+    for k in near.tolist():
+        verdict[k] = detector.overloaded(loads.load(k))
+    return verdict
+
+
 # --- overload detectors: overloaded(load) -> bool ------------------------------------------
 
 
@@ -181,6 +265,9 @@ class StaticThreshold:
     def overloaded(self, load: HostLoad) -> bool:
         return load.utilization > self.threshold
 
+    def overloaded_all(self, loads: HostLoads) -> np.ndarray:
+        return loads.utilization > self.threshold
+
 
 def iqr(data: np.ndarray) -> float:
     """Interquartile range as CloudSim takes it: with ``s`` sorted and 1-based ranks
@@ -193,6 +280,14 @@ def iqr(data: np.ndarray) -> float:
 def mad(data: np.ndarray) -> float:
     """Median absolute deviation from the median."""
     return float(np.median(np.abs(data - np.median(data))))
+
+
+def _row_medians(data: np.ndarray) -> np.ndarray:
+    """``np.median`` of each row (the same arithmetic: the middle value, or the mean of
+    the middle two)."""
+    s = np.sort(data, axis=1)
+    half = s.shape[1] // 2
+    return s[:, half] if s.shape[1] % 2 else (s[:, half - 1] + s[:, half]) / 2.0
 
 
 @dataclass(frozen=True)
@@ -211,10 +306,29 @@ class _AdaptiveThreshold(ABC):
     def spread(self, history: np.ndarray) -> float:
         """The history's spread (a fraction of the host's MIPS): IQR or MAD."""
 
+    def spread_all(self, history: np.ndarray) -> np.ndarray:
+        """:meth:`spread` of each row of ``history`` (rows of one length)."""
+        return np.array([self.spread(row) for row in history], float)
+
     def overloaded(self, load: HostLoad) -> bool:
         if load.history.size < ADAPTIVE_MIN_HISTORY:
             return self.fallback.overloaded(load)
         return load.utilization > 1.0 - self.safety * self.spread(load.history)
+
+    def overloaded_all(self, loads: HostLoads) -> np.ndarray:
+        """:meth:`overloaded` of every row, the spreads taken per history length."""
+        short = loads.samples < ADAPTIVE_MIN_HISTORY
+        verdict = np.zeros(len(loads), bool)
+        if short.any():
+            verdict[short] = overloaded_hosts(self.fallback, loads.rows(short))
+        limit = np.full(len(loads), np.nan)
+        for n in np.unique(loads.samples[~short]).tolist():
+            rows = np.flatnonzero(loads.samples == n)
+            limit[rows] = 1.0 - self.safety * self.spread_all(
+                loads.history[rows, HISTORY_LENGTH - n:])
+        long = ~short
+        verdict[long] = loads.utilization[long] > limit[long]
+        return _settle(self, loads, verdict, np.where(long, loads.utilization, np.inf), limit)
 
 
 @dataclass(frozen=True)
@@ -226,6 +340,12 @@ class InterQuartileRange(_AdaptiveThreshold):
     def spread(self, history: np.ndarray) -> float:
         return iqr(history)
 
+    def spread_all(self, history: np.ndarray) -> np.ndarray:
+        s = np.sort(history, axis=1)
+        n = s.shape[1]
+        upper, lower = math.floor(0.75 * (n + 1) + 0.5) - 1, math.floor(0.25 * (n + 1) + 0.5) - 1
+        return s[:, upper] - s[:, lower]
+
 
 @dataclass(frozen=True)
 class MedianAbsoluteDeviation(_AdaptiveThreshold):
@@ -235,6 +355,10 @@ class MedianAbsoluteDeviation(_AdaptiveThreshold):
 
     def spread(self, history: np.ndarray) -> float:
         return mad(history)
+
+    def spread_all(self, history: np.ndarray) -> np.ndarray:
+        centre = _row_medians(history)
+        return _row_medians(np.abs(history - centre[:, None]))
 
 
 def trend(history: np.ndarray) -> tuple[float, float]:
@@ -271,6 +395,23 @@ class LocalRegression:
         intercept, slope = trend(load.history[-REGRESSION_WINDOW:])
         ahead = REGRESSION_WINDOW + math.ceil(load.migration_s / self.interval_s)
         return self.safety * (intercept + slope * ahead) >= 1.0
+
+    def overloaded_all(self, loads: HostLoads) -> np.ndarray:
+        """:meth:`overloaded` of every row: the lines fitted at once, the rows near the
+        boundary fitted again one at a time."""
+        short = loads.samples < REGRESSION_WINDOW
+        verdict = np.zeros(len(loads), bool)
+        if short.any():
+            verdict[short] = overloaded_hosts(self.fallback, loads.rows(short))
+        y = loads.history[:, -REGRESSION_WINDOW:]
+        x = np.arange(1.0, REGRESSION_WINDOW + 1.0)
+        dx = x - x.mean()
+        ym = y.mean(axis=1)
+        slope = ((y - ym[:, None]) * dx).sum(axis=1) / float(np.dot(dx, dx))
+        ahead = REGRESSION_WINDOW + np.ceil(loads.migration_s / self.interval_s)
+        predicted = np.where(short, np.inf, self.safety * (ym - slope * x.mean() + slope * ahead))
+        verdict[~short] = predicted[~short] >= 1.0
+        return _settle(self, loads, verdict, predicted, 1.0)
 
 
 # --- VM selection: select(vms, rng) -> the VM to move, or None -----------------------------
@@ -338,12 +479,55 @@ class MaximumCorrelation:
         if m <= len(vms):
             return self.fallback.select(vms, rng)
         data = np.array([np.asarray(v.history, dtype=float)[-m:] for v in vms])
-        best, best_r2 = 0, 0.0
-        for i in range(len(vms)):
-            r2 = determination(data[i], np.delete(data, i, axis=0).T)
-            if r2 > best_r2:
-                best, best_r2 = i, r2
-        return vms[best]
+        return vms[_most_determined(data)]
+
+
+def _exact_determination(data: np.ndarray, i: int) -> float:
+    """:func:`determination` of row ``i`` of ``data`` on the other rows."""
+    return determination(data[i], np.delete(data, i, axis=0).T)
+
+
+_R2_TOL = 1e-7
+"""R² closer than this to the best (or to 0) are computed again by least squares."""
+_MAX_CONDITION = 1e6
+"""Correlation matrices worse conditioned than this take least squares for every row."""
+
+
+def _most_determined(data: np.ndarray) -> int:
+    """The row of ``data`` with the largest R² on the other rows (the first at a tie)
+    if that R² is > 0, else row 0: the choice of fitting each row by least squares
+    (:func:`determination`), made from the inverse correlation matrix,
+    R²ᵢ = 1 − 1 / (C⁻¹)ᵢᵢ, and settled by least squares where that could differ."""
+    k = data.shape[0]
+    r2 = np.full(k, np.nan)
+    varies = np.ptp(data, axis=1) > 0
+    exact = np.zeros(k, bool)
+    for i in np.flatnonzero(~varies).tolist():  # constant rows: least squares says
+        r2[i], exact[i] = _exact_determination(data, i), True
+    rows = np.flatnonzero(varies)
+    if rows.size:
+        z = data[rows] - data[rows].mean(axis=1, keepdims=True)
+        gram = z @ z.T
+        scale = 1.0 / np.sqrt(np.diag(gram))
+        corr = gram * scale[:, None] * scale[None, :]
+        if np.linalg.cond(corr) <= _MAX_CONDITION:
+            r2[rows] = 1.0 - 1.0 / np.diag(np.linalg.inv(corr))
+        else:
+            for i in rows.tolist():
+                r2[i], exact[i] = _exact_determination(data, i), True
+    valid = ~np.isnan(r2)
+    top = float(r2[valid].max()) if valid.any() else -math.inf
+    floor = max(top, _R2_TOL) - 2 * _R2_TOL
+    # the rows that could be the best (or > 0): by least squares unless there is one
+    candidates = np.flatnonzero(valid & (r2 >= floor))
+    if candidates.size > 1 or top <= _R2_TOL:
+        for i in candidates[~exact[candidates]].tolist():
+            r2[i] = _exact_determination(data, i)
+    best, best_r2 = 0, 0.0
+    for i in candidates.tolist():
+        if r2[i] > best_r2:
+            best, best_r2 = i, r2[i]
+    return best
 
 
 # --- the round -------------------------------------------------------------------------------
@@ -369,6 +553,29 @@ class ConsolidationPlan:
     emptied: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class VmColumns:
+    """Figures of VMs as arrays, a row per VM (in the order of the hosts' VMs, host by
+    host): ``demand_mips``, ``ram_mib``, ``held_ram_mib``, ``bandwidth_mb_s`` of their
+    :class:`VmView` and ``history_mips``, (VMs, ``HISTORY_LENGTH``): each VM's newest
+    samples × its MIPS, right-aligned after zeros. A caller that holds them as arrays
+    hands them to :meth:`Consolidation.plan` beside the views (they must agree)."""
+
+    demand_mips: np.ndarray
+    ram_mib: np.ndarray
+    held_ram_mib: np.ndarray
+    bandwidth_mb_s: np.ndarray
+    history_mips: np.ndarray
+
+    @classmethod
+    def of(cls, vms: Sequence[VmView]) -> VmColumns:
+        """The columns of ``vms``."""
+        return cls(np.array([v.demand_mips for v in vms], float),
+                   np.array([v.ram_mib for v in vms], float),
+                   np.array([v.held_ram_mib for v in vms], float),
+                   np.array([v.bandwidth_mb_s for v in vms], float), _history_matrix(vms))
+
+
 class _Round:
     """The tentative state of one round: which VMs each host holds, with running sums.
 
@@ -378,7 +585,8 @@ class _Round:
     hosts (built at once from all VMs), so a round costs numpy operations, not loops.
     """
 
-    def __init__(self, hosts: Sequence[HostView], detector: OverloadDetector):
+    def __init__(self, hosts: Sequence[HostView], detector: OverloadDetector,
+                 columns: VmColumns | None = None):
         self.hosts = list(hosts)
         self.detector = detector
         n = len(self.hosts)
@@ -408,11 +616,13 @@ class _Round:
         everyone = [v for vms in self.vms for v in vms]
         owner = np.repeat(np.arange(n), [len(vms) for vms in self.vms])
         self._row = {id(v): k for k, v in enumerate(everyone)}
-        self._rows = _history_matrix(everyone)
-        demand = np.array([v.demand_mips for v in everyone], float)
-        ram = np.array([v.ram_mib for v in everyone], float)
-        held = np.array([v.held_ram_mib for v in everyone], float)
-        bw = np.array([v.bandwidth_mb_s for v in everyone], float)
+        if columns is None:
+            columns = VmColumns.of(everyone)
+        elif columns.demand_mips.size != len(everyone):
+            raise ValueError("columns must have a row per VM of the hosts, in their order")
+        self._rows = columns.history_mips
+        demand, ram = columns.demand_mips, columns.ram_mib
+        held, bw = columns.held_ram_mib, columns.bandwidth_mb_s
         self.demand = np.bincount(owner, demand, n)
         self.ram_used = np.bincount(owner, held, n)
         self.bandwidth_used = np.bincount(owner, bw, n)
@@ -443,6 +653,15 @@ class _Round:
             cap, self.demand[i] + extra.demand_mips, self.history[i] + self.history_mips(extra),
             max(self.max_ram[i], extra.ram_mib)))
 
+    def loads(self, hosts: np.ndarray, extra: VmView | None = None) -> HostLoads:
+        """:meth:`overloaded`'s loads of ``hosts`` (indices) at once, each with ``extra``."""
+        demand, history, max_ram = self.demand[hosts], self.history[hosts], self.max_ram[hosts]
+        if extra is not None:
+            demand = demand + extra.demand_mips
+            history = history + self.history_mips(extra)
+            max_ram = np.maximum(max_ram, extra.ram_mib)
+        return host_loads(demand, history, max_ram, self.mips[hosts], self.bandwidth[hosts])
+
     def _free(self, i: int) -> None:
         self.free_mips[i] = self.mips[i] - self.demand[i]
         self.free_ram[i] = self.ram[i] - self.ram_used[i]
@@ -467,7 +686,8 @@ class _Round:
             self.ram_used[i] -= vm.held_ram_mib
             self.bandwidth_used[i] -= vm.bandwidth_mb_s
             self.history[i] -= self.history_mips(vm)
-            self.max_ram[i] = max(v.ram_mib for v in vms)
+            if vm.ram_mib >= self.max_ram[i]:  # else the largest is still there
+                self.max_ram[i] = max(v.ram_mib for v in vms)
         self._free(i)
 
     def best_host(self, vm: VmView, excluded: np.ndarray) -> int | None:
@@ -494,16 +714,20 @@ class _Round:
         if candidates.size == 0:
             return None
         rise = np.empty(candidates.size)
-        for curve, members in self.curves:
+        for (_, members), (_, evaluate) in zip(self.curves, self._power, strict=True):
             sel = members[candidates]
             c = candidates[sel]
-            rise[sel] = curve.power_w_array((self.used[c] + vm.demand_mips) / self.mips[c]) \
+            rise[sel] = evaluate((self.used[c] + vm.demand_mips) / self.mips[c]) \
                 - self.power_now[c]
-        for i in candidates[np.argsort(rise, kind="stable")]:
-            if self.idle[i] or not self.overloaded(int(i), vm):
-                return int(i)
+        order = candidates[np.argsort(rise, kind="stable")]
+        for chunk in (order[:_FIRST_TRIED], order[_FIRST_TRIED:]):  # most VMs take the first
+            ok = self.idle[chunk]
+            tested = chunk[~ok]
+            if tested.size:
+                ok[~ok] = ~overloaded_hosts(self.detector, self.loads(tested, vm))
+            if ok.any():
+                return int(chunk[ok.argmax()])
         return None
-
 
     def power_at(self, util: np.ndarray) -> np.ndarray:
         """Each host's power (W) at ``util`` (one utilization per host)."""
@@ -511,6 +735,10 @@ class _Round:
         for idx, evaluate in self._power:
             out[idx] = evaluate(util[idx])
         return out
+
+
+_FIRST_TRIED = 8
+"""PABFD tests the detector on this many of the cheapest hosts first, then on the rest."""
 
 
 def _evaluator(curve: PowerCurve) -> Callable[[np.ndarray], np.ndarray]:
@@ -561,15 +789,20 @@ class Consolidation:
             out.append(None if best is None else state.hosts[best].name)
         return tuple(out)
 
-    def plan(self, hosts: Sequence[HostView], rng: np.random.Generator) -> ConsolidationPlan:
-        """The round's migrations (see the module docstring). ``rng`` serves RS only."""
-        state = _Round(hosts, self.detector)
+    def plan(self, hosts: Sequence[HostView], rng: np.random.Generator,
+             columns: VmColumns | None = None) -> ConsolidationPlan:
+        """The round's migrations (see the module docstring). ``rng`` serves RS only;
+        ``columns``: the hosts' VMs as arrays, if the caller has them (else taken from
+        the views)."""
+        state = _Round(hosts, self.detector, columns)
         n = len(state.hosts)
-        overloaded = [i for i in range(n) if state.vms[i] and state.overloaded(i)]
+        held = np.array([i for i in range(n) if state.vms[i]], np.int64)
+        overloaded = held[overloaded_hosts(self.detector, state.loads(held))].tolist()
         picked: list[tuple[int, VmView]] = []
         for i in overloaded:
-            while (vm := self.selection.select(
-                    [v for v in state.vms[i] if not v.in_migration], rng)) is not None:
+            movable = [v for v in state.vms[i] if not (v.migrating_out or v.migrating_in)]
+            while (vm := self.selection.select(list(movable), rng)) is not None:
+                movable.remove(vm)
                 state.remove(i, vm)
                 picked.append((i, vm))
                 if not state.overloaded(i):

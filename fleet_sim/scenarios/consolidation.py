@@ -37,8 +37,10 @@ from fleet_sim.policies.consolidation import (
     Consolidation,
     HostCapacity,
     HostView,
+    VmColumns,
     VmView,
     first_fit,
+    vm_views,
 )
 from fleet_sim.policies.registry import consolidation_policy
 from fleet_sim.rng import Streams
@@ -85,25 +87,39 @@ class PolicyHooks:
         mips, ram, vcpus = s.vm_mips.tolist(), s.vm_ram_mib.tolist(), s.vm_vcpus.tolist()
         demand = mips if full else s.vm_demand_mips.tolist()
         held = None if full else self.held
-        return [VmView(name, mips[i], demand[i], ram[i], () if full else history[i],
-                       int(vcpus[i]), reserved_ram_mib=held) for i, name in enumerate(self.names)]
+        rows = [()] * len(mips) if full else list(history)
+        return vm_views(self.names, mips, demand, ram, rows, [int(c) for c in vcpus], held)
 
     def views(self, s: FleetState) -> list[HostView]:
         """The policy's view of every host now (its VMs in index order, those coming
         to it marked, after its own)."""
+        return self._views(s)[0]
+
+    def _views(self, s: FleetState) -> tuple[list[HostView], VmColumns]:
+        """:meth:`views` and their VMs as arrays (host by host)."""
         vms = self._vms(s, full=False)
-        on: list[list[VmView]] = [[] for _ in self.caps]
-        coming: list[list[VmView]] = [[] for _ in self.caps]
-        for vm, host, target in zip(vms, s.vm_host.tolist(), s.vm_target.tolist(),
-                                    strict=True):
-            if target >= 0:
-                on[host].append(_marked(vm, out=True))
-                coming[target].append(_marked(vm, out=False))
-            else:
-                on[host].append(vm)
-        used = s.host_used_mips.tolist()
-        return [HostView(name, cap, tuple(on[h] + coming[h]), used[h])
-                for h, (name, cap) in enumerate(zip(self.host_names, self.caps, strict=True))]
+        moving = np.flatnonzero(s.vm_target >= 0)
+        for k in moving.tolist():
+            vms.append(_marked(vms[k], out=False))
+            vms[k] = _marked(vms[k], out=True)
+        # entries (a VM on its host, then a VM coming to its target), host by host
+        owner = np.concatenate([s.vm_host, s.vm_target[moving]])
+        coming = np.arange(owner.size) >= s.vm_host.size
+        order = np.lexsort((coming, owner))
+        vm = np.concatenate([np.arange(s.vm_host.size), moving])[order]
+        ordered = [vms[k] for k in order.tolist()]
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=len(self.caps)))])
+        used, b = s.host_used_mips.tolist(), bounds.tolist()
+        views = [HostView(name, cap, tuple(ordered[b[h]:b[h + 1]]), used[h])
+                 for h, (name, cap) in enumerate(zip(self.host_names, self.caps, strict=True))]
+        window = s.history[:, -HISTORY_LENGTH:]
+        history = np.zeros((vm.size, HISTORY_LENGTH))
+        history[:, HISTORY_LENGTH - window.shape[1]:] = window[vm]
+        ram = s.vm_ram_mib[vm]
+        columns = VmColumns(s.vm_demand_mips[vm], ram,
+                            ram if self.held is None else np.full(vm.size, self.held),
+                            np.zeros(vm.size), history * s.vm_mips[vm, None])
+        return views, columns
 
     def place(self, s: FleetState) -> list[int]:
         """Every guest at its full MIPS, in index order (CloudSim's initial placement)."""
@@ -118,7 +134,8 @@ class PolicyHooks:
     def decide(self, s: FleetState) -> list[tuple[int, int]]:
         """The policy's round: its migrations as (guest, target host)."""
         assert self.policy is not None
-        plan = self.policy.plan(self.views(s), self.rng)
+        views, columns = self._views(s)
+        plan = self.policy.plan(views, self.rng, columns)
         vm_index = {n: i for i, n in enumerate(self.names)}
         host_index = {n: i for i, n in enumerate(self.host_names)}
         return [(vm_index[m.vm], host_index[m.target]) for m in plan.migrations]

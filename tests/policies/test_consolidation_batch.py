@@ -1,0 +1,124 @@
+"""The batch forms of the consolidation policies decide exactly as their one-at-a-time
+definitions: detectors over many hosts, MC's R² from the correlation matrix, VM views and
+their columns built at once (docs/model.md §12)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from fleet_sim.policies.consolidation import (
+    HISTORY_LENGTH,
+    InterQuartileRange,
+    LocalRegression,
+    MaximumCorrelation,
+    MedianAbsoluteDeviation,
+    OverloadDetector,
+    StaticThreshold,
+    VmColumns,
+    VmView,
+    determination,
+    host_loads,
+    overloaded_hosts,
+    vm_views,
+)
+
+DETECTORS = [StaticThreshold(0.8), InterQuartileRange(1.5), MedianAbsoluteDeviation(2.5),
+             LocalRegression(1.2), InterQuartileRange(0.5, fallback=StaticThreshold(0.9))]
+
+
+def random_loads(seed: int, n: int = 200):
+    """Hosts of two sizes whose histories (whole percentages of four VM sizes) start
+    after 0 to ``HISTORY_LENGTH`` leading zeros."""
+    rng = np.random.default_rng(seed)
+    history = rng.integers(0, 100, (n, HISTORY_LENGTH)) * rng.choice(
+        [5.0, 10.0, 20.0, 25.0], (n, 1))
+    for k, zeros in enumerate(rng.integers(0, HISTORY_LENGTH + 1, n)):
+        history[k, :zeros] = 0.0
+    return host_loads(rng.uniform(0, 6000, n), history, rng.choice([613.0, 870.0, 1740.0], n),
+                      rng.choice([3720.0, 5320.0], n), np.full(n, 125.0))
+
+
+@pytest.mark.parametrize("detector", DETECTORS, ids=lambda d: type(d).__name__)
+@pytest.mark.parametrize("seed", range(5))
+def test_batch_verdicts_are_those_host_by_host(detector: OverloadDetector, seed: int):
+    loads = random_loads(seed)
+    one_by_one = [detector.overloaded(loads.load(k)) for k in range(len(loads))]
+    assert overloaded_hosts(detector, loads).tolist() == one_by_one
+    assert 0 < sum(one_by_one) < len(loads)  # both verdicts occur
+
+
+def test_batch_verdict_on_the_boundary_is_the_one_host_verdict():
+    # utilization exactly at the threshold: not overloaded (> is strict), batch or not
+    loads = host_loads(np.array([0.8 * 5320.0, 4300.0]), np.zeros((2, HISTORY_LENGTH)),
+                       np.array([870.0, 870.0]), np.array([5320.0, 5320.0]),
+                       np.array([125.0, 125.0]))
+    assert overloaded_hosts(StaticThreshold(0.8), loads).tolist() == [False, True]
+
+
+def test_a_detector_without_a_batch_form_is_asked_host_by_host():
+    @dataclasses.dataclass(frozen=True)
+    class Busy:  # overloaded when it has at least 20 samples
+        def overloaded(self, load) -> bool:
+            return load.history.size >= 20
+
+    loads = random_loads(0)
+    assert overloaded_hosts(Busy(), loads).tolist() == (loads.samples >= 20).tolist()
+
+
+def least_squares_choice(data: np.ndarray) -> int:
+    """MC's choice as defined: the first row with the largest R² > 0, else row 0."""
+    best, best_r2 = 0, 0.0
+    for i in range(len(data)):
+        r2 = determination(data[i], np.delete(data, i, axis=0).T)
+        if r2 > best_r2:
+            best, best_r2 = i, r2
+    return best
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_mc_chooses_as_least_squares_does_with_constant_duplicate_and_zero_rows(seed: int):
+    rng = np.random.default_rng(seed)
+    policy, choices = MaximumCorrelation(), set()
+    for trial in range(150):
+        k = int(rng.integers(2, 9))
+        m = int(rng.integers(k + 1, HISTORY_LENGTH + 1))
+        data = rng.integers(0, 100, (k, m)) / 100.0
+        kind = trial % 5
+        if kind == 1:
+            data[int(rng.integers(k))] = data[0, 0]  # a constant row
+        elif kind == 2 and k > 2:
+            data[1] = data[2]  # two VMs with the same history
+        elif kind == 3:
+            data[:, : m // 2] = 0.0
+        elif kind == 4:
+            data = np.round(data * 3) / 3  # a few levels only: ties
+        vms = [VmView(f"v{i}", 1000.0, 500.0, 870.0, tuple(data[i])) for i in range(k)]
+        chosen = policy.select(vms, np.random.default_rng(0))
+        assert chosen is vms[least_squares_choice(data)]
+        choices.add(int(chosen.name[1:]))
+    assert len(choices) > 2
+
+
+def test_vm_views_are_the_views_one_by_one():
+    history = [(0.0, 0.1), (0.2,)]
+    fast = vm_views(["a", "b"], [1000.0, 2500.0], [10.0, 20.0], [870.0, 613.0],
+                    history, [1, 2], 0.0)
+    slow = [VmView("a", 1000.0, 10.0, 870.0, history[0], 1, reserved_ram_mib=0.0),
+            VmView("b", 2500.0, 20.0, 613.0, history[1], 2, reserved_ram_mib=0.0)]
+    for f, s in zip(fast, slow, strict=True):
+        assert dataclasses.asdict(f) == dataclasses.asdict(s)
+        assert f.held_ram_mib == 0.0 and not f.in_migration
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            f.demand_mips = 1.0  # type: ignore[misc]
+
+
+def test_vm_columns_of_short_histories_are_right_aligned_in_mips():
+    cols = VmColumns.of([VmView("a", 1000.0, 10.0, 870.0, (0.1, 0.2)),
+                         VmView("b", 2000.0, 30.0, 613.0, (0.5,), reserved_ram_mib=0.0)])
+    assert cols.history_mips.shape == (2, HISTORY_LENGTH)
+    assert cols.history_mips[0, -2:].tolist() == [100.0, 200.0]
+    assert cols.history_mips[1, -1] == 1000.0 and not cols.history_mips[:, :-2].any()
+    assert cols.held_ram_mib.tolist() == [870.0, 0.0]

@@ -151,3 +151,34 @@ def test_a_slice_reads_only_the_rows_and_columns_asked_for(tmp_path):
     assert res.table("jobs", ["arrival"], runs=["elsewhere"]).empty
     with pytest.raises(KeyError, match="no column"):
         res.table("jobs", ["arrival"], where={"colour": ["red"]})
+
+
+@pytest.mark.parametrize("stored", [True, False])
+def test_chunks_are_the_slice_a_row_group_at_a_time_in_stored_order(tmp_path, stored):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 50
+    frame = pd.DataFrame({"t": np.arange(n, dtype=float),
+                          "workload": ["a", "b", "c", "a", "b"] * 10, "host": ["h"] * n,
+                          "instance": ["i"] * n,
+                          "allocated_cores": np.arange(n) / 2})
+    file = tmp_path / "workloads.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), file, row_group_size=7)
+    manifest = {"run_id": "r1", "seed": 1, "status": store.OK}
+    res = store.in_memory(manifest, {"workloads": file if stored else frame})
+    columns, where = ["t", "workload", "allocated_cores"], {"workload": ["a", "c"]}
+    parts = list(res.chunks("workloads", columns, "r1", where))
+    if stored:
+        # a row group at a time; the last (row 49, "b") holds no wanted row
+        assert len(parts) == 7 and max(len(p) for p in parts) <= 7
+    got = pd.concat(parts, ignore_index=True)
+    want = res.table("workloads", columns, where=where)[columns].reset_index(drop=True)
+    assert got["t"].tolist() == want["t"].tolist() == [t for t in range(n) if t % 5 in (0, 2, 3)]
+    assert got["workload"].astype(str).tolist() == want["workload"].astype(str).tolist()
+    assert got["allocated_cores"].tolist() == want["allocated_cores"].tolist()
+    with pytest.raises(KeyError, match="no column"):
+        res.chunks("workloads", ["colour"], "r1")
+    with pytest.raises(KeyError, match="no successful run"):
+        res.chunks("workloads", columns, "elsewhere")

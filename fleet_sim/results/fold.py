@@ -59,8 +59,14 @@ class MemoryStore:
             yield frame[list(columns)]
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        return {name: pd.concat(frames, ignore_index=True)
-                for name, frames in self.frames.items() if not name.startswith("_")}
+        """The tables, their categorical text columns (chunk keys) as strings."""
+        out = {}
+        for name, frames in self.frames.items():
+            if not name.startswith("_"):
+                frame = pd.concat(frames, ignore_index=True)
+                out[name] = frame.astype({c: "str" for c in frame.columns
+                                          if isinstance(frame[c].dtype, pd.CategoricalDtype)})
+        return out
 
 
 def _clip(t: np.ndarray | float, window: Window) -> np.ndarray:
@@ -81,29 +87,31 @@ class Integrals:
         """Fold in ``chunk`` (sorted by ``t``, rows at or after every earlier chunk's)."""
         if chunk.empty:
             return
-        groups = chunk.groupby(self.key, sort=False)
-        t = chunk["t"].to_numpy(float)
-        nxt = groups["t"].shift(-1).to_numpy(float)
-        values = chunk[self.columns].to_numpy(float)
-        inside = ~np.isnan(nxt)
-        dur = np.where(inside, _clip(np.where(inside, nxt, 0.0), self.window)
-                       - _clip(t, self.window), 0.0)
-        area = pd.DataFrame(values * dur[:, None], columns=self.columns, index=chunk.index)
-        sums = area.groupby([chunk[k] for k in self.key], sort=False).sum()
-        firsts = groups.head(1)
-        for row_key, t0 in zip(_keys(firsts, self.key), firsts["t"].to_numpy(float),
-                               strict=True):
+        all_codes = _key_codes(chunk, self.key)
+        # as a groupby would, a row with a missing key is no key's
+        rows = np.flatnonzero(chunk[self.key].notna().all(axis=1).to_numpy())
+        by_key = rows[np.argsort(all_codes[rows], kind="stable")]  # each key's rows in t order
+        codes = all_codes[by_key]
+        t = chunk["t"].to_numpy(float)[by_key]
+        values = chunk[self.columns].to_numpy(float)[by_key]
+        if not t.size:
+            return
+        new = np.r_[True, codes[1:] != codes[:-1]]  # a key's first row
+        last = np.r_[new[1:], True]
+        dur = np.where(last, 0.0, _clip(np.r_[t[1:], 0.0], self.window) - _clip(t, self.window))
+        sums = np.add.reduceat(values * dur[:, None], np.flatnonzero(new), axis=0)
+        firsts = np.flatnonzero(new)
+        for row_key, t0, area in zip(_keys(chunk.iloc[by_key[firsts]], self.key),
+                                     t[firsts].tolist(), sums, strict=True):
             self.first.setdefault(row_key, t0)
             opened = self.open.pop(row_key, None)
             if opened is not None:
                 self._add(row_key, opened[1] * (_clip(t0, self.window)
                                                 - _clip(opened[0], self.window)))
-        for row_key, row in zip(_keys(sums.reset_index(), self.key), sums.to_numpy(float),
-                                strict=True):
-            self._add(row_key, row)
-        lasts = groups.tail(1)
-        for row_key, t1, row in zip(_keys(lasts, self.key), lasts["t"].to_numpy(float),
-                                    lasts[self.columns].to_numpy(float), strict=True):
+            self._add(row_key, area)
+        lasts = np.flatnonzero(last)
+        for row_key, t1, row in zip(_keys(chunk.iloc[by_key[lasts]], self.key),
+                                    t[lasts].tolist(), values[lasts], strict=True):
             self.open[row_key] = (t1, row)
 
     def _add(self, key: tuple, area: np.ndarray) -> None:
@@ -131,7 +139,7 @@ def _key_codes(frame: pd.DataFrame, key: Sequence[str]) -> np.ndarray:
     codes, without grouping), in the smallest integer type that holds them."""
     columns = [frame[k] for k in key]
     if not all(isinstance(c.dtype, pd.CategoricalDtype) for c in columns):
-        return small_codes(frame.groupby(list(key), sort=False).ngroup().to_numpy())
+        return small_codes(frame.groupby(list(key), sort=False, dropna=False).ngroup().to_numpy())
     codes = np.zeros(len(frame), dtype=np.int64)
     for c in columns:
         codes *= len(c.cat.categories) + 1

@@ -9,7 +9,8 @@ ever holds one step's rows.
 A *series* (:meth:`ChangePointRecorder.series`) is the cheap form for the change
 points of one key (a host, a CPU node): the key's columns are stored once and each
 row is one ``array.extend`` of its numbers. A chunk holds the rows of each series
-in turn, each in time order; ``results.tables`` sorts a chunk by time.
+in turn, each in time order, its text keys as categoricals; ``results.tables`` sorts
+a chunk by time.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from array import array
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 from fleet_sim.model.protocols import Appender, SeriesWriter
 
@@ -191,14 +193,12 @@ class ChangePointRecorder:
                 del s.data[:n * s.width]
         numbers = np.concatenate(blocks) if blocks else np.empty((0, len(values)))
         key_names = [n for n in names if n not in values]
-        out: dict[str, np.ndarray] = {}
+        out: dict[str, np.ndarray | pd.Categorical] = {}
         for name in names:
             if name in values:
                 out[name] = numbers[:, values.index(name)]
             else:
-                of_series = [s.key[key_names.index(name)] for s in group]
-                kind = object if any(isinstance(v, str) for v in of_series) else float
-                out[name] = np.repeat(np.array(of_series, dtype=kind), counts)
+                out[name] = _key_column([s.key[key_names.index(name)] for s in group], counts)
         return out
 
     def event(self, t: float, kind: str, entity: str, detail: str = "",
@@ -226,12 +226,28 @@ class _Series:
         self.data = array("d")
 
 
-def _joined(rows: Mapping[str, Sequence], series: Mapping[str, np.ndarray]) -> dict:
+def _key_column(of_series: list, counts: list[int]) -> np.ndarray | pd.Categorical:
+    """A key column of series rows: each series' key value repeated over its ``counts``
+    rows; text as a categorical made from codes (no string per row; None is missing)."""
+    if not any(isinstance(v, str) for v in of_series):
+        return np.repeat(np.array(of_series, dtype=float), counts)
+    categories = list(dict.fromkeys(v for v in of_series if v is not None))
+    code = {v: i for i, v in enumerate(categories)}
+    codes = np.array([code.get(v, -1) for v in of_series], dtype=np.int32)
+    return pd.Categorical.from_codes(np.repeat(codes, counts), categories=categories)
+
+
+def _joined(rows: Mapping[str, Sequence], series: Mapping[str, Sequence]) -> dict:
     """The columns of rows appended row by row followed by those of series."""
     if not rows or not len(next(iter(rows.values()))):
         return dict(series)
     if set(rows) != set(series):
         raise ValueError(f"rows with columns {tuple(rows)} and series with columns "
                          f"{tuple(series)} in one table")
-    return {n: np.concatenate([np.asarray(rows[n], dtype=series[n].dtype), series[n]])
-            for n in rows}
+    out: dict[str, Sequence] = {}
+    for n in rows:
+        if isinstance(series[n], pd.Categorical):
+            out[n] = pd.Categorical([*rows[n], *np.asarray(series[n], dtype=object)])
+        else:
+            out[n] = np.concatenate([np.asarray(rows[n], dtype=float), series[n]])
+    return out

@@ -45,7 +45,7 @@ class ParquetSpool:
         self.rows[name] = self.rows.get(name, 0) + len(frame)
 
     def _write(self, name: str, frame: pd.DataFrame) -> None:
-        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = _plain_text(pa.Table.from_pandas(frame, preserve_index=False))
         writer = self._writers.get(name)
         if writer is None:
             writer = self._writers[name] = pq.ParquetWriter(self.path(name), table.schema)
@@ -99,3 +99,13 @@ def _done(f: Future) -> bool:
         f.result()  # raise a failed write now
         return True
     return False
+
+
+def _plain_text(table: pa.Table) -> pa.Table:
+    """``table`` with its categorical (dictionary) columns as plain strings, which the
+    file dictionary-encodes by itself: every chunk of a table has the same schema."""
+    if not any(pa.types.is_dictionary(f.type) for f in table.schema):
+        return table
+    fields = [pa.field(f.name, f.type.value_type) if pa.types.is_dictionary(f.type) else f
+              for f in table.schema]
+    return table.cast(pa.schema(fields))  # no pandas metadata: it would say categorical

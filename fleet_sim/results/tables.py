@@ -25,7 +25,7 @@ import pandas as pd
 from fleet_sim.numerics import timeweighted
 from fleet_sim.numerics.power import LinearPower, TablePower
 from fleet_sim.results.fold import ChunkStore, MemoryStore, RunSummary, SumSeries
-from fleet_sim.results.schema import FLEET, TABLES, Table
+from fleet_sim.results.schema import FLEET, STR, TABLES, Table
 
 PowerModel = LinearPower | TablePower
 
@@ -33,8 +33,10 @@ PowerModel = LinearPower | TablePower
 DERIVED = ("fleet", "summary", "workload_summary")
 
 
-def conform(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
-    """``frame`` with exactly ``table``'s columns, in order, with its dtypes.
+def conform(frame: pd.DataFrame, table: Table, categories: bool = False) -> pd.DataFrame:
+    """``frame`` with exactly ``table``'s columns, in order, with its dtypes; with
+    ``categories``, text columns that are categoricals stay so (a chunk's keys: their
+    strings are made once, where the chunk is written or put together).
 
     Raises ValueError naming the missing or unknown columns.
     """
@@ -43,7 +45,11 @@ def conform(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
     if missing or unknown:
         raise ValueError(f"table {table.name!r}: missing columns {missing}, unknown {unknown} "
                          f"(schema: {list(table.names)})")
-    out = frame.loc[:, list(table.names)].astype(table.dtypes())
+    dtypes = table.dtypes()
+    if categories:
+        dtypes = {c: d for c, d in dtypes.items()
+                  if not (d == STR and isinstance(frame[c].dtype, pd.CategoricalDtype))}
+    out = frame.loc[:, list(table.names)].astype(dtypes)
     return out.reset_index(drop=True)
 
 
@@ -53,15 +59,28 @@ def empty(table: Table) -> pd.DataFrame:
 
 
 def _frame(columns: Mapping[str, Sequence]) -> pd.DataFrame:
-    return pd.DataFrame({name: np.array(col) if not isinstance(col, list) else col
+    return pd.DataFrame({name: col if isinstance(col, list | pd.Categorical) else np.array(col)
                          for name, col in columns.items()})
 
 
 def _last_per_key_and_t(frame: pd.DataFrame, key: tuple[str, ...]) -> pd.DataFrame:
-    """Keep the last row of each (key, t), sorted by t (stable: recorded order within t)."""
-    if key:
-        frame = frame.drop_duplicates(subset=[*key, "t"], keep="last")
-    return frame.sort_values("t", kind="stable", ignore_index=True)
+    """Keep the last row of each (key, t), sorted by t (stable: recorded order within t).
+
+    Only rows sharing their t with a neighbour once sorted can repeat a (key, t), so
+    only those are compared (a chunk's times are mostly distinct)."""
+    t = frame["t"].to_numpy(float)
+    if t.size > 1 and not bool(np.all(t[1:] >= t[:-1])):
+        order = np.argsort(t, kind="stable")
+        frame, t = frame.take(order), t[order]
+    frame = frame.reset_index(drop=True)
+    same = t[1:] == t[:-1]
+    if not key or not same.any():
+        return frame
+    shared = np.flatnonzero(np.r_[same, False] | np.r_[False, same])
+    repeated = frame.iloc[shared].duplicated(subset=[*key, "t"], keep="last").to_numpy()
+    if not repeated.any():
+        return frame
+    return frame.drop(index=shared[repeated]).reset_index(drop=True)
 
 
 def _power_w(hosts: pd.DataFrame, power: Mapping[str, PowerModel | None]) -> np.ndarray:
@@ -71,8 +90,15 @@ def _power_w(hosts: pd.DataFrame, power: Mapping[str, PowerModel | None]) -> np.
     out = np.full(len(hosts), math.nan)
     if not models:
         return out
-    which = hosts["host"].map({h: models.index(m) for h, m in power.items() if m is not None})
-    which = which.to_numpy(float)  # NaN for a host without a model
+    model_of = {h: models.index(m) for h, m in power.items() if m is not None}
+    host = hosts["host"]
+    if isinstance(host.dtype, pd.CategoricalDtype):  # one look-up per host, not per row
+        # code -1 (no host) takes the NaN appended last
+        of_code = np.array([*(model_of.get(h, math.nan) for h in host.cat.categories),
+                            math.nan], float)
+        which = of_code[host.cat.codes.to_numpy()]
+    else:
+        which = host.map(model_of).to_numpy(float)  # NaN for a host without a model
     for i, model in enumerate(models):
         rows = which == i
         out[rows] = model.power_w_array(util[rows])
@@ -133,7 +159,7 @@ class RunTables:
                 raise RuntimeError(f"table {name!r}: a chunk starts at t={t0!r}, before the "
                                    f"previous one ended ({self.until[name]!r})")
             self.until[name] = t1
-        frame = conform(frame, table)
+        frame = conform(frame, table, categories=True)
         self.store.append(name, frame)
         self.fold.add(name, frame)
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from array import array
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fleet_sim.numerics.timeweighted import mean_ci
 from fleet_sim.results import schema
@@ -204,3 +207,50 @@ def test_the_recorder_holds_nothing_once_the_rows_are_taken():
     early = rec.take("hosts", before_t=2.0)
     assert list(early["t"]) == [0.0, 1.0] and rec.rows == 2  # an instant is never split
     assert list(rec.take("hosts")["t"]) == [2.0, 2.0] and rec.rows == 0
+
+
+_rows = st.lists(st.tuples(st.integers(0, 12), st.sampled_from(["a", "b", "c", None]),
+                           st.sampled_from(["x", "y"]), st.floats(0, 4)),
+                 min_size=1, max_size=40)
+
+
+def _frame_of(rows, categorical: bool) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["t", "host", "instance", "v"]).astype({"t": float})
+    return frame.astype({"host": "category", "instance": "category"} if categorical
+                        else {"host": "str", "instance": "str"})
+
+
+@settings(max_examples=150, deadline=None)
+@given(_rows, st.booleans())
+def test_last_row_per_key_and_time_is_drop_duplicates_then_a_stable_sort(rows, categorical):
+    from fleet_sim.results.tables import _last_per_key_and_t
+
+    frame = _frame_of(rows, categorical)
+    want = frame.drop_duplicates(subset=["host", "instance", "t"], keep="last").sort_values(
+        "t", kind="stable", ignore_index=True)
+    pd.testing.assert_frame_equal(_last_per_key_and_t(frame, ("host", "instance")), want)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_rows, st.booleans(), st.lists(st.integers(1, 39), max_size=3),
+       st.floats(0, 6), st.floats(6, 15))
+def test_integrals_fed_in_chunks_are_each_keys_step_integral(rows, categorical, cuts, w0, w1):
+    from fleet_sim.results.fold import Integrals
+
+    frame = _frame_of(sorted(rows, key=lambda r: r[0]), categorical)
+    folded = Integrals(["host", "instance"], ["v"], (w0, w1))
+    edges = sorted({0, len(frame), *(c for c in cuts if c < len(frame))})
+    for a, b in itertools.pairwise(edges):
+        folded.add(frame.iloc[a:b])
+    got = {(r.host, r.instance): (r.v, r.first_t) for r in folded.result().itertuples()}
+    keyed = frame.dropna(subset=["host"])  # a row with a missing key is no key's
+    want = {}
+    for (host, instance), g in keyed.groupby(["host", "instance"], sort=False):
+        t, v = g["t"].to_numpy(float), g["v"].to_numpy(float)
+        # 0 before the first row, each value until the next row (the last until w1)
+        pieces = np.clip(np.append(t[1:], w1), w0, w1) - np.clip(t, w0, w1)
+        want[(host, instance)] = (float(np.sum(v * pieces)), g["t"].iloc[0])
+    assert got.keys() == want.keys()
+    for key, (area, first) in want.items():
+        assert got[key][0] == pytest.approx(area, rel=1e-12, abs=1e-12)
+        assert got[key][1] == first

@@ -55,6 +55,7 @@ from fleet_sim.report.style import (
     mode_style,
 )
 from fleet_sim.results.fold import SumSeries, small_codes
+from fleet_sim.results.tables import last_per_key_and_t
 from fleet_sim.units import DAY_S, GIB_MIB, HOUR_S, J_PER_KWH, MINUTE_S
 
 #: column names that hold the hosting mode, in order of preference
@@ -269,7 +270,7 @@ def _sums(frame: pd.DataFrame, key: Sequence[str],
     totals = np.empty((len(frame), len(columns)))
     n = 0
     for a in range(0, max(len(frame), 1), SUM_SLICE_ROWS):
-        t_part, part = sums.add(_one_row_per_key_and_t(frame.iloc[a:a + SUM_SLICE_ROWS], key))
+        t_part, part = sums.add(last_per_key_and_t(frame.iloc[a:a + SUM_SLICE_ROWS], tuple(key)))
         t[n:n + t_part.size], totals[n:n + t_part.size] = t_part, part
         n += t_part.size
     t, totals = t[:n], totals[:n]
@@ -288,76 +289,88 @@ def _time_ordered_slices(frame: pd.DataFrame) -> Iterator[pd.DataFrame]:
     return (frame.iloc[a:a + SUM_SLICE_ROWS] for a in range(0, len(frame), SUM_SLICE_ROWS))
 
 
-def _summed_steps(chunks: Iterable[pd.DataFrame], key: Sequence[str], columns: Sequence[str],
-                  t_start: float | None, end: float
-                  ) -> tuple[float, np.ndarray, dict[str, np.ndarray], dict[str, float], bool,
-                             int] | None:
-    """Σ over ``key`` of ``columns`` of workload rows of one run, folded chunk by chunk
-    in time order, over the window [t0, ``end``] (t0: ``t_start``, or the first record
-    if later): t0, the times and values to draw (the change points, or once there are
-    more than MAX_STEPS the exact means over TIME_BINS bins from t0), each column's
-    integral over the window, whether binned, and the number of instances (the
-    ``key`` values but the first, e.g. host and instance) of real workloads. What it
-    holds is a chunk and at most MAX_STEPS change points or the bins. None without
-    rows."""
-    sums = SumSeries(list(key), list(columns))
-    held_t: list[np.ndarray] = []
-    held_v: list[np.ndarray] = []
-    after, t0 = 0, None
-    bins: timeweighted.StreamedBins | None = None
-    for chunk in chunks:
+class _SumFold:
+    """Σ over ``key`` of ``columns`` of workload rows of one run, fed chunk by chunk in
+    time order (:meth:`add`), over the window [t0, ``end``] (t0: ``t_start``, or the first
+    record if later). :meth:`result`: t0, the times and values to draw (the change
+    points, or once there are more than MAX_STEPS the exact means over TIME_BINS bins
+    from t0), each column's integral over the window, whether binned, and the number of
+    instances (the ``key`` values but the first, e.g. host and instance) of real
+    workloads; None without rows. What it holds is at most MAX_STEPS change points or
+    the bins."""
+
+    def __init__(self, key: Sequence[str], columns: Sequence[str], t_start: float | None,
+                 end: float):
+        self.key, self.columns, self.t_start, self.end = list(key), list(columns), t_start, end
+        self.sums = SumSeries(self.key, self.columns)
+        self.held_t: list[np.ndarray] = []
+        self.held_v: list[np.ndarray] = []
+        self.after = 0
+        self.t0: float | None = None
+        self.bins: timeweighted.StreamedBins | None = None
+
+    def add(self, chunk: pd.DataFrame) -> None:
         if chunk.empty:
-            continue
-        t, v = sums.add(_one_row_per_key_and_t(chunk, key))
+            return
+        t, v = self.sums.add(last_per_key_and_t(chunk, tuple(self.key)))
+        if self.t0 is None:
+            self.t0 = max(float(t[0]), 0.0 if self.t_start is None else float(self.t_start))
+        if self.bins is not None:
+            self.bins.add(t, v)
+            return
+        self.held_t.append(t)
+        self.held_v.append(v)
+        self.after += int(np.count_nonzero(t > self.t0))
+        if self.after + 1 > MAX_STEPS and self.end > self.t0:  # too many to see: bin means
+            self.bins = timeweighted.StreamedBins(
+                np.linspace(self.t0, self.end, TIME_BINS + 1), len(self.columns))
+            for t_part, v_part in zip(self.held_t, self.held_v, strict=True):
+                self.bins.add(t_part, v_part)
+            self.held_t, self.held_v = [], []
+
+    def result(self) -> tuple[float, np.ndarray, dict[str, np.ndarray], dict[str, float],
+                              bool, int] | None:
+        t0, end, columns = self.t0, self.end, self.columns
         if t0 is None:
-            t0 = max(float(t[0]), 0.0 if t_start is None else float(t_start))
-        if bins is not None:
-            bins.add(t, v)
-            continue
-        held_t.append(t)
-        held_v.append(v)
-        after += int(np.count_nonzero(t > t0))
-        if after + 1 > MAX_STEPS and end > t0:  # too many to see: exact bin means
-            bins = timeweighted.StreamedBins(np.linspace(t0, end, TIME_BINS + 1), len(columns))
-            for t_part, v_part in zip(held_t, held_v, strict=True):
-                bins.add(t_part, v_part)
-            held_t, held_v = [], []
-    if t0 is None:
-        return None
-    instances = len({k[1:] for k in sums.last if not is_pseudo(k[0])})
-    if bins is not None:
-        means, integrals = bins.finish()
-        return (t0, bins.edges[:-1], {c: means[:, j] for j, c in enumerate(columns)},
-                {c: float(integrals[j]) for j, c in enumerate(columns)}, True, instances)
-    t, v = np.concatenate(held_t), np.vstack(held_v)
-    if t.size > 1 and not bool(np.all(t[1:] > t[:-1])):  # a time split by a chunk's end
-        last = np.append(t[1:] != t[:-1], True)
-        t, v = t[last], v[last]
-    if t0 > float(t[0]):  # start at the window: the value holding at t0, then its changes
-        first = int(np.searchsorted(t, t0, side="right")) - 1
-        t, v = np.r_[t0, t[first + 1:]], v[first:]
-    series = {c: v[:, j] for j, c in enumerate(columns)}
-    totals = {c: timeweighted.integral(t, series[c], end, t0) for c in columns}
-    return t0, t, series, totals, False, instances
+            return None
+        instances = len({k[1:] for k in self.sums.last if not is_pseudo(k[0])})
+        if self.bins is not None:
+            means, integrals = self.bins.finish()
+            return (t0, self.bins.edges[:-1], {c: means[:, j] for j, c in enumerate(columns)},
+                    {c: float(integrals[j]) for j, c in enumerate(columns)}, True, instances)
+        t, v = np.concatenate(self.held_t), np.vstack(self.held_v)
+        if t.size > 1 and not bool(np.all(t[1:] > t[:-1])):  # a time split by a chunk's end
+            last = np.append(t[1:] != t[:-1], True)
+            t, v = t[last], v[last]
+        if t0 > float(t[0]):  # start at the window: the value holding at t0, then its changes
+            first = int(np.searchsorted(t, t0, side="right")) - 1
+            t, v = np.r_[t0, t[first + 1:]], v[first:]
+        series = {c: v[:, j] for j, c in enumerate(columns)}
+        totals = {c: timeweighted.integral(t, series[c], end, t0) for c in columns}
+        return t0, t, series, totals, False, instances
 
 
-def _one_row_per_key_and_t(frame: pd.DataFrame, key: Sequence[str]) -> pd.DataFrame:
-    """``frame`` sorted by t (stable) with the last row of each (key, t). A stored table
-    is so already: then only the rows that share their t with a neighbour are checked."""
-    t = frame["t"].to_numpy(float)
-    if t.size and not bool(np.all(t[1:] >= t[:-1])):
-        return frame.drop_duplicates([*key, "t"], keep="last").sort_values("t", kind="stable")
-    tied = np.zeros(t.size, dtype=bool)
-    tied[1:] = t[1:] == t[:-1]
-    tied[:-1] |= tied[1:]
-    if not tied.any():
-        return frame
-    repeated = frame[tied].duplicated([*key, "t"], keep="last").to_numpy()
-    if not repeated.any():
-        return frame
-    keep = np.ones(t.size, dtype=bool)
-    keep[np.flatnonzero(tied)[repeated]] = False
-    return frame[keep]
+class CpuFold:
+    """What :func:`workload_cpu` draws of ``workload`` (a name, or names drawn as their
+    sum) in one run, folded from chunks of that run's ``workloads`` table as they come
+    (:meth:`add`, in time order): several folds can share one pass over a long table.
+    ``t_end``, ``t_start``: as in :func:`workload_cpu`."""
+
+    def __init__(self, workload: str | Sequence[str], t_end: float,
+                 t_start: float | None = None):
+        self.workload = workload
+        self.wanted = [workload] if isinstance(workload, str) else list(workload)
+        self.end = float(t_end)
+        self._fold = _SumFold(("workload", "host", "instance"), ["demand_cores", *CPU_PARTS],
+                              t_start, self.end)
+
+    def add(self, chunk: pd.DataFrame) -> None:
+        """Fold in the rows of the workload in ``chunk`` (rows of one run)."""
+        self._fold.add(chunk[chunk["workload"].isin(self.wanted).to_numpy()])
+
+    def result(self):
+        """See :class:`_SumFold`."""
+        return self._fold.result()
 
 
 def _width(i: int, n: int) -> float:
@@ -536,7 +549,7 @@ class NoRows(ValueError):
     """A figure was asked of chunks that hold no rows of what it draws."""
 
 
-def workload_cpu(workloads: pd.DataFrame | Iterable[pd.DataFrame],
+def workload_cpu(workloads: pd.DataFrame | Iterable[pd.DataFrame] | CpuFold,
                  workload: str | Sequence[str] | None = None, *,
                  t_end: float | None = None, t_start: float | None = None,
                  mode: str | None = None, ax: Axes | None = None,
@@ -549,7 +562,9 @@ def workload_cpu(workloads: pd.DataFrame | Iterable[pd.DataFrame],
 
     ``workloads``: the table, or a table too long to hold as its rows of one run in
     time-ordered chunks (e.g. :meth:`fleet_sim.results.store.Results.chunks`), which
-    are folded one at a time; then ``workload`` and ``t_end`` must be given.
+    are folded one at a time; then ``workload`` and ``t_end`` must be given; or a
+    :class:`CpuFold` already fed (several workloads from one pass over a long table;
+    its workload and window hold).
     ``workload``: its name, or a list of names drawn as their sum (e.g. every replica
     of an app); may be omitted if the table holds one. ``t_start``: start of the
     statistics window (s; default: the first record), so that install and start-up
@@ -575,15 +590,19 @@ def workload_cpu(workloads: pd.DataFrame | Iterable[pd.DataFrame],
         mode_col = mode_column(rows)
         if mode is None and mode_col is not None and rows[mode_col].nunique() == 1:
             mode = str(rows[mode_col].iloc[0])
-        chunks: Iterable[pd.DataFrame] = _time_ordered_slices(rows)
+        fold = CpuFold(workload, end, t_start)
+        for chunk in _time_ordered_slices(rows):
+            fold.add(chunk)
+    elif isinstance(workloads, CpuFold):
+        fold = workloads
     else:
         if workload is None or t_end is None:
             raise ValueError("workload_cpu of chunks needs workload and t_end")
-        wanted = [workload] if isinstance(workload, str) else list(workload)
-        end = float(t_end)
-        chunks = (c[c["workload"].isin(wanted).to_numpy()] for c in workloads)
-    lines = _summed_steps(chunks, ("workload", "host", "instance"),
-                          ["demand_cores", *CPU_PARTS], t_start, end)
+        fold = CpuFold(workload, t_end, t_start)
+        for chunk in workloads:
+            fold.add(chunk)
+    workload, wanted, end = fold.workload, fold.wanted, fold.end
+    lines = fold.result()
     if lines is None:
         raise NoRows(f"no rows of workload {workload!r}")
     t0, t_draw, drawn, totals, binned, n_inst = lines

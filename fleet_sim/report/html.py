@@ -262,15 +262,21 @@ def _workload_figure(ctx: _Context) -> None:
     def paint(fig: Figure) -> None:
         grid = fig.subplots(len(groups_), len(apps), squeeze=False, sharex=True)
         for i, (label, run) in enumerate(groups_):
+            end = ctx.end_of(run)
+            folds: dict[str, fg.CpuFold] = {}
+            if end is not None:
+                # every app of one run in one pass, folded a chunk at a time: a long
+                # table is never whole in memory (without the run's end: read whole)
+                folds = {app: fg.CpuFold(members[app], end, ctx.start_of(run)) for app in apps}
+                everyone = sorted({w for app in apps for w in members[app]})
+                for chunk in ctx.results.chunks("workloads", columns, run,
+                                                {"workload": everyone}):
+                    for fold in folds.values():
+                        fold.add(chunk)
             for j, app in enumerate(apps):
                 ax = grid[i][j]
-                where = {"workload": members[app]}
-                end = ctx.end_of(run)
-                # one app of one run at a time, folded a chunk at a time: a long table
-                # is never whole in memory (without the run's end: read whole)
-                rows = (ctx.results.chunks("workloads", columns, run, where)
-                        if end is not None else ctx.long("workloads", columns, runs=[run],
-                                                         where=where))
+                rows = folds.get(app) if end is not None else ctx.long(
+                    "workloads", columns, runs=[run], where={"workload": members[app]})
                 role = "victim" if app in victims else "neighbour"
                 try:
                     if rows is None:

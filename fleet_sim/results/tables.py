@@ -63,7 +63,7 @@ def _frame(columns: Mapping[str, Sequence]) -> pd.DataFrame:
                          for name, col in columns.items()})
 
 
-def _last_per_key_and_t(frame: pd.DataFrame, key: tuple[str, ...]) -> pd.DataFrame:
+def last_per_key_and_t(frame: pd.DataFrame, key: tuple[str, ...]) -> pd.DataFrame:
     """Keep the last row of each (key, t), sorted by t (stable: recorded order within t).
 
     Only rows sharing their t with a neighbour once sorted can repeat a (key, t), so
@@ -153,7 +153,7 @@ class RunTables:
         if name == "jobs":
             frame = _jobs(frame, self.speed)
         elif "t" in frame.columns:
-            frame = _last_per_key_and_t(frame, table.key)
+            frame = last_per_key_and_t(frame, table.key)
             t0, t1 = float(frame["t"].iloc[0]), float(frame["t"].iloc[-1])
             if t0 < self.until.get(name, -math.inf):
                 raise RuntimeError(f"table {name!r}: a chunk starts at t={t0!r}, before the "

@@ -19,8 +19,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import simpy
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
 
@@ -489,15 +487,3 @@ def test_real_unmet_cpu_bars_match_the_workload_summary(sweep):
         assert data.loc[mode, "runs"] == 2
     heights = [p.get_height() for p in ax.patches]
     assert heights[:3] == pytest.approx(list(data["contention_core_s"]))
-
-
-@settings(max_examples=80, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from("ab"), st.integers(0, 5), st.floats(0, 9)),
-                min_size=1, max_size=40), st.booleans())
-def test_one_row_per_key_and_t_is_the_last_row_of_each_key_and_time_sorted(rows, presorted):
-    frame = pd.DataFrame(rows, columns=["host", "t", "v"]).astype({"t": float})
-    if presorted:
-        frame = frame.sort_values("t", kind="stable", ignore_index=True)
-    expected = frame.drop_duplicates(["host", "t"], keep="last").sort_values("t", kind="stable")
-    got = fg._one_row_per_key_and_t(frame, ["host"])
-    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected.reset_index(drop=True))

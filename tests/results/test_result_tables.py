@@ -223,12 +223,12 @@ def _frame_of(rows, categorical: bool) -> pd.DataFrame:
 @settings(max_examples=150, deadline=None)
 @given(_rows, st.booleans())
 def test_last_row_per_key_and_time_is_drop_duplicates_then_a_stable_sort(rows, categorical):
-    from fleet_sim.results.tables import _last_per_key_and_t
+    from fleet_sim.results.tables import last_per_key_and_t
 
     frame = _frame_of(rows, categorical)
     want = frame.drop_duplicates(subset=["host", "instance", "t"], keep="last").sort_values(
         "t", kind="stable", ignore_index=True)
-    pd.testing.assert_frame_equal(_last_per_key_and_t(frame, ("host", "instance")), want)
+    pd.testing.assert_frame_equal(last_per_key_and_t(frame, ("host", "instance")), want)
 
 
 @settings(max_examples=150, deadline=None)

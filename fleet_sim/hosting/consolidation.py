@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 
+from fleet_sim.model.views import HostCapacity
 from fleet_sim.hosting.migration import (
     MIGRATION_CPU_LOSS,
     MigrationTiming,
@@ -76,19 +77,10 @@ def block_types(n: int, types: Sequence[GuestType] = CLOUDSIM_VM_TYPES) -> list[
 
 @dataclass(frozen=True)
 class DynamicHost:
-    """A host of the dynamic fleet: ``cores`` × ``core_mips``, ``ram_mib``,
-    ``bandwidth_mb_s`` (its NIC, MB/s), ``power`` (``power_w_array(util)``, W)."""
+    """A host of the dynamic fleet: its ``name`` and what it offers."""
 
     name: str
-    cores: int
-    core_mips: float
-    ram_mib: float
-    bandwidth_mb_s: float
-    power: object
-
-    @property
-    def mips(self) -> float:
-        return self.cores * self.core_mips
+    capacity: HostCapacity
 
 
 @dataclass(frozen=True)
@@ -261,10 +253,10 @@ class DynamicFleet:
         self.duration_s = (trace.shape[1] * trace_interval_s if duration_s is None
                            else float(duration_s))
         h = self.hosts
-        self.h_mips = np.array([x.mips for x in h], float)
-        self.h_core = np.array([x.core_mips for x in h], float)
-        self.h_ram = np.array([x.ram_mib for x in h], float)
-        self.h_bw = np.array([x.bandwidth_mb_s for x in h], float)
+        self.h_mips = np.array([x.capacity.mips for x in h], float)
+        self.h_core = np.array([x.capacity.core_mips for x in h], float)
+        self.h_ram = np.array([x.capacity.ram_mib for x in h], float)
+        self.h_bw = np.array([x.capacity.bandwidth_mb_s for x in h], float)
         self.h_state = np.full(len(h), OFF, np.int8)
         self.v_mips = np.array([g.mips for g in types], float)
         self.v_vcpus = np.array([g.vcpus for g in types], float)

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
+from typing import Protocol
 
 import numpy as np
 
@@ -163,6 +164,30 @@ class PlacementRequest:
     ram_mib: float
     dependencies: tuple[tuple[str, str], ...] = ()
     dedicated: bool = False
+
+
+class PowerCurve(Protocol):
+    """Power (W) as a function of CPU utilization in [0, 1] (``numerics.power`` models)."""
+
+    def power_w(self, util: float) -> float: ...
+    def power_w_array(self, util: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class HostCapacity:
+    """What a host offers: ``cores`` × ``core_mips`` of CPU, ``ram_mib``, network
+    ``bandwidth_mb_s`` (MB/s, for migrations and VM reservations), its ``power`` curve."""
+
+    cores: int
+    core_mips: float
+    ram_mib: float
+    bandwidth_mb_s: float
+    power: PowerCurve
+
+    @property
+    def mips(self) -> float:
+        """Total CPU capacity (MIPS)."""
+        return self.cores * self.core_mips
 
 
 @dataclass(frozen=True, slots=True)

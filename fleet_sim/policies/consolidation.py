@@ -33,6 +33,8 @@ from typing import Protocol
 
 import numpy as np
 
+from fleet_sim.model.views import HostCapacity, PowerCurve
+
 HISTORY_LENGTH = 30
 """Samples of VM utilization history a decision looks at (CloudSim's PowerVm.HISTORY_LENGTH)."""
 ADAPTIVE_MIN_HISTORY = 12
@@ -42,30 +44,6 @@ REGRESSION_WINDOW = 10
 FALLBACK_THRESHOLD = 0.7
 """Static threshold of the fallback detector of IQR, MAD, LR and LRR (CloudSim's examples)."""
 _MB_PER_MIB = 2**20 / 1e6
-
-
-class PowerCurve(Protocol):
-    """Power (W) as a function of CPU utilization in [0, 1] (``numerics.power`` models)."""
-
-    def power_w(self, util: float) -> float: ...
-    def power_w_array(self, util: np.ndarray) -> np.ndarray: ...
-
-
-@dataclass(frozen=True)
-class HostCapacity:
-    """What a host offers: ``cores`` × ``core_mips`` of CPU, ``ram_mib``, network
-    ``bandwidth_mb_s`` (MB/s, for migrations and VM reservations), its ``power`` curve."""
-
-    cores: int
-    core_mips: float
-    ram_mib: float
-    bandwidth_mb_s: float
-    power: PowerCurve
-
-    @property
-    def mips(self) -> float:
-        """Total CPU capacity (MIPS)."""
-        return self.cores * self.core_mips
 
 
 @dataclass(frozen=True, eq=False)

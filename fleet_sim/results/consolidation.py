@@ -18,7 +18,7 @@ import numpy as np
 
 from fleet_sim.hosting.consolidation import BOOTING, OFF, ON, FleetRecord
 from fleet_sim.numerics.timeweighted import ArrayLike, integral
-from fleet_sim.policies.consolidation import PowerCurve
+from fleet_sim.model.views import PowerCurve
 from fleet_sim.units import J_PER_KWH
 
 SHORTFALL_RTOL = 1e-9
@@ -125,7 +125,7 @@ def summarize(record: FleetRecord, t_end: float, t_start: float = 0.0) -> dict[s
         hosts.append(series)
         util = np.ones_like(s["utilization"]) if record.power.peak_always else s["utilization"]
         energy += energy_kwh(HostSeries(s["t"], s["requested"], util, on),
-                             spec.power, t_end, t_start)  # type: ignore[arg-type]
+                             spec.capacity.power, t_end, t_start)
         if record.power.switch_on_w > 0:
             energy += integral(s["t"], np.where(state == BOOTING, record.power.switch_on_w,
                                                 0.0), t_end, t_start) / J_PER_KWH

@@ -59,8 +59,9 @@ def fleet_hosts(config: cfg.ScenarioConfig) -> list[DynamicHost]:
     groups = []
     for g in config.fleet.hosts:
         power = _power(g.power)
-        groups.append([DynamicHost(name, int(g.cores), g.speed * NOMINAL_CORE_MIPS,
-                                   g.ram_mib, g.nic_mb_s, power) for name in g.names])
+        capacity = HostCapacity(int(g.cores), g.speed * NOMINAL_CORE_MIPS, g.ram_mib,
+                                g.nic_mb_s, power)
+        groups.append([DynamicHost(name, capacity) for name in g.names])
     out = []
     for k in range(max(len(g) for g in groups)):
         out.extend(g[k] for g in groups if k < len(g))
@@ -74,8 +75,7 @@ class PolicyHooks:
     def __init__(self, hosts: Sequence[DynamicHost], names: Sequence[str],
                  policy: Consolidation | None, rng: np.random.Generator,
                  hold_ram: bool = True):
-        self.caps = [HostCapacity(h.cores, h.core_mips, h.ram_mib, h.bandwidth_mb_s,
-                                  h.power) for h in hosts]  # type: ignore[arg-type]
+        self.caps = [h.capacity for h in hosts]
         self.host_names = [h.name for h in hosts]
         self.names = list(names)
         self.policy = policy

@@ -26,6 +26,7 @@ from fleet_sim.hosting.migration import (
     cloudsim_migration,
     precopy_migration,
 )
+from fleet_sim.model.views import HostCapacity
 from fleet_sim.numerics.power import LinearPower
 from fleet_sim.policies.consolidation import Consolidation, MinimumMigrationTime, StaticThreshold
 from fleet_sim.results.consolidation import summarize
@@ -40,7 +41,7 @@ def watts(u: float) -> float:
 
 
 def two_hosts() -> list[DynamicHost]:
-    return [DynamicHost(name, 2, 1000.0, 4096.0, BW, POWER) for name in ("A", "B")]
+    return [DynamicHost(name, HostCapacity(2, 1000.0, 4096.0, BW, POWER)) for name in ("A", "B")]
 
 
 TYPES = [GuestType(1000, 512), GuestType(1000, 1024), GuestType(500, 256)]
@@ -202,8 +203,8 @@ def test_conservation_every_guest_on_one_host_or_moving_at_every_event():
     n_vms, n_hosts = 40, 30
     trace = rng.integers(0, 101, size=(n_vms, 48)).astype(np.uint8)
     env = simpy.Environment()
-    hosts = [DynamicHost(f"h{i}", 2, 1860.0 if i % 2 else 2660.0, 4096.0, 125.0, POWER)
-             for i in range(n_hosts)]
+    hosts = [DynamicHost(f"h{i}", HostCapacity(2, 2660.0 if i % 2 == 0 else 1860.0, 4096.0,
+                                               125.0, POWER)) for i in range(n_hosts)]
     names = tuple(f"v{i}" for i in range(n_vms))
     types = block_types(n_vms)
     policy = Consolidation(StaticThreshold(0.8), MinimumMigrationTime())

@@ -56,8 +56,8 @@ def test_hosts_alternate_types_and_express_mips_through_core_speed():
     hosts = fleet_hosts(cfg.load_config(SCENARIO))
     assert len(hosts) == 800
     assert [h.name for h in hosts[:4]] == ["g4000", "g5000", "g4001", "g5001"]
-    assert [h.core_mips for h in hosts[:2]] == pytest.approx([1860.0, 2660.0])
-    assert hosts[1].power.points_w[-1] == 135.0
+    assert [h.capacity.core_mips for h in hosts[:2]] == pytest.approx([1860.0, 2660.0])
+    assert hosts[1].capacity.power.points_w[-1] == 135.0
 
 
 def run(config):

@@ -207,7 +207,8 @@ class _Urgent(simpy.events.Event):
 @dataclass(frozen=True)
 class FleetRecord:
     """What a run of a :class:`DynamicFleet` leaves: per host its change points
-    (``t``, ``requested``, ``utilization`` as fractions of its MIPS, ``state``), per
+    (``t``, ``requested``, ``utilization`` as fractions of its MIPS, ``state``,
+    ``ram_used``: MiB of the guests on it and coming to it), per
     guest (``t``, ``requested_mips``, ``allocated_mips``, ``migrating``), the start
     times of the moves (``move_starts_s``), their downtime (s) in all, the hosts and
     guests."""
@@ -274,14 +275,15 @@ class DynamicFleet:
         self._demand_l: list[float] = []
         self.has_base = np.zeros(len(h), bool)  #: containers: base layers cached
         self.has_app: set[tuple[int, int]] = set()  #: containers: (host, guest) cached
-        self._hosts = _Series(("requested", "utilization", "state"))
+        self._hosts = _Series(("requested", "utilization", "state", "ram_used"))
         self._vms = _Series(("requested_mips", "allocated_mips", "migrating"))
         nan3 = (math.nan, math.nan, math.nan)
-        self._last_h: list[tuple[float, ...]] = [nan3] * len(h)  #: last recorded rows
+        self._last_h: list[tuple[float, ...]] = [(*nan3, math.nan)] * len(h)  #: last rows
         self._last_v: list[tuple[float, ...]] = [nan3] * len(types)
         self._target_l = [-1] * len(types)  #: scalar mirrors of v_target, v_paused
         self._paused_l = [False] * len(types)
         self._vcpus_l = self.v_vcpus.tolist()
+        self._ram_l = self.v_ram.tolist()
         self._scale_l = [1.0] * len(h)  #: each host's last scale factor of the asks
         self.move_starts: list[float] = []
         self.downtime_s = 0.0
@@ -506,7 +508,8 @@ class DynamicFleet:
         own = touched[host]  # guests whose CPU comes from a touched host
         self._record(self._hosts, t, hs, (requested[hs] / self.h_mips[hs],
                                           self.h_used[hs] / self.h_mips[hs],
-                                          self.h_state[hs].astype(float)), self._last_h)
+                                          self.h_state[hs].astype(float),
+                                          self.ram_used()[hs]), self._last_h)
         self._record(self._vms, t, vms[own], (demand[own], alloc[own],
                                               moving[own].astype(float)), self._last_v)
 
@@ -556,7 +559,9 @@ class DynamicFleet:
             if row != last[v]:
                 last[v] = row
                 self._vms.row(t, v, row)
-        row = (requested / mips, used / mips, float(self.h_state[h]))
+        ram = self._ram_l
+        row = (requested / mips, used / mips, float(self.h_state[h]),
+               sum(ram[v] for v in self.on[h]) + sum(ram[v] for v in self.coming[h]))
         if row != self._last_h[h]:
             self._last_h[h] = row
             self._hosts.row(t, h, row)

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from fleet_sim.hosting.consolidation import BOOTING, OFF, ON, FleetRecord
 from fleet_sim.numerics.timeweighted import ArrayLike, integral
@@ -137,3 +138,31 @@ def summarize(record: FleetRecord, t_end: float, t_start: float = 0.0) -> dict[s
             "migrations": float(migration_count(record.move_starts_s, t_end, t_start)),
             "slatah": sla_time, "pdm": degradation, "slav": slav(sla_time, degradation),
             "host_shutdowns": float(shutdowns)}
+
+
+def host_rows(record: FleetRecord) -> dict[str, np.ndarray | pd.Categorical]:
+    """The ``hosts`` table's recorded columns of a consolidation run: each host's change
+    points, the cores it delivered (its utilization × its cores), its power (W: its
+    curve at its utilization while on, at its peak with ``peak_always``, the record's
+    ``switch_on_w`` while switching on, 0 W off; the figures of :func:`summarize`) and
+    the RAM of the guests on it and coming to it (MiB)."""
+    names = [h.name for h in record.hosts]
+    columns: dict[str, list[np.ndarray]] = {c: [] for c in (
+        "t", "cpu_used_cores", "cpu_capacity_cores", "power_w", "ram_used_mib")}
+    counts = []
+    for spec, s in zip(record.hosts, record.host_series, strict=True):
+        cap, state = spec.capacity, s["state"]
+        util = np.asarray(s["utilization"], dtype=float)
+        drawn = np.ones_like(util) if record.power.peak_always else util
+        watts = np.where(state == ON, cap.power.power_w_array(drawn), 0.0)
+        columns["t"].append(s["t"])
+        columns["cpu_used_cores"].append(util * cap.cores)
+        columns["cpu_capacity_cores"].append(np.full(util.size, float(cap.cores)))
+        columns["power_w"].append(np.where(state == BOOTING, record.power.switch_on_w, watts))
+        columns["ram_used_mib"].append(s["ram_used"])
+        counts.append(util.size)
+    out: dict[str, np.ndarray | pd.Categorical] = {
+        c: np.concatenate(parts) if parts else np.zeros(0) for c, parts in columns.items()}
+    out["host"] = pd.Categorical.from_codes(np.repeat(np.arange(len(names)), counts),
+                                            categories=names)
+    return out

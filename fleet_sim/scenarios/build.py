@@ -34,7 +34,7 @@ from simpy.events import ProcessGenerator
 from fleet_sim.errors import CapacityError, ConfigError
 from fleet_sim.hosting.specs import AppSpec, DemandSpec, HostSpec, JobsSpec, WorkloadSpec
 from fleet_sim.hosting.balancer import LoadBalancer
-from fleet_sim.hosting.consolidation import DynamicFleet
+from fleet_sim.hosting.consolidation import DynamicFleet, FleetRecord
 from fleet_sim.hosting.containers import ContainerRuntime
 from fleet_sim.hosting.deploy import Deployment, deploy
 from fleet_sim.hosting.failures import Failures
@@ -62,7 +62,7 @@ from fleet_sim.numerics.power import LinearPower, TablePower
 from fleet_sim.policies.registry import placement_policy, rollout_strategy
 from fleet_sim.results import schema
 from fleet_sim.results.recorder import ChangePointRecorder
-from fleet_sim.results.consolidation import summarize
+from fleet_sim.results.consolidation import host_rows, summarize
 from fleet_sim.results.fold import MemoryStore
 from fleet_sim.results.spool import ParquetSpool
 from fleet_sim.results.tables import RunTables, conform
@@ -97,6 +97,7 @@ class FleetRun:
         #: the ``[traces]`` guests and their consolidation (None without ``[traces]``)
         self.dynamic: DynamicFleet | None = None
         self._dynamic: Callable[[], DynamicFleet] | None = None
+        self._record: FleetRecord | None = None
         self.rollouts: list[FleetRollout] = []
         run = config.run
         store = MemoryStore() if spool_dir is None else ParquetSpool(spool_dir)
@@ -144,7 +145,20 @@ class FleetRun:
         if before_t < math.inf and self.recorder.rows < CHUNK_ROWS:
             return
         for name in self.config.run.record:
-            self.results.add(name, self.recorder.take(name, before_t))
+            rows = self.recorder.take(name, before_t)
+            if name == "hosts" and self.dynamic is not None:
+                # a [traces] run's hosts run no app: their rows are the moving guests'
+                if before_t == math.inf:
+                    self.results.add(name, host_rows(self._dynamic_record()))
+                continue
+            self.results.add(name, rows)
+
+    def _dynamic_record(self) -> FleetRecord:
+        """What the dynamic fleet of a [traces] run left (once it is over)."""
+        assert self.dynamic is not None
+        if self._record is None:
+            self._record = self.dynamic.record()
+        return self._record
 
     def finalize(self) -> None:
         """Close the run at ``duration_s``; record the jobs still running (finish NaN)."""
@@ -168,7 +182,7 @@ class FleetRun:
         tables = self.results.tables()
         if self.dynamic is not None:
             run = self.config.run
-            figures = summarize(self.dynamic.record(), run.duration_s, run.warmup_s)
+            figures = summarize(self._dynamic_record(), run.duration_s, run.warmup_s)
             tables["summary"] = tables["summary"].assign(**figures)
         if not self.rollouts:
             return tables

@@ -93,3 +93,28 @@ def test_per_mode_bare_metal_never_moves_containers_lose_cpu_while_moving():
     assert bare["migrations"] == 0 and bare["pdm"] == 0
     assert vm["migrations"] > 0 and container["migrations"] > 0
     assert container["pdm"] > 0
+
+
+@pytest.mark.parametrize("policy", ["thr-mmt", "npa"])
+def test_the_hosts_table_of_a_day_is_the_moving_guests_hosts(policy):
+    from fleet_sim.numerics.timeweighted import integral
+    from fleet_sim.units import J_PER_KWH
+
+    sim, summary = run(load(**{"consolidation.policy": policy, "run.record": ["hosts", "events"]}))
+    hosts = sim.tables()["hosts"]
+    assert sorted(hosts["host"].unique()) == sorted(h.name for h in sim.dynamic.hosts)
+    end = 7200.0
+    energy, peak = 0.0, 0.0
+    for _, rows in hosts.groupby("host"):
+        energy += integral(rows["t"], rows["power_w"], end) / J_PER_KWH
+        peak = max(peak, float(rows["cpu_utilization"].max()))
+    # the summary's energy is the consolidation figure; the table's power gives it again
+    assert energy == pytest.approx(summary["energy_kwh"], rel=1e-9)
+    assert 0.0 < peak <= 1.0 + 1e-12
+    assert summary["cpu_utilization_mean"] > 0.0
+    guests_ram = float(sim.dynamic.v_ram.sum())
+    at_start = hosts[hosts["t"] == 0.0].drop_duplicates("host", keep="last")
+    assert at_start["ram_used_mib"].sum() == pytest.approx(guests_ram)  # every guest placed
+    if policy == "thr-mmt":  # hosts left empty are switched off: they draw nothing
+        off = hosts[(hosts["cpu_used_cores"] == 0.0) & (hosts["ram_used_mib"] == 0.0)]
+        assert (off["power_w"] == 0.0).any()

@@ -257,7 +257,7 @@ class KeyedBins(_KeyedPieces):
             hi = np.r_[hi[one], np.minimum(hi[at], e[b + 1])]
             vals, keys, first = np.r_[vals[one], vals[at]], np.r_[keys[one], keys[at]], np.r_[
                 first[one], b]
-        cell = keys * (e.size - 1) + first
+        cell = keys.astype(np.int64) * (e.size - 1) + first  # 16-bit keys would overflow
         dur = hi - lo
         n = self.weight.size
         self.weight += np.bincount(cell, dur, n)

@@ -462,3 +462,20 @@ def test_keyed_bins_are_each_keys_bin_means(rows, splits, bins):
                                        atol=1e-12)
         else:
             assert np.isnan(z[k]).all()
+
+
+def test_keyed_bins_of_many_16_bit_keys_do_not_overflow_their_cells():
+    # 800 hosts × 120 bins: more cells than an int16 holds (the heatmap of a large fleet)
+    n_keys, bins = 800, 120
+    rng = np.random.default_rng(3)
+    keys = np.repeat(np.arange(n_keys, dtype=np.int16), 3)
+    t = np.tile([0.0, 40.0, 90.0], n_keys)
+    v = rng.random(keys.size)
+    order = np.argsort(t, kind="stable")
+    edges = np.linspace(0.0, 120.0, bins + 1)
+    cells = KeyedBins(n_keys, edges)
+    cells.add(keys[order], t[order], v[order])
+    z = cells.finish()
+    for k in (0, 300, n_keys - 1):
+        mine = keys == k
+        np.testing.assert_allclose(z[k], bin_means(t[mine], v[mine], edges), rtol=1e-12)

@@ -36,6 +36,10 @@ from fleet_sim.numerics.fairshare import INF, distribute, redistribute
 
 #: heap entry kinds; at equal times completions go before feed events
 FINISH, FEED = 0, 1
+#: the heap is rebuilt without superseded completions once it holds more of them than
+#: this and than live entries (a queue of n jobs re-rated at every event would otherwise
+#: leave n stale entries per event)
+COMPACT_MIN = 4096
 
 
 class Feed(Protocol):
@@ -70,6 +74,7 @@ class HostCpuScheduler:
         self.root = root
         self.now = 0.0
         self._heap: list[tuple[float, int, int, object]] = []
+        self._stale = 0  # superseded completions still in the heap
         self._seq = itertools.count()
         self.n_constrained = 0
         self.used_core_s = 0.0       # ∫ allocated cores dt (host busy time)
@@ -103,8 +108,11 @@ class HostCpuScheduler:
         n_events = 0
         while heap and heap[0][0] <= t_end:
             t, kind, seq, obj = pop(heap)
-            if kind == FINISH and obj.version != seq:  # type: ignore[attr-defined]
-                continue  # stale: the job's rate changed since this was pushed
+            if kind == FINISH:
+                if obj.version != seq:  # type: ignore[attr-defined]
+                    self._stale -= 1
+                    continue  # stale: the job's rate changed since this was pushed
+                obj.version = -1  # type: ignore[attr-defined]  # its entry is consumed
             dt = t - self.now
             if dt > 0:
                 self.used_core_s += root.alloc * dt
@@ -604,6 +612,7 @@ class HostCpuScheduler:
             return
         self._job_rate += rate - job.rate
         job.rate = rate
+        superseded = job.version >= 0  # it has a pending completion, now stale
         if rate > 0:
             if job.start is None:
                 job.start = self.now
@@ -613,6 +622,19 @@ class HostCpuScheduler:
             heapq.heappush(self._heap, (finish, FINISH, seq, job))
         else:
             job.version = -1
+        if superseded:
+            self._stale += 1
+            if self._stale > COMPACT_MIN and 2 * self._stale > len(self._heap):
+                self._compact()
+
+    def _compact(self) -> None:
+        """Drop the superseded completions from the heap, in place (``advance`` holds
+        it). Entries are totally ordered by (time, kind, seq), so the order of events
+        does not change."""
+        heap = self._heap
+        heap[:] = [e for e in heap if e[1] != FINISH or e[3].version == e[2]]  # type: ignore
+        heapq.heapify(heap)
+        self._stale = 0
 
     # ------------------------------------------------------------------ recording
     def _record_subtree(self, apex: CpuNode) -> None:

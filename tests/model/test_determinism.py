@@ -68,3 +68,35 @@ def test_adding_a_workload_keeps_other_draws():
     arr_b = np.sort(b["jobs"].query("workload == 'h1.web0'")["arrival"].to_numpy())
     n = min(len(arr_a), len(arr_b))
     np.testing.assert_array_equal(arr_a[: n - 5], arr_b[: n - 5])
+
+
+def _overloaded(seed: int) -> tuple[dict[str, pd.DataFrame], int]:
+    """One 2-core host whose two job workloads ask for 3 cores: queues grow and every
+    arrival and completion re-rates every queued job."""
+    env = simpy.Environment()
+    rec = ChangePointRecorder()
+    streams = Streams(seed)
+    host = Host(env, "h0", cores=2, recorder=rec)
+    for w in range(2):
+        wl = JobWorkload(host, f"web{w}")
+        wl.add_feed(PoissonJobs(3.0, Exponential(0.5), 1.0, streams.get(f"web{w}.arrivals"),
+                                streams.get(f"web{w}.sizes")))
+    env.run(until=300)
+    host.finalize(300)
+    tables = {name: pd.DataFrame({c: list(v) for c, v in cols.items()})
+              for name, cols in rec.data.items()}
+    return tables, len(host.cpu._heap)
+
+
+def test_dropping_superseded_completions_from_the_heap_changes_no_result(monkeypatch):
+    import fleet_sim.model.scheduler as scheduler
+
+    monkeypatch.setattr(scheduler, "COMPACT_MIN", 10**12)  # never
+    kept, heap_kept = _overloaded(5)
+    monkeypatch.setattr(scheduler, "COMPACT_MIN", 0)  # whenever half the heap is stale
+    compacted, heap_compacted = _overloaded(5)
+    assert kept.keys() == compacted.keys()
+    for name in kept:
+        pd.testing.assert_frame_equal(kept[name], compacted[name])
+    assert len(kept["jobs"]) > 500
+    assert heap_kept > 20 * heap_compacted  # stale entries piled up without it

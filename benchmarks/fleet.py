@@ -2,13 +2,15 @@
 
 ``scale.py`` is the best case (plain CPU trees, jobs table only); this one is the
 demo fleet grown to ``--hosts`` 32-core hosts: per host two replicas of a web app
-serving Poisson requests of tens of ms (``cpu_max`` 2 cores), one spiky batch app
-of 16 threads (``cpu_max`` 8 cores, enforced per 100 ms CFS period in container
-mode) and one steady cache, placed by worst-fit, recording ``run.record``'s default
-tables; the statistics window starts at 120 s, after the first image pulls. As in
-the demo, VMs overcommit vCPUs 2:1 and a bare-metal install takes 60 s (requests
-arriving meanwhile queue and run once it is done). The scenario is a dict
-validated by ``fleet_sim.scenarios.config`` and built by
+behind its load balancer (random routing) serving Poisson requests of tens of ms
+(``cpu_max`` 2 cores; a request that finds no replica up fails at once), one spiky
+batch app of 16 threads (``cpu_max`` 8 cores, enforced per 100 ms CFS period in
+container mode) and one steady cache, placed by worst-fit, recording
+``run.record``'s default tables; the statistics window starts at 120 s, after the
+first image pulls. As in the demo, VMs overcommit vCPUs 2:1 and a bare-metal install
+takes 60 s; a VM boots once its image is copied from the registry, so at 200 hosts
+VMs come up after about 21 minutes (800 images of 2 GB over one 10 GbE uplink).
+The scenario is a dict validated by ``fleet_sim.scenarios.config`` and built by
 ``fleet_sim.scenarios.build``, as ``fleet-sim run`` does.
 
 Prints wall seconds per phase (build / run / tables / store), simulated events
@@ -56,8 +58,9 @@ def scenario(hosts: int, hours: float, mode: str, seed: int,
         "apps": [
             {"name": "web", "replicas": 2 * hosts, "threads": 8, "cpu_request_cores": 2.0,
              "ram_mib": 4096, "vcpus": 2, "cpu_max": 2.0,
-             "workloads": [{"kind": "jobs", "name": "requests",
-                            "rate_per_s": REQUEST_RATE_PER_S,
+             "service": {"routing": "random"},
+             "workloads": [{"kind": "jobs", "name": "requests", "scope": "service",
+                            "rate_per_s": REQUEST_RATE_PER_S * 2 * hosts,
                             "work_core_s": {"dist": "exponential",
                                             "mean": REQUEST_MEAN_CORE_S},
                             "max_cores": 1.0}]},

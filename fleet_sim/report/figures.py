@@ -289,20 +289,24 @@ def _time_ordered_slices(frame: pd.DataFrame) -> Iterator[pd.DataFrame]:
     return (frame.iloc[a:a + SUM_SLICE_ROWS] for a in range(0, len(frame), SUM_SLICE_ROWS))
 
 
-class _SumFold:
-    """Σ over ``key`` of ``columns`` of workload rows of one run, fed chunk by chunk in
-    time order (:meth:`add`), over the window [t0, ``end``] (t0: ``t_start``, or the first
-    record if later). :meth:`result`: t0, the times and values to draw (the change
-    points, or once there are more than MAX_STEPS the exact means over TIME_BINS bins
-    from t0), each column's integral over the window, whether binned, and the number of
-    instances (the ``key`` values but the first, e.g. host and instance) of real
-    workloads; None without rows. What it holds is at most MAX_STEPS change points or
-    the bins."""
+class CpuFold:
+    """What :func:`workload_cpu` draws of ``workload`` (a name, or names drawn as their
+    sum) in one run, folded from chunks of that run's ``workloads`` table as they come
+    (:meth:`add`, in time order): several folds can share one pass over a long table.
+    ``t_end``, ``t_start``: as in :func:`workload_cpu`; the window is [t0, ``t_end``]
+    (t0: ``t_start``, or the first record if later). It holds at most MAX_STEPS change
+    points of the sums over hosts and instances, or then their exact means over
+    TIME_BINS bins."""
 
-    def __init__(self, key: Sequence[str], columns: Sequence[str], t_start: float | None,
-                 end: float):
-        self.key, self.columns, self.t_start, self.end = list(key), list(columns), t_start, end
-        self.sums = SumSeries(self.key, self.columns)
+    KEY = ("workload", "host", "instance")
+
+    def __init__(self, workload: str | Sequence[str], t_end: float,
+                 t_start: float | None = None):
+        self.workload = workload
+        self.wanted = [workload] if isinstance(workload, str) else list(workload)
+        self.end, self.t_start = float(t_end), t_start
+        self.columns = ("demand_cores", *CPU_PARTS)
+        self.sums = SumSeries(list(self.KEY), list(self.columns))
         self.held_t: list[np.ndarray] = []
         self.held_v: list[np.ndarray] = []
         self.after = 0
@@ -310,9 +314,11 @@ class _SumFold:
         self.bins: timeweighted.StreamedBins | None = None
 
     def add(self, chunk: pd.DataFrame) -> None:
+        """Fold in the rows of the workload in ``chunk`` (rows of one run)."""
+        chunk = chunk[chunk["workload"].isin(self.wanted).to_numpy()]
         if chunk.empty:
             return
-        t, v = self.sums.add(last_per_key_and_t(chunk, tuple(self.key)))
+        t, v = self.sums.add(last_per_key_and_t(chunk, self.KEY))
         if self.t0 is None:
             self.t0 = max(float(t[0]), 0.0 if self.t_start is None else float(self.t_start))
         if self.bins is not None:
@@ -330,6 +336,9 @@ class _SumFold:
 
     def result(self) -> tuple[float, np.ndarray, dict[str, np.ndarray], dict[str, float],
                               bool, int] | None:
+        """t0, the times and values to draw (the change points, or the bin means), each
+        column's integral over the window, whether binned, and the number of instances
+        of real workloads; None without rows."""
         t0, end, columns = self.t0, self.end, self.columns
         if t0 is None:
             return None
@@ -348,29 +357,6 @@ class _SumFold:
         series = {c: v[:, j] for j, c in enumerate(columns)}
         totals = {c: timeweighted.integral(t, series[c], end, t0) for c in columns}
         return t0, t, series, totals, False, instances
-
-
-class CpuFold:
-    """What :func:`workload_cpu` draws of ``workload`` (a name, or names drawn as their
-    sum) in one run, folded from chunks of that run's ``workloads`` table as they come
-    (:meth:`add`, in time order): several folds can share one pass over a long table.
-    ``t_end``, ``t_start``: as in :func:`workload_cpu`."""
-
-    def __init__(self, workload: str | Sequence[str], t_end: float,
-                 t_start: float | None = None):
-        self.workload = workload
-        self.wanted = [workload] if isinstance(workload, str) else list(workload)
-        self.end = float(t_end)
-        self._fold = _SumFold(("workload", "host", "instance"), ["demand_cores", *CPU_PARTS],
-                              t_start, self.end)
-
-    def add(self, chunk: pd.DataFrame) -> None:
-        """Fold in the rows of the workload in ``chunk`` (rows of one run)."""
-        self._fold.add(chunk[chunk["workload"].isin(self.wanted).to_numpy()])
-
-    def result(self):
-        """See :class:`_SumFold`."""
-        return self._fold.result()
 
 
 def _width(i: int, n: int) -> float:

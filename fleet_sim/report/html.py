@@ -288,7 +288,7 @@ def _workload_figure(ctx: _Context) -> None:
                     ax.set_axis_off()
                     continue
                 ax.tick_params(labelbottom=True)
-                del rows  # before the next app's rows are read
+                del rows  # a table read whole: before the next app's rows are read
                 if j:
                     ax.set_ylabel("")
 

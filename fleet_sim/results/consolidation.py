@@ -114,6 +114,16 @@ FIGURES = ("energy_kwh", "migrations", "slatah", "pdm", "slav", "host_shutdowns"
 """The summary columns of a consolidation run."""
 
 
+def _watts(record: FleetRecord, power: PowerCurve, s: dict[str, np.ndarray]) -> np.ndarray:
+    """A host's power at each of its change points ``s`` (W): its curve at its
+    utilization while on (at its peak with ``peak_always``), the record's
+    ``switch_on_w`` while switching on, 0 W off."""
+    util = np.asarray(s["utilization"], dtype=float)
+    drawn = np.ones_like(util) if record.power.peak_always else util
+    watts = np.where(s["state"] == ON, power.power_w_array(drawn), 0.0)
+    return np.where(s["state"] == BOOTING, record.power.switch_on_w, watts)
+
+
 def summarize(record: FleetRecord, t_end: float, t_start: float = 0.0) -> dict[str, float]:
     """The :data:`FIGURES` of a :class:`~fleet_sim.hosting.consolidation.FleetRecord`
     over ``[t_start, t_end]``. A host switching on counts as active, drawing the
@@ -124,12 +134,8 @@ def summarize(record: FleetRecord, t_end: float, t_start: float = 0.0) -> dict[s
         on = state == ON
         series = HostSeries(s["t"], s["requested"], s["utilization"], on)
         hosts.append(series)
-        util = np.ones_like(s["utilization"]) if record.power.peak_always else s["utilization"]
-        energy += energy_kwh(HostSeries(s["t"], s["requested"], util, on),
-                             spec.capacity.power, t_end, t_start)
-        if record.power.switch_on_w > 0:
-            energy += integral(s["t"], np.where(state == BOOTING, record.power.switch_on_w,
-                                                0.0), t_end, t_start) / J_PER_KWH
+        energy += integral(s["t"], _watts(record, spec.capacity.power, s), t_end,
+                           t_start) / J_PER_KWH
         shutdowns += host_shutdowns(state != OFF)
     vms = [VmSeries(v["t"], v["requested_mips"], v["allocated_mips"], v["migrating"] > 0)
            for v in record.vm_series]
@@ -142,23 +148,19 @@ def summarize(record: FleetRecord, t_end: float, t_start: float = 0.0) -> dict[s
 
 def host_rows(record: FleetRecord) -> dict[str, np.ndarray | pd.Categorical]:
     """The ``hosts`` table's recorded columns of a consolidation run: each host's change
-    points, the cores it delivered (its utilization × its cores), its power (W: its
-    curve at its utilization while on, at its peak with ``peak_always``, the record's
-    ``switch_on_w`` while switching on, 0 W off; the figures of :func:`summarize`) and
-    the RAM of the guests on it and coming to it (MiB)."""
+    points, the cores it delivered (its utilization × its cores), its power (W, as
+    :func:`summarize` counts it) and the RAM of the guests on it and coming to it (MiB)."""
     names = [h.name for h in record.hosts]
     columns: dict[str, list[np.ndarray]] = {c: [] for c in (
         "t", "cpu_used_cores", "cpu_capacity_cores", "power_w", "ram_used_mib")}
     counts = []
     for spec, s in zip(record.hosts, record.host_series, strict=True):
-        cap, state = spec.capacity, s["state"]
+        cap = spec.capacity
         util = np.asarray(s["utilization"], dtype=float)
-        drawn = np.ones_like(util) if record.power.peak_always else util
-        watts = np.where(state == ON, cap.power.power_w_array(drawn), 0.0)
         columns["t"].append(s["t"])
         columns["cpu_used_cores"].append(util * cap.cores)
         columns["cpu_capacity_cores"].append(np.full(util.size, float(cap.cores)))
-        columns["power_w"].append(np.where(state == BOOTING, record.power.switch_on_w, watts))
+        columns["power_w"].append(_watts(record, cap.power, s))
         columns["ram_used_mib"].append(s["ram_used"])
         counts.append(util.size)
     out: dict[str, np.ndarray | pd.Categorical] = {

@@ -19,10 +19,17 @@ moves depends on the hosting ``mode``:
   on the source with ``1 − cpu_loss`` of its ask; the target reserves ``cpu_loss`` of
   its demand and its RAM; with pre-copy it pauses for the stop-and-copy downtime at
   the end.
-- ``"container"``: stop, pull what the target host lacks of its image (the shared
-  base layers once per host, its own layer once per host), start: it gets no CPU for
-  the whole move (downtime).
+- ``"container"``: stop, pull what the target host's layer cache lacks of its image
+  (the shared base layers, its own layer) from the registry, start: it gets no CPU
+  from the stop to the start (downtime).
 - ``"baremetal"``: apps installed on a shared OS never move (no decisions are asked).
+
+Transfers: a pre-copy's rounds and a container's pull are transfers on the fleet's
+network (:mod:`fleet_sim.images.network`), shared max-min with every other transfer
+of the moment; a host's migrations get at most half its NIC each way (limit links
+``<host>.migration-out`` / ``-in``; the other half is left to its guests, as CloudSim
+leaves it). CloudSim's model is its own closed form: each migration RAM over half the
+slower NIC, whatever else moves at the time.
 
 Accounting, as in CloudSim: a host's *requested* MIPS is the full demand of the guests
 on it and coming to it; its *utilization* MIPS counts a migrating guest's CPU on the
@@ -38,14 +45,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import simpy
+from simpy.events import ProcessGenerator
 
-from fleet_sim.model.views import HostCapacity
+from fleet_sim.hosting.defaults import (
+    CONTAINER_APP_LAYER_MB,
+    CONTAINER_BASE_LAYER_MB,
+    MAX_CONCURRENT_DOWNLOADS,
+    REGISTRY_UPLINK_MB_S,
+)
 from fleet_sim.hosting.migration import (
     MIGRATION_CPU_LOSS,
-    MigrationTiming,
     cloudsim_migration,
-    precopy_migration,
+    precopy_rounds,
 )
+from fleet_sim.images.cache import LayerCache
+from fleet_sim.images.network import Link, Network
+from fleet_sim.images.registry import Distributor, Registry
+from fleet_sim.images.supply import FIRST_VERSION, container_image
+from fleet_sim.model.protocols import NullRecorder
+from fleet_sim.model.views import HostCapacity
 
 NOMINAL_CORE_MIPS = 1000.0
 """MIPS of a core of speed 1.0: a host core of ``speed`` s runs s × 1000 MIPS."""
@@ -53,6 +71,8 @@ NOMINAL_CORE_MIPS = 1000.0
 OFF, BOOTING, ON = 0, 1, 2
 MOVE_MODES = ("vm", "container", "baremetal")
 MIGRATION_MODELS = ("cloudsim", "precopy")
+#: the registry's node on the network a fleet makes for itself
+REGISTRY = "registry"
 
 
 @dataclass(frozen=True)
@@ -98,9 +118,10 @@ class PowerStates:
 class MoveParams:
     """How a guest moves (see the module docstring): ``mode``; for VMs the
     ``migration`` model (``"cloudsim"`` | ``"precopy"``), ``cpu_loss`` (fraction),
-    pre-copy's ``dirty_mb_s``, ``stop_mb``, ``max_rounds`` (its transfer gets half the
-    slower NIC, like CloudSim's); for containers ``stop_s``, ``start_s``, image
-    ``base_mb`` (shared by all) and ``app_mb`` (each its own), pulled at the target's NIC."""
+    pre-copy's ``dirty_mb_s``, ``stop_mb``, ``max_rounds``; for containers ``stop_s``,
+    ``start_s`` and the image: ``base_layers_mb`` (shared by all, base first) under
+    ``app_layer_mb`` (each its own), MB; ``registry_mb_s``: the uplink of the registry
+    of a fleet that makes its own network."""
 
     mode: str = "vm"
     migration: str = "cloudsim"
@@ -110,8 +131,9 @@ class MoveParams:
     max_rounds: int = 30
     stop_s: float = 2.0
     start_s: float = 1.0
-    base_mb: float = 200.0
-    app_mb: float = 50.0
+    base_layers_mb: tuple[float, ...] = (CONTAINER_BASE_LAYER_MB,)
+    app_layer_mb: float = CONTAINER_APP_LAYER_MB
+    registry_mb_s: float = REGISTRY_UPLINK_MB_S
 
     def __post_init__(self) -> None:
         if self.mode not in MOVE_MODES:
@@ -228,7 +250,12 @@ class DynamicFleet:
     guests at t = 0; ``decide`` (None: never) is called every ``interval_s`` from
     ``interval_s`` on. ``hold_ram``: a running guest holds its RAM on its host (False:
     only at placement, as in CloudSim's examples, whose guests then request none).
-    Start with :meth:`start`; read :meth:`record` after the run.
+    ``network``: the run's network, where every host is a node named as the host
+    (default: one of its own, each host at its NIC and a registry); ``registry``: where
+    a moving container's image comes from, over the hosts' layer caches (default: a
+    :class:`~fleet_sim.images.registry.Registry` at node ``"registry"`` of
+    ``network``, unbounded caches). Start with :meth:`start`; read :meth:`record`
+    after the run.
     """
 
     def __init__(self, env: simpy.Environment, hosts: Sequence[DynamicHost],
@@ -236,7 +263,8 @@ class DynamicFleet:
                  place: Place, decide: Decide | None, *, interval_s: float = 300.0,
                  trace_interval_s: float = 300.0, power: PowerStates = PowerStates(),
                  moves: MoveParams = MoveParams(), duration_s: float | None = None,
-                 hold_ram: bool = True):
+                 hold_ram: bool = True, network: Network | None = None,
+                 registry: Distributor | None = None):
         if len(names) != len(types) or len(names) != trace.shape[0]:
             raise ValueError("names, types and trace rows must be as many as the guests")
         if not interval_s > 0 or not trace_interval_s > 0:
@@ -273,8 +301,19 @@ class DynamicFleet:
         self.on: list[dict[int, None]] = [{} for _ in h]
         self.coming: list[dict[int, None]] = [{} for _ in h]
         self._demand_l: list[float] = []
-        self.has_base = np.zeros(len(h), bool)  #: containers: base layers cached
-        self.has_app: set[tuple[int, int]] = set()  #: containers: (host, guest) cached
+        self.network = network if network is not None else self._own_network()
+        #: each host's migration limits, out and in: half its NIC
+        self._migration_links = [
+            (self.network.add_link(f"{x.name}.migration-out", bw / 2.0, record=False),
+             self.network.add_link(f"{x.name}.migration-in", bw / 2.0, record=False))
+            for x, bw in zip(h, self.h_bw.tolist(), strict=True)]
+        self.registry = registry if registry is not None else Registry(
+            env, self.network, {x.name: LayerCache(math.inf) for x in h}, node=REGISTRY,
+            max_concurrent_downloads=MAX_CONCURRENT_DOWNLOADS)
+        layers = moves.base_layers_mb, moves.app_layer_mb
+        #: containers: each guest's image layers
+        self.layers = [container_image(name, FIRST_VERSION, *layers).layers
+                       for name in self.names] if moves.mode == "container" else []
         self._hosts = _Series(("requested", "utilization", "state", "ram_used"))
         self._vms = _Series(("requested_mips", "allocated_mips", "migrating"))
         nan3 = (math.nan, math.nan, math.nan)
@@ -290,7 +329,15 @@ class DynamicFleet:
         self.rejected = 0  #: moves refused (target no longer has room)
         #: moves started this instant, whose clocks start at an urgent event (as a
         #: SimPy process would start: after the controller's own next timeout)
-        self._pending: list[tuple[int, float, MigrationTiming]] = []
+        self._pending: list[tuple[int, float]] = []
+
+    def _own_network(self) -> Network:
+        """A network of the fleet's hosts, each at its NIC both ways, and a registry."""
+        net = Network(self.env, NullRecorder())
+        net.attach(REGISTRY, self.moves.registry_mb_s, self.moves.registry_mb_s)
+        for x in self.hosts:
+            net.attach(x.name, x.capacity.bandwidth_mb_s, x.capacity.bandwidth_mb_s)
+        return net
 
     # ------------------------------------------------------------------ views
     def state(self) -> FleetState:
@@ -328,9 +375,10 @@ class DynamicFleet:
         if self.power.peak_always:
             on[:] = True
         self.h_state[on] = ON
-        if self.moves.mode == "container":
-            self.has_base[where] = True
-            self.has_app.update(zip(where.tolist(), range(where.size), strict=True))
+        for vm, h in enumerate(where.tolist() if self.layers else ()):
+            cache = self.registry.caches[self.hosts[h].name]  # its image is there
+            for layer in self.layers[vm]:
+                cache.add(layer)
         self._reallocate()
         return self.env.process(self._run())
 
@@ -383,29 +431,12 @@ class DynamicFleet:
             self._switch_on(target)
         wait = max(0.0, self.on_at[target] - self.env.now) if self.h_state[target] == BOOTING \
             else 0.0
-        timing = self._timing(vm, source, target)
-        self.downtime_s += timing.downtime_s
-        if self.moves.mode == "container":
+        if self.moves.mode == "container" and wait == 0.0:  # it stops now
             self.v_paused[vm] = self._paused_l[vm] = True
-        self._pending.append((vm, wait, timing))
+        self._pending.append((vm, wait))
         if len(self._pending) == 1:
             _Urgent(self.env, self._launch)
         return True
-
-    def _timing(self, vm: int, source: int, target: int) -> MigrationTiming:
-        m = self.moves
-        if m.mode == "container":
-            pull_mb = (0.0 if self.has_base[target] else m.base_mb) + (
-                0.0 if (target, vm) in self.has_app else m.app_mb)
-            self.has_base[target] = True
-            self.has_app.add((target, vm))
-            total = m.stop_s + pull_mb / self.h_bw[target] + m.start_s
-            return MigrationTiming(total, total, pull_mb, 1)
-        bw = min(self.h_bw[source], self.h_bw[target])
-        if m.migration == "cloudsim":
-            return cloudsim_migration(self.v_ram[vm], bw)
-        return precopy_migration(self.v_ram[vm], bw / 2.0, m.dirty_mb_s, m.stop_mb,
-                                 m.max_rounds)
 
     def _switch_on(self, host: int) -> float:
         """Switch ``host`` on now; return how long until it is on (s)."""
@@ -428,27 +459,65 @@ class DynamicFleet:
         return delay
 
     def _launch(self, _ev: simpy.Event) -> None:
-        """Start the clocks of the moves started this instant, in order."""
+        """Start the moves started this instant, in order, once their target is on
+        (``wait_s``): CloudSim's migration as a clock, the others on the network."""
         pending, self._pending = self._pending, []
-        for vm, wait_s, timing in pending:
-            self._after(wait_s + timing.duration_s - timing.downtime_s, self._transferred,
-                        vm, timing)
+        m = self.moves
+        for vm, wait_s in pending:
+            if m.mode == "vm" and m.migration == "cloudsim":
+                source, target = int(self.v_host[vm]), int(self.v_target[vm])
+                timing = cloudsim_migration(self.v_ram[vm],
+                                            min(self.h_bw[source], self.h_bw[target]))
+                self.env.timeout(wait_s + timing.duration_s).callbacks.append(
+                    lambda _ev, vm=vm: self._arrive(vm))
+            else:
+                self.env.process(self._move(vm, wait_s))
 
-    def _after(self, delay_s: float, then: Callable[..., None], *args: object) -> None:
-        self.env.timeout(delay_s).callbacks.append(lambda _ev: then(*args))
+    def _move(self, vm: int, wait_s: float) -> ProcessGenerator:
+        """In sim time, after ``wait_s``: a container's stop, pull and start, or a
+        VM's pre-copy rounds and stop-and-copy, then :meth:`_arrive`."""
+        env, m = self.env, self.moves
+        if wait_s > 0:
+            yield env.timeout(wait_s)
+        source, target = int(self.v_host[vm]), int(self.v_target[vm])
+        if m.mode == "container":
+            if not self._paused_l[vm]:  # it waited for its target to switch on
+                self._pause(vm)
+            began = env.now
+            yield env.timeout(m.stop_s)
+            yield from self.registry.pull(self.hosts[target].name, self.layers[vm])
+            yield env.timeout(m.start_s)
+            self.downtime_s += env.now - began
+        else:
+            route = (*self.network.route(self.hosts[source].name, self.hosts[target].name),
+                     self._migration_links[source][0], self._migration_links[target][1])
+            rounds = precopy_rounds(self.v_ram[vm], m.dirty_mb_s, m.stop_mb, m.max_rounds)
+            mb, paused = next(rounds)
+            while True:
+                if paused:
+                    self._pause(vm)
+                began = env.now
+                yield self._send(route, mb)
+                if paused:
+                    self.downtime_s += env.now - began
+                    break
+                mb, paused = rounds.send(env.now - began)
+        self._arrive(vm)
 
-    def _transferred(self, vm: int, timing: MigrationTiming) -> None:
-        """The copy is done: pause for the downtime (if any), then :meth:`_arrive`."""
-        if timing.downtime_s <= 0:
-            self._arrive(vm)
-            return
-        if not self.v_paused[vm]:  # a live migration's stop-and-copy
-            source, target = int(self.v_host[vm]), int(self.v_target[vm])
-            self._contribute(vm, -1.0)
-            self.v_paused[vm] = self._paused_l[vm] = True
-            self._contribute(vm, 1.0)
-            self._reallocate([source, target], vm)
-        self._after(timing.downtime_s, self._arrive, vm)
+    def _send(self, route: tuple[Link, ...], mb: float) -> simpy.Event:
+        """``mb`` MB over ``route``; the event succeeds on arrival."""
+        transfer = self.network.open(mb)
+        if not transfer.done.triggered:
+            transfer.add(route)
+        return transfer.done
+
+    def _pause(self, vm: int) -> None:
+        """Guest ``vm`` gets no CPU from now until it arrives (a downtime)."""
+        source, target = int(self.v_host[vm]), int(self.v_target[vm])
+        self._contribute(vm, -1.0)
+        self.v_paused[vm] = self._paused_l[vm] = True
+        self._contribute(vm, 1.0)
+        self._reallocate([source, target], vm)
 
     def _arrive(self, vm: int) -> None:
         """Guest ``vm`` runs on its target; its source switches off if left empty."""

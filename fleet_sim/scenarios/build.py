@@ -391,8 +391,11 @@ def build(config: cfg.ScenarioConfig, seed: int | None = None,
     params = config.hosting.params()
     policy = placement_policy(config.placement.policy)
 
+    network: list[_Images] = []  # the run's images, once deployed
+
     def deployment() -> tuple[Deployment, list[FleetRollout]]:
         images = None if hosting_mode(mode).image is None else _Images(config, env, recorder)
+        network.extend([] if images is None else [images])
         dep = deploy(env, hosts, mode, apps, policy, streams, recorder, params,
                      fetch=None if images is None else images.supply.fetch)
         if images is not None:
@@ -405,7 +408,15 @@ def build(config: cfg.ScenarioConfig, seed: int | None = None,
 
     run = FleetRun(config, env, recorder, hosts, inventory, deployment, spool_dir)
     if config.traces is not None:
-        run._dynamic = lambda: dynamic_fleet(config, env, streams)
+        def dynamic() -> DynamicFleet:
+            # its moves share the run's network (and, for containers, its registry and
+            # the hosts' layer caches; no unpacking: a guest's CPU is its trace's)
+            images = network[0] if network else None
+            return dynamic_fleet(config, env, streams,
+                                 None if images is None else images.network,
+                                 None if images is None else images.source(
+                                     config.images.distribution, unpack=False))
+        run._dynamic = dynamic
     return run
 
 
@@ -459,14 +470,17 @@ class _Images:
         extra = self.config.images.p2p_origins - 1
         return [REGISTRY, *(f"{REGISTRY}-{k}" for k in range(1, extra + 1))]
 
-    def source(self, distribution: str) -> Distributor:
+    def source(self, distribution: str, unpack: bool = True) -> Distributor:
         """The registry (direct, or through rack mirrors), or a P2P swarm seeded by the
-        origins, over the hosts' caches as they are (docs/model.md §5.2)."""
+        origins, over the hosts' caches as they are (docs/model.md §5.2); ``unpack``
+        False: layers are usable once they arrive."""
         images = self.config.images
-        unpack = images.unpack_mb_s_per_core if self.kind == "container" else None
+        unpack_mb_s = images.unpack_mb_s_per_core if self.kind == "container" and unpack \
+            else None
         client: dict[str, Any] = {
             "max_concurrent_downloads": images.max_concurrent_downloads,
-            "unpacker": None if unpack is None else Unpacker(self.env, unpack, self._unpack),
+            "unpacker": None if unpack_mb_s is None else Unpacker(self.env, unpack_mb_s,
+                                                                  self._unpack),
             "lazy_fraction": images.lazy_fraction if images.lazy else None}
         if distribution == "p2p":
             return Swarm(self.env, self.network, self.caches, origins=self.origins,

@@ -659,7 +659,7 @@ class ConsolidationConfig(Strict):
     switch_on_w: float = Field(0.0, ge=0, description="power while switching on, W")
     migration: Literal["cloudsim", "precopy"] = Field(
         "cloudsim", description="live-migration model: RAM over half the NIC "
-        "(CloudSim), or pre-copy rounds then stop-and-copy")
+        "(CloudSim), or pre-copy rounds on the run's network then stop-and-copy")
     ram: Literal["reserved", "cloudsim"] = Field(
         "reserved", description="RAM a running guest holds on its host for the fit tests: "
         "all of it, or (CloudSim's examples) none after the initial placement")
@@ -670,9 +670,6 @@ class ConsolidationConfig(Strict):
     stop_mb: float = Field(50.0, ge=0, description="pre-copy: stop-and-copy once at "
                            "most this much is left, MB")
     max_rounds: int = Field(30, ge=1, description="pre-copy: most copy rounds")
-    base_mb: float = Field(200.0, ge=0, description="containers: shared base layers "
-                           "pulled once per host, MB")
-    app_mb: float = Field(50.0, ge=0, description="containers: each guest's own layer, MB")
     stop_s: float = Field(2.0, ge=0, description="containers: time to stop one, s")
     start_s: float = Field(1.0, ge=0, description="containers: time to start one, s")
 

@@ -31,6 +31,8 @@ from fleet_sim.hosting.consolidation import (
     PowerStates,
     block_types,
 )
+from fleet_sim.images.network import Network
+from fleet_sim.images.registry import Distributor
 from fleet_sim.numerics.power import LinearPower, TablePower
 from fleet_sim.policies.consolidation import (
     HISTORY_LENGTH,
@@ -147,9 +149,13 @@ def _marked(vm: VmView, out: bool) -> VmView:
                   reserved_ram_mib=vm.reserved_ram_mib)
 
 
-def dynamic_fleet(config: cfg.ScenarioConfig, env: simpy.Environment,
-                  streams: Streams) -> DynamicFleet:
-    """The config's dynamic fleet (``[traces]`` set; ``[consolidation]`` defaults if absent)."""
+def dynamic_fleet(config: cfg.ScenarioConfig, env: simpy.Environment, streams: Streams,
+                  network: Network | None = None,
+                  registry: Distributor | None = None) -> DynamicFleet:
+    """The config's dynamic fleet (``[traces]`` set; ``[consolidation]`` defaults if
+    absent), moving its guests over ``network`` and pulling container images from
+    ``registry`` (default: the fleet's own, see
+    :class:`~fleet_sim.hosting.consolidation.DynamicFleet`)."""
     assert config.traces is not None
     c = config.consolidation or cfg.ConsolidationConfig()
     day = planetlab_day(config.traces.day)
@@ -165,11 +171,13 @@ def dynamic_fleet(config: cfg.ScenarioConfig, env: simpy.Environment,
     mode = config.hosting.mode
     moves = MoveParams(mode=mode, migration=c.migration, cpu_loss=c.cpu_loss,
                        dirty_mb_s=c.dirty_mb_s, stop_mb=c.stop_mb, max_rounds=c.max_rounds,
-                       stop_s=c.stop_s, start_s=c.start_s, base_mb=c.base_mb,
-                       app_mb=c.app_mb)
+                       stop_s=c.stop_s, start_s=c.start_s,
+                       base_layers_mb=tuple(config.images.base_layers_mb),
+                       app_layer_mb=config.images.app_layer_mb,
+                       registry_mb_s=config.images.registry_uplink_mb_s)
     power = PowerStates(c.switch_on_s, c.switch_on_w, peak_always=c.policy == "npa")
     return DynamicFleet(env, hosts, names, block_types(len(names)), percent,
                         hooks.place, None if policy is None else hooks.decide,
                         interval_s=c.interval_s, trace_interval_s=PLANETLAB_INTERVAL_S,
                         power=power, moves=moves, duration_s=config.run.duration_s,
-                        hold_ram=c.ram == "reserved")
+                        hold_ram=c.ram == "reserved", network=network, registry=registry)

@@ -176,7 +176,8 @@ def test_precopy_downtime_pauses_the_vm_at_the_end():
 def test_container_move_is_stop_pull_start_and_pulls_once_per_host():
     env = simpy.Environment()
     trace = np.full((1, 4), 50, dtype=np.uint8)
-    moves = MoveParams(mode="container", stop_s=2.0, start_s=1.0, base_mb=200.0, app_mb=50.0)
+    moves = MoveParams(mode="container", stop_s=2.0, start_s=1.0, base_layers_mb=(200.0,),
+                       app_layer_mb=50.0)
 
     def decide(state):
         return {300.0: [(0, 1)], 600.0: [(0, 0)], 900.0: [(0, 1)]}.get(state.t, [])
@@ -189,6 +190,59 @@ def test_container_move_is_stop_pull_start_and_pulls_once_per_host():
     v = fleet.record().vm_series[0]
     assert v["allocated_mips"].tolist() == [500, 0, 500, 0, 500, 0, 500]
     assert v["t"].tolist() == pytest.approx([0, 300, 305.5, 600, 603, 900, 903])
+
+
+def _arrivals(fleet: DynamicFleet) -> list[float]:
+    """When each guest's move ended: its last row with ``migrating`` 1 is followed by 0."""
+    out = []
+    for v in fleet.record().vm_series:
+        ends = np.flatnonzero((v["migrating"][:-1] == 1) & (v["migrating"][1:] == 0)) + 1
+        out.extend(v["t"][ends].tolist())
+    return out
+
+
+@pytest.mark.parametrize("migration", ["precopy", "cloudsim"])
+def test_precopy_migrations_share_the_source_nic_and_cloudsim_ones_do_not(migration):
+    """Two 512 MiB VMs leave host A together (dirty rate 0: one round, an empty
+    stop-and-copy). Pre-copy: both flows cross A's migration half of its NIC (50 MB/s),
+    25 MB/s each; CloudSim's model gives each half the NIC whatever else moves."""
+    env = simpy.Environment()
+    trace = np.full((2, 3), 10, dtype=np.uint8)
+    moves = MoveParams(migration=migration, dirty_mb_s=0.0, stop_mb=1.0)
+
+    def decide(state):
+        return [(0, 1), (1, 1)] if state.t == 300.0 else []
+    fleet = DynamicFleet(env, two_hosts(), ("v0", "v1"), [GuestType(1000, 512)] * 2, trace,
+                         lambda s: [0, 0], decide, moves=moves)
+    fleet.start()
+    env.run(until=900)
+    alone = 512 * MB_PER_MIB / (BW / 2)
+    took = 2 * alone if migration == "precopy" else alone
+    assert _arrivals(fleet) == pytest.approx([300 + took, 300 + took])
+    assert fleet.downtime_s == 0.0
+    assert (fleet.v_host == 1).all()
+
+
+def test_container_pulls_share_the_registry_uplink():
+    """Two containers leave A for B and C at once; the registry's 100 MB/s uplink carries
+    both images (200 MB base + 50 MB own layer, downloaded side by side): four flows at
+    25 MB/s until the own layers arrive (2 s), then the bases at 50 MB/s (3 s more):
+    each pull takes 5 s where alone it would take 2.5 s."""
+    env = simpy.Environment()
+    hosts = [DynamicHost(n, HostCapacity(2, 1000.0, 4096.0, BW, POWER)) for n in "ABC"]
+    trace = np.full((2, 3), 10, dtype=np.uint8)
+    moves = MoveParams(mode="container", stop_s=2.0, start_s=1.0, base_layers_mb=(200.0,),
+                       app_layer_mb=50.0, registry_mb_s=100.0)
+
+    def decide(state):
+        return [(0, 1), (1, 2)] if state.t == 300.0 else []
+    fleet = DynamicFleet(env, hosts, ("c0", "c1"), [GuestType(1000, 512)] * 2, trace,
+                         lambda s: [0, 0], decide, moves=moves)
+    fleet.start()
+    env.run(until=900)
+    assert fleet.downtime_s == pytest.approx(2 * (2.0 + 5.0 + 1.0))
+    assert _arrivals(fleet) == pytest.approx([308.0, 308.0])
+    assert fleet.v_host.tolist() == [1, 2]
 
 
 def test_block_types_are_contiguous_as_in_cloudsim():

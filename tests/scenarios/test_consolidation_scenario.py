@@ -118,3 +118,22 @@ def test_the_hosts_table_of_a_day_is_the_moving_guests_hosts(policy):
     if policy == "thr-mmt":  # hosts left empty are switched off: they draw nothing
         off = hosts[(hosts["cpu_used_cores"] == 0.0) & (hosts["ram_used_mib"] == 0.0)]
         assert (off["power_w"] == 0.0).any()
+
+
+@pytest.mark.parametrize("mode", ["vm", "container"])
+def test_moves_are_transfers_on_the_run_network(mode):
+    """Pre-copy rounds (VMs) and image pulls (containers) cross the run's network: its
+    ``links`` table carries them, and what the sources sent is what the targets got."""
+    sim, summary = run(load(**{"hosting.mode": mode, "consolidation.migration": "precopy",
+                               "run.record": ["links", "events"]}))
+    last = sim.tables()["links"].groupby("link").last()  # rows are in time order
+    carried = last["bytes_mb"] + last["allocated_mb_s"] * (7200.0 - last["t"])  # by the end
+    sent = carried[carried.index.str.endswith(".up")].sum()
+    got = carried[carried.index.str.endswith(".down")].sum()
+    assert summary["migrations"] > 0 and sent > 0
+    assert sent == pytest.approx(got, rel=1e-9)
+    if mode == "container":  # every byte came from the registry
+        assert carried["registry.up"] == pytest.approx(sent, rel=1e-9)
+    else:  # host to host, at least each moved VM's RAM once
+        assert "registry.up" not in carried or carried["registry.up"] == 0.0
+        assert sent >= summary["migrations"] * 613 * 1.048576 * (1 - 1e-9)

@@ -297,7 +297,7 @@ def test_consolidation_runs_are_stored_as_they_finish_and_not_run_again(tmp_path
     key = module._overrides_key(CONSOLIDATION_SMALL)
     module.RunStore(store).add({"policy": "dvfs", "day": "20110306", "mode": "vm",
                                 **{f: 123.0 for f in module.FIGURES}, "wall_s": 0.0,
-                                "cpu_s": 0.0, "set": key})
+                                "cpu_s": 0.0, "set": key, "code": module.CODE})
     # the stored row for 2011-03-06 is taken as it is: the median of 123 and the real run
     both = module.medians(["20110303", "20110306"], ["dvfs"], CONSOLIDATION_SMALL, store)
     energy = first.iloc[0]["energy_kwh"]
@@ -308,3 +308,10 @@ def test_consolidation_runs_are_stored_as_they_finish_and_not_run_again(tmp_path
     # keyed by policy, day, mode and the overrides
     assert module.RunStore(store).rows.keys() == {("dvfs", "20110303", "vm", key),
                                                   ("dvfs", "20110306", "vm", key)}
+    # a run of other fleet_sim code is not used: the same command runs it anew
+    module.RunStore(store).add({"policy": "dvfs", "day": "20110310", "mode": "vm",
+                                **{f: 7.0 for f in module.FIGURES}, "wall_s": 0.0,
+                                "cpu_s": 0.0, "set": key, "code": "another-code"})
+    book = module.RunStore(store)
+    assert book.stale == 1 and ("dvfs", "20110310", "vm", key) not in book.rows
+    assert len(module.CODE) == 12 and module.CODE == module.code_fingerprint()

@@ -15,14 +15,17 @@ move) energy against SLA for one policy, with a figure of the last table.
 ``--set`` applies to every run (e.g. ``traces.vms=100 fleet.hosts.g4.count=60
 fleet.hosts.g5.count=60`` for a small version). Every finished run of the one-day table
 and of the medians is appended to ``--runs`` (a CSV keyed by policy, day, mode and the
-``--set`` overrides); runs already there are not run again, so an interrupted study
-resumes where it stopped. ``--jobs``: runs at once (separate processes).
+``--set`` overrides, with the fingerprint of the code that made it, ``STUDY_SOURCES``);
+runs already there from the same code are not run again, so an interrupted study resumes
+where it stopped, and a changed simulator runs them anew. ``--jobs``: runs at once
+(separate processes).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -55,6 +58,35 @@ def policy_overrides(policy: str) -> dict[str, Any]:
     return over
 
 
+#: what the study's figures come from, in the fleet_sim package: the dynamic fleet and
+#: its moves, the network and registry they use, the policies, the figures, the scenario
+#: path and the bundled traces (not the CPU-tree scheduler and workloads of app fleets)
+STUDY_SOURCES = ("hosting/consolidation.py", "hosting/migration.py", "hosting/defaults.py",
+                 "images", "model/protocols.py", "model/views.py", "numerics/power.py",
+                 "policies/consolidation.py", "policies/registry.py",
+                 "results/consolidation.py", "scenarios", "data")
+
+
+def code_fingerprint() -> str:
+    """The first 12 hex digits of the SHA-256 of the study's code and data
+    (:data:`STUDY_SOURCES` and the scenario file, by path): a stored run counts only
+    for the code that made it."""
+    root = Path(fs.__file__).resolve().parent
+    files = [SCENARIO]
+    for name in STUDY_SOURCES:
+        path = root / name
+        files.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix != ".pyc")
+                     if path.is_dir() else [path])
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+CODE = code_fingerprint()
+
+
 def point(policy: str, day: str, mode: str = "vm", extra: Mapping[str, Any] | None = None,
           seed: int | None = None) -> dict[str, Any]:
     """One row: the summary figures of ``policy`` on ``day`` under ``mode``, and the wall
@@ -70,17 +102,24 @@ def point(policy: str, day: str, mode: str = "vm", extra: Mapping[str, Any] | No
 
 
 class RunStore:
-    """Finished runs, one CSV row each (the columns of :func:`point` and ``set``, the
-    ``--set`` overrides as JSON), appended as they finish; None: kept in memory only."""
+    """Finished runs, one CSV row each (the columns of :func:`point`, ``set``: the
+    ``--set`` overrides as JSON, ``code``: :data:`CODE` of the run), appended as they
+    finish; None: kept in memory only. Rows of other code are kept in the file but not
+    used (``stale`` counts them)."""
+
+    TEXT = ("policy", "day", "mode", "set", "code")
 
     def __init__(self, path: Path | None):
         self.path = path
         self.rows: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        self.stale = 0
         if path is not None and path.exists():
             with path.open(newline="") as f:
                 for row in csv.DictReader(f):
-                    parsed = {k: (v if k in ("policy", "day", "mode", "set") else float(v))
-                              for k, v in row.items()}
+                    parsed = {k: (v if k in self.TEXT else float(v)) for k, v in row.items()}
+                    if parsed.get("code") != CODE:
+                        self.stale += 1
+                        continue
                     self.rows[self.key(parsed)] = parsed
 
     @staticmethod
@@ -113,7 +152,7 @@ def _overrides_key(extra: Mapping[str, Any] | None) -> str:
 
 def _point(args: tuple[str, str, str, Mapping[str, Any] | None]) -> dict[str, Any]:
     policy, day, mode, extra = args
-    return point(policy, day, mode, extra) | {"set": _overrides_key(extra)}
+    return point(policy, day, mode, extra) | {"set": _overrides_key(extra), "code": CODE}
 
 
 def runs(pairs: Iterable[tuple[str, str]], extra: Mapping[str, Any] | None = None,
@@ -121,6 +160,9 @@ def runs(pairs: Iterable[tuple[str, str]], extra: Mapping[str, Any] | None = Non
     """One row per (policy, day) of ``pairs`` (VMs), those missing from ``store`` run
     (``jobs`` at a time) and appended to it as each finishes."""
     book = RunStore(store)
+    if book.stale:
+        print(f"{store}: {book.stale} runs of other fleet_sim code are not used (this code: "
+              f"{CODE})")
     todo = [(p, d, "vm", extra) for p, d in pairs
             if (p, d, "vm", _overrides_key(extra)) not in book.rows]
     if jobs > 1 and len(todo) > 1:
@@ -131,7 +173,7 @@ def runs(pairs: Iterable[tuple[str, str]], extra: Mapping[str, Any] | None = Non
         for job in todo:
             book.add(_point(job))
     rows = [book.rows[(p, d, "vm", _overrides_key(extra))] for p, d in pairs]
-    return pd.DataFrame(rows).drop(columns="set")
+    return pd.DataFrame(rows).drop(columns=["set", "code"])
 
 
 def one_day(day: str, policies: Sequence[str] = POLICIES,

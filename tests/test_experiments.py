@@ -314,4 +314,4 @@ def test_consolidation_runs_are_stored_as_they_finish_and_not_run_again(tmp_path
                                 "cpu_s": 0.0, "set": key, "code": "another-code"})
     book = module.RunStore(store)
     assert book.stale == 1 and ("dvfs", "20110310", "vm", key) not in book.rows
-    assert len(module.CODE) == 12 and module.CODE == module.code_fingerprint()
+    assert len(module.CODE) == 12 and module.code_fingerprint() == module.CODE

@@ -64,7 +64,8 @@ def policy_overrides(policy: str) -> dict[str, Any]:
 STUDY_SOURCES = ("hosting/consolidation.py", "hosting/migration.py", "hosting/defaults.py",
                  "images", "model/protocols.py", "model/views.py", "numerics/power.py",
                  "policies/consolidation.py", "policies/registry.py",
-                 "results/consolidation.py", "scenarios", "data")
+                 "results/consolidation.py", "scenarios/build.py", "scenarios/config.py",
+                 "scenarios/consolidation.py", "scenarios/traces.py", "data")
 
 
 def code_fingerprint() -> str:

@@ -62,7 +62,7 @@ from fleet_sim.images.cache import LayerCache
 from fleet_sim.images.network import Link, Network
 from fleet_sim.images.registry import Distributor, Registry
 from fleet_sim.images.supply import FIRST_VERSION, container_image
-from fleet_sim.model.protocols import NullRecorder
+from fleet_sim.model.protocols import NullRecorder, Recorder
 from fleet_sim.model.views import HostCapacity
 
 NOMINAL_CORE_MIPS = 1000.0
@@ -254,8 +254,10 @@ class DynamicFleet:
     (default: one of its own, each host at its NIC and a registry); ``registry``: where
     a moving container's image comes from, over the hosts' layer caches (default: a
     :class:`~fleet_sim.images.registry.Registry` at node ``"registry"`` of
-    ``network``, unbounded caches). Start with :meth:`start`; read :meth:`record`
-    after the run.
+    ``network``, unbounded caches); ``recorder`` gets an event per move that ends
+    (``migration`` for a VM, ``move`` for a container: the guest, its new host, from
+    where, how long it took, its RAM) and per host switched on or off (``host_on``,
+    ``host_off``). Start with :meth:`start`; read :meth:`record` after the run.
     """
 
     def __init__(self, env: simpy.Environment, hosts: Sequence[DynamicHost],
@@ -264,7 +266,7 @@ class DynamicFleet:
                  trace_interval_s: float = 300.0, power: PowerStates = PowerStates(),
                  moves: MoveParams = MoveParams(), duration_s: float | None = None,
                  hold_ram: bool = True, network: Network | None = None,
-                 registry: Distributor | None = None):
+                 registry: Distributor | None = None, recorder: Recorder | None = None):
         if len(names) != len(types) or len(names) != trace.shape[0]:
             raise ValueError("names, types and trace rows must be as many as the guests")
         if not interval_s > 0 or not trace_interval_s > 0:
@@ -301,6 +303,8 @@ class DynamicFleet:
         self.on: list[dict[int, None]] = [{} for _ in h]
         self.coming: list[dict[int, None]] = [{} for _ in h]
         self._demand_l: list[float] = []
+        self.recorder = recorder if recorder is not None else NullRecorder()
+        self._move_t0 = [0.0] * len(types)  #: when each guest's last move started
         self.network = network if network is not None else self._own_network()
         #: each host's migration limits, out and in: half its NIC
         self._migration_links = [
@@ -375,6 +379,8 @@ class DynamicFleet:
         if self.power.peak_always:
             on[:] = True
         self.h_state[on] = ON
+        for h in np.flatnonzero(~on).tolist():
+            self._event("host_off", self.hosts[h].name)
         for vm, h in enumerate(where.tolist() if self.layers else ()):
             cache = self.registry.caches[self.hosts[h].name]  # its image is there
             for layer in self.layers[vm]:
@@ -427,6 +433,7 @@ class DynamicFleet:
         self.v_target[vm] = self._target_l[vm] = target
         self.coming[target][vm] = None
         self.move_starts.append(self.env.now)
+        self._move_t0[vm] = self.env.now
         if self.h_state[target] == OFF:
             self._switch_on(target)
         wait = max(0.0, self.on_at[target] - self.env.now) if self.h_state[target] == BOOTING \
@@ -441,6 +448,7 @@ class DynamicFleet:
     def _switch_on(self, host: int) -> float:
         """Switch ``host`` on now; return how long until it is on (s)."""
         delay = self.power.switch_on_s
+        self._event("host_on", self.hosts[host].name, duration_s=delay)
         if delay <= 0:
             self.h_state[host] = ON
             return 0.0
@@ -529,9 +537,18 @@ class DynamicFleet:
         del self.on[source][vm], self.coming[target][vm]
         self.on[target][vm] = None
         self._contribute(vm, 1.0)
+        now, hosts = self.env.now, self.hosts
+        self._event("migration" if self.moves.mode == "vm" else "move", self.names[vm],
+                    hosts[target].name, f"from {hosts[source].name}",
+                    duration_s=now - self._move_t0[vm], ram_mib=self._ram_l[vm])
         if not (self.on[source] or self.coming[source]) and not self.power.peak_always:
             self.h_state[source] = OFF
+            self._event("host_off", hosts[source].name)
         self._reallocate([source, target], vm)
+
+    def _event(self, kind: str, entity: str, host: str | None = None, detail: str = "",
+               **fields: float) -> None:
+        self.recorder.event(self.env.now, kind, entity, detail, host=host or entity, **fields)
 
     # ------------------------------------------------------------------ CPU
     def _reallocate(self, hosts: Sequence[int] | None = None, vm: int | None = None) -> None:

@@ -415,7 +415,7 @@ def build(config: cfg.ScenarioConfig, seed: int | None = None,
             return dynamic_fleet(config, env, streams,
                                  None if images is None else images.network,
                                  None if images is None else images.source(
-                                     config.images.distribution, unpack=False))
+                                     config.images.distribution, unpack=False), recorder)
         run._dynamic = dynamic
     return run
 

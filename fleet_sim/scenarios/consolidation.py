@@ -33,6 +33,7 @@ from fleet_sim.hosting.consolidation import (
 )
 from fleet_sim.images.network import Network
 from fleet_sim.images.registry import Distributor
+from fleet_sim.model.protocols import Recorder
 from fleet_sim.numerics.power import LinearPower, TablePower
 from fleet_sim.policies.consolidation import (
     HISTORY_LENGTH,
@@ -150,12 +151,12 @@ def _marked(vm: VmView, out: bool) -> VmView:
 
 
 def dynamic_fleet(config: cfg.ScenarioConfig, env: simpy.Environment, streams: Streams,
-                  network: Network | None = None,
-                  registry: Distributor | None = None) -> DynamicFleet:
+                  network: Network | None = None, registry: Distributor | None = None,
+                  recorder: Recorder | None = None) -> DynamicFleet:
     """The config's dynamic fleet (``[traces]`` set; ``[consolidation]`` defaults if
     absent), moving its guests over ``network`` and pulling container images from
     ``registry`` (default: the fleet's own, see
-    :class:`~fleet_sim.hosting.consolidation.DynamicFleet`)."""
+    :class:`~fleet_sim.hosting.consolidation.DynamicFleet`), its events to ``recorder``."""
     assert config.traces is not None
     c = config.consolidation or cfg.ConsolidationConfig()
     day = planetlab_day(config.traces.day)
@@ -180,4 +181,5 @@ def dynamic_fleet(config: cfg.ScenarioConfig, env: simpy.Environment, streams: S
                         hooks.place, None if policy is None else hooks.decide,
                         interval_s=c.interval_s, trace_interval_s=PLANETLAB_INTERVAL_S,
                         power=power, moves=moves, duration_s=config.run.duration_s,
-                        hold_ram=c.ram == "reserved", network=network, registry=registry)
+                        hold_ram=c.ram == "reserved", network=network, registry=registry,
+                        recorder=recorder)

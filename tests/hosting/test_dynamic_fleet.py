@@ -30,6 +30,7 @@ from fleet_sim.model.views import HostCapacity
 from fleet_sim.numerics.power import LinearPower
 from fleet_sim.policies.consolidation import Consolidation, MinimumMigrationTime, StaticThreshold
 from fleet_sim.results.consolidation import summarize
+from fleet_sim.results.recorder import ChangePointRecorder
 from fleet_sim.scenarios.consolidation import PolicyHooks
 
 POWER = LinearPower(100.0, 200.0)  # P(u) = 100 + 100 u W
@@ -212,8 +213,9 @@ def test_precopy_migrations_share_the_source_nic_and_cloudsim_ones_do_not(migrat
 
     def decide(state):
         return [(0, 1), (1, 1)] if state.t == 300.0 else []
+    recorder = ChangePointRecorder(["events"])
     fleet = DynamicFleet(env, two_hosts(), ("v0", "v1"), [GuestType(1000, 512)] * 2, trace,
-                         lambda s: [0, 0], decide, moves=moves)
+                         lambda s: [0, 0], decide, moves=moves, recorder=recorder)
     fleet.start()
     env.run(until=900)
     alone = 512 * MB_PER_MIB / (BW / 2)
@@ -221,6 +223,15 @@ def test_precopy_migrations_share_the_source_nic_and_cloudsim_ones_do_not(migrat
     assert _arrivals(fleet) == pytest.approx([300 + took, 300 + took])
     assert fleet.downtime_s == 0.0
     assert (fleet.v_host == 1).all()
+    # the events table: B off from the start, on for the moves; both moves; A off after
+    events = recorder.take("events")
+    assert list(zip(events["kind"], events["entity"], events["host"], events["detail"],
+                    strict=True)) == [
+        ("host_off", "B", "B", ""), ("host_on", "B", "B", ""), ("migration", "v0", "B", "from A"),
+        ("migration", "v1", "B", "from A"), ("host_off", "A", "A", "")]
+    assert list(events["t"]) == pytest.approx([0, 300, 300 + took, 300 + took, 300 + took])
+    assert list(events["duration_s"])[2:4] == pytest.approx([took, took])
+    assert list(events["ram_mib"])[2:4] == [512.0, 512.0]
 
 
 def test_container_pulls_share_the_registry_uplink():

@@ -59,7 +59,7 @@ from fleet_sim.hosting.migration import (
     precopy_rounds,
 )
 from fleet_sim.images.cache import LayerCache
-from fleet_sim.images.network import Link, Network
+from fleet_sim.images.network import Network
 from fleet_sim.images.registry import Distributor, Registry
 from fleet_sim.images.supply import FIRST_VERSION, container_image
 from fleet_sim.model.protocols import NullRecorder, Recorder
@@ -497,27 +497,20 @@ class DynamicFleet:
             yield env.timeout(m.start_s)
             self.downtime_s += env.now - began
         else:
-            route = (*self.network.route(self.hosts[source].name, self.hosts[target].name),
-                     self._migration_links[source][0], self._migration_links[target][1])
+            ends = self.hosts[source].name, self.hosts[target].name
+            limits = self._migration_links[source][0], self._migration_links[target][1]
             rounds = precopy_rounds(self.v_ram[vm], m.dirty_mb_s, m.stop_mb, m.max_rounds)
             mb, paused = next(rounds)
             while True:
                 if paused:
                     self._pause(vm)
                 began = env.now
-                yield self._send(route, mb)
+                yield self.network.transfer(*ends, mb, limits)
                 if paused:
                     self.downtime_s += env.now - began
                     break
                 mb, paused = rounds.send(env.now - began)
         self._arrive(vm)
-
-    def _send(self, route: tuple[Link, ...], mb: float) -> simpy.Event:
-        """``mb`` MB over ``route``; the event succeeds on arrival."""
-        transfer = self.network.open(mb)
-        if not transfer.done.triggered:
-            transfer.add(route)
-        return transfer.done
 
     def _pause(self, vm: int) -> None:
         """Guest ``vm`` gets no CPU from now until it arrives (a downtime)."""

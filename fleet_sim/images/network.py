@@ -189,13 +189,15 @@ class Network:
         return tuple(self.links[n] for n in names)
 
     # --- transfers ------------------------------------------------------------------
-    def transfer(self, src: str, dst: str, size_mb: float) -> simpy.Event:
-        """Send ``size_mb`` MB from ``src`` to ``dst``; the event succeeds on arrival."""
+    def transfer(self, src: str, dst: str, size_mb: float,
+                 limits: tuple[Link, ...] = ()) -> simpy.Event:
+        """Send ``size_mb`` MB from ``src`` to ``dst`` (its flow also crossing the limit
+        links ``limits``); the event succeeds on arrival."""
         if src == dst:
             size_mb = 0.0
         transfer = self.open(size_mb)
         if not transfer.done.triggered:
-            transfer.add(self.route(src, dst))
+            transfer.add(self.route(src, dst) + limits)
         return transfer.done
 
     def open(self, size_mb: float) -> Transfer:

@@ -391,11 +391,11 @@ def build(config: cfg.ScenarioConfig, seed: int | None = None,
     params = config.hosting.params()
     policy = placement_policy(config.placement.policy)
 
-    network: list[_Images] = []  # the run's images, once deployed
+    deployed: list[_Images] = []  # the run's images, once deployed
 
     def deployment() -> tuple[Deployment, list[FleetRollout]]:
         images = None if hosting_mode(mode).image is None else _Images(config, env, recorder)
-        network.extend([] if images is None else [images])
+        deployed.extend([] if images is None else [images])
         dep = deploy(env, hosts, mode, apps, policy, streams, recorder, params,
                      fetch=None if images is None else images.supply.fetch)
         if images is not None:
@@ -411,7 +411,7 @@ def build(config: cfg.ScenarioConfig, seed: int | None = None,
         def dynamic() -> DynamicFleet:
             # its moves share the run's network (and, for containers, its registry and
             # the hosts' layer caches; no unpacking: a guest's CPU is its trace's)
-            images = network[0] if network else None
+            images = deployed[0] if deployed else None
             return dynamic_fleet(config, env, streams,
                                  None if images is None else images.network,
                                  None if images is None else images.source(

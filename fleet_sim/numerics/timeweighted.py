@@ -19,7 +19,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
 
 ArrayLike = Sequence[float] | np.ndarray
 
@@ -437,5 +436,7 @@ def mean_ci(samples: ArrayLike, confidence: float = 0.95) -> tuple[float, float]
         return lo, (math.nan if x.size == 1 else 0.0)
     m = min(max(float(np.mean(x)), lo), hi)
     sd = float(np.std(x, ddof=1))
+    from scipy import stats  # here: importing scipy.stats takes about a second
+
     t = float(stats.t.ppf(0.5 + confidence / 2, x.size - 1))
     return m, t * sd / math.sqrt(x.size)

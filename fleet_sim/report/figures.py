@@ -873,7 +873,7 @@ def power_over_time(hosts: pd.DataFrame, *, by: str | None = "mode", t_end: TEnd
     exact integral of the power), the mean over the group's runs: the ``summary``
     table's ``energy_kwh``, averaged as the report's tables average it."""
     ax = _new_axes(ax)
-    energy, known = {}, {}
+    energy, known, drawn_mean_w = {}, {}, {}
     for label, group, _ in grouped(hosts, by):
         per_run = []
         drawn_run = first_run(group)[0]
@@ -884,14 +884,23 @@ def power_over_time(hosts: pd.DataFrame, *, by: str | None = "mode", t_end: TEnd
             if run == drawn_run:  # summed once, for its energy and its line
                 known[run] = (t, v)
             if t.size and t[0] < end and not np.isnan(v).any():
-                per_run.append(timeweighted.integral(t, v, end, max(begin, float(t[0]))))
+                t0 = float(t[0])
+                begin = min(max(begin, t0), end)
+                window_j = timeweighted.integral(t, v, end, begin)
+                per_run.append(window_j)
+                if run == drawn_run:  # its mean power since its first row, from the
+                    # window's energy and that of the points before the window
+                    k = int(np.searchsorted(t, begin, side="right"))
+                    warm_j = timeweighted.integral(t[:k], v[:k], begin, t0) if begin > t0 \
+                        else 0.0
+                    drawn_mean_w[label] = (window_j + warm_j) / (end - t0)
         energy[label] = (float(np.mean(per_run)) / J_PER_KWH if per_run else math.nan,
                          len(per_run))
 
     def label_of(label: str, t: np.ndarray, v: np.ndarray,
                  end: float) -> tuple[str, dict[str, float]]:
         kwh, n = energy[label]
-        mean_w = timeweighted.mean(t, v, end, float(t[0])) if end > t[0] else float(v[0])
+        mean_w = drawn_mean_w.get(label, float(v[0]))
         runs = f", mean of {n} runs" if n > 1 else ""
         return (f"{label + ': ' if label else ''}{fmt(kwh)} kWh in the window{runs}",
                 {"energy_kwh": kwh, "runs": n, "mean_power_w": mean_w})

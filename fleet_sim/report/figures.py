@@ -530,11 +530,11 @@ def is_pseudo(workload: str) -> bool:
     return str(workload).rpartition(".")[2] in PSEUDO_WORKLOADS
 
 
-@_styled
 class NoRows(ValueError):
     """A figure was asked of chunks that hold no rows of what it draws."""
 
 
+@_styled
 def workload_cpu(workloads: pd.DataFrame | Iterable[pd.DataFrame] | CpuFold,
                  workload: str | Sequence[str] | None = None, *,
                  t_end: float | None = None, t_start: float | None = None,

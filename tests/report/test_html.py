@@ -238,6 +238,17 @@ def test_report_of_a_folder_mixing_a_run_and_a_sweep_groups_by_mode(tmp_path, ca
     assert page.cells[start:start + 4] == ["unit", "baremetal", "vm", "container"]
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # a figure that fails warns
+def test_an_app_absent_from_some_runs_leaves_its_panel_empty_there(tmp_path):
+    """As `make demo` sweeps the batch neighbours away (replicas 1, 0): the CPU figure of
+    the victim and its neighbours is drawn, with no panel for batch where it did not run."""
+    out = tmp_path / "sweep"
+    fs.sweep(TINY, params={"apps.batch.replicas": [1, 0]}, out=out, workers=1, progress=False)
+    path = write_report(out, tmp_path / "rep")
+    assert "workload_cpu" in figure_names(path)
+    assert issubclass(fg.NoRows, ValueError)
+
+
 def test_workloads_table_shows_no_float_noise(mode_sweep):
     text = write_report(mode_sweep).read_text()
     workloads = text[text.index("<h2>Workloads</h2>"):text.index("<h2>Events</h2>")]

@@ -70,8 +70,8 @@ STUDY_SOURCES = ("hosting/consolidation.py", "hosting/migration.py", "hosting/de
 
 def code_fingerprint() -> str:
     """The first 12 hex digits of the SHA-256 of the study's code and data
-    (:data:`STUDY_SOURCES` and the scenario file, by path): a stored run counts only
-    for the code that made it."""
+    (:data:`STUDY_SOURCES` and the scenario file: each file's name and bytes, folders
+    in path order): a stored run counts only for the code that made it."""
     root = Path(fs.__file__).resolve().parent
     files = [SCENARIO]
     for name in STUDY_SOURCES:

@@ -30,10 +30,12 @@ from fleet_sim.hosting.containers import cpu_stats, record_cpu_stats
 from fleet_sim.hosting.hypervisor import VM
 from fleet_sim.hosting.instance import Fetch, Instance
 from fleet_sim.hosting.isolation import Exposure, compromise, exposures
+from fleet_sim.hosting.livemigration import PRECOPY, PrecopyParams, live_migrate
 from fleet_sim.hosting.modes import ModeParams, mode_params
 from fleet_sim.hosting.placement import place_all
 from fleet_sim.hosting.site import Site, as_host
 from fleet_sim.hosting.specs import AppSpec, HostSpec
+from fleet_sim.images.network import Network
 from fleet_sim.model.host import Host
 from fleet_sim.model.protocols import PlacementPolicy, Recorder
 from fleet_sim.model.views import FleetView, HostView, PlacementRequest
@@ -134,6 +136,26 @@ class Deployment:
     def apps_on(self, host: str) -> list[str]:
         """Apps placed on ``host``."""
         return [a for a, h in self.placement.items() if h == host]
+
+    def migrate(self, app: str, host: str, network: Network,
+                params: PrecopyParams = PRECOPY) -> simpy.Process:
+        """Live-migrate ``app``'s VM to ``host`` now, by pre-copy over ``network``
+        (:func:`~fleet_sim.hosting.livemigration.live_migrate`; vm mode); ``placement``
+        follows when it runs there. The process's value: whether it did."""
+        vm = self.vms.get(app)
+        if vm is None:
+            raise ValueError(f"cannot live-migrate {app!r}: it runs in no VM here "
+                             f"({self.mode} mode)")
+        site = self.by_host.get(host)
+        if site is None:
+            raise ValueError(f"cannot live-migrate {app!r} to {host!r}: no such host")
+        moving = live_migrate(vm, site.runtime, network, params)  # type: ignore[arg-type]
+
+        def land():
+            if (yield moving):
+                self.placement[app] = host
+            return moving.value
+        return self.env.process(land())
 
     # ------------------------------------------------------------------ failures
     def fail_host(self, host: str, reason: str = "host_failure") -> list[str]:

@@ -90,6 +90,7 @@ class VM(Instance):
         self.vcpus = int(vcpus)
         self.ram_mib = float(ram_mib)
         self.pinned = pinned
+        self.migrating = False  #: on its way to another host (live migration)
         self.guest: Kernel | None = None
         self.guest_os: DemandWorkload | None = None
         super().__init__(name, app, hypervisor.kernel, hypervisor.streams)

@@ -137,6 +137,43 @@ class Host:
         self.woke()
         return jobs
 
+    def move(self, node: CpuNode, target: Host, parent: CpuNode) -> None:
+        """Move ``node``'s subtree to ``target``'s tree, below ``parent``, now (a VM
+        migrating): its jobs keep the work they have left, the feeds that change its
+        nodes fire on ``target`` from now on, and nodes with a ``host`` belong to
+        ``target``. Its recorded rows end here with a row of zeros and go on in
+        ``target``'s series. Raises ValueError for a subtree whose usage is metered or
+        watched (a cgroup quota: not moved)."""
+        nodes = []
+        stack = [node]
+        while stack:
+            n = stack.pop()
+            nodes.append(n)
+            if not n.is_job:
+                stack.extend(n.children)
+        hooked = [n.name for n in nodes if n in self.cpu._hooked]
+        if hooked:
+            raise ValueError(f"cannot move {node.name} from {self.name}: its quota'd "
+                             f"cgroups ({', '.join(hooked)}) are not moved between hosts")
+        self.sync()
+        target.sync()
+        now = self.env.now
+        inner = [n for n in nodes if not n.is_job]
+        for n in inner:
+            if n.rec is not None and n.last is not None and any(n.last):
+                n.rec((now, 0.0, 0.0, 0.0, 0.0))
+            n.last = None
+        self.cpu.detach(node)
+        feeds = self.cpu.take_feeds(set(nodes))
+        for n in inner:
+            if hasattr(n, "host"):
+                n.host = target  # type: ignore[attr-defined]
+        target.cpu.attach(node, parent)
+        for t, feed in feeds:
+            target.cpu.add_feed(feed, t)
+        self.woke()
+        target.woke()
+
     def set_demand(self, node: CpuNode, cores: float, weight: float | None = None) -> None:
         """A leaf's demand changes now (cores)."""
         self.sync()

@@ -140,6 +140,28 @@ class HostCpuScheduler:
         """Register a feed whose first change is due at ``t_first``."""
         heapq.heappush(self._heap, (t_first, FEED, next(self._seq), feed))
 
+    def take_feeds(self, nodes: set) -> list[tuple[float, Feed]]:
+        """Drop every pending entry about ``nodes``, a subtree just detached: the
+        completions of its jobs (stale since) and the feeds that change its nodes (a
+        feed's node is its ``workload``, or the feed itself for a demand workload).
+        Return those feeds with their due times, in order, for another host's
+        scheduler."""
+        taken, kept = [], []
+        for entry in self._heap:
+            obj = entry[3]
+            if entry[1] == FINISH:
+                if obj in nodes:
+                    self._stale -= obj.version != entry[2]  # type: ignore[attr-defined]
+                    continue
+            elif getattr(obj, "workload", obj) in nodes:
+                taken.append(entry)
+                continue
+            kept.append(entry)
+        if len(kept) < len(self._heap):
+            heapq.heapify(kept)
+            self._heap[:] = kept
+        return [(t, feed) for t, _, _, feed in sorted(taken)]  # type: ignore[misc]
+
     # ------------------------------------------------------------------ jobs
     def submit(self, job, parent: CpuNode) -> None:
         """Start ``job`` (a leaf with ``max_cores``) under ``parent`` at ``now``."""

@@ -12,8 +12,12 @@ import os
 import sys
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fleet_sim.errors import ConfigError, ConfigErrors, FleetSimError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -288,23 +292,25 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(runs.loc[bad, ["run_id", "error"]].to_string(index=False), file=sys.stderr)
     if bad.all():
         return EXIT_FAILED
-    _print_answer(res)
+    runs = _print_answer(res)
     if not args.text:
         from fleet_sim.report.html import write_report
 
-        print(f"\nreport: {write_report(args.dir, args.out)}")
+        print(f"\nreport: {write_report(args.dir, args.out, results=res, runs=runs)}")
     return EXIT_FAILED if bad.any() else EXIT_OK
 
 
-def _print_answer(res) -> None:
+def _print_answer(res) -> pd.DataFrame:
     """The experiment's question, the answer in numbers, then the summary: of the one
-    run, or mean ± 95 % CI per group of runs (a header says which)."""
+    run, or mean ± 95 % CI per group of runs (a header says which). Returns the answer's
+    per-run frame (:func:`fleet_sim.report.answer.per_run`)."""
     from fleet_sim.report import answer
 
     question = answer.question(res)
     if question:
         print(f"question: {question}")
-    headline = answer.headline(res)
+    runs = answer.per_run(res)
+    headline = answer.headline(res, runs)
     if len(headline):
         print("\nanswer: job workloads' p99 response time and mean slowdown per group, "
               "mean ± 95% CI; Δ: paired difference (same seeds)")
@@ -312,12 +318,13 @@ def _print_answer(res) -> None:
     ok = res.runs[res.runs["status"] == "ok"]
     if len(ok) == 1:
         _print_run(res)
-        return
+        return runs
     replicated = ok.groupby(res.params, dropna=False).size().max() > 1 if res.params \
         else len(ok) > 1
     print("\nmean ± 95% CI half-width across replications" if replicated
           else "\none run per group (--replications 2 or more gives 95% CIs)")
     print(_summary_table(res))
+    return runs
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

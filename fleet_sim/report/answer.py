@@ -60,17 +60,30 @@ def per_run(results: Results, grouping: Groups | None = None) -> pd.DataFrame:
     s = summary.drop_duplicates("run_id").set_index("run_id")
     start = jobs["run_id"].map(s["duration_s"] - s["window_s"]).astype(float)
     end = jobs["run_id"].map(s["duration_s"]).astype(float)
-    jobs = jobs[(jobs["arrival"] >= start) & (jobs["arrival"] <= end)]
-    jobs = with_groups(jobs.assign(workload=jobs["workload"].map(app_workload)), grouping)
-    rows = []
-    for (workload, group, run, seed), g in jobs.groupby(
-            ["workload", GROUP, "run_id", "seed"], sort=True, observed=True):
-        done = g["response_time_s"].to_numpy(float)
-        done = done[np.isfinite(done)]
-        rows.append((workload, group, run, seed, len(g),
-                     float(np.quantile(done, 0.99)) if done.size else math.nan,
-                     float(g.loc[g["finish"].notna(), "slowdown"].mean())))
-    return pd.DataFrame(rows, columns=columns)
+    arrival = jobs["arrival"]
+    keep = ((arrival >= start) & (arrival <= end)).to_numpy()
+    del start, end, arrival
+    response = jobs["response_time_s"].to_numpy(float)[keep]
+    # one lean frame (a long table: no more copies of it than this one)
+    lean = with_groups(pd.DataFrame({
+        "workload": _apps(jobs["workload"][keep]),
+        "run_id": jobs["run_id"].array[keep], "seed": jobs["seed"].to_numpy()[keep],
+        "response_time_s": np.where(np.isfinite(response), response, np.nan),  # finished
+        "slowdown": jobs["slowdown"].where(jobs["finish"].notna()).to_numpy(float)[keep],
+    }), grouping)
+    del jobs, response
+    by = lean.groupby(["workload", GROUP, "run_id", "seed"], sort=True, observed=True)
+    out = pd.DataFrame({"jobs": by.size(), "p99_s": by["response_time_s"].quantile(0.99),
+                        "slowdown": by["slowdown"].mean()}).reset_index()
+    return out.astype({"workload": str, GROUP: str, "run_id": str})[columns]
+
+
+def _apps(workloads: pd.Series) -> pd.Categorical:
+    """:func:`app_workload` of each name, mapped over a categorical's categories only."""
+    cat = workloads.astype("category").array
+    apps, codes = np.unique([app_workload(c) for c in cat.categories], return_inverse=True)
+    codes = np.append(codes, -1)  # a missing name (code -1) stays missing
+    return pd.Categorical.from_codes(codes[cat.codes], categories=apps)
 
 
 def _ci(x: np.ndarray) -> tuple[float, float]:
@@ -86,15 +99,16 @@ def _paired(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> tuple[float, float
     return (*_ci(d), int(np.isfinite(d).sum()))
 
 
-def headline(results: Results) -> pd.DataFrame:
+def headline(results: Results, runs: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per job workload and group (groups in display order): ``runs``, ``p99_s`` and
     ``p99_ci95_s`` (mean over runs of the window's 99th percentile response time and
     the 95 % CI half-width), ``slowdown`` and ``slowdown_ci95``, ``reference`` (the
     group differences are taken from), ``pairs`` (seeds in both) and the paired
     differences ``p99_diff_s``, ``p99_diff_ci95_s``, ``slowdown_diff``,
-    ``slowdown_diff_ci95`` (NaN for the reference itself). Empty without jobs."""
+    ``slowdown_diff_ci95`` (NaN for the reference itself). Empty without jobs.
+    ``runs``: :func:`per_run` of ``results``, if already computed."""
     grouping = groups(results)
-    runs = per_run(results, grouping)
+    runs = per_run(results, grouping) if runs is None else runs
     reference = grouping.baseline or (grouping.order[0] if grouping.order else None)
     rows = []
     for workload, of_workload in runs.groupby("workload", sort=True):
@@ -117,12 +131,12 @@ def headline(results: Results) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def differences(results: Results) -> pd.DataFrame:
+def differences(results: Results, runs: pd.DataFrame | None = None) -> pd.DataFrame:
     """The paired difference of every later group from every earlier one (display order),
     per job workload: ``workload``, ``group``, ``minus``, ``pairs``, then ``p99_diff_s``,
-    ``slowdown_diff`` and their 95 % CI half-widths."""
+    ``slowdown_diff`` and their 95 % CI half-widths (``runs``: as in :func:`headline`)."""
     grouping = groups(results)
-    runs = per_run(results, grouping)
+    runs = per_run(results, grouping) if runs is None else runs
     rows = []
     for workload, of_workload in runs.groupby("workload", sort=True):
         by = {g: of_workload[of_workload[GROUP] == g] for g in grouping.order}

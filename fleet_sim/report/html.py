@@ -340,6 +340,7 @@ def _figures(ctx: _Context) -> None:
         if ok is not None and len(_first_runs(ctx.results, ctx.grouping)) == int(ok.sum()):
             # every run is its group's first: the heatmap's rows are these (shown last)
             _heatmap_figure(ctx, hosts)
+    hosts = None  # not held while the next columns are read
     hosts = ctx.long("hosts", ["t", "host", "power_w"])
     if hosts is not None:
         ctx.draw("power_over_time", "Power and energy",
@@ -348,6 +349,7 @@ def _figures(ctx: _Context) -> None:
                  "runs: the summary's energy_kwh.",
                  lambda fig: fg.power_over_time(hosts, by=GROUP, t_end=ctx.t_end,
                                                 t_start=ctx.t_start, ax=fig.add_subplot()))
+    hosts = None
     hosts = ctx.long("hosts", ["t", "host", "ram_used_mib"], first_runs=True)
     if hosts is not None:
         ctx.draw("memory_over_time", "Memory in use",
@@ -496,14 +498,17 @@ def _clear(out: Path) -> None:
 
 
 def write_report(run_or_sweep_dir: str | os.PathLike[str],
-                 out_dir: str | os.PathLike[str] | None = None) -> Path:
+                 out_dir: str | os.PathLike[str] | None = None, *,
+                 results: Results | None = None, runs: pd.DataFrame | None = None) -> Path:
     """Write ``report.html`` and one PNG per figure for the run(s) stored in ``run_or_sweep_dir``.
 
     ``run_or_sweep_dir``: a run folder (with ``manifest.json``) or a folder of runs (a
     sweep, or any mix of runs), as written by ``fleet-sim run --out`` / ``sweep``.
     ``out_dir``: where to write (default: ``<run_or_sweep_dir>/report``); an earlier
     report there is removed first. Returns the path of the HTML file, which embeds
-    every image and needs no other file.
+    every image and needs no other file. ``results``, ``runs``: that folder's runs and
+    their :func:`~fleet_sim.report.answer.per_run` frame if already at hand (the command
+    line printed the answer from them), so they are not read and computed again.
 
     Raises FleetSimError if the folder holds no run.
     """
@@ -511,10 +516,11 @@ def write_report(run_or_sweep_dir: str | os.PathLike[str],
     out = Path(out_dir) if out_dir is not None else source / "report"
     if out.is_dir():
         _clear(out)
-    results = store.load(source)
+    results = store.load(source) if results is None else results
     out.mkdir(parents=True, exist_ok=True)
     ctx = _context(results, out)
-    headline = answer.headline(results)
+    runs = answer.per_run(results, ctx.grouping) if runs is None else runs
+    headline = answer.headline(results, runs)
     answer_figures = _answer_figures(ctx, headline)
     _figures(ctx)
     figures = [f for f in ctx.made if f not in answer_figures]
@@ -542,7 +548,7 @@ def write_report(run_or_sweep_dir: str | os.PathLike[str],
                        + "; Δ is the paired difference from the reference group (runs with "
                        "the same seed share arrivals and spikes), mean ± 95 % CI over seeds."),
         answer_figures=answer_figures,
-        differences=(_Table.of(answer.differences_table(answer.differences(results)))
+        differences=(_Table.of(answer.differences_table(answer.differences(results, runs)))
                      if len(ctx.grouping.order) > 2 else None),
         summaries=_summaries(ctx), problems=ctx.problems, figures=figures,
         workloads=_workloads(ctx),

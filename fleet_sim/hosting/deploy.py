@@ -37,6 +37,7 @@ from fleet_sim.hosting.site import Site, as_host
 from fleet_sim.hosting.specs import AppSpec, HostSpec
 from fleet_sim.images.network import Network
 from fleet_sim.model.host import Host
+from fleet_sim.model.jobs import JobWorkload
 from fleet_sim.model.protocols import PlacementPolicy, Recorder
 from fleet_sim.model.views import FleetView, HostView, PlacementRequest
 from fleet_sim.rng import Streams
@@ -156,6 +157,41 @@ class Deployment:
                 self.placement[app] = host
             return moving.value
         return self.env.process(land())
+
+    def move(self, app: str, host: str) -> Instance:
+        """Move ``app``'s container to ``host`` now: stop it (event ``stop``; its jobs in
+        flight are lost), admit it there and start it as at the start (a pull of what the
+        host's layer cache lacks, then its start), and return the new instance (event
+        ``move``, on ``host``, detail ``from <host>``). Its job ids go on from the old
+        one's. Container mode only: a VM moves by live migration (:meth:`migrate`), an
+        app on a shared OS never moves. Raises ValueError, or CapacityError (nothing
+        stopped) if it does not fit on ``host``."""
+        if self.mode != "container":
+            raise ValueError(f"cannot move {app!r}: only containers are moved this way "
+                             f"({self.mode} mode; a VM live-migrates: migrate)")
+        site, source = self.by_host.get(host), self.placement.get(app)
+        if site is None or source is None or source == host:
+            raise ValueError(f"cannot move {app!r} from {source!r} to {host!r}: "
+                             + ("no such host" if site is None else
+                                "it is placed nowhere" if source is None else "it is there"))
+        old = self.instances[app]
+        why = site.kernel.view().why_not(site.candidate(old.app).request)
+        if why:
+            raise CapacityError(f"cannot move {app!r} to {host}: {why}")
+        old.stop()
+        new = self.place_again(old, host)
+        new.event("move", f"from {source}")
+        return new
+
+    def place_again(self, old: Instance, host: str) -> Instance:
+        """Admit ``old``'s app on ``host`` now and launch it (it provisions as at the
+        start); its job ids go on from ``old``'s. Returns the new instance."""
+        self.place_on(old.app, host)
+        new = self.instances[old.app.name]
+        for new_wl, old_wl in zip(new.workloads, old.workloads, strict=True):
+            if isinstance(new_wl, JobWorkload):
+                new_wl.follow(old_wl)  # type: ignore[arg-type]
+        return new
 
     # ------------------------------------------------------------------ failures
     def fail_host(self, host: str, reason: str = "host_failure") -> list[str]:

@@ -26,7 +26,6 @@ import simpy
 from fleet_sim.hosting.instance import Instance, draw_s
 from fleet_sim.hosting.deploy import Deployment
 from fleet_sim.model.distributions import Distribution
-from fleet_sim.model.jobs import JobWorkload
 from fleet_sim.model.protocols import PlacementPolicy
 from fleet_sim.rng import Streams
 
@@ -85,11 +84,7 @@ class Failures:
                 self._event("unplaced", app.name, f"no host up has room {why}")
                 continue
             self._event("rescheduled", app.name, why, host=chosen)
-            dep.place_on(app, chosen)
-            for new_wl, old_wl in zip(dep.instances[app.name].workloads, old.workloads,
-                                      strict=True):
-                if isinstance(new_wl, JobWorkload):
-                    new_wl.follow(old_wl)  # type: ignore[arg-type]
+            dep.place_again(old, chosen)
         self.waiting = still
 
     # ------------------------------------------------------------------ sources

@@ -1,4 +1,5 @@
-"""Live migration of a fleet's VM: one instance moved, hand-computed times, the network shared."""
+"""Moving a fleet's instances: a VM live-migrated (hand-computed times, the network
+shared), a container stopped and started elsewhere."""
 
 from __future__ import annotations
 
@@ -227,3 +228,49 @@ def test_only_vms_are_live_migrated(env):
     dep = deploy(env, hosts, "container", [AppSpec("c")], FirstFit(), Streams(0))
     with pytest.raises(ValueError, match=r"runs in no VM here \(container mode\)"):
         dep.migrate("c", "h1", Network(env, dep.hosts[0].recorder))
+
+
+def test_a_moved_container_stops_loses_its_jobs_in_flight_and_starts_on_the_target():
+    import simpy
+
+    from fleet_sim.results.recorder import ChangePointRecorder
+    env, recorder = simpy.Environment(), ChangePointRecorder()
+    app = AppSpec("api", threads=2, cpu_request_cores=2.0, ram_mib=512.0,
+                  workloads=(JobsSpec("req", 5.0, Exponential(1.0), 1.0),))
+    hosts = [HostSpec(f"h{i:02d}", 4, 8192) for i in range(3)]
+    dep = deploy(env, hosts, "container", [app], FirstFit(), Streams(3), recorder,
+                 {"start_s": NOW})
+    moved = {}
+
+    def go():
+        yield env.timeout(50.0)
+        dep.by_host["h02"].kernel.add_footprint("hog", 7000.0)
+        with pytest.raises(CapacityError, match="cannot move 'api' to h02"):
+            dep.move("api", "h02")
+        assert dep.instances["api"].host.name == "h00"  # nothing stopped
+        moved["new"] = dep.move("api", "h01")
+    env.process(go())
+    env.run(until=100.0)
+    dep.finalize(100.0)
+    assert dep.placement["api"] == "h01" and moved["new"].host.name == "h01"
+    ev = recorder.data["events"]
+    rows = [(t, k, e, h, c) for t, k, e, h, c in zip(ev["t"], ev["kind"], ev["entity"],
+                                                     ev["host"], ev["count"], strict=True)
+            if k in ("stop", "move")]
+    (t_stop, _, _, h_stop, lost), (t_move, _, _, h_move, _) = rows
+    assert (t_stop, h_stop, t_move, h_move) == (50.0, "h00", 50.0, "h01")
+    jobs = recorder.data["jobs"]
+    outcomes = list(zip(jobs["arrival"], jobs["host"], jobs["outcome"], strict=True))
+    assert lost > 0 and sum(o == "failed" for *_, o in outcomes) == lost
+    assert all(h == "h01" for t, h, _ in outcomes if t > 50.0)
+    assert all(h == "h00" for t, h, _ in outcomes if t < 50.0)
+    assert len(set(jobs["job_id"])) == len(jobs["job_id"])  # ids go on from the old ones
+    with pytest.raises(ValueError, match="it is there"):
+        dep.move("api", "h01")
+
+
+def test_only_containers_are_moved_by_stop_and_start(env):
+    hosts = [HostSpec(f"h{i}", 4, 8192) for i in range(2)]
+    dep = deploy(env, hosts, "vm", [AppSpec("v")], FirstFit(), Streams(0))
+    with pytest.raises(ValueError, match="a VM live-migrates"):
+        dep.move("v", "h1")

@@ -22,7 +22,8 @@ happens there. How it goes (:func:`live_migrate`):
    ``from <source>``, ``duration_s``, ``ram_mib``, ``count`` = copy rounds).
 
 If the source fails meanwhile the VM is lost there as any other guest; if the target
-fails, the migration is abandoned and the VM keeps running on the source. Not moved:
+fails, the migration is abandoned and the VM keeps running on the source; either way
+no round starts after that. Not moved:
 VMs with pinned vCPUs and VMs whose guest runs a container runtime (their cgroup
 quotas live on the host's scheduler clock).
 """
@@ -86,10 +87,12 @@ def migration_links(network: Network, host: str) -> tuple[Link, Link]:
 
 def precopy_over(network: Network, source: str, target: str, ram_mib: float,
                  params: PrecopyParams, pause: Callable[[], None],
-                 limits: tuple[Link, ...] = ()) -> Generator[simpy.Event, Any, tuple[float, int]]:
+                 limits: tuple[Link, ...] = (), going_on: Callable[[], bool] = lambda: True,
+                 ) -> Generator[simpy.Event, Any, tuple[float, int]]:
     """Carry pre-copy's rounds as transfers from ``source`` to ``target`` on ``network``
-    (crossing ``limits`` too), calling ``pause()`` before the stop-and-copy (SimPy
-    generator); return (downtime s, copy rounds)."""
+    (crossing ``limits`` too), calling ``pause()`` before the stop-and-copy, and
+    stopping after a round once ``going_on()`` is False (SimPy generator); return
+    (downtime s, copy rounds)."""
     env = network.env
     rounds = precopy_rounds(ram_mib, params.dirty_mb_s, params.stop_mb, params.max_rounds)
     mb, paused = next(rounds)
@@ -100,8 +103,8 @@ def precopy_over(network: Network, source: str, target: str, ram_mib: float,
         began = env.now
         yield network.transfer(source, target, mb, limits)
         n += 1
-        if paused:
-            return env.now - began, n
+        if paused or not going_on():
+            return (env.now - began if paused else 0.0), n
         mb, paused = rounds.send(env.now - began)
 
 
@@ -156,13 +159,16 @@ def _migrate(vm: VM, target: Hypervisor, network: Network, params: PrecopyParams
                           instance=vm.name)
     cost.start()
 
+    def going_on() -> bool:
+        return vm.state == RUNNING and not incoming.lost
+
     def pause() -> None:
-        if vm.state == RUNNING and not incoming.lost:
+        if going_on():
             set_limits(source, vm.node, cap=0.0)  # type: ignore[arg-type]
 
     limits = migration_links(network, source.name)[0], migration_links(network, dest.name)[1]
     downtime_s, rounds = yield from precopy_over(network, source.name, dest.name, vm.ram_mib,
-                                                 params, pause, limits)
+                                                 params, pause, limits, going_on)
     source.set_demand(cost, 0.0)
     source.detach(cost)
     vm.migrating = False

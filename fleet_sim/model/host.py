@@ -151,7 +151,7 @@ class Host:
             nodes.append(n)
             if not n.is_job:
                 stack.extend(n.children)
-        hooked = [n.name for n in nodes if n in self.cpu._hooked]
+        hooked = [n.name for n in nodes if self.cpu.hooked(n)]
         if hooked:
             raise ValueError(f"cannot move {node.name} from {self.name}: its quota'd "
                              f"cgroups ({', '.join(hooked)}) are not moved between hosts")

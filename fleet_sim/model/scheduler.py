@@ -249,6 +249,10 @@ class HostCpuScheduler:
         self._watched.pop(node, None)
         self._hooks_changed(node)
 
+    def hooked(self, node: CpuNode) -> bool:
+        """Whether ``node``'s usage is metered or watched (a cgroup quota's)."""
+        return node in self._hooked
+
     def _hooks_changed(self, node: CpuNode) -> None:
         if node not in self._metered and node not in self._watched:
             self._hooked.discard(node)

@@ -58,6 +58,7 @@ def migrate_at(env, t, vm, target, network, params=PRECOPY):
         yield env.timeout(t)
         out["process"] = live_migrate(vm, target, network, params)
         out["value"] = yield out["process"]
+        out["t"] = env.now
     env.process(go())
     return out
 
@@ -142,6 +143,7 @@ def test_a_target_failing_midway_leaves_the_vm_running_on_its_source(env, stream
     env.run(until=200.0)
     hvs["A"].host.finalize(200.0)
     assert out["value"] is False
+    assert out["t"] == pytest.approx(30.0)  # no round after round 0 (10 s to 30 s)
     assert vm.host is hvs["A"].host and vm.state == "running"
     assert job.finish == pytest.approx(100.0, abs=1e-9)  # never paused
     assert "web-vm" not in hvs["B"].kernel.instances

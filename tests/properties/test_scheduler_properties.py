@@ -123,3 +123,50 @@ def test_recording_does_not_change_finish_times(cores, nodes, jobs):
         assert [x[0] for x in fa] == [x[0] for x in fb]
         for (_, x), (_, y) in zip(fa, fb, strict=True):
             assert math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-9)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.sampled_from([1.0, 2.0, 8.0]), node_specs, job_specs, st.floats(0.0, 20.0),
+       st.integers(0, 3), st.sampled_from([1.0, 4.0]))
+def test_a_subtree_moved_to_another_host_keeps_both_exact(cores, nodes, jobs, move_at, which,
+                                                           target_cores):
+    # as a VM migrating: a node with its workloads and jobs in flight moves to another
+    # host mid-run; both hosts stay equal to a from-scratch allocation after every change
+    # and every job's work is done exactly once, on one host or the other
+    env, host, workloads = build(cores, nodes, ChangePointRecorder())
+    other = Host(env, "g", cores=target_cores, recorder=ChangePointRecorder())
+    for h in (host, other):
+        inner = h.cpu.on_job_done
+
+        def checked(job, inner=inner):
+            inner(job)
+            check(host)
+            check(other)
+        h.cpu.on_job_done = checked
+    node = host.root.children[which % len(host.root.children)]
+
+    def arrivals():
+        for gap, idx, work, max_cores in jobs:
+            yield env.timeout(gap)
+            wl = workloads[idx % len(workloads)]
+            wl.submit(Job(work, max_cores))
+            check(host)
+            check(other)
+
+    def move():
+        yield env.timeout(move_at)
+        host.move(node, other, other.root)
+        check(host)
+        check(other)
+
+    env.process(arrivals())
+    env.process(move())
+    env.run()
+    for h in (host, other):
+        h.finalize(env.now + 1e6)
+    assert node.parent is other.root
+    done = [j for w in workloads for j in w.finished]
+    assert len(done) == len(jobs)
+    delivered = host.cpu.delivered_core_s + other.cpu.delivered_core_s
+    assert math.isclose(delivered, sum(j.work_core_s for j in done), rel_tol=1e-9,
+                        abs_tol=1e-9)

@@ -131,6 +131,19 @@ class VM(Instance):
     def on_running(self) -> None:
         """Its RAM was reserved (and is in use) since admission."""
 
+    def move_to(self, target: Hypervisor) -> None:
+        """Run on ``target``'s host from now on, as it is (the end of a live migration):
+        its CPU subtree (guest OS, processes, jobs in flight and their feeds) and its
+        guest kernel move; the source's kernel releases it and the target's admits it."""
+        assert self.node is not None and self.guest is not None
+        self.host.move(self.node, target.host, target.node)
+        self.kernel.release(self)
+        self.hypervisor, self.kernel, self.host = target, target.kernel, target.host
+        target.kernel.admit(self, **self.admission_terms())
+        self.guest.host, self.guest.parent = target.host, target.kernel
+        for inst in self.guest.instances.values():
+            inst.host = target.host
+
     def on_crash(self, reason: str) -> None:
         if self.guest is None:
             return

@@ -177,15 +177,7 @@ def _migrate(vm: VM, target: Hypervisor, network: Network, params: PrecopyParams
         if vm.state == RUNNING:
             set_limits(source, vm.node, cap=float(vm.vcpus))  # type: ignore[arg-type]
         return False
-    source.move(vm.node, dest, target.node)  # type: ignore[arg-type]
-    source_hv.kernel.release(vm)
-    vm.hypervisor, vm.kernel, vm.host = target, target.kernel, dest
-    target.kernel.admit(vm, **vm.admission_terms())
-    guest = vm.guest
-    assert guest is not None
-    guest.host, guest.parent = dest, target.kernel
-    for inst in guest.instances.values():
-        inst.host = dest
+    vm.move_to(target)
     set_limits(dest, vm.node, cap=float(vm.vcpus))  # type: ignore[arg-type]
     vm.event(MIGRATION, f"from {source.name}; downtime_s={downtime_s:g}",
              duration_s=env.now - began, ram_mib=vm.ram_mib, count=rounds)

@@ -4,6 +4,7 @@ shared), a container stopped and started elsewhere."""
 from __future__ import annotations
 
 import pytest
+import simpy
 from conftest import NOW, events, job_app, last_row, make_host
 
 from fleet_sim.errors import CapacityError
@@ -16,6 +17,7 @@ from fleet_sim.images.network import Network
 from fleet_sim.model.distributions import Exponential
 from fleet_sim.model.jobs import Job
 from fleet_sim.policies.placement import FirstFit
+from fleet_sim.results.recorder import ChangePointRecorder
 from fleet_sim.rng import Streams
 
 #: guest RAM of exactly 1000 MB (MiB × 2**20 / 1e6)
@@ -178,9 +180,6 @@ def test_migrations_that_cannot_happen_say_why_and_reserve_nothing(env, streams,
 def poisson_fleet(migrate: bool):
     """200 s of Poisson requests (5/s of 0.1 core-s) to a VM that, if asked, moves from
     h00 to h01 at t = 50 s; returns the jobs table and the deployment."""
-    import simpy
-
-    from fleet_sim.results.recorder import ChangePointRecorder
     env = simpy.Environment()
     recorder = ChangePointRecorder()
     app = AppSpec("api", threads=2, cpu_request_cores=2.0, ram_mib=GB_MIB,
@@ -233,9 +232,6 @@ def test_only_vms_are_live_migrated(env):
 
 
 def test_a_moved_container_stops_loses_its_jobs_in_flight_and_starts_on_the_target():
-    import simpy
-
-    from fleet_sim.results.recorder import ChangePointRecorder
     env, recorder = simpy.Environment(), ChangePointRecorder()
     app = AppSpec("api", threads=2, cpu_request_cores=2.0, ram_mib=512.0,
                   workloads=(JobsSpec("req", 5.0, Exponential(1.0), 1.0),))

@@ -27,7 +27,10 @@ from fleet_sim.model.protocols import NullRecorder, Recorder
 from fleet_sim.model.scheduler import HostCpuScheduler
 
 #: the recorded columns of the hosts table (``results.tables`` derives utilization and power)
-HOST_COLUMNS = ("t", "host", "cpu_used_cores", "cpu_capacity_cores", "ram_used_mib")
+HOST_COLUMNS = ("t", "host", "cpu_used_cores", "cpu_capacity_cores", "ram_used_mib",
+                "power_state_w")
+#: host power states (:meth:`Host.set_power_state`)
+POWER_STATES = ("on", "off", "booting")
 NODE_COLUMNS = ("t", "workload", "host", "instance", *CpuShare._fields)
 INSTANCE_COLUMNS = ("t", "instance", "host", *CpuShare._fields)
 
@@ -53,14 +56,14 @@ class Host:
         self.recorder = recorder or NullRecorder()
         self.eager = eager
         self.up = True
+        self.power_state = "on"  #: one of POWER_STATES
         self.root = CpuNode(name)
         self.cpu = HostCpuScheduler(cores, self.root, speed)
         self._wake_at = math.inf
         self._wake_ev: simpy.Event | None = None  # the armed wake (others are superseded)
         self._errands: dict[Job, simpy.Event] = {}  # one-off work -> its done event
         rec = self.recorder
-        self._host_row = rec.series("hosts", HOST_COLUMNS,
-                                    {"host": name, "cpu_capacity_cores": self.cores})
+        self._host_row = self._host_series(math.nan)
         self._job_row = rec.columns("jobs", JOB_COLUMNS)
         if self._host_row is not None:
             self.cpu.on_host = self._host_row
@@ -186,6 +189,31 @@ class Host:
         self.cpu.ram_used_mib = ram_used_mib
         if self._host_row is not None:
             self._host_row((self.env.now, self.root.alloc, ram_used_mib))
+
+    # ------------------------------------------------------------------ power
+    def set_power_state(self, state: str, watts: float = 0.0) -> None:
+        """Switch the host ``"off"`` or ``"booting"`` (no CPU for anything on it,
+        ``watts`` W drawn) or back ``"on"`` (power from its curve at its utilization),
+        now. Its ``hosts`` rows carry the state as ``power_state_w``: NaN while on, else
+        the power drawn (W)."""
+        if state not in POWER_STATES:
+            raise ValueError(f"host {self.name}: unknown power state {state!r}; "
+                             f"valid: {', '.join(POWER_STATES)}")
+        if not watts >= 0:
+            raise ValueError(f"host {self.name}: power must be >= 0 W, got {watts!r}")
+        self.sync()
+        self.power_state = state
+        self.cpu.set_limits(self.root, cap=math.inf if state == "on" else 0.0)
+        if self._host_row is not None:  # a new series: same key, the new state
+            self._host_row = self.cpu.on_host = self._host_series(
+                math.nan if state == "on" else float(watts))
+            self._host_row((self.env.now, self.root.alloc, self.cpu.ram_used_mib))
+        self.woke()
+
+    def _host_series(self, power_state_w: float):
+        return self.recorder.series("hosts", HOST_COLUMNS,
+                                    {"host": self.name, "cpu_capacity_cores": self.cores,
+                                     "power_state_w": power_state_w})
 
     # ------------------------------------------------------------------ recording
     @property

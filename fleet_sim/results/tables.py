@@ -150,6 +150,11 @@ class RunTables:
             frame["cpu_utilization"] = frame["cpu_used_cores"] / frame["cpu_capacity_cores"]
             if "power_w" not in frame.columns:
                 frame["power_w"] = _power_w(frame, self.power)
+            if "power_state_w" in frame.columns:  # a host off or booting draws that
+                state = frame.pop("power_state_w").to_numpy(float)
+                held = ~np.isnan(state)
+                if held.any():
+                    frame.loc[held, "power_w"] = state[held]
         if name == "jobs":
             frame = _jobs(frame, self.speed)
         elif "t" in frame.columns:

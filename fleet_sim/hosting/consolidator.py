@@ -1,94 +1,116 @@
 """Dynamic consolidation of a fleet's own instances (docs/model.md §5.6).
 
-Every ``interval_s`` a :class:`Consolidator` hands a consolidation policy of
-:mod:`fleet_sim.policies.consolidation` (an overload detector and a guest selection,
-e.g. ``consolidation_policy("thr-mmt", 0.8)``) a read-only view of a
-:class:`~fleet_sim.hosting.deploy.Deployment`'s hosts and guests, and carries out the
-plan it returns. Each guest moves as the one instance it is: a VM by live migration
+Every ``interval_s`` a :class:`Consolidator` samples each guest of a
+:class:`~fleet_sim.hosting.deploy.Deployment` (a VM, or a container), hands what it
+saw (:meth:`Consolidator.snapshot`, read-only) to an injected decision (``decide``;
+``fleet_sim.scenarios.fleet_consolidation`` runs the consolidation policies of
+:mod:`fleet_sim.policies.consolidation` there) and carries out the moves it returns.
+Each guest moves as the one instance it is: a VM by live migration
 (:meth:`Deployment.migrate`: pre-copy on the run's network, CPU burnt on the source, a
 stop-and-copy pause), a container by stop, pull, start (:meth:`Deployment.move`); apps
-on a shared OS (bare metal) never move. A host that holds no guest and none coming is
-switched off (0 W, :meth:`Host.set_power_state`), at once; a host chosen as a target
-while off is switched on first (``switch_on_s`` at ``switch_on_w``), and the move
-starts once it is on.
+on a shared OS (bare metal) never move. A move the target's kernel would not admit
+(its CPU requests × ``cpu_ratio``, its RAM) is refused (event ``move_refused``) and the
+guest stays. A host that holds no guest and none coming is switched off (0 W,
+:meth:`Host.set_power_state`) at once; a host chosen as a target while off is switched
+on first (``switch_on_s`` at ``switch_on_w``) and the move starts once it is on.
 
-What the policy sees, in MIPS (a core of speed s runs s × 1000 MIPS): a guest's
-capacity is its vCPUs (a container: its CPU limit, else its request) on its host's
-cores; its demand is what its CPU tree asks for at the round, at most that capacity;
-its utilization history holds one such sample per round, as CloudSim samples its
-VMs. A guest on its way counts on the host it leaves and, with its full demand, on the
-one it goes to, and is neither picked nor moved until it has arrived (a container:
-until it runs again). A host's RAM for the fit tests is its kernel's RAM less the host
-OS's; a guest holds what its kernel reserves for it.
+A guest's sample is the CPU its tree asks for at the round (cores, at most its
+capacity: its vCPUs, or a container's CPU limit, else its request), as CloudSim samples
+its VMs once an interval; its history holds the newest ``history_length``. A guest on
+its way counts on the host it leaves and, incoming, on the one it goes to until it has
+arrived (a container: until it runs again).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import simpy
 
 from fleet_sim.errors import CapacityError
-from fleet_sim.hosting.consolidation import NOMINAL_CORE_MIPS, PowerStates
+from fleet_sim.hosting.consolidation import PowerStates
 from fleet_sim.hosting.deploy import Deployment
-from fleet_sim.hosting.instance import RUNNING, Instance
+from fleet_sim.hosting.instance import Instance
 from fleet_sim.hosting.livemigration import PRECOPY, PrecopyParams
 from fleet_sim.hosting.site import Site
 from fleet_sim.images.network import Network
-from fleet_sim.model.views import HostCapacity
-from fleet_sim.policies.consolidation import (
-    HISTORY_LENGTH,
-    Consolidation,
-    ConsolidationPlan,
-    HostView,
-    VmView,
-)
+from fleet_sim.model.host import Host
 
 #: hosting modes whose guests move
 MOVING_MODES = ("vm", "container")
+#: CloudSim's hosts: switched on at once, at no cost
+INSTANT_ON = PowerStates()
+
+
+@dataclass(frozen=True)
+class GuestSample:
+    """One guest at a round: its ``app``, ``cores`` (capacity), ``demand_cores`` now,
+    ``ram_mib`` (what its kernel reserves, what a move copies), ``history`` (demand ÷
+    capacity, one per round, oldest first); ``outgoing`` / ``incoming``: on its way
+    from / to this host."""
+
+    app: str
+    cores: float
+    demand_cores: float
+    ram_mib: float
+    history: tuple[float, ...]
+    outgoing: bool = False
+    incoming: bool = False
+
+
+@dataclass(frozen=True)
+class HostSample:
+    """One host that is up, at a round: the ``host`` (cores, speed, power curve, power
+    state), ``ram_mib`` its guests may hold (its kernel's, less what others reserve),
+    ``nic_mb_s`` and its ``guests`` (arrived first, then incoming)."""
+
+    host: Host
+    ram_mib: float
+    nic_mb_s: float
+    guests: tuple[GuestSample, ...]
+
+
+#: what a round decides from the hosts: (app, target host) moves, in order
+Decide = Callable[[Sequence[HostSample]], Iterable[tuple[str, str]]]
 
 
 class Consolidator:
-    """Consolidates ``deployment`` with ``policy`` every ``interval_s`` from
+    """Consolidates ``deployment`` with ``decide`` every ``interval_s`` from
     :meth:`start` on (module docstring). ``network``: what migrations and pulls cross
     (each host attached with its NIC); ``power``: the hosts' switch-on time and power;
-    ``precopy``: how VMs migrate; ``rng``: the random selection's draws.
+    ``precopy``: how VMs migrate.
 
-    Counts: ``moves`` planned, ``refused`` (the target's kernel does not admit the
-    guest: its CPU requests × ``cpu_ratio`` or its RAM; event ``move_refused``),
-    ``shutdowns`` (hosts switched off); ``plans``: each round's plan."""
+    Counts: ``moves`` decided, ``refused`` (event ``move_refused``), ``shutdowns``
+    (hosts switched off); ``decided``: each round's moves."""
 
-    def __init__(self, deployment: Deployment, network: Network, policy: Consolidation,
-                 rng: np.random.Generator, interval_s: float = 300.0,
-                 power: PowerStates = PowerStates(), precopy: PrecopyParams = PRECOPY):
+    def __init__(self, deployment: Deployment, network: Network, decide: Decide,
+                 interval_s: float = 300.0, power: PowerStates = INSTANT_ON,
+                 precopy: PrecopyParams = PRECOPY, history_length: int = 30):
         if deployment.mode not in MOVING_MODES:
             raise ValueError(f"cannot consolidate a {deployment.mode} fleet: only VMs and "
                              f"containers move ({', '.join(MOVING_MODES)})")
         if not interval_s > 0:
             raise ValueError(f"interval_s must be > 0, got {interval_s!r}")
         for site in deployment.sites:
-            host = site.host
-            if host.power is None or not hasattr(host.power, "power_w_array"):
-                raise ValueError(f"cannot consolidate: host {host.name} has no power curve "
-                                 "(power-aware placement needs one)")
-            if f"{host.name}.up" not in network.links:
-                raise ValueError(f"cannot consolidate: host {host.name} is not on the network")
+            if f"{site.host.name}.up" not in network.links:
+                raise ValueError(f"cannot consolidate: host {site.host.name} is not on "
+                                 "the network")
         self.deployment = deployment
         self.env = deployment.env
         self.network = network
-        self.policy = policy
-        self.rng = rng
+        self.decide = decide
         self.interval_s = float(interval_s)
         self.power = power
         self.precopy = precopy
+        self.history_length = int(history_length)
         self.history: dict[str, deque[float]] = {}  # app -> its guest's samples
         self.moving: dict[str, str] = {}  # app -> the host it is on its way to
         self._booted: dict[str, simpy.Event] = {}  # host switching on -> when it is on
         self.moves = self.refused = self.shutdowns = 0
-        self.plans: list[ConsolidationPlan] = []
+        self.decided: list[list[tuple[str, str]]] = []
 
     def start(self) -> simpy.Process:
         """Switch empty hosts off now and run a round every ``interval_s``."""
@@ -107,16 +129,14 @@ class Consolidator:
         dep = self.deployment
         return dep.vms[app] if dep.mode == "vm" else dep.instances[app]
 
-    def _capacity_cores(self, app: str) -> float:
-        guest = self.guest(app)
+    def _capacity_cores(self, guest: Instance) -> float:
         if self.deployment.mode == "vm":
             return float(guest.vcpus)  # type: ignore[attr-defined]
-        spec = guest.app
-        return float(spec.cpu_limit_cores or spec.cpu_request_cores)
+        return float(guest.app.cpu_limit_cores or guest.app.cpu_request_cores)
 
-    def views(self) -> list[HostView]:
-        """The hosts that are up as the policy sees them now, in fleet order; each
-        guest's history gains this round's sample."""
+    def snapshot(self) -> list[HostSample]:
+        """The hosts that are up and their guests now, in fleet order; each guest that
+        has arrived gains this round's sample in its history."""
         dep = self.deployment
         app_of = {self.guest(app).name: app for app in dep.instances}
         out = []
@@ -129,40 +149,34 @@ class Consolidator:
                     for n in kernel.instances if n in app_of]
             held += [(app, True) for app, target in self.moving.items()
                      if target == host.name and (app, True) not in held]
-            # RAM the policy may give guests: the kernel's, less what others reserve
             others_mib = kernel.memory.reserved_mib - sum(
                 kernel.instances[n].request.ram_mib for n in kernel.instances if n in app_of)
-            core_mips = host.speed * NOMINAL_CORE_MIPS
-            capacity = HostCapacity(int(host.cores), core_mips,
-                                    kernel.memory.capacity_mib - others_mib,
-                                    self.network.links[f"{host.name}.up"].capacity_mb_s,
-                                    host.power)  # type: ignore[arg-type]
-            vms = tuple(self._view(app, core_mips, incoming) for app, incoming in held)
-            used = min(capacity.mips, sum(v.demand_mips for v in vms))
-            out.append(HostView(host.name, capacity, vms, used))
+            out.append(HostSample(host, kernel.memory.capacity_mib - others_mib,
+                                  self.network.links[f"{host.name}.up"].capacity_mb_s,
+                                  tuple(self._sample(app, incoming) for app, incoming in held)))
         return out
 
-    def _view(self, app: str, core_mips: float, incoming: bool) -> VmView:
+    def _sample(self, app: str, incoming: bool) -> GuestSample:
         guest = self.guest(app)
-        cores = self._capacity_cores(app)
+        cores = self._capacity_cores(guest)
         demand = min(cores, guest.node.raw) if guest.node is not None else 0.0
-        history = self.history.setdefault(app, deque(maxlen=HISTORY_LENGTH))
+        history = self.history.setdefault(app, deque(maxlen=self.history_length))
         if not incoming:
             history.append(demand / cores)
-        return VmView(app, cores * core_mips, demand * core_mips, guest.request.ram_mib,
-                      tuple(history), vcpus=max(1, round(cores)),
-                      bandwidth_mb_s=0.0, migrating_out=app in self.moving and not incoming,
-                      migrating_in=incoming)
+        return GuestSample(app, cores, demand, guest.request.ram_mib, tuple(history),
+                           outgoing=app in self.moving and not incoming, incoming=incoming)
 
-    def round(self) -> ConsolidationPlan:
-        """One round now: the policy's plan over :meth:`views`, its moves started."""
-        plan = self.policy.plan(self.views(), self.rng)
-        self.plans.append(plan)
-        for m in plan.migrations:
-            self.moving[m.vm] = m.target
+    def round(self) -> list[tuple[str, str]]:
+        """One round now: ``decide`` over :meth:`snapshot`, its moves started."""
+        moves = [(app, target) for app, target in self.decide(self.snapshot())
+                 if app not in self.moving and self.guest(app).host.name != target]
+        self.decided.append(moves)
+        for app, target in moves:
+            source = self.guest(app).host.name
+            self.moving[app] = target
             self.moves += 1
-            self.env.process(self._move(m.vm, m.source, m.target))
-        return plan
+            self.env.process(self._move(app, source, target))
+        return moves
 
     # ------------------------------------------------------------------ moves and power
     def _move(self, app: str, source: str, target: str) -> Generator[simpy.Event, Any, None]:

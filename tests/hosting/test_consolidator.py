@@ -9,7 +9,7 @@ import pytest
 from conftest import NOW, events
 
 from fleet_sim.hosting.consolidation import PowerStates
-from fleet_sim.hosting.consolidator import Consolidator
+from fleet_sim.hosting.consolidator import INSTANT_ON
 from fleet_sim.hosting.containers import ContainerParams
 from fleet_sim.hosting.deploy import deploy
 from fleet_sim.hosting.hypervisor import VmParams
@@ -21,13 +21,14 @@ from fleet_sim.numerics.power import LinearPower
 from fleet_sim.policies.placement import FirstFit
 from fleet_sim.policies.registry import consolidation_policy
 from fleet_sim.results.tables import build_tables
+from fleet_sim.scenarios.fleet_consolidation import consolidate
 
 MB_PER_MIB = 2**20 / 1e6
 #: one pre-copy round: nothing is dirtied while the RAM is copied, so no downtime
 ONE_ROUND = PrecopyParams(dirty_mb_s=0.0, stop_mb=0.0)
 #: vCPUs overcommitted 2:1, so the kernel admits what the policy's demand test accepts
-VM = VmParams(cpu_ratio=2.0, boot_s=NOW, virt_overhead=0.0, guest_os_cores=0.0, guest_os_ram_mib=0.0,
-              vm_ram_overhead_mib=0.0, host_os_ram_mib=0.0)
+VM = VmParams(cpu_ratio=2.0, boot_s=NOW, virt_overhead=0.0, guest_os_cores=0.0,
+              guest_os_ram_mib=0.0, vm_ram_overhead_mib=0.0, host_os_ram_mib=0.0)
 IDLE_W, PEAK_W = 100.0, 200.0
 
 
@@ -51,7 +52,7 @@ class Where:
 
 
 def fleet(env, recorder, streams, apps, mode="vm", hosts=2, cores=2.0, params=VM,
-          policy="thr-mmt", threshold=0.8, power=PowerStates(), precopy=ONE_ROUND,
+          policy="thr-mmt", threshold=0.8, power=INSTANT_ON, precopy=ONE_ROUND,
           where=None):
     """``hosts`` hosts of ``cores`` (100 W idle, 200 W busy) on a network of 100 MB/s
     NICs, ``apps`` placed first-fit (or as ``where`` says), and a consolidator every
@@ -63,9 +64,8 @@ def fleet(env, recorder, streams, apps, mode="vm", hosts=2, cores=2.0, params=VM
                              power=LinearPower(IDLE_W, PEAK_W)))
         network.attach(f"h{i}", 100.0, 100.0)
     dep = deploy(env, machines, mode, apps, Where(where or {}), streams, recorder, params)
-    cons = Consolidator(dep, network, consolidation_policy(policy, threshold),
-                        streams.get("consolidation"), 300.0, power, precopy)
-    cons.start()
+    cons, _rounds = consolidate(dep, network, consolidation_policy(policy, threshold),
+                                streams.get("consolidation"), 300.0, power, precopy)
     return dep, cons
 
 
@@ -98,8 +98,8 @@ def test_hand_case_two_hosts_three_vms(env, streams, recorder):
         (pytest.approx(620.97152, abs=1e-9), "h0")]
     assert dep.placement == {"a": "h1", "b": "h1", "c": "h1"}
     assert dep.sites[0].host.power_state == "off" and cons.shutdowns == 1
-    assert [len(p.migrations) for p in cons.plans] == [1, 1, 0]  # rounds at 300, 600, 900 s
-    assert cons.plans[0].overloaded == ("h0",) and cons.plans[1].emptied == ("h0",)
+    assert [len(p.migrations) for p in cons.decide.plans] == [1, 1, 0]  # rounds at 300, 600, 900 s
+    assert cons.decide.plans[0].overloaded == ("h0",) and cons.decide.plans[1].emptied == ("h0",)
     out = tables(recorder, dep, 1200.0)
     # h0: 1.7 cores until 300 s, + the migration's 0.1 core (10 % of a's vCPU) until
     # 310.48576 s, 0.8 until 450 s, 0.3 until 600 s, + 0.1 for b's migration, then off
@@ -120,14 +120,14 @@ def test_a_host_switched_on_for_a_move_takes_its_time_and_power(env, streams, re
     # switched on (60 s at 150 W), then migrated from 360 s, landing at 370.48576 s.
     apps = [app("a", [0.9], 500.0), app("b", [0.9], 1000.0), app("c", [0.8], 300.0)]
     power = PowerStates(switch_on_s=60.0, switch_on_w=150.0)
-    dep, cons = fleet(env, recorder, streams, apps, hosts=3, power=power,
+    dep, _ = fleet(env, recorder, streams, apps, hosts=3, power=power,
                       where={"c": "h1"})
     assert dep.placement == {"a": "h0", "b": "h0", "c": "h1"}
     env.run(until=600.0)
     kinds = [(k, e) for _t, k, e in events(recorder) if k in ("host_on", "host_off",
                                                               "migration")]
     assert kinds == [("host_off", "h2"), ("host_on", "h2"), ("migration", "a-vm")]
-    t_mig = [t for t, k, _e in events(recorder) if k == "migration"][0]
+    t_mig = next(t for t, k, _e in events(recorder) if k == "migration")
     assert t_mig == pytest.approx(370.48576, abs=1e-9)
     out = tables(recorder, dep, 600.0)
     h2 = out["hosts"][out["hosts"]["host"] == "h2"]
@@ -189,7 +189,7 @@ def test_every_vm_is_on_one_host_or_migrating_at_all_times(env, streams, recorde
 def test_containers_move_by_stop_and_start(env, streams, recorder):
     apps = [app("a", [0.9], 500.0), app("b", [0.8, 0.3], 1000.0), app("c", [0.1], 300.0)]
     params = ContainerParams(cpu_ratio=2.0, start_s=NOW, host_os_ram_mib=0.0)
-    dep, cons = fleet(env, recorder, streams, apps, mode="container", params=params,
+    dep, _ = fleet(env, recorder, streams, apps, mode="container", params=params,
                       where={"c": "h1"})
     env.run(until=1200.0)
     moves = [(t, e) for t, k, e in events(recorder) if k == "move"]

@@ -315,3 +315,29 @@ def test_consolidation_runs_are_stored_as_they_finish_and_not_run_again(tmp_path
     book = module.RunStore(store)
     assert book.stale == 1 and ("dvfs", "20110310", "vm", key) not in book.rows
     assert len(module.CODE) == 12 and module.code_fingerprint() == module.CODE
+
+
+def test_consolidating_a_fleets_own_instances_at_a_tiny_size(tmp_path, capsys):
+    path = EXPERIMENTS_DIR / "consolidation" / "instances.py"
+    spec = importlib.util.spec_from_file_location("instances", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.__doc__.splitlines()[0].endswith("?")
+    table = module.main(["--hosts", "6", "--apps", "8", "--hours", "1", "--rate", "0.2",
+                         "--policies", "none,thr-mmt", "--figure", str(tmp_path / "f.png")])
+    assert "figure:" in capsys.readouterr().out
+    rows = table.set_index(["mode", "policy"])
+    assert list(rows.index) == [("vm", "none"), ("vm", "thr-mmt"), ("container", "none"),
+                                ("container", "thr-mmt"), ("baremetal", "none")]
+    for mode in ("vm", "container"):
+        kept, packed = rows.loc[(mode, "none")], rows.loc[(mode, "thr-mmt")]
+        # worst fit spreads the 8 guests over the 6 hosts; consolidation packs them
+        # and switches the rest off: fewer hosts on, less energy
+        assert kept["hosts_on"] == 6 and kept["moves"] == 0
+        assert packed["moves"] > 0 and packed["hosts_on"] < 6
+        assert packed["energy_kwh"] < kept["energy_kwh"]
+    # a live migration loses no request; bare metal never moves and keeps every host on
+    assert rows.loc[("vm", "thr-mmt"), "lost"] == 0
+    assert rows.loc[("baremetal", "none"), "hosts_on"] == 6
+    assert (tmp_path / "f.png").stat().st_size > 0

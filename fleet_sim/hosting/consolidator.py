@@ -183,7 +183,10 @@ class Consolidator:
         dep = self.deployment
         site = dep.by_host[target]
         guest = self.guest(app)
-        why = site.kernel.view().why_not(guest.request)
+        # a host that is off or booting is empty: whether the guest fits is for its
+        # kernel to say once it is on
+        on = site.host.power_state == "on"
+        why = site.kernel.view().why_not(guest.request) if on else ""
         if not why:
             if site.host.power_state == "off":
                 self._switch_on(site)
@@ -207,21 +210,28 @@ class Consolidator:
         host.recorder.event(self.env.now, "host_on", host.name, host=host.name,
                             duration_s=delay)
         if delay <= 0:
-            host.set_power_state("on")
+            self._power(site, "on")
             return
-        host.set_power_state("booting", self.power.switch_on_w)
+        self._power(site, "booting", self.power.switch_on_w)
         booted = self._booted[host.name] = self.env.timeout(delay)
 
         def on(_ev: simpy.Event) -> None:
             del self._booted[host.name]
-            host.set_power_state("on")
+            self._power(site, "on")
         booted.callbacks.append(on)
+
+    @staticmethod
+    def _power(site: Site, state: str, watts: float = 0.0) -> None:
+        """Set the host's power state; its kernel takes instances only while it is on
+        (placement, failure recovery and rollouts see it down meanwhile)."""
+        site.host.set_power_state(state, watts)
+        site.kernel.up = state == "on"
 
     def _switch_off_if_empty(self, site: Site) -> None:
         host = site.host
         if (host.power_state != "on" or not host.up or site.kernel.instances
                 or host.name in self.moving.values()):
             return
-        host.set_power_state("off")
+        self._power(site, "off")
         self.shutdowns += 1
         host.recorder.event(self.env.now, "host_off", host.name, host=host.name)

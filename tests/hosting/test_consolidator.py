@@ -98,6 +98,9 @@ def test_hand_case_two_hosts_three_vms(env, streams, recorder):
         (pytest.approx(620.97152, abs=1e-9), "h0")]
     assert dep.placement == {"a": "h1", "b": "h1", "c": "h1"}
     assert dep.sites[0].host.power_state == "off" and cons.shutdowns == 1
+    # placement (failure recovery, rollouts) does not see a host that is off
+    assert not dep.sites[0].kernel.view().up
+    assert dep.place(app("d", [0.1], 300.0), FirstFit(), streams.get("t")).host.name == "h1"
     assert [len(p.migrations) for p in cons.decide.plans] == [1, 1, 0]  # rounds at 300, 600, 900 s
     assert cons.decide.plans[0].overloaded == ("h0",) and cons.decide.plans[1].emptied == ("h0",)
     out = tables(recorder, dep, 1200.0)

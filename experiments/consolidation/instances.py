@@ -7,7 +7,7 @@ background CPU replays a PlanetLab trace of 2011-03-03 (its CPU % × 2 cores, a
 sample per 300 s) and which serves Poisson requests (``--rate`` per s, exponential
 work of 50 ms on one core) that queue for its CPU. Hosts: 8 cores, 32 GiB, 100 W idle
 to 400 W busy, 10 GbE, worst-fit placement at the start (spread out, as a scheduler
-that keeps headroom places them); CPU requests overcommitted 4:1, as consolidation
+that keeps headroom places them); CPU requests overcommitted 8:1, as consolidation
 needs. Every 300 s a policy of
 ``fleet_sim.policies.consolidation`` (``--policies``, ``none``: never) plans moves
 and the :class:`~fleet_sim.hosting.consolidator.Consolidator` carries them out on the
@@ -93,9 +93,9 @@ def run(mode: str, policy: str, hosts: int, n_apps: int, hours: float, rate_per_
         machines.append(Host(env, f"h{k:03d}", HOST_CORES, HOST_RAM_MIB, recorder=recorder,
                              power=LinearPower(IDLE_W, PEAK_W)))
         network.attach(machines[-1].name, NIC_MB_S, NIC_MB_S)
-    params = {"vm": VmParams(cpu_ratio=4.0),
-              "container": ContainerParams(cpu_ratio=4.0),
-              "baremetal": BareMetalParams(cpu_ratio=4.0, install_s=AT_ONCE,
+    params = {"vm": VmParams(cpu_ratio=8.0),
+              "container": ContainerParams(cpu_ratio=8.0),
+              "baremetal": BareMetalParams(cpu_ratio=8.0, install_s=AT_ONCE,
                                            install_step_failure_p=0.0)}[mode]
     dep = deploy(env, machines, mode, apps(n_apps, rate_per_s), WorstFit(), streams,
                  recorder, params)

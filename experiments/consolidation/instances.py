@@ -13,9 +13,11 @@ needs. Every 300 s a policy of
 and the :class:`~fleet_sim.hosting.consolidator.Consolidator` carries them out on the
 instances themselves: a VM live-migrates by pre-copy over the network (10 MB/s
 dirtied, 10 % of its vCPUs burnt on the source, a stop-and-copy pause), a container
-stops (its requests in flight fail), is started on the target (its image is local
-here; the start takes the default lognormal time, about 1 s) and serves again; empty
-hosts switch off (0 W). Bare-metal apps never move.
+stops (its requests in flight fail), pulls what the target's layer cache lacks of its
+image from the registry (200 MB of shared base layers, 30 MB of its own, over the
+registry's and the hosts' 10 GbE) and starts (the default lognormal time, about 1 s);
+VMs copy their 2 GB image from the registry before their first boot. Empty hosts
+switch off (0 W). Bare-metal apps never move.
 
 Printed per mode and policy: energy (kWh), moves, mean hosts on, requests served,
 lost (failed in a stop), mean and p99 response time (s), over ``--hours`` after the
@@ -36,13 +38,18 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from fleet_sim.hosting import defaults
 from fleet_sim.hosting.baremetal import BareMetalParams
 from fleet_sim.hosting.containers import ContainerParams
 from fleet_sim.hosting.deploy import deploy
 from fleet_sim.hosting.hypervisor import VmParams
 from fleet_sim.hosting.livemigration import PRECOPY
 from fleet_sim.hosting.specs import AppSpec, DemandSpec, JobsSpec
+from fleet_sim.images.cache import LayerCache
+from fleet_sim.images.image import VMImage
 from fleet_sim.images.network import Network
+from fleet_sim.images.registry import Registry
+from fleet_sim.images.supply import FIRST_VERSION, ImageSupply, container_image
 from fleet_sim.model.distributions import Deterministic, Exponential
 from fleet_sim.model.host import Host
 from fleet_sim.numerics.power import LinearPower
@@ -67,11 +74,14 @@ FIGURE = Path("consolidation_instances.png")
 AT_ONCE = Deterministic(0.0)
 
 
-def apps(n: int, rate_per_s: float) -> list[AppSpec]:
+def apps(n: int, rate_per_s: float, supply: ImageSupply | None = None,
+         mode: str = "vm") -> list[AppSpec]:
     """``n`` apps, the i-th replaying the i-th PlanetLab trace of :data:`DAY` and
-    serving Poisson requests."""
+    serving Poisson requests; with ``supply``, each gets its ``mode``'s image there (a
+    VM image, or container layers: the shared base and its own)."""
     traces = planetlab_day(DAY).utilization()[:n]
-    return [AppSpec(f"app{i:03d}", threads=GUEST_VCPUS, cpu_request_cores=GUEST_VCPUS,
+    return [AppSpec(f"app{i:03d}", image=_image(f"app{i:03d}", supply, mode),
+                    threads=GUEST_VCPUS, cpu_request_cores=GUEST_VCPUS,
                     ram_mib=GUEST_RAM_MIB, vcpus=GUEST_VCPUS, cpu_limit_cores=GUEST_VCPUS,
                     workloads=(DemandSpec("background", "replay",
                                           {"series": tuple(trace), "interval_s": 300.0,
@@ -79,6 +89,15 @@ def apps(n: int, rate_per_s: float) -> list[AppSpec]:
                                JobsSpec("requests", rate_per_s,
                                         Exponential(REQUEST_CORE_S))))
             for i, trace in enumerate(traces)]
+
+
+def _image(app: str, supply: ImageSupply | None, mode: str) -> str:
+    if supply is None:
+        return ""
+    if mode == "vm":
+        return supply.add(VMImage(app, FIRST_VERSION, defaults.VM_IMAGE_MB))
+    return supply.add(container_image(app, FIRST_VERSION, (defaults.CONTAINER_BASE_LAYER_MB,),
+                                      defaults.CONTAINER_APP_LAYER_MB))
 
 
 def run(mode: str, policy: str, hosts: int, n_apps: int, hours: float, rate_per_s: float,
@@ -93,12 +112,20 @@ def run(mode: str, policy: str, hosts: int, n_apps: int, hours: float, rate_per_
         machines.append(Host(env, f"h{k:03d}", HOST_CORES, HOST_RAM_MIB, recorder=recorder,
                              power=LinearPower(IDLE_W, PEAK_W)))
         network.attach(machines[-1].name, NIC_MB_S, NIC_MB_S)
+    supply = None
+    if mode != "baremetal":  # VMs copy their image before booting, containers pull layers
+        network.attach("registry", defaults.REGISTRY_UPLINK_MB_S,
+                       defaults.REGISTRY_UPLINK_MB_S)
+        caches = {h.name: LayerCache(defaults.LAYER_CACHE_MB) for h in machines}
+        supply = ImageSupply(env, Registry(
+            env, network, caches, node="registry",
+            max_concurrent_downloads=defaults.MAX_CONCURRENT_DOWNLOADS))
     params = {"vm": VmParams(cpu_ratio=8.0),
               "container": ContainerParams(cpu_ratio=8.0),
               "baremetal": BareMetalParams(cpu_ratio=8.0, install_s=AT_ONCE,
                                            install_step_failure_p=0.0)}[mode]
-    dep = deploy(env, machines, mode, apps(n_apps, rate_per_s), WorstFit(), streams,
-                 recorder, params)
+    dep = deploy(env, machines, mode, apps(n_apps, rate_per_s, supply, mode), WorstFit(),
+                 streams, recorder, params, fetch=None if supply is None else supply.fetch)
     cons = None
     if policy != "none" and mode != "baremetal":
         cons, _rounds = consolidate(dep, network, consolidation_policy(policy),

@@ -37,7 +37,6 @@ from fleet_sim.hosting.site import Site, as_host
 from fleet_sim.hosting.specs import AppSpec, HostSpec
 from fleet_sim.images.network import Network
 from fleet_sim.model.host import Host
-from fleet_sim.model.jobs import JobWorkload
 from fleet_sim.model.protocols import PlacementPolicy, Recorder
 from fleet_sim.model.views import FleetView, HostView, PlacementRequest
 from fleet_sim.rng import Streams
@@ -188,9 +187,7 @@ class Deployment:
         start); its job ids go on from ``old``'s. Returns the new instance."""
         self.place_on(old.app, host)
         new = self.instances[old.app.name]
-        for new_wl, old_wl in zip(new.workloads, old.workloads, strict=True):
-            if isinstance(new_wl, JobWorkload):
-                new_wl.follow(old_wl)  # type: ignore[arg-type]
+        new.follow(old)
         return new
 
     # ------------------------------------------------------------------ failures

@@ -85,6 +85,8 @@ class Instance:
         self._in_a_row = 0
         self._kill_times: list[float] = []
         self.watchers: list[Callable[[Instance], None]] = []
+        #: the instance it replaces (a move), until its workloads number on from that one's
+        self.follows: Instance | None = None
         self.request = self.placement_request()
 
     # ------------------------------------------------------------------ hooks
@@ -159,6 +161,23 @@ class Instance:
                    kernel=self.kernel.name, cpu_cores=req.cpu_cores, ram_mib=req.ram_mib)
         return self
 
+    def follow(self, previous: Instance) -> None:
+        """Number its jobs on from ``previous``'s (the instance of its app it replaces,
+        on a move), so job ids stay unique: now, or once its late workloads are built."""
+        self.follows = previous
+        self._follow()
+
+    def _follow(self) -> None:
+        previous = self.follows
+        if previous is None or not self.workloads:
+            return
+        self.follows = None
+        if not previous.workloads:  # it never ran (late workloads): nothing to go on from
+            return
+        for new_wl, old_wl in zip(self.workloads, previous.workloads, strict=True):
+            if isinstance(new_wl, JobWorkload):
+                new_wl.follow(old_wl)  # type: ignore[arg-type]
+
     def _build_workloads(self, held: bool) -> list[ProcessWorkload]:
         return [build_workload(self.host, self.app, spec, self.workload_parent, self.streams,
                                instance=self.instance_label, held=held,
@@ -200,6 +219,7 @@ class Instance:
         self.started_s = self.env.now
         if self.app.late_workloads and not self.up.triggered:
             self.workloads = self._build_workloads(held=False)
+            self._follow()
         for wl in self.workloads:
             set_limits(self.host, wl, cap=float(self.app.threads))
         self.on_running()

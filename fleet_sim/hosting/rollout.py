@@ -99,6 +99,7 @@ class FleetProvisioner:
         failed attempt. Returns True iff it is healthy (False also once discarded)."""
         spec = self.spec(record)
         site: Site | None = None
+        failed: list[Instance] = []  # the last failed attempt's instances
         for _ in range(1 + self.max_retries):
             record.attempts += 1
             site = yield from self._site(spec, record, site)
@@ -109,6 +110,8 @@ class FleetProvisioner:
                 instances = self.deployment.admit(site, spec)
             except ConflictError as e:
                 return self._fail(record, str(e))
+            for instance, before in zip(instances, failed, strict=False):  # ids go on
+                instance.follow(before)
             ok = yield from self._settled(instances)
             if not math.isnan(record.stopped):
                 return False
@@ -129,6 +132,7 @@ class FleetProvisioner:
             record.failure = failure
             self.recorder.event(self.env.now, "attempt_failed", record.instance, failure,
                                 host=site.host.name)
+            failed = instances
             self._remove(record.instance)
         return False
 

@@ -205,7 +205,8 @@ SUMMARY = Table("summary", "run: headline figures (NaN where a table was not rec
     _c("lifecycle_events", FLOAT, "", "rows of the events table: boots, installs, starts, "
        "OOM kills, restarts, failures, … (not simulation events)"),
     _c("migrations", FLOAT, "", "[traces] runs: guest moves (live migrations) started in "
-       "the window (NaN otherwise)"),
+       "the window; [[apps]] runs with [consolidation]: instance moves carried out in the "
+       "run (NaN otherwise)"),
     _c("slatah", FLOAT, "fraction", "[traces] runs: SLA violation time per active host: "
        "time hosts were on and delivered less CPU than asked ÷ time they were on, summed "
        "over hosts"),
@@ -213,7 +214,8 @@ SUMMARY = Table("summary", "run: headline figures (NaN where a table was not rec
        "CPU guests asked for and did not get while moving ÷ all the CPU they asked for"),
     _c("slav", FLOAT, "fraction", "[traces] runs: SLA violation, slatah × pdm"),
     _c("host_shutdowns", FLOAT, "", "[traces] runs: switches of a host from on to off "
-       "(a host off from the start counts one, as in CloudSim)"),
+       "(a host off from the start counts one, as in CloudSim); [[apps]] runs with "
+       "[consolidation]: hosts emptied and switched off in the run"),
 ))
 
 WORKLOAD_SUMMARY = Table("workload_summary", "workload: figures per workload over the window", (

@@ -35,6 +35,7 @@ from fleet_sim.errors import CapacityError, ConfigError
 from fleet_sim.hosting.specs import AppSpec, DemandSpec, HostSpec, JobsSpec, WorkloadSpec
 from fleet_sim.hosting.balancer import LoadBalancer
 from fleet_sim.hosting.consolidation import DynamicFleet, FleetRecord
+from fleet_sim.hosting.consolidator import Consolidator
 from fleet_sim.hosting.containers import ContainerRuntime
 from fleet_sim.hosting.deploy import Deployment, deploy
 from fleet_sim.hosting.failures import Failures
@@ -69,6 +70,7 @@ from fleet_sim.results.tables import RunTables, conform
 from fleet_sim.rng import Streams
 from fleet_sim.scenarios import config as cfg
 from fleet_sim.scenarios.consolidation import dynamic_fleet
+from fleet_sim.scenarios.fleet_consolidation import from_config
 from fleet_sim.scenarios.traces import bundled_planetlab, read_planetlab
 
 #: the run advances in this many equal steps (progress reports; results do not depend on it)
@@ -98,6 +100,8 @@ class FleetRun:
         self.dynamic: DynamicFleet | None = None
         self._dynamic: Callable[[], DynamicFleet] | None = None
         self._record: FleetRecord | None = None
+        #: the ``[consolidation]`` of an ``[[apps]]`` run (None if nothing moves)
+        self.consolidator: Consolidator | None = None
         self.rollouts: list[FleetRollout] = []
         run = config.run
         store = MemoryStore() if spool_dir is None else ParquetSpool(spool_dir)
@@ -184,6 +188,11 @@ class FleetRun:
             run = self.config.run
             figures = summarize(self._dynamic_record(), run.duration_s, run.warmup_s)
             tables["summary"] = tables["summary"].assign(**figures)
+        if self.consolidator is not None:
+            cons = self.consolidator
+            tables["summary"] = tables["summary"].assign(
+                migrations=float(cons.moves - cons.refused),
+                host_shutdowns=float(cons.shutdowns))
         if not self.rollouts:
             return tables
         links = tables.get("links")
@@ -403,6 +412,8 @@ def build(config: cfg.ScenarioConfig, seed: int | None = None,
                                    if isinstance(s.runtime, ContainerRuntime))
         _services(config, dep, streams, recorder)
         _failures(config, dep, policy, streams)
+        run.consolidator = from_config(config, dep, None if images is None
+                                       else images.network, streams)
         return dep, [_rollout(config, r, dep, images, streams, recorder)
                      for r in config.rollouts]
 

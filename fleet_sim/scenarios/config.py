@@ -645,8 +645,8 @@ class TracesConfig(Strict):
 
 class ConsolidationConfig(Strict):
     """``[consolidation]``: dynamic consolidation of the ``[traces]`` guests
-    (docs/model.md §12): the policy, its round interval, host power states and how
-    guests move."""
+    (docs/model.md §12) or of the ``[[apps]]``' own instances (§5.6): the policy, its
+    round interval, host power states and how guests move."""
 
     policy: str = Field("thr-mmt", description="npa (no power management), dvfs (power "
                         "follows load, no moves) or <detector>-<selection>: detector "
@@ -657,9 +657,10 @@ class ConsolidationConfig(Strict):
     interval_s: float = Field(300.0, gt=0, description="time between rounds, s")
     switch_on_s: float = Field(0.0, ge=0, description="time to switch a host on, s")
     switch_on_w: float = Field(0.0, ge=0, description="power while switching on, W")
-    migration: Literal["cloudsim", "precopy"] = Field(
-        "cloudsim", description="live-migration model: RAM over half the NIC "
-        "(CloudSim), or pre-copy rounds on the run's network then stop-and-copy")
+    migration: Literal["cloudsim", "precopy"] | None = Field(
+        None, description="live-migration model: RAM over half the NIC "
+        "(CloudSim), or pre-copy rounds on the run's network then stop-and-copy "
+        "(default: cloudsim for [traces] guests; an app's instance always pre-copies)")
     ram: Literal["reserved", "cloudsim"] = Field(
         "reserved", description="RAM a running guest holds on its host for the fit tests: "
         "all of it, or (CloudSim's examples) none after the initial placement")
@@ -697,7 +698,8 @@ class ScenarioConfig(Strict):
     traces: TracesConfig | None = Field(None, description="[traces]: one guest per "
                                         "PlanetLab trace of a day (instead of [[apps]])")
     consolidation: ConsolidationConfig | None = Field(
-        None, description="[consolidation]: dynamic consolidation of the [traces] guests")
+        None, description="[consolidation]: dynamic consolidation of the [traces] guests "
+        "or of the [[apps]]' instances")
 
 
 # ---------------------------------------------------------------- loading
@@ -921,13 +923,43 @@ def feasibility(config: ScenarioConfig, file: str, base_dir: Path) -> list[Confi
 
 def _check_traces(bad: Any, config: ScenarioConfig) -> None:
     """``[traces]`` makes the guests: no ``[[apps]]`` beside it; ``[consolidation]``
-    needs it."""
+    moves the ``[traces]`` guests or the ``[[apps]]``' own instances (then only the
+    keys that apply to instances, see :data:`TRACES_ONLY`)."""
     if config.traces is not None and config.apps:
         bad("apps", f"{len(config.apps)} [[apps]] beside [traces], which makes the guests",
             "either [traces] (with [consolidation]) or [[apps]]")
-    if config.consolidation is not None and config.traces is None:
+    c = config.consolidation
+    if c is None or config.traces is not None:
+        return
+    if not config.apps:
         bad("consolidation", "consolidation without guests to move",
-            "a [traces] table (e.g. day = 20110303) beside [consolidation]")
+            "a [traces] table (e.g. day = 20110303) or [[apps]] beside [consolidation]")
+        return
+    if c.policy == "npa":
+        bad("consolidation.policy", '"npa" (hosts at peak power whatever their load) is '
+            "the [traces] study's baseline; an apps run's hosts draw what their load needs",
+            'dvfs (no moves) or <detector>-<selection> (e.g. "thr-mmt")')
+    defaults = ConsolidationConfig()
+    for key, why in TRACES_ONLY.items():
+        if getattr(c, key) != getattr(defaults, key) and (key, getattr(c, key)) != (
+                "migration", "precopy"):
+            bad(f"consolidation.{key}", f"applies to [traces] guests only: {why}",
+                "policy, threshold, interval_s, switch_on_s, switch_on_w, cpu_loss, "
+                "dirty_mb_s, stop_mb, max_rounds")
+    if config.failures.any:
+        bad("failures", "failures beside the consolidation of an apps run (the failures "
+            "and repairs of a host that is switched off are not modelled)",
+            "either [failures] or [consolidation] in an apps run")
+
+
+#: ``[consolidation]`` keys that apply to ``[traces]`` guests only: why not to instances
+TRACES_ONLY = {
+    "migration": 'an instance VM always migrates by pre-copy over the run\'s network '
+                 '(migration = "precopy")',
+    "ram": "an instance holds the RAM its hosting mode gives it",
+    "stop_s": "a container instance stops as [hosting.container] says",
+    "start_s": "a container instance starts as [hosting.container] says",
+}
 
 
 def _check_images(bad: Any, config: ScenarioConfig) -> None:

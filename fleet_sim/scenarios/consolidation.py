@@ -150,6 +150,18 @@ def _marked(vm: VmView, out: bool) -> VmView:
                   reserved_ram_mib=vm.reserved_ram_mib)
 
 
+def consolidation_of(c: cfg.ConsolidationConfig) -> Consolidation | None:
+    """``c``'s policy (None for the baselines npa and dvfs, which move nothing), its
+    look-ahead detectors (LR, LRR) predicting one round of ``c.interval_s`` ahead."""
+    if c.policy in ("npa", "dvfs"):
+        return None
+    policy = consolidation_policy(c.policy, c.threshold)
+    if hasattr(policy.detector, "interval_s"):  # LR, LRR look ahead
+        policy = Consolidation(dataclasses.replace(policy.detector,  # type: ignore[type-var]
+                                                   interval_s=c.interval_s), policy.selection)
+    return policy
+
+
 def dynamic_fleet(config: cfg.ScenarioConfig, env: simpy.Environment, streams: Streams,
                   network: Network | None = None, registry: Distributor | None = None,
                   recorder: Recorder | None = None) -> DynamicFleet:
@@ -162,15 +174,11 @@ def dynamic_fleet(config: cfg.ScenarioConfig, env: simpy.Environment, streams: S
     day = planetlab_day(config.traces.day)
     names, percent = day.vms[:config.traces.vms], day.cpu_percent[:config.traces.vms]
     hosts = fleet_hosts(config)
-    policy = None if c.policy in ("npa", "dvfs") else consolidation_policy(c.policy,
-                                                                           c.threshold)
-    if policy is not None and hasattr(policy.detector, "interval_s"):  # LR, LRR look ahead
-        policy = Consolidation(dataclasses.replace(policy.detector,  # type: ignore[type-var]
-                                                   interval_s=c.interval_s), policy.selection)
+    policy = consolidation_of(c)
     hooks = PolicyHooks(hosts, names, policy, streams.get("consolidation.selection"),
                         hold_ram=c.ram == "reserved")
     mode = config.hosting.mode
-    moves = MoveParams(mode=mode, migration=c.migration, cpu_loss=c.cpu_loss,
+    moves = MoveParams(mode=mode, migration=c.migration or "cloudsim", cpu_loss=c.cpu_loss,
                        dirty_mb_s=c.dirty_mb_s, stop_mb=c.stop_mb, max_rounds=c.max_rounds,
                        stop_s=c.stop_s, start_s=c.start_s,
                        base_layers_mb=tuple(config.images.base_layers_mb),

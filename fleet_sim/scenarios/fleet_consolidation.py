@@ -4,7 +4,8 @@
 deployment whose ``decide`` is a policy of :mod:`fleet_sim.policies.consolidation`
 (e.g. ``consolidation_policy("thr-mmt", 0.8)``): each round the hosts and guests it
 sampled become the policy's read-only views, in MIPS (a core of speed s runs
-s × 1000 MIPS), and the plan's migrations are the moves.
+s × 1000 MIPS), and the plan's migrations are the moves. :func:`from_config` does so
+for an ``[[apps]]`` run with ``[consolidation]``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from fleet_sim.policies.consolidation import (
     HostView,
     VmView,
 )
+from fleet_sim.rng import Streams
+from fleet_sim.scenarios import config as cfg
+from fleet_sim.scenarios.consolidation import consolidation_of
 
 
 class PolicyRounds:
@@ -71,3 +75,20 @@ def consolidate(deployment: Deployment, network: Network, policy: Consolidation,
                         HISTORY_LENGTH)
     cons.start()
     return cons, rounds
+
+
+def from_config(config: cfg.ScenarioConfig, deployment: Deployment,
+                network: Network | None, streams: Streams) -> Consolidator | None:
+    """Start ``[consolidation]`` on an ``[[apps]]`` run's ``deployment`` (its moves on
+    ``network``, random selection from the ``consolidation.selection`` stream); None
+    when nothing moves: no ``[consolidation]``, the ``dvfs`` baseline, or bare metal
+    (its apps cannot move)."""
+    c = None if config.traces is not None else config.consolidation  # [traces]: §12
+    policy = None if c is None else consolidation_of(c)
+    if c is None or policy is None or network is None or config.hosting.mode == "baremetal":
+        return None
+    precopy = PrecopyParams(c.dirty_mb_s, c.stop_mb, c.max_rounds, c.cpu_loss)
+    cons, _rounds = consolidate(deployment, network, policy,
+                                streams.get("consolidation.selection"), c.interval_s,
+                                PowerStates(c.switch_on_s, c.switch_on_w), precopy)
+    return cons

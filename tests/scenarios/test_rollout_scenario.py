@@ -261,3 +261,20 @@ def test_every_replica_ends_on_v2_and_serving_stays_within_the_budgets(n, mode, 
         surge = n
     assert serving.max() <= n + surge
     assert s.min_serving_fraction == pytest.approx(serving.min() / n)
+
+
+def test_a_retried_attempt_numbers_its_jobs_on_from_the_failed_one():
+    """A replica whose health check fails is provisioned again; its requests' ids go on
+    from the failed attempt's, so (workload, job_id) stays a key of the jobs table."""
+    requests = [{"kind": "jobs", "name": "requests", "rate_per_s": 2.0,
+                 "work_core_s": {"dist": "exponential", "mean": 0.05}, "max_cores": 1.0}]
+    data = scenario(n=6, rollout={"health_failure_p": 0.5})
+    data["apps"][0]["workloads"] = requests
+    data["run"].update({"duration_s": 600, "record": ["jobs", "events"]})
+    tables = run(data, seed=1)
+    events = tables["events"]
+    assert (events["kind"] == "attempt_failed").sum() > 0
+    jobs = tables["jobs"]
+    retried = set(events.loc[events["kind"] == "attempt_failed", "entity"])
+    assert jobs["replica"].isin(retried).any()
+    assert not jobs.duplicated(["workload", "job_id"]).any()

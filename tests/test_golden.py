@@ -38,6 +38,8 @@ TINY: dict[str, dict[str, object]] = {
                            "rollouts.web.distribution": "p2p"},
     "consolidation": {"traces.vms": 40, "fleet.hosts.g4.count": 15,
                       "fleet.hosts.g5.count": 15, "run.duration_s": 7200},
+    "fleet_consolidation": {"run.duration_s": 1500, "fleet.hosts.std.count": 4,
+                            "apps.web.replicas": 6, "apps.cache.replicas": 2},
 }
 """The ``--set`` overrides that make each experiment run in about a second."""
 

@@ -28,7 +28,7 @@ from fleet_sim.results.store import Results
 
 #: the figures of the headline: (column, per-run statistic of the window's jobs, unit)
 METRICS = {"p99_s": "99th percentile response time (s)", "slowdown": "mean slowdown"}
-_REPLICA = re.compile(r"-\d+(?=\.)")
+_REPLICA = re.compile(r"-\d+(?=(?:-vm)?(?:@[^.]*)?\.)")
 
 
 def question(results: Results) -> str:
@@ -43,7 +43,9 @@ def question(results: Results) -> str:
 
 
 def app_workload(name: str) -> str:
-    """The workload of an app, all replicas together: ``web-3.requests`` → ``web.requests``."""
+    """The workload of an app, all replicas together: ``web-3.requests`` →
+    ``web.requests``, ``web-3-vm.guest-os`` → ``web-vm.guest-os`` (its VMs' guest OS),
+    ``web-3@v2.requests`` → ``web@v2.requests`` (a rollout's new version)."""
     return _REPLICA.sub("", str(name), count=1)
 
 

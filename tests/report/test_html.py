@@ -363,3 +363,14 @@ def test_figure_numbers_equal_the_summary_tables(mode_sweep):
             by_mode["contention_core_s"].mean()[mode], rel=1e-9)
         assert power[power["group"] == mode]["energy_kwh"].iloc[0] == pytest.approx(
             by_mode["energy_kwh"].mean()[mode], rel=1e-9)
+
+
+def test_an_apps_workload_takes_its_replicas_vms_and_new_versions_together():
+    from fleet_sim.report.answer import app_workload
+
+    assert app_workload("web-3.requests") == "web.requests"
+    assert app_workload("web-3-vm.guest-os") == "web-vm.guest-os"
+    assert app_workload("web-12-vm.migration") == "web-vm.migration"
+    assert app_workload("web-9@v2.requests") == "web@v2.requests"
+    assert app_workload("my-app-2.x") == "my-app.x"
+    assert app_workload("web.requests") == "web.requests"

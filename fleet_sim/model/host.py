@@ -160,13 +160,8 @@ class Host:
                              f"cgroups ({', '.join(hooked)}) are not moved between hosts")
         self.sync()
         target.sync()
-        now = self.env.now
         inner = [n for n in nodes if not n.is_job]
-        for n in inner:
-            if n.rec is not None and n.last is not None and any(n.last):
-                n.rec((now, 0.0, 0.0, 0.0, 0.0))
-            n.last = None
-        self.cpu.detach(node)
+        self.cpu.detach(node)  # its series here end with a row of zeros
         feeds = self.cpu.take_feeds(set(nodes))
         for n in inner:
             if hasattr(n, "host"):

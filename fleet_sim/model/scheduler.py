@@ -409,12 +409,16 @@ class HostCpuScheduler:
         self._reshare_all()
 
     def detach(self, node: CpuNode) -> list:
-        """Remove ``node`` and its subtree at ``now``; return its unfinished jobs."""
+        """Remove ``node`` and its subtree at ``now``; return its unfinished jobs. Each
+        recorded series of the subtree ends with a row of zeros (it wants and gets
+        nothing here from now on); hung on a host again, its rows start a new series."""
         stack = [node]
-        while stack:  # the subtree's rows go elsewhere if it is hung on another host
+        while stack:
             n = stack.pop()
             if not n.is_job:
-                n.rec = None
+                if n.rec is not None and n.last is not None and any(n.last):
+                    n.rec((self.now, 0.0, 0.0, 0.0, 0.0))
+                n.rec = n.last = None
                 stack.extend(n.children)
         jobs = [j for j in node.leaves() if j.is_job and j is not node]
         if node.is_job:

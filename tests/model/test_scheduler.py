@@ -262,3 +262,30 @@ def test_fleet_counts_finished_jobs_even_when_none_are_kept():
         wl.submit(Job(1, 1))
     fleet.finalize(10)
     assert wl.finished == [] and fleet.jobs_finished() == 3
+
+
+def test_a_detached_workloads_series_ends_with_a_row_of_zeros():
+    # a (2 cores wanted) and b (1) share 4 cores; a is taken off the host at 5 s (a
+    # stopped instance): its series ends there, so its core-s stop growing, and b's
+    # share does not change
+    env = simpy.Environment()
+    rec = ChangePointRecorder(["workloads"])
+    host = Host(env, "h", cores=4, recorder=rec)
+    a = JobWorkload(host, "a")
+    b = JobWorkload(host, "b")
+    a.submit(Job(100, 2))
+    b.submit(Job(100, 1))
+
+    def stop():
+        yield env.timeout(5)
+        host.detach(a)
+
+    env.process(stop())
+    env.run(until=10)
+    host.finalize(10)
+    cols = rec.data["workloads"]
+    rows = {name: [(cols["t"][i], cols["demand_cores"][i], cols["allocated_cores"][i])
+                   for i, n in enumerate(cols["workload"]) if n == name]
+            for name in ("a", "b")}
+    assert rows["a"][-2:] == [(0.0, 2.0, 2.0), (5.0, 0.0, 0.0)]
+    assert rows["b"][-1] == (0.0, 1.0, 1.0)

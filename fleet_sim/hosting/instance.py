@@ -164,7 +164,7 @@ class Instance:
     def follow(self, previous: Instance) -> None:
         """Number its jobs on from ``previous``'s (the instance of its app it replaces,
         on a move), so job ids stay unique: now, or once its late workloads are built."""
-        self.follows = previous
+        self.follows = previous if self.workload_specs() else None  # a VM: its guest's
         self._follow()
 
     def _follow(self) -> None:

@@ -309,6 +309,11 @@ def _print_answer(res) -> pd.DataFrame:
     question = answer.question(res)
     if question:
         print(f"question: {question}")
+    energy = answer.energy(res)
+    if len(energy):
+        print("\nanswer: energy and moves per group (mean ± 95% CI where a group has "
+              "several runs)")
+        print(energy.to_string())
     runs = answer.per_run(res)
     headline = answer.headline(res, runs)
     if len(headline):

@@ -33,7 +33,7 @@ import simpy
 from fleet_sim.errors import CapacityError
 from fleet_sim.hosting.consolidation import PowerStates
 from fleet_sim.hosting.deploy import Deployment
-from fleet_sim.hosting.instance import Instance
+from fleet_sim.hosting.instance import RUNNING, Instance
 from fleet_sim.hosting.livemigration import PRECOPY, PrecopyParams
 from fleet_sim.hosting.site import Site
 from fleet_sim.images.network import Network
@@ -192,12 +192,15 @@ class Consolidator:
                 self._switch_on(site)
             if target in self._booted:
                 yield self._booted[target]
+            if dep.mode == "vm" and guest.state != RUNNING:  # a VM booting or restarting
+                why = f"it is {guest.state or 'new'}, not running"
+        if not why:
             try:
                 if dep.mode == "vm":
                     yield dep.migrate(app, target, self.network, self.precopy)
                 else:
                     yield dep.move(app, target).settled
-            except (CapacityError, ValueError) as error:  # it changed while the host booted
+            except CapacityError as error:  # it changed while the host booted
                 why = str(error)
         self.moving.pop(app, None)
         if why:

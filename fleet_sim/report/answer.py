@@ -22,12 +22,14 @@ import numpy as np
 import pandas as pd
 
 from fleet_sim.numerics.timeweighted import mean_ci
-from fleet_sim.report.numbers import ci_cell
+from fleet_sim.report.numbers import ci_cell, group_table
 from fleet_sim.report.groups import GROUP, Groups, groups, with_groups
 from fleet_sim.results.store import Results
 
 #: the figures of the headline: (column, per-run statistic of the window's jobs, unit)
 METRICS = {"p99_s": "99th percentile response time (s)", "slowdown": "mean slowdown"}
+#: the summary's figures a consolidation study is about, the first part of its answer
+ENERGY = ("energy_kwh", "migrations", "host_shutdowns", "slatah", "pdm", "slav")
 _REPLICA = re.compile(r"-\d+(?=(?:-vm)?(?:@[^.]*)?\.)")
 
 
@@ -78,6 +80,19 @@ def per_run(results: Results, grouping: Groups | None = None) -> pd.DataFrame:
     out = pd.DataFrame({"jobs": by.size(), "p99_s": by["response_time_s"].quantile(0.99),
                         "slowdown": by["slowdown"].mean()}).reset_index()
     return out.astype({"workload": str, GROUP: str, "run_id": str})[columns]
+
+
+def energy(results: Results, grouping: Groups | None = None) -> pd.DataFrame:
+    """What consolidating costs and saves, per group: :data:`ENERGY` × groups, 'mean ±
+    95 % CI' cells (:func:`~fleet_sim.report.numbers.group_table`; a figure no run has is
+    left out). Empty unless some run consolidates (its summary counts ``migrations``)."""
+    summary = results.table("summary")
+    if summary.empty or "migrations" not in summary or summary["migrations"].isna().all():
+        return pd.DataFrame()
+    grouping = grouping or groups(results)
+    frame = with_groups(summary.drop_duplicates("run_id"), grouping)
+    return group_table(frame[["run_id", GROUP, *(c for c in ENERGY if c in frame)]],
+                       "summary", grouping.order)
 
 
 def _apps(workloads: pd.Series) -> pd.Categorical:

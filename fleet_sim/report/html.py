@@ -521,6 +521,7 @@ def write_report(run_or_sweep_dir: str | os.PathLike[str],
     ctx = _context(results, out)
     runs = answer.per_run(results, ctx.grouping) if runs is None else runs
     headline = answer.headline(results, runs)
+    energy = answer.energy(results, ctx.grouping)
     answer_figures = _answer_figures(ctx, headline)
     _figures(ctx)
     figures = [f for f in ctx.made if f not in answer_figures]
@@ -540,6 +541,11 @@ def write_report(run_or_sweep_dir: str | os.PathLike[str],
         generated=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         source=str(source), n_runs=n,
         failed=_runs_table(results, store.FAILED),
+        energy=_Table.of(energy, index=True, text_columns=2) if len(energy) else None,
+        energy_note=(f"What consolidating costs and saves over {ctx.window()}, from each "
+                     "run's summary (mean ± 95 % CI over the runs of a group): energy, "
+                     "instance moves, hosts switched off and, for [traces] runs, the SLA "
+                     "figures (docs/reference.md, summary table)."),
         headline=_Table.of(answer.headline_table(headline)) if len(headline) else None,
         headline_note=(f"Job (request-serving) workloads over {ctx.window()}: the 99th "
                        "percentile response time and mean slowdown of each run, "

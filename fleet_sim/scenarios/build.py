@@ -188,11 +188,12 @@ class FleetRun:
             run = self.config.run
             figures = summarize(self._dynamic_record(), run.duration_s, run.warmup_s)
             tables["summary"] = tables["summary"].assign(**figures)
-        if self.consolidator is not None:
-            cons = self.consolidator
+        cons = self.consolidator
+        if cons is not None or (self.config.consolidation is not None and self.dynamic is None):
+            # [consolidation] beside [[apps]]: the dvfs baseline and bare metal move nothing
             tables["summary"] = tables["summary"].assign(
-                migrations=float(cons.moves - cons.refused),
-                host_shutdowns=float(cons.shutdowns))
+                migrations=0.0 if cons is None else float(cons.moves - cons.refused),
+                host_shutdowns=0.0 if cons is None else float(cons.shutdowns))
         if not self.rollouts:
             return tables
         links = tables.get("links")

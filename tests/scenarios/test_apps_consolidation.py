@@ -9,7 +9,10 @@ import math
 import pandas as pd
 import pytest
 
+import fleet_sim as fs
+from fleet_sim import cli
 from fleet_sim.errors import ConfigError, ConfigErrors
+from fleet_sim.report import answer
 from fleet_sim.scenarios import config as cfg
 from fleet_sim.scenarios.build import build
 
@@ -100,7 +103,8 @@ def test_dvfs_and_bare_metal_move_nothing():
     for data in (scenario("vm", policy="dvfs"), scenario("baremetal")):
         sim, tables = run(data)
         assert sim.consolidator is None
-        assert math.isnan(tables["summary"].iloc[0]["migrations"])
+        row = tables["summary"].iloc[0]  # nothing moved: counted 0, not missing (NaN)
+        assert (row["migrations"], row["host_shutdowns"]) == (0.0, 0.0)
 
 
 def test_keys_of_the_traces_study_only_are_refused_with_the_key():
@@ -132,3 +136,29 @@ def test_instances_a_rollout_made_are_moved_like_the_others(mode):
     assert not events.loc[events["kind"] == "move_refused", "detail"].str.contains(
         "zip").any()
     assert not jobs.duplicated(["workload", "job_id"]).any()
+
+
+def test_the_answer_of_a_consolidation_sweep_leads_with_energy_and_moves(tmp_path, capsys):
+    """`fleet-sim report` on runs that consolidate puts energy, moves and hosts switched
+    off first, before the requests' response times."""
+    out = tmp_path / "sweep"
+    fs.sweep(scenario(), params={"consolidation.policy": ["dvfs", "thr-mmt"]}, out=out,
+             workers=1, progress=False)
+    energy = answer.energy(fs.load(out))
+    assert list(energy.index) == ["energy_kwh", "migrations", "host_shutdowns"]
+    dvfs, thr = "consolidation.policy=dvfs", "consolidation.policy=thr-mmt"
+    assert list(energy[dvfs].loc[["migrations", "host_shutdowns"]]) == ["0", "0"]
+    assert int(energy.loc["migrations", thr]) > 0
+    kwh = energy.loc["energy_kwh"].iloc[1:].astype(float)
+    assert kwh[thr] < 0.9 * kwh[dvfs]
+    assert cli.main(["report", str(out), "--out", str(tmp_path / "rep")]) == cli.EXIT_OK
+    printed = capsys.readouterr().out
+    assert 0 < printed.index("answer: energy and moves") < printed.index(
+        "answer: job workloads")
+    page = (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
+    answer_part = page[page.index("<h2>Answer</h2>"):]
+    assert answer_part.index("energy_kwh") < answer_part.index("p99 response time")
+    # without [consolidation] there is nothing to lead with
+    plain = tmp_path / "plain"
+    fs.run(scenario(none=True), out=plain, progress=False)
+    assert answer.energy(fs.load(plain)).empty

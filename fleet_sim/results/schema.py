@@ -206,7 +206,7 @@ SUMMARY = Table("summary", "run: headline figures (NaN where a table was not rec
        "OOM kills, restarts, failures, … (not simulation events)"),
     _c("migrations", FLOAT, "", "[traces] runs: guest moves (live migrations) started in "
        "the window; [[apps]] runs with [consolidation]: instance moves carried out in the "
-       "run (0 for dvfs and bare metal; NaN without [consolidation])"),
+       "run (NaN otherwise: without [consolidation], with dvfs, under bare metal)"),
     _c("slatah", FLOAT, "fraction", "[traces] runs: SLA violation time per active host: "
        "time hosts were on and delivered less CPU than asked ÷ time they were on, summed "
        "over hosts"),

@@ -188,12 +188,11 @@ class FleetRun:
             run = self.config.run
             figures = summarize(self._dynamic_record(), run.duration_s, run.warmup_s)
             tables["summary"] = tables["summary"].assign(**figures)
-        cons = self.consolidator
-        if cons is not None or (self.config.consolidation is not None and self.dynamic is None):
-            # [consolidation] beside [[apps]]: the dvfs baseline and bare metal move nothing
+        if self.consolidator is not None:
+            cons = self.consolidator
             tables["summary"] = tables["summary"].assign(
-                migrations=0.0 if cons is None else float(cons.moves - cons.refused),
-                host_shutdowns=0.0 if cons is None else float(cons.shutdowns))
+                migrations=float(cons.moves - cons.refused),
+                host_shutdowns=float(cons.shutdowns))
         if not self.rollouts:
             return tables
         links = tables.get("links")

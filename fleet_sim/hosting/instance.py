@@ -234,17 +234,16 @@ class Instance:
 
     def in_flight(self) -> int:
         """Jobs running or queued on it now."""
-        return sum(len(wl.children) for wl in self.workloads if isinstance(wl, JobWorkload))
+        return sum(wl.in_flight for wl in self.workloads if isinstance(wl, JobWorkload))
 
     def _hold(self, drop_jobs: bool) -> int:
         """Cap its workloads at 0; drop the jobs in flight if asked; return how many."""
         lost = 0
         for wl in self.workloads:
-            if drop_jobs and isinstance(wl, JobWorkload) and wl.children:
+            if drop_jobs and isinstance(wl, JobWorkload) and wl.in_flight:
                 parent = wl.parent
-                jobs = self.host.detach(wl)
-                for job in jobs:
-                    wl.remove(job)
+                self.host.detach(wl)
+                jobs = wl.take_jobs()
                 lost += len(jobs)
                 wl.cap = 0.0
                 self.host.attach(wl, parent)

@@ -47,7 +47,8 @@ class CpuNode(FairNode):
     __slots__ = ("a_used", "dsum", "free", "instance", "last", "name", "raw", "rec", "t_used",
                  "table", "used_core_s")
     is_job = False
-    is_leaf = False  # True for nodes that never get children (demand workloads)
+    is_leaf = False  # True for nodes that never get children (demand workloads, job pools)
+    is_pool = False  # True for a pool of jobs (fleet_sim.model.jobs.JobPool)
 
     def __init__(self, name: str, weight: float = 1.0, cap: float = INF, floor: float = 0.0,
                  scale: float = 1.0, table: str | None = None, instance: str = ""):
@@ -64,17 +65,29 @@ class CpuNode(FairNode):
         self.last: tuple[float, float, float, float] | None = None  # its last row (a CpuShare)
         self.rec = None  # the host's writer of this node's rows, once it has one
 
-    def leaves(self) -> list[FairNode]:
-        """All leaves below (or at) this node."""
-        if not self.children:
-            return [self]
-        out: list[FairNode] = []
+    def leaves(self) -> list:
+        """All leaves below (or at) this node, a pool of jobs standing for its jobs."""
+        out: list = []
         stack = [self]
         while stack:
             node = stack.pop()
             if node.children:
                 stack.extend(node.children)
+            elif node.is_pool:
+                out.extend(node.jobs())  # type: ignore[attr-defined]
             else:
+                out.append(node)
+        return out
+
+    def pools(self) -> list:
+        """The pools of jobs below (or at) this node."""
+        out: list = []
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            if node.children:
+                stack.extend(node.children)
+            elif node.is_pool:
                 out.append(node)
         return out
 

@@ -95,10 +95,11 @@ class Host:
         full speed, else the host's next own event (None: nothing can end by itself)."""
         due = math.inf
         full = self.speed
+        cpu = self.cpu
         for job in self._errands:
             if job.rate < job.max_cores * full:
-                return self.cpu.next_time()
-            due = min(due, job.t0 + job.rem / job.rate)
+                return cpu.next_time()
+            due = min(due, cpu.now + cpu.remaining(job) / job.rate)
         return due if due > self.env.now else self.cpu.next_time()
 
     def _wake(self, event: simpy.Event) -> None:

@@ -11,6 +11,7 @@ used for spike bursts) and ``TraceJobs`` (a replayed job trace).
 
 from __future__ import annotations
 
+import heapq
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -28,40 +29,42 @@ JOB_COLUMNS = ("job_id", "workload", "host", "arrival", "start", "finish", "work
 FINISHED, FAILED, UNFINISHED = "finished", "failed", "unfinished"
 
 
-class Job(CpuNode):
-    """A piece of work: ``work_core_s`` core-seconds, running on at most ``max_cores``."""
+class Job:
+    """A piece of work: ``work_core_s`` core-seconds, running on at most ``max_cores``.
 
-    __slots__ = ("arrival", "finish", "job_id", "max_cores", "rate", "rem", "start", "t0",
-                 "version", "work_core_s", "workload")
+    While it runs it is one of the jobs of a :class:`JobPool` in a host's CPU tree,
+    which gives it its share: ``alloc`` (cores) and ``rate`` (core-s of work per s)."""
+
+    __slots__ = ("arrival", "finish", "job_id", "max_cores", "pool", "rem", "start", "vf",
+                 "work_core_s", "workload")
     is_job = True
-    # a job is a leaf of weight 1 with no cap of its own: read-only class attributes
-    weight = 1.0
-    cap = INF
-    floor = 0.0
-    scale = 1.0
-    children = ()
-    table = None
 
     def __init__(self, work_core_s: float, max_cores: float = 1.0, job_id: int = -1,
                  arrival: float | None = None):
         if work_core_s < 0 or not max_cores > 0:
             raise ValueError(f"need work_core_s >= 0 and max_cores > 0, got "
                              f"{work_core_s!r}, {max_cores!r}")
-        # this runs millions of times in a large run: the fixed leaf fields
-        # (weight, cap, floor, scale, children, table) are class attributes
-        self.demand = self.raw = self.eff = self.alloc = self.free = 0.0
-        self.parent = None
         self.work_core_s = float(work_core_s)
         self.max_cores = float(max_cores)
         self.job_id = job_id
         self.arrival = arrival
         self.start: float | None = None
         self.finish: float | None = None
-        self.rem = self.work_core_s
-        self.rate = 0.0
-        self.t0 = 0.0
-        self.version = -1
+        self.rem = self.work_core_s  # work left when it left its pool (core-s)
+        self.vf = 0.0  # its pool's virtual time at which it is done
+        self.pool: JobPool | None = None
         self.workload: JobWorkload | None = None
+
+    @property
+    def rate(self) -> float:
+        """Work done per second now (core-s/s; 0 outside a pool)."""
+        return self.pool.jrate if self.pool is not None else 0.0
+
+    @property
+    def alloc(self) -> float:
+        """Cores it gets now (0 outside a pool)."""
+        pool = self.pool
+        return pool.alloc / pool.n if pool is not None and pool.n else 0.0
 
     def __repr__(self) -> str:
         return f"Job({self.job_id}, work={self.work_core_s:g}, max_cores={self.max_cores:g})"
@@ -72,6 +75,86 @@ class Job(CpuNode):
         if self.finish is None or self.arrival is None:
             return math.nan
         return self.finish - self.arrival
+
+
+class JobPool(CpuNode):
+    """The running jobs of one ``max_cores`` below one node: a leaf of the CPU tree.
+
+    Such jobs are identical leaves (weight 1, no cap of their own, each wanting
+    ``max_cores``), so max-min gives each the same share, and ``n`` of them get
+    exactly what one leaf of weight ``n`` wanting ``n × max_cores`` gets. The pool is
+    that leaf; its jobs progress on one *virtual clock* ``vt`` (core-s of work done
+    per job since the pool was made, advancing at ``jrate`` = its rate ÷ ``n``), and a
+    job is done when ``vt`` reaches its ``vf`` (``vt`` at its start + its work). A
+    change of the pool's share therefore costs O(1), and an arrival or completion
+    O(log n), however many jobs share it (a processor-sharing queue of thousands).
+    The scheduler keeps ``rate``, ``jrate``, ``t0`` (when ``vt`` was last settled)
+    and ``version`` (of its pending completion; -1: none).
+    """
+
+    __slots__ = ("heap", "jrate", "max_cores", "n", "rate", "t0", "version", "vt", "waiting")
+    is_pool = True
+    is_leaf = True
+
+    def __init__(self, max_cores: float):
+        super().__init__(f"jobs<={max_cores:g}")
+        self.max_cores = max_cores
+        self.heap: list[tuple[float, int, Job]] = []  # (vf, job id tie-break, job)
+        self.n = 0
+        self.vt = self.t0 = self.rate = self.jrate = 0.0
+        self.version = -1
+        self.waiting: list[Job] = []  # jobs that have not had CPU yet
+
+    @property  # type: ignore[override]
+    def weight(self) -> float:
+        """One per job: the pool shares as its jobs would, one by one."""
+        return float(self.n) if self.n else 1.0
+
+    @weight.setter
+    def weight(self, _value: float) -> None:
+        """Derived from ``n``."""
+
+    def jobs(self) -> list[Job]:
+        """Its jobs, in no particular order."""
+        return [entry[2] for entry in self.heap]
+
+    def remaining(self, job: Job, now: float) -> float:
+        """Work ``job`` has left at ``now`` (core-s)."""
+        return max(0.0, job.vf - self.vt - self.jrate * (now - self.t0))
+
+    def settle(self, now: float) -> None:
+        """Advance the virtual clock to ``now`` at the current per-job rate."""
+        if self.jrate:
+            self.vt += self.jrate * (now - self.t0)
+        self.t0 = now
+
+    def push(self, job: Job, seq: int) -> None:
+        """Add ``job`` (the clock settled now) with ``job.rem`` core-s to do."""
+        job.vf = self.vt + job.rem
+        job.pool = self
+        heapq.heappush(self.heap, (job.vf, seq, job))
+        self.n += 1
+
+    def pop(self) -> Job:
+        """Take the job that finishes first (the clock settled now)."""
+        job = heapq.heappop(self.heap)[2]
+        self.n -= 1
+        job.pool = None
+        job.rem = 0.0
+        return job
+
+    def take_all(self) -> list[Job]:
+        """Take every job out (the clock settled now), each keeping the work it has left
+        in ``rem``."""
+        out = []
+        for vf, _, job in self.heap:
+            job.rem = max(0.0, vf - self.vt)
+            job.pool = None
+            out.append(job)
+        self.heap.clear()
+        self.waiting.clear()
+        self.n = 0
+        return out
 
 
 class JobWorkload(CpuNode):
@@ -121,6 +204,22 @@ class JobWorkload(CpuNode):
             job.job_id = self._next_id
             self._next_id += 1
         self.host.cpu.submit(job, self)
+
+    @property
+    def in_flight(self) -> int:
+        """Jobs running or queued here now."""
+        return sum(c.n for c in self.children if c.is_pool)  # type: ignore[attr-defined]
+
+    def jobs(self) -> list[Job]:
+        """Its jobs in flight now, in no particular order."""
+        return [job for pool in self.children if pool.is_pool  # type: ignore[attr-defined]
+                for job in pool.jobs()]  # type: ignore[attr-defined]
+
+    def take_jobs(self) -> list[Job]:
+        """Take its jobs in flight off it (it is off its host), each keeping the work it
+        has left; its pools stay, empty."""
+        return [job for pool in self.children if pool.is_pool  # type: ignore[attr-defined]
+                for job in pool.take_all()]  # type: ignore[attr-defined]
 
     def follow(self, previous: JobWorkload) -> None:
         """Number its jobs on from ``previous``'s (the same replica's workload in the

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from fleet_sim.model.cputree import CpuNode, CpuShare
+from fleet_sim.model.jobs import JobPool
 from fleet_sim.numerics.fairshare import INF, distribute, redistribute
 
 #: heap entry kinds; at equal times completions go before feed events
@@ -164,36 +165,50 @@ class HostCpuScheduler:
 
     # ------------------------------------------------------------------ jobs
     def submit(self, job, parent: CpuNode) -> None:
-        """Start ``job`` (a leaf with ``max_cores``) under ``parent`` at ``now``."""
+        """Start ``job`` (with ``max_cores``) under ``parent`` at ``now``: it joins the
+        pool of ``parent``'s jobs of its ``max_cores`` (made on first use)."""
         now = self.now
-        job.t0 = now
-        job.rem = job.work_core_s
-        job.rate = 0.0
         if job.arrival is None:
             job.arrival = now
-        job.parent = parent
-        parent.children.append(job)
+        job.rem = job.work_core_s
         if job.work_core_s <= 0:
-            job.start = now
-            self._complete(job)
+            job.start = job.finish = now
+            self.jobs_done += 1
+            if self.on_job_done is not None:
+                self.on_job_done(job)
             return
-        self.set_demand(job, job.max_cores)
+        pool = next((c for c in parent.children if c.is_pool and c.max_cores == job.max_cores),
+                    None)
+        if pool is None:
+            pool = JobPool(job.max_cores)
+            pool.t0 = now
+            parent.add(pool)
+        pool.settle(now)
+        if pool.version >= 0 and (not pool.heap or pool.vt + job.rem < pool.heap[0][0]):
+            self._supersede(pool)  # it finishes before the job the pending completion is for
+        pool.push(job, next(self._seq))
+        self.set_demand(pool, pool.n * pool.max_cores)
+        self._set_rate(pool, pool.alloc * self.speed)  # its jobs' rate moved with n
+        if pool.jrate > 0:
+            job.start = now
+        else:
+            pool.waiting.append(job)
 
-    def _complete(self, job) -> None:
-        job.rem = 0.0
+    def _complete(self, pool) -> None:
+        """The first job of ``pool`` is done now (its completion entry just consumed)."""
+        pool.settle(self.now)
+        job = pool.pop()
         job.finish = self.now
         self.jobs_done += 1
-        parent = job.parent
-        if parent is not None:
-            self.set_demand(job, 0.0)
-            parent.children.remove(job)
-            job.parent = None
+        self.set_demand(pool, pool.n * pool.max_cores)
+        self._set_rate(pool, pool.alloc * self.speed)
         if self.on_job_done is not None:
             self.on_job_done(job)
 
     def remaining(self, job) -> float:
         """Work left of ``job`` at ``now``, core-s."""
-        return max(0.0, job.rem - job.rate * (self.now - job.t0))
+        pool = job.pool
+        return job.rem if pool is None else pool.remaining(job, self.now)
 
     # ------------------------------------------------------------------ meters
     def meter(self, node: CpuNode) -> None:
@@ -316,10 +331,8 @@ class HostCpuScheduler:
         now = self.now
         # a subtree not hung under this host (not yet attached) gets nothing
         leaf.alloc = leaf.eff if top is root else 0.0
-        if leaf.is_job:
-            if leaf.rate:
-                leaf.rem -= leaf.rate * (now - leaf.t0)
-            leaf.t0 = now
+        if leaf.is_pool:
+            leaf.settle(now)
             self._set_rate(leaf, leaf.alloc * self.speed)
         on_node = self.on_node
         hooked = self._hooked
@@ -396,9 +409,8 @@ class HostCpuScheduler:
 
     def attach(self, node: CpuNode, parent: CpuNode) -> None:
         """Hang ``node`` (possibly with children) below ``parent`` at ``now``."""
-        for leaf in node.leaves():
-            if leaf.is_job:
-                leaf.t0 = self.now
+        for pool in node.pools():
+            pool.t0 = self.now  # it had no CPU while off a host
         parent.add(node)
         if self._refresh(node) == 0.0 and node.raw == 0.0 and not node.alloc:
             # nothing below wants CPU yet: no one else's share moves
@@ -420,18 +432,17 @@ class HostCpuScheduler:
                     n.rec((self.now, 0.0, 0.0, 0.0, 0.0))
                 n.rec = n.last = None
                 stack.extend(n.children)
-        jobs = [j for j in node.leaves() if j.is_job and j is not node]
-        if node.is_job:
-            jobs = [node]
+        pools = node.pools()
+        jobs = [j for pool in pools for j in pool.jobs()]
         if not jobs and node.raw == 0.0 and node.eff == 0.0 and not node.alloc:
             # nothing below wants CPU: no one else's share moves
             node.parent.remove(node)
             if not self._plain:
                 self._plain = self._is_plain(self.root)
             return jobs
-        self._settle(jobs)
-        for j in jobs:
-            self._set_rate(j, 0.0)
+        self._settle(pools)
+        for pool in pools:
+            self._set_rate(pool, 0.0)
         node.parent.remove(node)
         self._reshare_all()
         return jobs
@@ -515,11 +526,11 @@ class HostCpuScheduler:
             n.eff = max(0.0, min(n.cap, n.scale * n.dsum))
             n.raw += raw_delta * n.scale
             n = n.parent
-        for leaf in node.leaves() if node.children else [node]:
-            leaf.alloc = 0.0
-            if leaf.is_job:
-                self._settle([leaf])
-                self._set_rate(leaf, 0.0)
+        for pool in node.pools():
+            pool.alloc = 0.0
+            pool.settle(self.now)
+            self._set_rate(pool, 0.0)
+        node.alloc = 0.0
 
     def _refresh(self, node: CpuNode) -> float:
         """Recompute ``dsum``/``raw``/``eff`` exactly below ``node``; count constraints."""
@@ -578,35 +589,31 @@ class HostCpuScheduler:
                 dirty = None
         elif not apex.children:  # a single leaf: the common case on a host with room
             apex.alloc = amount
-            if apex.is_job:
-                if apex.rate:
-                    apex.rem -= apex.rate * (self.now - apex.t0)
-                apex.t0 = self.now
+            if apex.is_pool:
+                apex.settle(self.now)
                 self._set_rate(apex, amount * speed)
             if recording:
                 self._record_path(apex)
             return
         if dirty is None:
-            jobs = [j for j in apex.leaves() if j.is_job]
-            self._settle(jobs)
+            pools = apex.pools()
+            self._settle(pools)
             distribute(apex, amount)
             if recording:
                 if not self.root.eff > self.capacity:
                     self._store_free(apex)
                 self._record_subtree(apex)
-            for j in jobs:
-                self._set_rate(j, j.alloc * speed)
+            for pool in pools:
+                self._set_rate(pool, pool.alloc * speed)
             return
         changed: list = []
         inner: list | None = [] if recording else None
         redistribute(apex, amount, set(dirty), changed, inner)
         now = self.now
-        for j in changed:
-            if j.is_job:
-                if j.rate:
-                    j.rem -= j.rate * (now - j.t0)
-                j.t0 = now
-                self._set_rate(j, j.alloc * speed)
+        for pool in changed:
+            if pool.is_pool:
+                pool.settle(now)
+                self._set_rate(pool, pool.alloc * speed)
         if recording:
             tables = self.recorded_tables
             free = self.root.eff <= self.capacity
@@ -630,32 +637,40 @@ class HostCpuScheduler:
             n.free = n.alloc
             stack.extend(n.children)
 
-    def _settle(self, jobs: list) -> None:
+    def _settle(self, pools: list) -> None:
         now = self.now
-        for j in jobs:
-            if j.rate:
-                j.rem -= j.rate * (now - j.t0)
-            j.t0 = now
+        for pool in pools:
+            pool.settle(now)
 
-    def _set_rate(self, job, rate: float) -> None:
-        if rate == job.rate:
+    def _set_rate(self, pool, rate: float) -> None:
+        """``pool`` (its clock settled now) does ``rate`` core-s of work per s from now:
+        its jobs' rate and its next completion follow."""
+        n = pool.n
+        jrate = rate / n if n else 0.0
+        if rate == pool.rate and jrate == pool.jrate and (pool.version >= 0 or not jrate):
             return
-        self._job_rate += rate - job.rate
-        job.rate = rate
-        superseded = job.version >= 0  # it has a pending completion, now stale
-        if rate > 0:
-            if job.start is None:
-                job.start = self.now
+        self._job_rate += rate - pool.rate
+        pool.rate = rate
+        pool.jrate = jrate
+        if pool.version >= 0:
+            self._supersede(pool)
+        if jrate > 0:
+            now = self.now
+            if pool.waiting:
+                for job in pool.waiting:
+                    job.start = now
+                pool.waiting.clear()
             seq = next(self._seq)
-            job.version = seq
-            finish = self.now + max(0.0, job.rem) / rate
-            heapq.heappush(self._heap, (finish, FINISH, seq, job))
-        else:
-            job.version = -1
-        if superseded:
-            self._stale += 1
-            if self._stale > COMPACT_MIN and 2 * self._stale > len(self._heap):
-                self._compact()
+            pool.version = seq
+            finish = now + max(0.0, pool.heap[0][0] - pool.vt) / jrate
+            heapq.heappush(self._heap, (finish, FINISH, seq, pool))
+
+    def _supersede(self, pool) -> None:
+        """``pool``'s pending completion no longer holds: leave it in the heap as stale."""
+        pool.version = -1
+        self._stale += 1
+        if self._stale > COMPACT_MIN and 2 * self._stale > len(self._heap):
+            self._compact()
 
     def _compact(self) -> None:
         """Drop the superseded completions from the heap, in place (``advance`` holds

@@ -273,4 +273,4 @@ class Service:
 def _in_flight(wl: JobWorkload) -> int:
     """Requests in flight on a replica now (brings its host up to now)."""
     wl.host.sync()
-    return len(wl.children)
+    return wl.in_flight

@@ -35,7 +35,7 @@ jobs = st.lists(
 def check_shared_os(host, procs):
     """The lazy, incremental scheduler agrees with a from-scratch allocation."""
     for p in procs:
-        live = [j.max_cores for j in p.children]
+        live = [j.max_cores for j in p.jobs()]
         assert math.isclose(p.raw, sum(live), abs_tol=1e-9)  # the weight's input is exact
         assert p.weight == cfs_weight(p.threads, sum(live))
     leaves = [(leaf, leaf.alloc) for leaf in host.root.leaves() if leaf.is_job]

@@ -186,7 +186,7 @@ def test_jobs_of_a_detached_workload_get_no_cpu_until_attached():
     host.detach(wl)
     vm.add(wl)  # a subtree built off the host
     wl.submit(Job(2, 1))
-    assert wl.children[0].rate == 0.0
+    assert wl.jobs()[0].rate == 0.0
 
     def boot():
         yield env.timeout(3)

@@ -106,7 +106,7 @@ def test_requests_without_a_healthy_replica_fail_at_once(routing):
     svc.set_replicas([])
     _run(env, wls, 15.0)
     for wl in wls:  # the rows of the finished ones; none is left in flight
-        assert not wl.children
+        assert not wl.in_flight
     jobs = rec.data["jobs"]
     arrivals = _stream(1, 15.0)
     outcome = dict(zip(jobs["job_id"], jobs["outcome"], strict=True))
@@ -126,7 +126,7 @@ def test_least_outstanding_sends_each_request_to_the_emptiest_replica():
     env.run(until=2.0)
     for wl in wls:
         wl.host.sync()
-    counts = [len(wl.children) for wl in wls]
+    counts = [wl.in_flight for wl in wls]
     assert max(counts) - min(counts) <= 1 and sum(counts) == len(_stream(1, 2.0))
 
 
@@ -137,7 +137,7 @@ def test_power_of_two_never_picks_the_busier_of_its_two():
     env.run(until=3.0)
     for wl in wls:
         wl.host.sync()
-    counts = [len(wl.children) for wl in wls]
+    counts = [wl.in_flight for wl in wls]
     assert abs(counts[0] - counts[1]) <= 1 and sum(counts) == len(_stream(1, 3.0))
 
 
@@ -152,14 +152,14 @@ def test_requests_lost_with_a_replica_fail_or_are_retried(retry):
     lost = wls[0].host.detach(wls[0])
     assert lost
     wls[0].lose(lost)
-    ids_on_r1 = {j.job_id for j in wls[1].children}
+    ids_on_r1 = {j.job_id for j in wls[1].jobs()}
     rows = rec.data["jobs"]
     failed = {k for k, o in zip(rows["job_id"], rows["outcome"], strict=True) if o == FAILED}
     lost_ids = {j.job_id for j in lost}
     if retry:
         assert lost_ids <= ids_on_r1 and not failed
         assert all(j.arrival < 1.0 and j.rem == j.work_core_s
-                   for j in wls[1].children if j.job_id in lost_ids)
+                   for j in wls[1].jobs() if j.job_id in lost_ids)
     else:
         assert failed == lost_ids and not lost_ids & ids_on_r1
 

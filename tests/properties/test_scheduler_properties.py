@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from fleet_sim.model.cputree import CpuNode
 from fleet_sim.model.host import Host
 from fleet_sim.model.jobs import Job, JobWorkload
-from fleet_sim.numerics.fairshare import allocate_tree
+from fleet_sim.numerics.fairshare import FairNode, allocate_tree
 from fleet_sim.results.recorder import ChangePointRecorder
 
 node_specs = st.lists(
@@ -51,8 +51,27 @@ def build(cores, nodes, recorder=None):
     return env, host, workloads
 
 
+def job_by_job(node, shares):
+    """A from-scratch copy of ``node``'s tree in which every job is a leaf of its own
+    (weight 1, wanting its ``max_cores``), as docs/model.md §2 defines the sharing;
+    ``shares`` maps each job to its leaf."""
+    copy = FairNode(weight=node.weight, cap=node.cap, floor=node.floor, scale=node.scale,
+                    demand=0.0 if node.children or node.is_pool else node.demand)
+    for c in node.children:
+        if c.is_pool:  # its jobs, one by one
+            for job in c.jobs():
+                shares[job] = copy.add(FairNode(demand=job.max_cores))
+        else:
+            copy.add(job_by_job(c, shares))
+    return copy
+
+
 def check(host):
     sched = host.cpu
+    shares = {}
+    allocate_tree(job_by_job(host.root, shares), sched.capacity)
+    for job, leaf in shares.items():  # a pool gives each job what max-min gives it
+        assert math.isclose(job.alloc, leaf.alloc, rel_tol=1e-9, abs_tol=1e-9)
     leaves = [(leaf, leaf.alloc) for leaf in host.root.leaves() if leaf.is_job]
     internal = []
     stack = [host.root]

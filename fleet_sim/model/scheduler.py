@@ -177,10 +177,12 @@ class HostCpuScheduler:
             if self.on_job_done is not None:
                 self.on_job_done(job)
             return
-        pool = next((c for c in parent.children if c.is_pool and c.max_cores == job.max_cores),
-                    None)
-        if pool is None:
-            pool = JobPool(job.max_cores)
+        cores = job.max_cores
+        for pool in parent.children:
+            if pool.is_pool and pool.max_cores == cores:
+                break
+        else:
+            pool = JobPool(cores)
             pool.t0 = now
             parent.add(pool)
         pool.settle(now)
@@ -647,10 +649,11 @@ class HostCpuScheduler:
         its jobs' rate and its next completion follow."""
         n = pool.n
         jrate = rate / n if n else 0.0
-        if rate == pool.rate and jrate == pool.jrate and (pool.version >= 0 or not jrate):
-            return
-        self._job_rate += rate - pool.rate
-        pool.rate = rate
+        if rate != pool.rate:
+            self._job_rate += rate - pool.rate
+            pool.rate = rate
+        if jrate == pool.jrate and (pool.version >= 0 or not jrate):
+            return  # its pending completion (if any) holds: its jobs' rate did not move
         pool.jrate = jrate
         if pool.version >= 0:
             self._supersede(pool)

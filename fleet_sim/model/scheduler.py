@@ -3,8 +3,13 @@
 Between changes every rate is constant, so each job's finish time is exact. On a
 change (job arrives or finishes, demand step, node attached or detached) the
 scheduler settles the work done so far, re-allocates only the part of the tree
-the change can affect, and re-computes finish times of the jobs whose rate moved.
-There is no time-step loop.
+the change can affect, and re-computes the next completion of each pool of jobs
+whose rate moved. There is no time-step loop.
+
+*Jobs.* A job joins the :class:`~fleet_sim.model.jobs.JobPool` of its parent's jobs
+of its ``max_cores``: a leaf of weight n that gets exactly what its n jobs would get
+one by one, and whose jobs progress on one virtual clock. The heap holds one pending
+completion per pool, however many jobs queue in it.
 
 *What a change can affect.* If no node on the path from the changed node to the
 root is constrained (its children's demand fits its cap, and the host is not
@@ -38,8 +43,8 @@ from fleet_sim.numerics.fairshare import INF, distribute, redistribute
 #: heap entry kinds; at equal times completions go before feed events
 FINISH, FEED = 0, 1
 #: the heap is rebuilt without superseded completions once it holds more of them than
-#: this and than live entries (a queue of n jobs re-rated at every event would otherwise
-#: leave n stale entries per event)
+#: this and than live entries (n pools re-rated at every event on a saturated host would
+#: otherwise leave n stale entries per event)
 COMPACT_MIN = 4096
 
 

@@ -65,15 +65,23 @@ class CpuNode(FairNode):
         self.last: tuple[float, float, float, float] | None = None  # its last row (a CpuShare)
         self.rec = None  # the host's writer of this node's rows, once it has one
 
-    def leaves(self) -> list:
-        """All leaves below (or at) this node, a pool of jobs standing for its jobs."""
-        out: list = []
-        stack = [self]
+    def leaf_nodes(self) -> list[CpuNode]:
+        """The nodes without children below (or at) this node (demand workloads, pools)."""
+        out: list[CpuNode] = []
+        stack: list[CpuNode] = [self]
         while stack:
             node = stack.pop()
             if node.children:
-                stack.extend(node.children)
-            elif node.is_pool:
+                stack.extend(node.children)  # type: ignore[arg-type]
+            else:
+                out.append(node)
+        return out
+
+    def leaves(self) -> list:
+        """All leaves below (or at) this node, a pool of jobs standing for its jobs."""
+        out: list = []
+        for node in self.leaf_nodes():
+            if node.is_pool:
                 out.extend(node.jobs())  # type: ignore[attr-defined]
             else:
                 out.append(node)
@@ -81,15 +89,7 @@ class CpuNode(FairNode):
 
     def pools(self) -> list:
         """The pools of jobs below (or at) this node."""
-        out: list = []
-        stack = [self]
-        while stack:
-            node = stack.pop()
-            if node.children:
-                stack.extend(node.children)
-            elif node.is_pool:
-                out.append(node)
-        return out
+        return [node for node in self.leaf_nodes() if node.is_pool]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, alloc={self.alloc:g}, eff={self.eff:g})"

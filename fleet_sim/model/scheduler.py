@@ -533,11 +533,11 @@ class HostCpuScheduler:
             n.eff = max(0.0, min(n.cap, n.scale * n.dsum))
             n.raw += raw_delta * n.scale
             n = n.parent
-        for pool in node.pools():
-            pool.alloc = 0.0
-            pool.settle(self.now)
-            self._set_rate(pool, 0.0)
-        node.alloc = 0.0
+        for leaf in node.leaf_nodes():  # every leaf below gets nothing (a pool: nor its jobs)
+            leaf.alloc = 0.0
+            if leaf.is_pool:
+                leaf.settle(self.now)
+                self._set_rate(leaf, 0.0)
 
     def _refresh(self, node: CpuNode) -> float:
         """Recompute ``dsum``/``raw``/``eff`` exactly below ``node``; count constraints."""

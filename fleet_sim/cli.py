@@ -236,13 +236,15 @@ def _workload_lines(ws) -> list[str]:
     title = "per workload"
     frame = ws[cols]
     if len(ws) > MAX_WORKLOAD_ROWS:
-        title = ("per app workload (replicas together; p99: the slowest replica's; "
-                 "each replica: results.workload_summary)")
-        by = ws.assign(workload=ws["workload"].map(app_workload)).groupby("workload",
-                                                                           sort=True)
+        title = ("per app workload (replicas together; p99: a service's, else the slowest "
+                 "replica's; each replica: results.workload_summary)")
+        app = ws["workload"].map(app_workload)
+        # a service's own row (its requests, all replicas together) is not a replica
+        by = ws.assign(workload=app, replica=app != ws["workload"]).groupby("workload",
+                                                                            sort=True)
         frame = by[["allocated_core_s", "throttled_core_s", "contention_core_s",
                     "jobs_finished"]].sum()
-        frame.insert(0, "replicas", by.size())
+        frame.insert(0, "replicas", by["replica"].sum().clip(lower=1).astype(int))
         demand = by["demand_core_s"].sum()
         frame.insert(4, "satisfied_fraction", (frame["allocated_core_s"] / demand).where(
             demand > 0))

@@ -246,3 +246,24 @@ def test_a_run_with_many_replicas_prints_each_app_once_with_its_replicas_summed(
     web = rows["web.requests"]
     assert web[1] == str(n) and web[2] == f"{8 * n:,}" and web[5] == "80.0" and web[7] == "2,500"
     assert float(web[-1]) == pytest.approx(0.1 + (n - 1) / 1000)
+
+
+def test_a_services_own_row_is_not_counted_as_one_of_its_replicas():
+    """A service's requests are one row of their own (``web.requests``, all replicas
+    together) beside one row per replica: the app still has ``n`` replicas."""
+    import pandas as pd
+
+    n = cli.MAX_WORKLOAD_ROWS + 5
+    ws = pd.DataFrame({"workload": [f"web-{i}.requests" for i in range(n)]
+                       + ["web.requests", "db.query"],
+                       "demand_core_s": [1.0] * n + [0.0, 4.0],
+                       "allocated_core_s": [1.0] * n + [0.0, 4.0],
+                       "throttled_core_s": [0.0] * (n + 2),
+                       "contention_core_s": [0.0] * (n + 2),
+                       "satisfied_fraction": [1.0] * n + [float("nan"), 1.0],
+                       "jobs_finished": [0] * n + [900, 7],
+                       "response_time_p99_s": [float("nan")] * n + [0.25, 0.5]})
+    rows = {line.split()[0]: line.split()
+            for line in cli._workload_lines(ws)[2].splitlines()[1:]}
+    assert rows["web.requests"][1] == str(n) and rows["db.query"][1] == "1"
+    assert float(rows["web.requests"][-1]) == 0.25  # the service's p99

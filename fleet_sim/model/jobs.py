@@ -84,7 +84,7 @@ class JobPool(CpuNode):
     ``max_cores``), so max-min gives each the same share, and ``n`` of them get
     exactly what one leaf of weight ``n`` wanting ``n × max_cores`` gets. The pool is
     that leaf; its jobs progress on one *virtual clock* ``vt`` (core-s of work done
-    per job since the pool was made, advancing at ``jrate`` = its rate ÷ ``n``), and a
+    per job since the pool was last empty, advancing at ``jrate`` = its rate ÷ ``n``), and a
     job is done when ``vt`` reaches its ``vf`` (``vt`` at its start + its work). A
     change of the pool's share therefore costs O(1), and an arrival or completion
     O(log n), however many jobs share it (a processor-sharing queue of thousands).
@@ -99,7 +99,7 @@ class JobPool(CpuNode):
     def __init__(self, max_cores: float):
         super().__init__(f"jobs<={max_cores:g}")
         self.max_cores = max_cores
-        self.heap: list[tuple[float, int, Job]] = []  # (vf, job id tie-break, job)
+        self.heap: list[tuple[float, int, Job]] = []  # (vf, arrival order, job)
         self.n = 0
         self.vt = self.t0 = self.rate = self.jrate = 0.0
         self.version = -1
@@ -139,6 +139,8 @@ class JobPool(CpuNode):
         """Take the job that finishes first (the clock settled now)."""
         job = heapq.heappop(self.heap)[2]
         self.n -= 1
+        if not self.n:
+            self.vt = 0.0  # empty: the clock starts again (it stays small, so exact)
         job.pool = None
         job.rem = 0.0
         return job
@@ -154,6 +156,7 @@ class JobPool(CpuNode):
         self.heap.clear()
         self.waiting.clear()
         self.n = 0
+        self.vt = 0.0
         return out
 
 

@@ -9,6 +9,7 @@ import simpy
 from fleet_sim.model.cputree import CpuNode
 from fleet_sim.model.host import Host
 from fleet_sim.model.jobs import Job, JobWorkload
+from fleet_sim.model.scheduler import FINISH
 from fleet_sim.numerics.power import LinearPower
 from fleet_sim.results.recorder import ChangePointRecorder
 from fleet_sim.results.tables import build_tables
@@ -289,3 +290,25 @@ def test_a_detached_workloads_series_ends_with_a_row_of_zeros():
             for name in ("a", "b")}
     assert rows["a"][-2:] == [(0.0, 2.0, 2.0), (5.0, 0.0, 0.0)]
     assert rows["b"][-1] == (0.0, 1.0, 1.0)
+
+
+def test_a_queue_of_thousands_of_jobs_holds_one_completion_and_finishes_exactly():
+    """Processor sharing of n jobs on one core: the k-th finishes at the hand value
+    below, and however long the queue the heap holds one pending completion for it
+    (the jobs are one pool), not one per job."""
+    env = simpy.Environment()
+    host = Host(env, "h", cores=1)
+    wl = JobWorkload(host, "web")
+    n = 3000
+    for k in range(n):  # job k needs k + 1 core-s; all arrive at 0
+        wl.submit(Job(float(k + 1), 1.0))
+    live = [e for e in host.cpu._heap if e[1] == FINISH and e[3].version == e[2]]
+    assert wl.in_flight == n and len(live) == 1  # the rest are superseded, left stale
+    # job k is done once each job still there has had k + 1 core-s: between the
+    # (i-1)-th and the i-th completion, n - i jobs share the core for n - i seconds
+    host.finalize(1e9)
+    got = finishes(wl)
+    want = {k: float(sum(n - i for i in range(k + 1))) for k in range(0, n, 499)}
+    for k, t in want.items():
+        assert got[k] == pytest.approx(t, rel=1e-12)
+    assert len(got) == n and wl.in_flight == 0

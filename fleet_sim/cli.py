@@ -307,16 +307,18 @@ def _print_answer(res) -> pd.DataFrame:
     run, or mean ± 95 % CI per group of runs (a header says which). Returns the answer's
     per-run frame (:func:`fleet_sim.report.answer.per_run`)."""
     from fleet_sim.report import answer
+    from fleet_sim.report.groups import groups
 
     question = answer.question(res)
     if question:
         print(f"question: {question}")
-    energy = answer.energy(res)
+    grouping = groups(res)
+    energy = answer.energy(res, grouping)
     if len(energy):
         print("\nanswer: energy and moves per group (mean ± 95% CI where a group has "
               "several runs)")
         print(energy.to_string())
-    runs = answer.per_run(res)
+    runs = answer.per_run(res, grouping)
     headline = answer.headline(res, runs)
     if len(headline):
         print("\nanswer: job workloads' p99 response time and mean slowdown per group, "

@@ -188,10 +188,9 @@ class HostCpuScheduler:
                 break
         else:
             pool = JobPool(cores)
-            pool.t0 = now
             parent.add(pool)
         pool.settle(now)
-        if pool.version >= 0 and (not pool.heap or pool.vt + job.rem < pool.heap[0][0]):
+        if pool.version >= 0 and pool.vt + job.rem < pool.heap[0][0]:
             self._supersede(pool)  # it finishes before the job the pending completion is for
         pool.push(job, next(self._seq))
         self.set_demand(pool, pool.n * pool.max_cores)

@@ -34,7 +34,6 @@ import argparse
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import simpy
 
@@ -142,23 +141,14 @@ def run(mode: str, policy: str, hosts: int, n_apps: int, hours: float, rate_per_
     summary = out["summary"].iloc[0]
     jobs = out["jobs"]
     window = jobs[jobs["arrival"] >= INTERVAL_S]
-    on = _hosts_on(out["hosts"], INTERVAL_S, end)
     return {"mode": mode, "policy": policy, "energy_kwh": float(summary["energy_kwh"]),
             "moves": 0 if cons is None else cons.moves - cons.refused,
             "refused": 0 if cons is None else cons.refused,
-            "hosts_on": on, "served": int((window["outcome"] == "finished").sum()),
+            "hosts_on": float(summary["hosts_on_mean"]),
+            "served": int((window["outcome"] == "finished").sum()),
             "lost": int((window["outcome"] == "failed").sum()),
             "response_mean_s": float(window["response_time_s"].mean()),
             "response_p99_s": float(window["response_time_s"].quantile(0.99))}
-
-
-def _hosts_on(hosts: pd.DataFrame, start: float, end: float) -> float:
-    """Time-average number of hosts drawing power over [start, end)."""
-    total = 0.0
-    for _name, rows in hosts.groupby("host", observed=True):
-        t = np.clip(np.append(rows["t"].to_numpy(), end), start, end)
-        total += float(np.sum(np.diff(t) * (rows["power_w"].to_numpy() > 0)))
-    return total / (end - start)
 
 
 def figure(table: pd.DataFrame, path: Path) -> Path:

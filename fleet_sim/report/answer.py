@@ -29,7 +29,7 @@ from fleet_sim.results.store import Results
 #: the figures of the headline: (column, per-run statistic of the window's jobs, unit)
 METRICS = {"p99_s": "99th percentile response time (s)", "slowdown": "mean slowdown"}
 #: the summary's figures a consolidation study is about, the first part of its answer
-ENERGY = ("energy_kwh", "migrations", "host_shutdowns", "slatah", "pdm", "slav")
+ENERGY = ("energy_kwh", "hosts_on_mean", "migrations", "host_shutdowns", "slatah", "pdm", "slav")
 _REPLICA = re.compile(r"-\d+(?=(?:-vm)?(?:@[^.]*)?\.)")
 
 

@@ -334,7 +334,7 @@ class JobFigures:
 
 
 _HOST_FIGURES = ("cpu_utilization_mean", "cpu_utilization_p99", "host_utilization_max",
-                 "energy_kwh")
+                 "energy_kwh", "hosts_on_mean")
 _JOB_FIGURES = ("jobs_arrived", "jobs_finished", "response_time_mean_s", "response_time_p50_s",
                 "response_time_p99_s", "slowdown_mean")
 
@@ -349,7 +349,7 @@ class RunSummary:
     def __init__(self, recorded: Sequence[str], window: Window, store: ChunkStore):
         self.recorded, self.window = set(recorded), window
         self.power_nan = False
-        self.hosts = Integrals(["host"], ["cpu_utilization", "power_w"], window)
+        self.hosts = Integrals(["host"], ["cpu_utilization", "power_w", "on"], window)
         self.fleet = FleetUtilization(window, store)
         self.workloads = Integrals(["workload", "host", "instance"], list(_CPU.values()), window)
         self.jobs = JobFigures(window, store)
@@ -359,7 +359,9 @@ class RunSummary:
         """Fold in a chunk of table ``name`` (conforming to the schema)."""
         if name == "hosts":
             self.power_nan = self.power_nan or bool(chunk["power_w"].isna().any())
-            self.hosts.add(chunk.assign(power_w=chunk["power_w"].fillna(0.0)))
+            # a host counts as on while it draws power (without a power curve: NaN, on)
+            self.hosts.add(chunk.assign(on=(chunk["power_w"] != 0.0).astype(float),
+                                        power_w=chunk["power_w"].fillna(0.0)))
             self.fleet.add(chunk)
         elif name == "workloads":
             self.workloads.add(chunk)
@@ -412,7 +414,9 @@ class RunSummary:
         energy = math.nan if self.power_nan else float(per_host["power_w"].sum()) / J_PER_KWH
         return {"cpu_utilization_mean": mean, "cpu_utilization_p99": p99,
                 "host_utilization_max": float(means.max()) if means.size else math.nan,
-                "energy_kwh": energy}
+                "energy_kwh": energy,
+                "hosts_on_mean": float(per_host["on"].sum()) / (end - start)
+                if end > start else math.nan}
 
 
 def _cpu_figures(per_key: pd.DataFrame | None) -> dict[str, float]:

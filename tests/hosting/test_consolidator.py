@@ -112,6 +112,9 @@ def test_hand_case_two_hosts_three_vms(env, streams, recorder):
     h1_j = 105 * t1 + 150 * (t2 - t1) + 165 * (1200 - t2)
     energy = out["summary"]["energy_kwh"].iloc[0]
     assert energy == pytest.approx((h0_j + h1_j) / 3.6e6, rel=1e-12)
+    # h1 on all along, h0 until it is switched off: hosts on over the 1200 s window
+    assert out["summary"]["hosts_on_mean"].iloc[0] == pytest.approx((1200 + t2) / 1200,
+                                                                    rel=1e-12)
     hosts = out["hosts"]
     off = hosts[(hosts["host"] == "h0") & (hosts["t"] >= t2)]
     assert (off["power_w"] == 0.0).all() and (off["cpu_used_cores"] == 0.0).all()
@@ -138,6 +141,8 @@ def test_a_host_switched_on_for_a_move_takes_its_time_and_power(env, streams, re
     w = h2.groupby("t")["power_w"].last()
     assert list(w.index) == [0.0, 300.0, 360.0, pytest.approx(370.48576, abs=1e-9)]
     assert list(w) == [0.0, 150.0, IDLE_W, IDLE_W + 0.45 * (PEAK_W - IDLE_W)]
+    # h0 and h1 on throughout; h2 off until 300 s, then switching on (drawing power: on)
+    assert out["summary"]["hosts_on_mean"].iloc[0] == pytest.approx(2 + 300 / 600, rel=1e-12)
 
 
 def _events(recorder):

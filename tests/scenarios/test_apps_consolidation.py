@@ -145,12 +145,17 @@ def test_the_answer_of_a_consolidation_sweep_leads_with_energy_and_moves(tmp_pat
     fs.sweep(scenario(), params={"consolidation.policy": ["dvfs", "thr-mmt"]}, out=out,
              workers=1, progress=False)
     energy = answer.energy(fs.load(out))
-    assert list(energy.index) == ["energy_kwh", "migrations", "host_shutdowns"]
+    assert list(energy.index) == ["energy_kwh", "hosts_on_mean", "migrations",
+                                  "host_shutdowns"]
     dvfs, thr = "consolidation.policy=dvfs", "consolidation.policy=thr-mmt"
     assert list(energy[dvfs].loc[["migrations", "host_shutdowns"]]) == ["–", "–"]
     assert int(energy.loc["migrations", thr]) > 0
     kwh = energy.loc["energy_kwh"].iloc[1:].astype(float)
     assert kwh[thr] < 0.9 * kwh[dvfs]
+    # dvfs keeps every host on; thr-mmt switches the ones it empties off
+    on = energy.loc["hosts_on_mean"].iloc[1:].astype(float)
+    hosts = fs.load(out).table("summary")["hosts"].iloc[0]
+    assert on[dvfs] == pytest.approx(hosts, rel=1e-12) and on[thr] < hosts - 1
     assert cli.main(["report", str(out), "--out", str(tmp_path / "rep")]) == cli.EXIT_OK
     printed = capsys.readouterr().out
     assert 0 < printed.index("answer: energy and moves") < printed.index(

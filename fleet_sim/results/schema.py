@@ -190,7 +190,8 @@ SUMMARY = Table("summary", "run: headline figures (NaN where a table was not rec
        "largest per-host time-weighted mean utilization (imbalance)"),
     _c("energy_kwh", FLOAT, "kWh", "energy drawn by the fleet over the window"),
     _c("hosts_on_mean", FLOAT, "hosts", "time-weighted mean number of hosts drawing power "
-       "(on, or switching on) over the window: a host switched off draws 0 W"),
+       "(power_w ≠ 0: on, or switching on at a nonzero switch_on_w) over the window; NaN "
+       "for a [traces] study, whose summary comes from its own record"),
     _c("cost_usd", FLOAT, "$", "fleet cost prorated to the window"),
     _c("demand_core_s", FLOAT, "core-s", "CPU wanted by all workloads"),
     _c("allocated_core_s", FLOAT, "core-s", "CPU received by all workloads"),

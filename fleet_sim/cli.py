@@ -135,13 +135,16 @@ def _version() -> str:
 
 # ---------------------------------------------------------------- formatting
 def _summary_lines(summary, table: str) -> list[str]:
-    """A one-row summary as 'metric  value  unit' lines."""
+    """A one-row summary as 'metric  value  unit' lines; the metrics this run does not
+    measure (NaN: e.g. ``migrations`` of a run that does not consolidate) left out."""
+    import pandas as pd
+
     from fleet_sim.report.numbers import fmt, unit_label
     from fleet_sim.results.schema import TABLES
 
-    columns = TABLES[table].columns
-    width = max(len(c.name) for c in columns)
     row = summary.iloc[0]
+    columns = [c for c in TABLES[table].columns if not pd.isna(row[c.name])]
+    width = max((len(c.name) for c in columns), default=0)
     lines = []
     for c in columns:
         value = fmt(row[c.name], c.unit)

@@ -28,8 +28,23 @@ def test_run_stores_the_run_and_prints_its_summary(tmp_path):
     (run_dir,) = tmp_path.iterdir()
     assert out.stdout.startswith(f"run {run_dir.name}  seed 5  container  120 s simulated")
     assert "cpu_utilization_mean" in out.stdout and "web-0.requests" in out.stdout
+    assert "hosts_on_mean" in out.stdout
+    assert "migrations" not in out.stdout  # it does not consolidate: no row of "–"
     assert store.read_manifest(run_dir)["seed"] == 5
     assert out.stderr == ""  # no progress bar when not on a terminal
+
+
+def test_a_run_summary_lists_the_metrics_the_run_measures():
+    import pandas as pd
+
+    from fleet_sim.results.schema import TABLES
+
+    names = [c.name for c in TABLES["summary"].columns]
+    row = dict.fromkeys(names, 2.0) | {"slatah": float("nan")}
+    lines = cli._summary_lines(pd.DataFrame([row]), "summary")
+    listed = [line.split()[0] for line in lines]
+    assert listed == [n for n in names if n != "slatah"]
+    assert "migrations" in listed
 
 
 def test_runs_and_sweeps_default_to_folders_of_their_own(tmp_path):

@@ -28,3 +28,35 @@ def test_the_readme_api_snippet_runs_as_a_script_without_a_main_guard(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "runs: 9" in out.stdout
     assert "freeze_support" not in out.stderr and "BrokenProcessPool" not in out.stderr
+
+
+def _shown_output(command: str) -> list[str]:
+    """The lines the README shows a command printing (its ``text`` block after ``$ command``)."""
+    text = README.read_text(encoding="utf-8")
+    match = re.search(rf"```text\n\$ {re.escape(command)}\n(.*?)```", text, re.S)
+    assert match, f"the README shows no output of {command!r}"
+    return match[1].splitlines()
+
+
+def test_the_readme_lists_the_experiments_fleet_sim_list_prints(capsys):
+    from fleet_sim import cli
+
+    assert cli.main(["list"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    shown = _shown_output("fleet-sim list")
+    # every line as printed but the folder, which is where fleet_sim is installed
+    assert shown[:-1] == printed[:-1]
+    assert printed[-1].endswith("/experiments; run one with: fleet-sim run NAME)")
+    assert shown[-1] == "(…/experiments; run one with: fleet-sim run NAME)"
+
+
+def test_the_readme_shows_what_fleet_sim_run_demo_prints(tmp_path, capsys):
+    from fleet_sim import cli
+
+    assert cli.main(["run", "demo", "--out", str(tmp_path), "--quiet"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    shown = _shown_output("fleet-sim run demo")
+    run_id = printed[0].split()[1]
+    assert shown[0].split()[:2] == ["run", run_id]  # the same run: same config, same seed
+    summary = shown.index("summary")
+    assert shown[summary:] == printed[printed.index("summary"):]

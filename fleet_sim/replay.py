@@ -235,8 +235,8 @@ def _job_done(host: Host, start: memoryview, finish: memoryview):
         start[job.job_id] = job.start
         finish[job.job_id] = job.finish
         wl = job.workload
-        if (wl is not None and wl.parent is not None and not wl.in_flight
-                and all(f.exhausted for f in wl.feeds)):
+        if (wl is not None and wl.parent is not None
+                and all(f.exhausted for f in wl.feeds) and not wl.in_flight):
             detach(wl)
 
     return done

@@ -96,14 +96,17 @@ def check(host):
     assert math.isclose(used, min(sched.capacity, host.root.eff), rel_tol=1e-9, abs_tol=1e-9)
 
 
-def run(cores, nodes, jobs, recorder=None, checks=True):
-    env, host, workloads = build(cores, nodes, recorder)
+def run(cores, nodes, jobs, recorder=None, checks=True, table=None, checker=None):
+    """Run ``jobs`` on the tree ``nodes`` (its nodes recorded in ``table``), calling
+    ``checker`` (default :func:`check`) on the host after every change if ``checks``."""
+    checker = checker or check
+    env, host, workloads = build(cores, nodes, recorder, table)
     if checks:
         inner = host.cpu.on_job_done
 
         def checked(job):
             inner(job)
-            check(host)
+            checker(host)
 
         host.cpu.on_job_done = checked
 
@@ -112,7 +115,7 @@ def run(cores, nodes, jobs, recorder=None, checks=True):
             yield env.timeout(gap)
             workloads[idx % len(workloads)].submit(Job(work, max_cores))
             if checks:
-                check(host)
+                checker(host)
 
     env.process(arrivals())
     env.run()
@@ -237,22 +240,6 @@ def check_rows(host):
 def test_recorded_rows_equal_a_from_scratch_allocation(cores, nodes, jobs):
     # the recorded nodes are the workloads and, as instances (a VM, a container), the
     # nodes above them: throttled (own caps) and contention (neighbours) after every change
-    env, host, workloads = build(cores, nodes, ChangePointRecorder(), table="instances")
-    inner = host.cpu.on_job_done
-
-    def checked(job):
-        inner(job)
-        check_rows(host)
-
-    host.cpu.on_job_done = checked
-
-    def arrivals():
-        for gap, idx, work, max_cores in jobs:
-            yield env.timeout(gap)
-            workloads[idx % len(workloads)].submit(Job(work, max_cores))
-            check_rows(host)
-
-    env.process(arrivals())
-    env.run()
-    host.finalize(env.now + 1e6)
+    _, workloads = run(cores, nodes, jobs, ChangePointRecorder(), table="instances",
+                       checker=check_rows)
     assert sum(len(w.finished) for w in workloads) == len(jobs)

@@ -52,18 +52,20 @@ def build(cores, nodes, recorder=None, table=None):
     return env, host, workloads
 
 
-def job_by_job(node, shares):
+def job_by_job(node, shares, copies=None):
     """A from-scratch copy of ``node``'s tree in which every job is a leaf of its own
     (weight 1, wanting its ``max_cores``), as docs/model.md §2 defines the sharing;
-    ``shares`` maps each job to its leaf."""
+    ``shares`` maps each job to its leaf, ``copies`` (if given) each other node to its copy."""
     copy = FairNode(weight=node.weight, cap=node.cap, floor=node.floor, scale=node.scale,
                     demand=0.0 if node.children or node.is_pool else node.demand)
+    if copies is not None:
+        copies[node] = copy
     for c in node.children:
         if c.is_pool:  # its jobs, one by one
             for job in c.jobs():
                 shares[job] = copy.add(FairNode(demand=job.max_cores))
         else:
-            copy.add(job_by_job(c, shares))
+            copy.add(job_by_job(c, shares, copies))
     return copy
 
 
@@ -195,28 +197,13 @@ def test_a_subtree_moved_to_another_host_keeps_both_exact(cores, nodes, jobs, mo
                         abs_tol=1e-9)
 
 
-def _copy(node):
-    """A from-scratch copy of ``node``'s tree (a pool as one leaf wanting its jobs' cores)
-    and, per recorded node, its copy."""
-    copies = {}
-
-    def walk(n):
-        copy = FairNode(weight=n.weight, cap=n.cap, floor=n.floor, scale=n.scale,
-                        demand=0.0 if n.children else n.demand)
-        copies[n] = copy
-        for c in n.children:
-            copy.add(walk(c))
-        return copy
-
-    return walk(node), copies
-
-
 def check_rows(host):
     """Every recorded node's last row is what a from-scratch allocation gives it now: its
     demand, its allocation, and its unmet demand split by what it would get on an idle
     host (docs/model.md §2.5)."""
     sched = host.cpu
-    root, copies = _copy(host.root)
+    copies = {}
+    root = job_by_job(host.root, {}, copies)
     allocate_tree(root, sched.capacity)
     alloc = {n: c.alloc for n, c in copies.items()}
     distribute(root, effective_demand(root))  # an idle host: every node gets its share

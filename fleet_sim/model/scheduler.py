@@ -38,7 +38,7 @@ from typing import Protocol
 
 from fleet_sim.model.cputree import CpuNode, CpuShare
 from fleet_sim.model.jobs import JobPool
-from fleet_sim.numerics.fairshare import INF, distribute, redistribute
+from fleet_sim.numerics.fairshare import INF, child_shares, distribute, redistribute
 
 #: heap entry kinds; at equal times completions go before feed events
 FINISH, FEED = 0, 1
@@ -422,6 +422,7 @@ class HostCpuScheduler:
             # nothing below wants CPU yet: no one else's share moves
             self._plain = self._plain and self._is_plain(node)
             if self.on_node is not None:
+                self._store_free(node)  # 0 all through, as its allocation
                 self._record_subtree(node)
             return
         self._reshare_all()
@@ -511,9 +512,10 @@ class HostCpuScheduler:
                 # already has 0 and keeps it; O(1) however many jobs queue there
                 self._record_path(node)
             else:
-                self._reallocate(stop, stop.alloc, path)
+                self._reallocate(stop, stop.alloc, path, top)
         elif sat_before or root.eff > capacity:
-            self._reallocate(root, None, path)
+            # filling or emptying, contention moves everywhere: every idle-host share anew
+            self._reallocate(root, None, path, top, sat_before and root.eff > capacity)
         else:
             apex = top if top is not None else node
             n = apex.parent
@@ -574,21 +576,25 @@ class HostCpuScheduler:
             stack.extend(n.children)
         return True
 
-    def _reallocate(self, apex: CpuNode, amount: float | None, dirty: list | None) -> None:
+    def _reallocate(self, apex: CpuNode, amount: float | None, dirty: list | None,
+                    top: CpuNode | None = None, stays_saturated: bool = False) -> None:
         """Re-share ``amount`` (None: the host's cores, from the root) below ``apex``.
 
-        ``dirty``: the nodes whose demand changed, the changed node first; without
-        it the whole subtree is re-shared, else only what moved. Recorded nodes are
-        recorded when their row changes: with ``amount`` None every one of them
-        (contention moves everywhere when the host fills or empties), else the
-        nodes whose allocation moved and the changed node's ancestors.
+        ``dirty``: the nodes whose effective demand changed, the changed node first,
+        up to ``apex``; without it the whole subtree is re-shared, else only what
+        moved. ``top``: the highest node of ``dirty`` constrained (children's demand
+        over its cap) before or after the change. Recorded nodes are recorded when
+        their row changes: with ``amount`` None, unless the host ``stays_saturated``,
+        every one of them (contention moves everywhere when the host fills or
+        empties), else the nodes whose allocation or idle-host share moved and the
+        changed node's ancestors.
         """
         speed = self.speed
         recording = self.on_node is not None
         if amount is None:
             root = self.root
             amount = min(self.capacity, root.eff)
-            if recording:
+            if recording and not (stays_saturated and dirty is not None):
                 if root.eff > self.capacity:
                     distribute(root, root.eff)  # what each node would get on an idle host
                     self._store_free(root)
@@ -623,12 +629,63 @@ class HostCpuScheduler:
         if recording:
             tables = self.recorded_tables
             free = self.root.eff <= self.capacity
-            for n in itertools.chain(changed, inner):  # type: ignore[arg-type]
+            idle = () if free else self._idle_shares(dirty, top)
+            for n in itertools.chain(changed, inner, idle):  # type: ignore[arg-type]
                 if n.table in tables:
                     if free:
                         n.free = n.alloc
                     self._record(n)
             self._record_path(dirty[0])
+
+    def _idle_shares(self, path: list, top: CpuNode | None) -> list:
+        """Bring ``free`` (what each node would get on an idle host: the tree shared
+        from a root given its effective demand, docs/model.md §2.5) up to date on a
+        saturated host, after a change that moved the effective demands along ``path``
+        (the changed node first; ``top`` as in :meth:`_reallocate`). Return the nodes
+        whose share moved.
+
+        Above the path's end nothing moved. Below it, a node whose parent is
+        unconstrained and gets its own demand gets its own demand; from the highest
+        path node where that may fail (``top``), shares are split again wherever a
+        parent's share or its children's demands moved.
+        """
+        end = path[-1]
+        chain = []
+        n = end
+        while n is not None:
+            chain.append(n)
+            n = n.parent
+        share = chain[-1].eff  # the root, on a host as large as what it wants
+        for i in range(len(chain) - 1, 0, -1):
+            p, c = chain[i], chain[i - 1]
+            if share == p.eff and not p.scale * p.dsum > p.cap:
+                share = c.eff
+            else:
+                share = child_shares(p, share)[p.children.index(c)]
+        apex = top if top is not None else path[0]
+        moved: list = []
+        if apex is not end and share == end.eff:
+            for n in path[path.index(apex) + 1:]:  # unconstrained, each gets its demand
+                if n.free != n.eff:
+                    n.free = n.eff
+                    moved.append(n)
+            share = apex.eff
+        else:
+            apex = end
+        self._split_idle(apex, share, set(path), moved)
+        return moved
+
+    def _split_idle(self, node: CpuNode, share: float, dirty: set, moved: list) -> None:
+        """Give ``node`` the idle-host share ``share`` and split it below where it or
+        the children's demands (``dirty``) moved; append the nodes that moved."""
+        if node.free != share:
+            node.free = share
+            moved.append(node)
+        elif node not in dirty:
+            return
+        if node.children:
+            for c, a in zip(node.children, child_shares(node, share), strict=True):
+                self._split_idle(c, a, dirty, moved)
 
     def _host_changed(self, old_used: float) -> None:
         if self.root.alloc != old_used and self.on_host is not None:

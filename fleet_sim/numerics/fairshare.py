@@ -173,6 +173,19 @@ def effective_demand(node: FairNode) -> float:
     return node.eff
 
 
+def child_shares(node: FairNode, amount: float) -> list[float]:
+    """What each of ``node``'s children gets when ``node`` has ``amount``: the water-fill
+    of ``amount / scale`` over their effective demands (current), weights and floors."""
+    kids = node.children
+    inner = amount / node.scale
+    effs = [c.eff for c in kids]
+    if sum(effs) <= inner:  # all children satisfied: weights and floors do not matter
+        return effs
+    # the tree's nodes validated their weights, caps and floors when set
+    floors = [c.floor for c in kids]
+    return _fill(inner, effs, [c.weight for c in kids], floors if any(floors) else None)
+
+
 def distribute(node: FairNode, amount: float) -> None:
     """Give ``node`` the allocation ``amount`` and share it down its subtree.
 
@@ -180,13 +193,9 @@ def distribute(node: FairNode, amount: float) -> None:
     """
     node.alloc = amount
     kids = node.children
-    if not kids:
-        return
-    inner = amount / node.scale
-    shares = waterfill(inner, [c.eff for c in kids], [c.weight for c in kids],
-                       [c.floor for c in kids])
-    for c, a in zip(kids, shares, strict=True):
-        distribute(c, a)
+    if kids:
+        for c, a in zip(kids, child_shares(node, amount), strict=True):
+            distribute(c, a)
 
 
 def allocate_tree(root: FairNode, capacity: float) -> float:
@@ -217,15 +226,7 @@ def redistribute(node: FairNode, amount: float, dirty: set[FairNode],
         inner.append(node)
     if amount == old and node not in dirty:
         return
-    inner_amount = amount / node.scale
-    effs = [c.eff for c in kids]
-    if sum(effs) <= inner_amount:  # all children satisfied: weights and floors do not matter
-        shares = effs
-    else:  # the tree's nodes validated their weights, caps and floors when set
-        floors = [c.floor for c in kids]
-        shares = _fill(inner_amount, effs, [c.weight for c in kids],
-                       floors if any(floors) else None)
-    for c, a in zip(kids, shares, strict=True):
+    for c, a in zip(kids, child_shares(node, amount), strict=True):
         if not c.children:  # a leaf, inline: most children are
             if a != c.alloc:
                 c.alloc = a

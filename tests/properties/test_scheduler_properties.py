@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -157,16 +156,22 @@ def test_a_subtree_moved_to_another_host_keeps_both_exact(cores, nodes, jobs, mo
                                                            target_cores):
     # as a VM migrating: a node with its workloads and jobs in flight moves to another
     # host mid-run; both hosts stay equal to a from-scratch allocation after every change
-    # and every job's work is done exactly once, on one host or the other
-    env, host, workloads = build(cores, nodes, ChangePointRecorder())
+    # (allocations and recorded rows) and every job's work is done exactly once, on one
+    # host or the other
+    env, host, workloads = build(cores, nodes, ChangePointRecorder(), table="instances")
+
+    def check_both():
+        for h in (host, other):
+            check(h)
+            check_rows(h)
+
     other = Host(env, "g", cores=target_cores, recorder=ChangePointRecorder())
     for h in (host, other):
         inner = h.cpu.on_job_done
 
         def checked(job, inner=inner):
             inner(job)
-            check(host)
-            check(other)
+            check_both()
         h.cpu.on_job_done = checked
     node = host.root.children[which % len(host.root.children)]
 
@@ -175,14 +180,12 @@ def test_a_subtree_moved_to_another_host_keeps_both_exact(cores, nodes, jobs, mo
             yield env.timeout(gap)
             wl = workloads[idx % len(workloads)]
             wl.submit(Job(work, max_cores))
-            check(host)
-            check(other)
+            check_both()
 
     def move():
         yield env.timeout(move_at)
         host.move(node, other, other.root)
-        check(host)
-        check(other)
+        check_both()
 
     env.process(arrivals())
     env.process(move())
@@ -216,12 +219,6 @@ def check_rows(host):
                                                                               want)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known bug: on a saturated host, a change that stops at a capped node (its effective "
-    "demand unchanged, e.g. a VM at its vCPUs) re-shares below that node but leaves the "
-    "idle-host shares (CpuNode.free) of the nodes below it as they were, so their unmet "
-    "demand is split wrongly between throttled_cores and contention_cores; e.g. 1 core, "
-    "n0 (no cap) with a 0.5-core job, n2 (cap 1) with jobs of 1.0 and 0.5 core"))
 @settings(max_examples=150, deadline=None)
 @given(st.sampled_from([1.0, 2.0, 3.0, 8.0]), node_specs, job_specs)
 def test_recorded_rows_equal_a_from_scratch_allocation(cores, nodes, jobs):

@@ -353,15 +353,15 @@ class HostCpuScheduler:
             # the host has room: each recorded node gets what it would on an idle host
             tables = self.recorded_tables
             moved = [leaf] if leaf in hooked else []
+            leaf.free = leaf.alloc
             if leaf.table in tables:
-                self._record_path(leaf, leaf)
+                self._record(leaf)
             for n, dsum, eff in path:
                 n.dsum = dsum
-                n.eff = n.alloc = eff
+                n.eff = n.alloc = n.free = eff
                 raw_delta *= n.scale
                 raw = n.raw = n.raw + raw_delta
                 if n.table in tables:
-                    n.free = eff
                     # CpuShare.of(raw, eff, eff) as a plain tuple, inlined on this hot path
                     over = raw - eff if raw > eff else 0.0
                     last = n.last
@@ -512,15 +512,14 @@ class HostCpuScheduler:
                 # already has 0 and keeps it; O(1) however many jobs queue there
                 self._record_path(node)
             else:
-                self._reallocate(stop, stop.alloc, path, top)
+                self._reallocate(stop, stop.alloc, path, top, sat_before)
         elif sat_before or root.eff > capacity:
-            # filling or emptying, contention moves everywhere: every idle-host share anew
-            self._reallocate(root, None, path, top, sat_before and root.eff > capacity)
+            self._reallocate(root, None, path, top, sat_before)
         else:
             apex = top if top is not None else node
             n = apex.parent
             while n is not None:
-                n.alloc = n.eff
+                n.alloc = n.free = n.eff
                 n = n.parent
             self._reallocate(apex, apex.eff, path)
         if root.alloc != old_used and self.on_host is not None:
@@ -577,28 +576,25 @@ class HostCpuScheduler:
         return True
 
     def _reallocate(self, apex: CpuNode, amount: float | None, dirty: list | None,
-                    top: CpuNode | None = None, stays_saturated: bool = False) -> None:
+                    top: CpuNode | None = None, sat_before: bool = False) -> None:
         """Re-share ``amount`` (None: the host's cores, from the root) below ``apex``.
 
         ``dirty``: the nodes whose effective demand changed, the changed node first,
-        up to ``apex``; without it the whole subtree is re-shared, else only what
-        moved. ``top``: the highest node of ``dirty`` constrained (children's demand
-        over its cap) before or after the change. Recorded nodes are recorded when
-        their row changes: with ``amount`` None, unless the host ``stays_saturated``,
-        every one of them (contention moves everywhere when the host fills or
-        empties), else the nodes whose allocation or idle-host share moved and the
-        changed node's ancestors.
+        up to ``apex``; without it the whole subtree is re-shared and recorded, else
+        only what moved. ``top``: the highest node of ``dirty`` constrained (children's
+        demand over its cap) before or after the change; ``sat_before``: the host was
+        saturated before it. While recording, every node's ``free`` is kept at what it
+        would get on an idle host (on a host with room: its allocation), and recorded
+        nodes are recorded when their row moves.
         """
         speed = self.speed
         recording = self.on_node is not None
         if amount is None:
             root = self.root
             amount = min(self.capacity, root.eff)
-            if recording and not (stays_saturated and dirty is not None):
-                if root.eff > self.capacity:
-                    distribute(root, root.eff)  # what each node would get on an idle host
-                    self._store_free(root)
-                dirty = None
+            if recording and dirty is None and root.eff > self.capacity:
+                distribute(root, root.eff)  # what each node would get on an idle host
+                self._store_free(root)
         elif not apex.children:  # a single leaf: the common case on a host with room
             apex.alloc = amount
             if apex.is_pool:
@@ -628,12 +624,12 @@ class HostCpuScheduler:
                 self._set_rate(pool, pool.alloc * speed)
         if recording:
             tables = self.recorded_tables
-            free = self.root.eff <= self.capacity
-            idle = () if free else self._idle_shares(dirty, top)
+            room = self.root.eff <= self.capacity
+            idle = self._idle_shares(dirty, top) if sat_before or not room else ()
             for n in itertools.chain(changed, inner, idle):  # type: ignore[arg-type]
+                if room:
+                    n.free = n.alloc
                 if n.table in tables:
-                    if free:
-                        n.free = n.alloc
                     self._record(n)
             self._record_path(dirty[0])
 
@@ -764,11 +760,11 @@ class HostCpuScheduler:
         if self.on_node is None:
             return
         tables = self.recorded_tables
-        free = self.root.eff <= self.capacity
+        room = self.root.eff <= self.capacity
         while node is not None:
+            if room:
+                node.free = node.alloc
             if node.table in tables:
-                if free:
-                    node.free = node.alloc
                 self._record(node)
             if node is stop:
                 return

@@ -138,7 +138,7 @@ def test_incremental_equals_from_scratch(cores, nodes, jobs):
 @settings(max_examples=60, deadline=None)
 @given(st.sampled_from([1.0, 2.0, 8.0]), node_specs, job_specs)
 def test_recording_does_not_change_finish_times(cores, nodes, jobs):
-    # recording takes the whole-subtree path; the lazy run re-shares only what moved
+    # recording also keeps every idle-host share and writes rows: it must not move a finish time
     _, plain = run(cores, nodes, jobs, checks=False)
     _, recorded = run(cores, nodes, jobs, recorder=ChangePointRecorder(), checks=False)
     for a, b in zip(plain, recorded, strict=True):

@@ -365,6 +365,17 @@ def _width(i: int, n: int) -> float:
     return 1.5 + 1.0 * (n - 1 - i)
 
 
+def _group_ticks(ax: Axes, names: Sequence[str], colors: Sequence[str],
+                 crowded_at: int = 28) -> None:
+    """Label bars 0..n-1 with their groups' names in their colours, slanted when the
+    names together are longer than ``crowded_at`` characters (they would overlap)."""
+    crowded = sum(len(n) for n in names) > crowded_at
+    ax.set_xticks(range(len(names)), names, rotation=20 if crowded else 0,
+                  ha="right" if crowded else "center")
+    for tick, color in zip(ax.get_xticklabels(), colors, strict=True):
+        tick.set_color(color)
+
+
 def _legend(ax: Axes, **kwargs: Any) -> None:
     handles, _ = ax.get_legend_handles_labels()
     if handles:
@@ -679,9 +690,7 @@ def unmet_cpu(workload_summary: pd.DataFrame, workload: str | Sequence[str] | No
         ax.annotate(f"{fmt(sat, 'fraction')} satisfied", (xi, top), xytext=(0, 3),
                     textcoords="offset points", ha="center", va="bottom", fontsize=9,
                     color=color, fontweight="bold")
-    ax.set_xticks(x, table["group"])
-    for tick, color in zip(ax.get_xticklabels(), table["color"], strict=True):
-        tick.set_color(color)
+    _group_ticks(ax, list(table["group"]), list(table["color"]))
     ax.set_ylim(0, max(1.0, float(bottom.max())) * 1.15)
     ax.set_ylabel("unmet CPU (core-s)")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
@@ -991,12 +1000,7 @@ def density_summary(summary: pd.DataFrame, *, by: str | None = "mode",
                         ha="center", va="bottom", fontsize=9)
             rows.append({"metric": col, "group": group or "all", "n": values.size,
                          "mean": mean, "ci95": half})
-        names = [g[0] or "all" for g in groups]
-        crowded = sum(len(n) for n in names) > 28
-        ax.set_xticks(range(len(groups)), names, rotation=25 if crowded else 0,
-                      ha="right" if crowded else "center")
-        for tick, (_, _, style) in zip(ax.get_xticklabels(), groups, strict=True):
-            tick.set_color(style.color)
+        _group_ticks(ax, [g[0] or "all" for g in groups], [g[2].color for g in groups])
         ax.set_ylabel(label)
         ax.set_title(panel)
         ax.set_ylim(0, ax.get_ylim()[1] * 1.12)
@@ -1115,11 +1119,7 @@ def headline_bars(headline: pd.DataFrame, *, axes: Sequence[Axes] | None = None,
             if len(ref):
                 ax.axhline(float(ref[col].iloc[0]), color="#777777", linestyle=":",
                            linewidth=1)
-        crowded = sum(len(n) for n in labels) > 40
-        ax.set_xticks(range(len(labels)), labels, rotation=20 if crowded else 0,
-                      ha="right" if crowded else "center")
-        for tick, label in zip(ax.get_xticklabels(), labels, strict=True):
-            tick.set_color(styles[label].color)
+        _group_ticks(ax, labels, [styles[label].color for label in labels], crowded_at=40)
         ax.set_ylabel(ylabel)
         runs = int(headline["runs"].max())
         note = f"\nmean ± 95 % CI over {runs} runs" if runs > 1 else ""

@@ -161,6 +161,33 @@ def test_contention_and_throttled_split():
     assert last["b"] == (3.0, 1.0, 0.0, 2.0)
 
 
+def test_the_split_below_a_capped_unit_follows_a_change_that_stops_at_its_cap():
+    # 1 core; n0 wants 0.5; n2 (cap 1) holds w0 (weight 1, wants 1) and then w1 (weight
+    # 2, wants 0.5): n2 stays at its cap, so the change stops there. Each of n0 and n2
+    # gets 0.5; in n2, w0 gets 1/6 and w1 1/3. On an idle host n2 would get its cap of 1,
+    # w1 its 0.5 and w0 the other 0.5: so w0 is throttled 1 - 0.5 and contended
+    # 0.5 - 1/6, w1 contended 0.5 - 1/3
+    env = simpy.Environment()
+    rec = ChangePointRecorder(["workloads"])
+    host = Host(env, "h", cores=1, recorder=rec)
+    n0 = host.attach(CpuNode("n0"))
+    n2 = host.attach(CpuNode("n2", cap=1.0))
+    v = JobWorkload(host, "v", parent=n0)
+    w0 = JobWorkload(host, "w0", parent=n2, weight=1)
+    w1 = JobWorkload(host, "w1", parent=n2, weight=2)
+    for wl, cores in ((v, 0.5), (w0, 1.0), (w1, 0.5)):
+        wl.submit(Job(100, cores))
+    host.finalize(1)
+    cols = rec.data["workloads"]
+    last = {}
+    for i, name in enumerate(cols["workload"]):
+        last[name] = (cols["demand_cores"][i], cols["allocated_cores"][i],
+                      cols["throttled_cores"][i], cols["contention_cores"][i])
+    assert last["w0"] == pytest.approx((1.0, 1 / 6, 0.5, 1 / 3))
+    assert last["w1"] == pytest.approx((0.5, 1 / 3, 0.0, 1 / 6))
+    assert last["v"] == pytest.approx((0.5, 0.5, 0.0, 0.0))
+
+
 def test_eager_host_wakes_simpy_at_completion():
     env = simpy.Environment()
     host = Host(env, "h", cores=1, eager=True)

@@ -227,3 +227,62 @@ def test_recorded_rows_equal_a_from_scratch_allocation(cores, nodes, jobs):
     _, workloads = run(cores, nodes, jobs, ChangePointRecorder(), table="instances",
                        checker=check_rows)
     assert sum(len(w.finished) for w in workloads) == len(jobs)
+
+
+limit_edits = st.lists(
+    st.tuples(
+        st.floats(0.0, 4.0),                               # gap before the edit, s
+        st.integers(0, 3),                                 # node index (mod n)
+        st.sampled_from([math.inf, 0.0, 0.5, 1.0, 2.5]),   # new cap (0: a quota ran out)
+        st.sampled_from([None, 1.0, 3.0]),                 # new weight (None: unchanged)
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from([1.0, 2.0, 8.0]), node_specs, job_specs, limit_edits)
+def test_cap_and_weight_edits_keep_allocations_and_rows_exact(cores, nodes, jobs, edits):
+    # as a cgroup edit or a CFS quota period: caps and weights of the nodes above the
+    # workloads change mid-run; allocations and recorded rows stay equal to a
+    # from-scratch computation after every change
+    env, host, workloads = build(cores, nodes, ChangePointRecorder(), table="instances")
+
+    def check_all(h=host):
+        check(h)
+        check_rows(h)
+
+    inner = host.cpu.on_job_done
+
+    def checked(job):
+        inner(job)
+        check_all()
+
+    host.cpu.on_job_done = checked
+
+    def arrivals():
+        for gap, idx, work, max_cores in jobs:
+            yield env.timeout(gap)
+            workloads[idx % len(workloads)].submit(Job(work, max_cores))
+            check_all()
+
+    def limits():
+        for gap, idx, cap, weight in edits:
+            yield env.timeout(gap)
+            host.sync()
+            host.cpu.set_limits(host.root.children[idx % len(host.root.children)], cap=cap,
+                                weight=weight)
+            host.woke()
+            check_all()
+        yield env.timeout(1.0)
+        for node in host.root.children:  # open every cap again, so every job finishes
+            host.sync()
+            host.cpu.set_limits(node, cap=math.inf)
+            host.woke()
+            check_all()
+
+    env.process(arrivals())
+    env.process(limits())
+    env.run()
+    host.finalize(env.now + 1e6)
+    assert sum(len(w.finished) for w in workloads) == len(jobs)

@@ -142,6 +142,14 @@ def test_host_table_records_used_cores_and_power():
     assert list(hosts["power_w"]) == [250.0, 100.0]
 
 
+def last_rows(rec: ChangePointRecorder) -> dict[str, tuple]:
+    """Each recorded workload's last (demand, allocated, throttled, contention), cores."""
+    cols = rec.data["workloads"]
+    return {name: (cols["demand_cores"][i], cols["allocated_cores"][i],
+                   cols["throttled_cores"][i], cols["contention_cores"][i])
+            for i, name in enumerate(cols["workload"])}
+
+
 def test_contention_and_throttled_split():
     # 2 cores; a (cap 1) wants 3, b wants 3: a gets 1 (throttled 2), b gets 1 (contention 2)
     env = simpy.Environment()
@@ -152,11 +160,7 @@ def test_contention_and_throttled_split():
     a.submit(Job(100, 3))
     b.submit(Job(100, 3))
     host.finalize(1)
-    cols = rec.data["workloads"]
-    last = {}
-    for i, name in enumerate(cols["workload"]):
-        last[name] = (cols["demand_cores"][i], cols["allocated_cores"][i],
-                      cols["throttled_cores"][i], cols["contention_cores"][i])
+    last = last_rows(rec)
     assert last["a"] == (3.0, 1.0, 2.0, 0.0)
     assert last["b"] == (3.0, 1.0, 0.0, 2.0)
 
@@ -178,11 +182,7 @@ def test_the_split_below_a_capped_unit_follows_a_change_that_stops_at_its_cap():
     for wl, cores in ((v, 0.5), (w0, 1.0), (w1, 0.5)):
         wl.submit(Job(100, cores))
     host.finalize(1)
-    cols = rec.data["workloads"]
-    last = {}
-    for i, name in enumerate(cols["workload"]):
-        last[name] = (cols["demand_cores"][i], cols["allocated_cores"][i],
-                      cols["throttled_cores"][i], cols["contention_cores"][i])
+    last = last_rows(rec)
     assert last["w0"] == pytest.approx((1.0, 1 / 6, 0.5, 1 / 3))
     assert last["w1"] == pytest.approx((0.5, 1 / 3, 0.0, 1 / 6))
     assert last["v"] == pytest.approx((0.5, 0.5, 0.0, 0.0))

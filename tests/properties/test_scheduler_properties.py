@@ -97,9 +97,10 @@ def check(host):
     assert math.isclose(used, min(sched.capacity, host.root.eff), rel_tol=1e-9, abs_tol=1e-9)
 
 
-def run(cores, nodes, jobs, recorder=None, checks=True, table=None, checker=None):
+def run(cores, nodes, jobs, recorder=None, checks=True, table=None, checker=None, also=None):
     """Run ``jobs`` on the tree ``nodes`` (its nodes recorded in ``table``), calling
-    ``checker`` (default :func:`check`) on the host after every change if ``checks``."""
+    ``checker`` (default :func:`check`) on the host after every change if ``checks``;
+    ``also(env, host)``, if given, is a process of other changes run beside them."""
     checker = checker or check
     env, host, workloads = build(cores, nodes, recorder, table)
     if checks:
@@ -119,6 +120,8 @@ def run(cores, nodes, jobs, recorder=None, checks=True, table=None, checker=None
                 checker(host)
 
     env.process(arrivals())
+    if also is not None:
+        env.process(also(env, host))
     env.run()
     host.finalize(env.now + 1e6)
     return host, workloads
@@ -246,43 +249,25 @@ def test_cap_and_weight_edits_keep_allocations_and_rows_exact(cores, nodes, jobs
     # as a cgroup edit or a CFS quota period: caps and weights of the nodes above the
     # workloads change mid-run; allocations and recorded rows stay equal to a
     # from-scratch computation after every change
-    env, host, workloads = build(cores, nodes, ChangePointRecorder(), table="instances")
+    def check_all(host):
+        check(host)
+        check_rows(host)
 
-    def check_all(h=host):
-        check(h)
-        check_rows(h)
+    def set_limits(host, node, **limits):
+        host.sync()
+        host.cpu.set_limits(node, **limits)
+        host.woke()
+        check_all(host)
 
-    inner = host.cpu.on_job_done
-
-    def checked(job):
-        inner(job)
-        check_all()
-
-    host.cpu.on_job_done = checked
-
-    def arrivals():
-        for gap, idx, work, max_cores in jobs:
-            yield env.timeout(gap)
-            workloads[idx % len(workloads)].submit(Job(work, max_cores))
-            check_all()
-
-    def limits():
+    def limits(env, host):
         for gap, idx, cap, weight in edits:
             yield env.timeout(gap)
-            host.sync()
-            host.cpu.set_limits(host.root.children[idx % len(host.root.children)], cap=cap,
-                                weight=weight)
-            host.woke()
-            check_all()
+            set_limits(host, host.root.children[idx % len(host.root.children)], cap=cap,
+                       weight=weight)
         yield env.timeout(1.0)
         for node in host.root.children:  # open every cap again, so every job finishes
-            host.sync()
-            host.cpu.set_limits(node, cap=math.inf)
-            host.woke()
-            check_all()
+            set_limits(host, node, cap=math.inf)
 
-    env.process(arrivals())
-    env.process(limits())
-    env.run()
-    host.finalize(env.now + 1e6)
+    _, workloads = run(cores, nodes, jobs, ChangePointRecorder(), table="instances",
+                       checker=check_all, also=limits)
     assert sum(len(w.finished) for w in workloads) == len(jobs)

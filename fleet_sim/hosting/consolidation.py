@@ -214,6 +214,104 @@ class _Series:
                  if name not in ("seq", "index")} for i in range(n)]
 
 
+class _GuestSeries:
+    """Guests' CPU change points, kept while running as what changes them: a guest's own
+    row (its demand, its ask after a move's loss, migrating, its host) and its host's
+    scale factor of the asks, each at a *step* (one re-share). A host whose scale moves
+    costs one entry, not a row per guest on it; :meth:`split` multiplies them out."""
+
+    OWN = ("step", "t", "guest", "requested_mips", "ask_mips", "migrating", "host")
+
+    def __init__(self) -> None:
+        self.own: list[tuple[np.ndarray, ...]] = []
+        self.own_rows: list[float] = []
+        self.scales: list[tuple[np.ndarray, ...]] = []
+        self.scale_rows: list[float] = []
+        self.step = 0
+
+    def add(self, t: float, guests: np.ndarray, demand: np.ndarray, ask: np.ndarray,
+            migrating: np.ndarray, host: np.ndarray) -> None:
+        """Every guest's own row at this step (arrays)."""
+        step = np.full(guests.size, float(self.step))
+        self.own.append((step, np.full(guests.size, t), guests.astype(float), demand, ask,
+                         migrating, host.astype(float)))
+
+    def row(self, t: float, guest: int, demand: float, ask: float, migrating: float,
+            host: int) -> None:
+        """One guest's own row at this step."""
+        self.own_rows.extend((float(self.step), t, float(guest), demand, ask, migrating,
+                              float(host)))
+
+    def scale(self, t: float, hosts: np.ndarray | int, factor: np.ndarray | float) -> None:
+        """The scale factor of ``hosts`` from this step on."""
+        if isinstance(hosts, int):
+            self.scale_rows.extend((float(self.step), t, float(hosts), float(factor)))
+        elif hosts.size:
+            self.scales.append((np.full(hosts.size, float(self.step)), np.full(hosts.size, t),
+                                hosts.astype(float), np.asarray(factor, float)))
+
+    @staticmethod
+    def _columns(chunks: list[tuple[np.ndarray, ...]], rows: list[float],
+                 width: int) -> list[np.ndarray]:
+        parts = list(chunks)
+        if rows:
+            parts.append(tuple(np.array(rows).reshape(-1, width).T))
+        if not parts:
+            return [np.zeros(0) for _ in range(width)]
+        return [np.concatenate(c) for c in zip(*parts, strict=True)]
+
+    def split(self, n: int) -> list[dict[str, np.ndarray]]:
+        """Per guest (0 … n − 1): its change points ``t``, ``requested_mips``,
+        ``allocated_mips`` (its ask × its host's scale) and ``migrating``, a row where
+        one of them changed (the last of a step)."""
+        step, t, guest, demand, ask, migrating, host = self._columns(
+            self.own, self.own_rows, len(self.OWN))
+        s_step, s_t, s_host, s_factor = self._columns(self.scales, self.scale_rows, 4)
+        span = float(self.step + 1)
+        key = s_host * span + s_step  # exact: integers below 2**53
+        order = np.argsort(key, kind="stable")
+        # by host and step, after a sentinel below every host (no search falls off)
+        key, s_t, s_factor = (np.concatenate([[first], c[order]]) for first, c in
+                              ((-1.0, key), (0.0, s_t), (1.0, s_factor)))
+        order = np.lexsort((step, guest))
+        step, t, guest, demand, ask, migrating, host = (
+            c[order] for c in (step, t, guest, demand, ask, migrating, host))
+        last = np.ones(step.size, bool)  # a guest's last own row holds to the end
+        np.not_equal(guest[1:], guest[:-1], out=last[:-1])
+        until = np.where(last, span, np.append(step[1:], span))
+        at = np.searchsorted(key, host * span + step, "right") - 1  # scale as of the row
+        factor = np.where(key[at] // span == host, s_factor[at], 1.0)
+        hi = np.searchsorted(key, host * span + until, "left")
+        count = hi - (at + 1)  # the host's scale changes while the row holds
+        total = step.size + int(count.sum())
+        base = np.arange(step.size) + np.concatenate([[0], np.cumsum(count)[:-1]])
+        mine = np.zeros(total, bool)
+        mine[base] = True
+        of = np.repeat(np.arange(step.size), count)  # the own row of each scale change
+        at_scale = np.arange(of.size) - np.repeat(np.cumsum(count) - count, count) \
+            + np.repeat(at + 1, count)
+        out = {name: np.empty(total) for name in ("t", "requested_mips", "allocated_mips",
+                                                  "migrating")}
+        who = np.empty(total)
+        for into, own_v, scaled_v in ((out["t"], t, s_t[at_scale]),
+                                      (out["requested_mips"], demand, demand[of]),
+                                      (out["migrating"], migrating, migrating[of]),
+                                      (who, guest, guest[of])):
+            into[mine], into[~mine] = own_v, scaled_v
+        out["allocated_mips"][mine] = ask * factor
+        out["allocated_mips"][~mine] = ask[of] * s_factor[at_scale]
+        keep = np.ones(total, bool)  # a row where something changed (or a guest's first)
+        if total > 1:
+            keep[1:] = ((who[1:] != who[:-1]) | (out["requested_mips"][1:]
+                        != out["requested_mips"][:-1]) | (out["allocated_mips"][1:]
+                        != out["allocated_mips"][:-1]) | (out["migrating"][1:]
+                        != out["migrating"][:-1]))
+        who = who[keep].astype(np.int64)
+        out = {k: v[keep] for k, v in out.items()}
+        bounds = np.searchsorted(who, np.arange(n + 1))
+        return [{k: v[bounds[i]:bounds[i + 1]] for k, v in out.items()} for i in range(n)]
+
+
 class _Urgent(simpy.events.Event):
     """An event now, before the other events now, that calls ``callback``: where SimPy
     starts a process (its ``Initialize``), without a process."""
@@ -319,14 +417,13 @@ class DynamicFleet:
         self.layers = [container_image(name, FIRST_VERSION, *layers).layers
                        for name in self.names] if moves.mode == "container" else []
         self._hosts = _Series(("requested", "utilization", "state", "ram_used"))
-        self._vms = _Series(("requested_mips", "allocated_mips", "migrating"))
-        nan3 = (math.nan, math.nan, math.nan)
-        self._last_h: list[tuple[float, ...]] = [(*nan3, math.nan)] * len(h)  #: last rows
-        self._last_v: list[tuple[float, ...]] = [nan3] * len(types)
+        self._vms = _GuestSeries()
+        self._last_h: list[tuple[float, ...]] = [(math.nan,) * 4] * len(h)  #: last rows
         self._target_l = [-1] * len(types)  #: scalar mirrors of v_target, v_paused
         self._paused_l = [False] * len(types)
         self._vcpus_l = self.v_vcpus.tolist()
         self._ram_l = self.v_ram.tolist()
+        self._ram_h = [0.0] * len(h)  #: RAM of the guests on each host and coming to it
         self._scale_l = [1.0] * len(h)  #: each host's last scale factor of the asks
         self.move_starts: list[float] = []
         self.downtime_s = 0.0
@@ -358,10 +455,7 @@ class DynamicFleet:
 
     def ram_used(self) -> np.ndarray:
         """RAM reserved on each host (MiB): guests on it and coming to it."""
-        n = len(self.hosts)
-        used = np.bincount(self.v_host[self.v_host >= 0], self.v_ram[self.v_host >= 0], n)
-        moving = self.v_target >= 0
-        return used + np.bincount(self.v_target[moving], self.v_ram[moving], n)
+        return np.array(self._ram_h)
 
     # ------------------------------------------------------------------ run
     def start(self) -> simpy.Process:
@@ -374,6 +468,7 @@ class DynamicFleet:
         self.v_host[:] = where
         for vm, h in enumerate(where.tolist()):
             self.on[h][vm] = None
+            self._ram_h[h] += self._ram_l[vm]
         on = np.zeros(len(self.hosts), bool)
         on[where] = True
         if self.power.peak_always:
@@ -427,11 +522,12 @@ class DynamicFleet:
         source = int(self.v_host[vm])
         if self.v_target[vm] >= 0 or target == source:
             return False
-        if self.hold_ram and self.ram_used()[target] + self.v_ram[vm] > self.h_ram[target] + 1e-9:
+        if self.hold_ram and self._ram_h[target] + self._ram_l[vm] > self.h_ram[target] + 1e-9:
             self.rejected += 1
             return False
         self.v_target[vm] = self._target_l[vm] = target
         self.coming[target][vm] = None
+        self._ram_h[target] += self._ram_l[vm]
         self.move_starts.append(self.env.now)
         self._move_t0[vm] = self.env.now
         if self.h_state[target] == OFF:
@@ -529,6 +625,7 @@ class DynamicFleet:
         self.v_paused[vm] = self._paused_l[vm] = False
         del self.on[source][vm], self.coming[target][vm]
         self.on[target][vm] = None
+        self._ram_h[source] -= self._ram_l[vm]  # on the target it was coming, now on
         self._contribute(vm, 1.0)
         now, hosts = self.env.now, self.hosts
         self._event("migration" if self.moves.mode == "vm" else "move", self.names[vm],
@@ -554,6 +651,7 @@ class DynamicFleet:
         if hosts is not None:
             for h in dict.fromkeys(hosts):
                 self._share(h, vm)
+            self._vms.step += 1
             return
         touched = np.ones(n, bool)
         vms = np.arange(self.v_host.size)
@@ -572,6 +670,9 @@ class DynamicFleet:
         total = np.bincount(host, ask, n) + np.bincount(tgt_host, reserve, n)
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = np.where(total > self.h_mips, self.h_mips / total, 1.0)
+        t = self.env.now
+        rescaled = np.flatnonzero(scale != np.array(self._scale_l))
+        self._vms.scale(t, rescaled, scale[rescaled])
         self._scale_l = scale.tolist()
         alloc = ask * scale[host]
         counted = np.where(moving & ~paused, alloc / (1.0 - loss), alloc)
@@ -581,7 +682,6 @@ class DynamicFleet:
         self._sums = [total.tolist(), (np.bincount(host, unreduced, n)
                                        + np.bincount(tgt_host, reserve, n)).tolist(),
                       requested.tolist()]
-        t = self.env.now
         hs = np.flatnonzero(touched)
         self.h_used[hs] = np.minimum(used[hs], self.h_mips[hs])
         own = touched[host]  # guests whose CPU comes from a touched host
@@ -589,8 +689,8 @@ class DynamicFleet:
                                           self.h_used[hs] / self.h_mips[hs],
                                           self.h_state[hs].astype(float),
                                           self.ram_used()[hs]), self._last_h)
-        self._record(self._vms, t, vms[own], (demand[own], alloc[own],
-                                              moving[own].astype(float)), self._last_v)
+        self._vms.add(t, vms[own], demand[own], ask[own], moving[own].astype(float), host[own])
+        self._vms.step += 1
 
     def _contribute(self, v: int, sign: float) -> None:
         """Add (``sign`` = 1) or take away (−1) what guest ``v`` puts in its hosts' sums
@@ -612,35 +712,29 @@ class DynamicFleet:
 
     def _share(self, h: int, vm: int | None) -> None:
         """:meth:`_reallocate` of one host from its running sums (a move touches two
-        hosts): the rows of its guests whose share moved: all of them if the host's
-        scale factor changed, else only ``vm`` (the guest whose state changed)."""
+        hosts): its row, its scale factor if it changed (every guest on it moves with
+        it) and the own row of ``vm`` (the guest whose state changed) if it is on it."""
         loss = self.moves.cpu_loss if self.moves.mode == "vm" else 0.0
         demand, cap = self._demand_l, float(self.h_core[h])
         vcpus, target, paused = self._vcpus_l, self._target_l, self._paused_l
         sums = self._sums
         if not (self.on[h] or self.coming[h]):  # exact zeros, whatever the rounding
-            sums[0][h] = sums[1][h] = sums[2][h] = 0.0
+            sums[0][h] = sums[1][h] = sums[2][h] = self._ram_h[h] = 0.0
         total, counted, requested = sums[0][h], sums[1][h], sums[2][h]
         mips = float(self.h_mips[h])
         scale = mips / total if total > mips else 1.0
         used = min(counted * scale, mips)
         self.h_used[h] = used
         t = self.env.now
-        moved = self.on[h] if scale != self._scale_l[h] else (
-            (vm,) if vm is not None and vm in self.on[h] else ())
-        self._scale_l[h] = scale
-        last = self._last_v
-        for v in moved:
-            moving = target[v] >= 0
-            a = 0.0 if paused[v] else min(demand[v], cap * vcpus[v]) * (
+        if scale != self._scale_l[h]:
+            self._scale_l[h] = scale
+            self._vms.scale(t, h, scale)
+        if vm is not None and vm in self.on[h]:
+            moving = target[vm] >= 0
+            a = 0.0 if paused[vm] else min(demand[vm], cap * vcpus[vm]) * (
                 1.0 - loss if moving else 1.0)
-            row = (demand[v], a * scale, 1.0 if moving else 0.0)
-            if row != last[v]:
-                last[v] = row
-                self._vms.row(t, v, row)
-        ram = self._ram_l
-        row = (requested / mips, used / mips, float(self.h_state[h]),
-               sum(ram[v] for v in self.on[h]) + sum(ram[v] for v in self.coming[h]))
+            self._vms.row(t, vm, demand[vm], a, 1.0 if moving else 0.0, h)
+        row = (requested / mips, used / mips, float(self.h_state[h]), self._ram_h[h])
         if row != self._last_h[h]:
             self._last_h[h] = row
             self._hosts.row(t, h, row)

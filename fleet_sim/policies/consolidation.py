@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -411,16 +411,26 @@ def _first_min(vms: Sequence[VmView], key: Callable[[VmView], float]) -> VmView 
 class MinimumMigrationTime:
     """MMT: the VM with the least RAM (the shortest migration over the host's link)."""
 
+    @staticmethod
+    def key(vm: VmView) -> float:
+        """What MMT takes the least of: the VM's RAM (MiB)."""
+        return vm.ram_mib
+
     def select(self, vms: Sequence[VmView], rng: np.random.Generator) -> VmView | None:
-        return _first_min(vms, lambda v: v.ram_mib)
+        return _first_min(vms, self.key)
 
 
 @dataclass(frozen=True)
 class MinimumUtilization:
     """MU: the VM using the least of its own CPU (demand ÷ its MIPS)."""
 
+    @staticmethod
+    def key(vm: VmView) -> float:
+        """What MU takes the least of: the VM's demand ÷ its MIPS."""
+        return vm.demand_mips / vm.mips
+
     def select(self, vms: Sequence[VmView], rng: np.random.Generator) -> VmView | None:
-        return _first_min(vms, lambda v: v.demand_mips / v.mips)
+        return _first_min(vms, self.key)
 
 
 @dataclass(frozen=True)
@@ -608,6 +618,8 @@ class _Round:
         np.add.at(self.history, owner, self._rows)
         self.max_ram = np.zeros(n)
         np.maximum.at(self.max_ram, owner, ram)
+        #: per host, how many of its VMs have its largest RAM
+        self._at_max = np.bincount(owner, ram == self.max_ram[owner], n).astype(int).tolist()
         self.free_mips = self.mips - self.demand  #: kept equal to mips − demand
         self.free_ram = self.ram - self.ram_used  #: kept equal to ram − ram_used
         self.idle = self.used == 0
@@ -650,7 +662,10 @@ class _Round:
         self.ram_used[i] += vm.held_ram_mib
         self.bandwidth_used[i] += vm.bandwidth_mb_s
         self.history[i] += self.history_mips(vm)
-        self.max_ram[i] = max(self.max_ram[i], vm.ram_mib)
+        if vm.ram_mib > self.max_ram[i]:
+            self.max_ram[i], self._at_max[i] = vm.ram_mib, 1
+        elif vm.ram_mib == self.max_ram[i]:
+            self._at_max[i] += 1
         self._free(i)
 
     def remove(self, i: int, vm: VmView) -> None:
@@ -659,13 +674,18 @@ class _Round:
         if not vms:  # exact zeros for an empty host
             self.demand[i] = self.ram_used[i] = self.bandwidth_used[i] = self.max_ram[i] = 0.0
             self.history[i] = 0.0
+            self._at_max[i] = 0
         else:
             self.demand[i] -= vm.demand_mips
             self.ram_used[i] -= vm.held_ram_mib
             self.bandwidth_used[i] -= vm.bandwidth_mb_s
             self.history[i] -= self.history_mips(vm)
-            if vm.ram_mib >= self.max_ram[i]:  # else the largest is still there
-                self.max_ram[i] = max(v.ram_mib for v in vms)
+            if vm.ram_mib == self.max_ram[i]:
+                self._at_max[i] -= 1
+                if not self._at_max[i]:  # it was the last of the largest
+                    largest = max(v.ram_mib for v in vms)
+                    self.max_ram[i] = largest
+                    self._at_max[i] = sum(v.ram_mib == largest for v in vms)
         self._free(i)
 
     def best_host(self, vm: VmView, excluded: np.ndarray) -> int | None:
@@ -779,8 +799,7 @@ class Consolidation:
         picked: list[tuple[int, VmView]] = []
         for i in overloaded:
             movable = [v for v in state.vms[i] if not (v.migrating_out or v.migrating_in)]
-            while (vm := self.selection.select(list(movable), rng)) is not None:
-                movable.remove(vm)
+            for vm in self._picks(movable, rng):
                 state.remove(i, vm)
                 picked.append((i, vm))
                 if not state.overloaded(i):
@@ -816,6 +835,18 @@ class Consolidation:
                   for vm, s, t in migrations),
             tuple(state.hosts[i].name for i in overloaded),
             tuple(state.hosts[i].name for i in emptied))
+
+    def _picks(self, movable: list[VmView], rng: np.random.Generator) -> Iterator[VmView]:
+        """The selection's picks from ``movable``, one after the other, each among those
+        not picked before. A selection by a fixed ``key`` of each VM (MMT, MU) picks
+        them in key order (stable: the first in host order at a tie), one sort."""
+        key = getattr(self.selection, "key", None)
+        if key is not None:
+            yield from sorted(movable, key=key)
+            return
+        while (vm := self.selection.select(list(movable), rng)) is not None:
+            movable.remove(vm)
+            yield vm
 
     @staticmethod
     def _underload_order(state: _Round) -> np.ndarray:

@@ -592,15 +592,13 @@ class _Round:
         groups: dict[int, tuple[PowerCurve, list[int]]] = {}
         for i, c in enumerate(caps):
             groups.setdefault(id(c.power), (c.power, []))[1].append(i)
-        self.curves = []
-        for curve, members in groups.values():
-            mask = np.zeros(n, bool)
-            mask[members] = True
-            self.curves.append((curve, mask))
         #: per power curve: the hosts it serves and how to evaluate it on an array
-        self._power = [(np.flatnonzero(members), _evaluator(curve))
-                       for curve, members in self.curves]
+        self._power = [(_hosts_of(members), _evaluator(curve))
+                       for curve, members in groups.values()]
         self.power_now = self.power_at(self.used / self.mips)
+        #: per power curve: its hosts, its evaluation, their CPU use, MIPS and power now
+        self._rise_terms = [(idx, evaluate, self.used[idx], self.mips[idx], self.power_now[idx])
+                            for idx, evaluate in self._power]
         everyone = [v for vms in self.vms for v in vms]
         owner = np.repeat(np.arange(n), [len(vms) for vms in self.vms])
         self._row = {id(v): k for k, v in enumerate(everyone)}
@@ -705,19 +703,13 @@ class _Round:
                 | self.idle
             if not fits.any():
                 return None
-            rise = self.power_at((self.used + vm.demand_mips) / self.mips) - self.power_now
+            rise = self.rise(vm.demand_mips)
             rise[~fits] = np.inf
             return int(rise.argmin())  # the first of the least rises
         candidates = np.flatnonzero(fits)
         if candidates.size == 0:
             return None
-        rise = np.empty(candidates.size)
-        for (_, members), (_, evaluate) in zip(self.curves, self._power, strict=True):
-            sel = members[candidates]
-            c = candidates[sel]
-            rise[sel] = evaluate((self.used[c] + vm.demand_mips) / self.mips[c]) \
-                - self.power_now[c]
-        order = candidates[np.argsort(rise, kind="stable")]
+        order = candidates[np.argsort(self.rise(vm.demand_mips)[candidates], kind="stable")]
         for chunk in (order[:_FIRST_TRIED], order[_FIRST_TRIED:]):  # most VMs take the first
             ok = self.idle[chunk]
             tested = chunk[~ok]
@@ -726,6 +718,14 @@ class _Round:
             if ok.any():
                 return int(chunk[ok.argmax()])
         return None
+
+    def rise(self, demand_mips: float) -> np.ndarray:
+        """Each host's power rise (W) with ``demand_mips`` more than its CPU use at the
+        start of the round."""
+        out = np.empty(self.used.size)
+        for idx, evaluate, used, mips, now in self._rise_terms:
+            out[idx] = evaluate((used + demand_mips) / mips) - now
+        return out
 
     def power_at(self, util: np.ndarray) -> np.ndarray:
         """Each host's power (W) at ``util`` (one utilization per host)."""
@@ -737,6 +737,16 @@ class _Round:
 
 _FIRST_TRIED = 8
 """PABFD tests the detector on this many of the cheapest hosts first, then on the rest."""
+
+
+def _hosts_of(members: list[int]) -> slice | np.ndarray:
+    """Host indices ``members`` (ascending) as a slice when evenly spaced (hosts of
+    alternating types), else as an array."""
+    steps = set(np.diff(members).tolist())
+    if len(steps) <= 1 and members and steps != {0}:
+        step = steps.pop() if steps else 1
+        return slice(members[0], members[-1] + 1, step)
+    return np.array(members, np.int64)
 
 
 def _evaluator(curve: PowerCurve) -> Callable[[np.ndarray], np.ndarray]:

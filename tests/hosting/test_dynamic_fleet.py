@@ -158,6 +158,32 @@ def test_precopy_rounds_by_hand():
     assert stuck.rounds == 4 and stuck.downtime_s == pytest.approx(mb / 100.0)
 
 
+def test_a_saturated_hosts_scale_moves_every_guest_on_it_and_a_leaving_one_follows_its_new_host():
+    """Three guests asking 1000 MIPS each on A (2000): each gets 2/3 of its ask. At 300 s
+    g0 starts to leave (it keeps 90 % of its ask, B reserves the other 10 %): A's asks
+    add up to 2900, and g1 and g2, whose own state did not change, get 2000/2900 of
+    theirs. When g0 arrives on B, A is no longer saturated: one row each, g0's at B's
+    scale (B has room), not a row at A's scale first."""
+    env = simpy.Environment()
+    trace = np.full((3, 3), 100, dtype=np.uint8)
+    fleet = DynamicFleet(env, two_hosts(), ("g0", "g1", "g2"), [GuestType(1000, 512)] * 3,
+                         trace, lambda s: [0, 0, 0], _move_once(0, 1, 300.0))
+    fleet.start()
+    env.run(until=900)
+    m = 512 * MB_PER_MIB / (BW / 2)
+    g0, g1, g2 = fleet.record().vm_series
+    for g in (g0, g1, g2):
+        assert g["t"].tolist() == pytest.approx([0, 300, 300 + m])
+        assert g["requested_mips"].tolist() == [1000.0] * 3
+    assert g0["allocated_mips"].tolist() == pytest.approx([2000 / 3, 900 * 2000 / 2900, 1000],
+                                                          rel=1e-12)
+    assert g0["migrating"].tolist() == [0, 1, 0]
+    for g in (g1, g2):
+        assert g["allocated_mips"].tolist() == pytest.approx(
+            [2000 / 3, 1000 * 2000 / 2900, 1000], rel=1e-12)
+        assert g["migrating"].tolist() == [0, 0, 0]
+
+
 def test_precopy_downtime_pauses_the_vm_at_the_end():
     env = simpy.Environment()
     trace = np.full((1, 3), 50, dtype=np.uint8)

@@ -9,16 +9,23 @@ import dataclasses
 import numpy as np
 import pytest
 
+from fleet_sim.model.views import HostCapacity
+from fleet_sim.numerics.power import LinearPower
 from fleet_sim.policies.consolidation import (
     HISTORY_LENGTH,
+    Consolidation,
+    HostView,
     InterQuartileRange,
     LocalRegression,
     MaximumCorrelation,
     MedianAbsoluteDeviation,
+    MinimumMigrationTime,
+    MinimumUtilization,
     OverloadDetector,
     StaticThreshold,
     VmColumns,
     VmView,
+    _Round,
     determination,
     host_loads,
     overloaded_hosts,
@@ -122,3 +129,50 @@ def test_vm_columns_of_short_histories_are_right_aligned_in_mips():
     assert cols.history_mips[0, -2:].tolist() == [100.0, 200.0]
     assert cols.history_mips[1, -1] == 1000.0 and not cols.history_mips[:, :-2].any()
     assert cols.held_ram_mib.tolist() == [870.0, 0.0]
+
+
+def random_vms(rng: np.random.Generator, n: int) -> list[VmView]:
+    """VMs of few RAM sizes and demands, so that keys tie."""
+    return [VmView(f"v{k}", float(rng.choice([500.0, 1000.0])), float(rng.choice([0, 100, 250])),
+                   float(rng.choice([613.0, 870.0, 1740.0])), (0.1,) * HISTORY_LENGTH)
+            for k in range(n)]
+
+
+@pytest.mark.parametrize("selection", [MinimumMigrationTime(), MinimumUtilization()],
+                         ids=lambda s: type(s).__name__)
+@pytest.mark.parametrize("seed", range(5))
+def test_keyed_picks_in_one_sort_are_the_picks_one_at_a_time(selection, seed: int):
+    vms = random_vms(np.random.default_rng(seed), 40)
+    rng = np.random.default_rng(0)
+    one_at_a_time, left = [], list(vms)
+    while (vm := selection.select(list(left), rng)) is not None:
+        left.remove(vm)
+        one_at_a_time.append(vm.name)
+    policy = Consolidation(StaticThreshold(0.8), selection)
+    assert [v.name for v in policy._picks(list(vms), rng)] == one_at_a_time
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_rounds_running_sums_stay_those_of_its_vms(seed: int):
+    """Random adds and removes: each host's largest RAM and demand are its VMs' (the
+    largest kept by a count of VMs at it); each host's power rise is the curve's rise."""
+    rng = np.random.default_rng(seed)
+    caps = [HostCapacity(2, 1000.0, 4096.0, 125.0, LinearPower(100.0, 200.0)),
+            HostCapacity(2, 1500.0, 4096.0, 125.0, LinearPower(80.0, 250.0))]
+    vms = random_vms(rng, 30)
+    hosts = [HostView(f"h{i}", caps[i % 2], tuple(vms[i::6]), 300.0 * i) for i in range(6)]
+    state = _Round(hosts, StaticThreshold(0.8))
+    where = {id(v): i for i in range(6) for v in vms[i::6]}
+    for _ in range(200):
+        vm = vms[int(rng.integers(len(vms)))]
+        state.remove(where[id(vm)], vm)
+        where[id(vm)] = int(rng.integers(6))
+        state.add(where[id(vm)], vm)
+        for i in range(6):
+            on = [v for v in vms if where[id(v)] == i]
+            assert state.max_ram[i] == max((v.ram_mib for v in on), default=0.0)
+            assert state.demand[i] == pytest.approx(sum(v.demand_mips for v in on), abs=1e-9)
+    d = 250.0
+    expected = [caps[i % 2].power.power_w((300.0 * i + d) / caps[i % 2].mips)
+                - caps[i % 2].power.power_w(300.0 * i / caps[i % 2].mips) for i in range(6)]
+    assert state.rise(d).tolist() == pytest.approx(expected, rel=1e-12)

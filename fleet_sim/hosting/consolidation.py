@@ -220,7 +220,8 @@ class _GuestSeries:
     scale factor of the asks, each at a *step* (one re-share). A host whose scale moves
     costs one entry, not a row per guest on it; :meth:`split` multiplies them out."""
 
-    OWN = ("step", "t", "guest", "requested_mips", "ask_mips", "migrating", "host")
+    OWN_WIDTH = 7
+    """Fields of an own row: step, t, guest, requested_mips, ask_mips, migrating, host."""
 
     def __init__(self) -> None:
         self.own: list[tuple[np.ndarray, ...]] = []
@@ -260,33 +261,35 @@ class _GuestSeries:
             return [np.zeros(0) for _ in range(width)]
         return [np.concatenate(c) for c in zip(*parts, strict=True)]
 
+    def _host_scales(self, span: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The scale changes by host and step as ``(key, t, factor)``, ``key`` = host ×
+        ``span`` + step (exact: integers below 2**53), after a sentinel below every
+        host (so that no search falls off the front)."""
+        s_step, s_t, s_host, s_factor = self._columns(self.scales, self.scale_rows, 4)
+        key = s_host * span + s_step
+        order = np.argsort(key, kind="stable")
+        return tuple(np.concatenate([[first], c[order]]) for first, c in
+                     ((-1.0, key), (0.0, s_t), (1.0, s_factor)))
+
     def split(self, n: int) -> list[dict[str, np.ndarray]]:
         """Per guest (0 … n − 1): its change points ``t``, ``requested_mips``,
         ``allocated_mips`` (its ask × its host's scale) and ``migrating``, a row where
         one of them changed (the last of a step)."""
-        step, t, guest, demand, ask, migrating, host = self._columns(
-            self.own, self.own_rows, len(self.OWN))
-        s_step, s_t, s_host, s_factor = self._columns(self.scales, self.scale_rows, 4)
         span = float(self.step + 1)
-        key = s_host * span + s_step  # exact: integers below 2**53
-        order = np.argsort(key, kind="stable")
-        # by host and step, after a sentinel below every host (no search falls off)
-        key, s_t, s_factor = (np.concatenate([[first], c[order]]) for first, c in
-                              ((-1.0, key), (0.0, s_t), (1.0, s_factor)))
-        order = np.lexsort((step, guest))
-        step, t, guest, demand, ask, migrating, host = (
-            c[order] for c in (step, t, guest, demand, ask, migrating, host))
+        key, s_t, s_factor = self._host_scales(span)
+        own = self._columns(self.own, self.own_rows, self.OWN_WIDTH)
+        order = np.lexsort((own[0], own[2]))  # by guest, then step
+        step, t, guest, demand, ask, migrating, host = (c[order] for c in own)
         last = np.ones(step.size, bool)  # a guest's last own row holds to the end
         np.not_equal(guest[1:], guest[:-1], out=last[:-1])
         until = np.where(last, span, np.append(step[1:], span))
         at = np.searchsorted(key, host * span + step, "right") - 1  # scale as of the row
         factor = np.where(key[at] // span == host, s_factor[at], 1.0)
-        hi = np.searchsorted(key, host * span + until, "left")
-        count = hi - (at + 1)  # the host's scale changes while the row holds
+        count = np.searchsorted(key, host * span + until, "left") - (at + 1)
+        # each own row, then a row for each change of its host's scale while it holds
         total = step.size + int(count.sum())
-        base = np.arange(step.size) + np.concatenate([[0], np.cumsum(count)[:-1]])
         mine = np.zeros(total, bool)
-        mine[base] = True
+        mine[np.arange(step.size) + np.concatenate([[0], np.cumsum(count)[:-1]])] = True
         of = np.repeat(np.arange(step.size), count)  # the own row of each scale change
         at_scale = np.arange(of.size) - np.repeat(np.cumsum(count) - count, count) \
             + np.repeat(at + 1, count)
@@ -296,20 +299,27 @@ class _GuestSeries:
         for into, own_v, scaled_v in ((out["t"], t, s_t[at_scale]),
                                       (out["requested_mips"], demand, demand[of]),
                                       (out["migrating"], migrating, migrating[of]),
+                                      (out["allocated_mips"], ask * factor,
+                                       ask[of] * s_factor[at_scale]),
                                       (who, guest, guest[of])):
             into[mine], into[~mine] = own_v, scaled_v
-        out["allocated_mips"][mine] = ask * factor
-        out["allocated_mips"][~mine] = ask[of] * s_factor[at_scale]
-        keep = np.ones(total, bool)  # a row where something changed (or a guest's first)
-        if total > 1:
-            keep[1:] = ((who[1:] != who[:-1]) | (out["requested_mips"][1:]
-                        != out["requested_mips"][:-1]) | (out["allocated_mips"][1:]
-                        != out["allocated_mips"][:-1]) | (out["migrating"][1:]
-                        != out["migrating"][:-1]))
-        who = who[keep].astype(np.int64)
-        out = {k: v[keep] for k, v in out.items()}
-        bounds = np.searchsorted(who, np.arange(n + 1))
-        return [{k: v[bounds[i]:bounds[i + 1]] for k, v in out.items()} for i in range(n)]
+        return _changes(who, out, n)
+
+
+def _changes(who: np.ndarray, rows: dict[str, np.ndarray],
+             n: int) -> list[dict[str, np.ndarray]]:
+    """``rows`` (``t`` and values, sorted by guest ``who``) split per guest 0 … n − 1,
+    keeping a guest's first row and each row where a value changed."""
+    keep = np.ones(who.size, bool)
+    if who.size > 1:
+        keep[1:] = who[1:] != who[:-1]
+        for name, v in rows.items():
+            if name != "t":
+                keep[1:] |= v[1:] != v[:-1]
+    who = who[keep].astype(np.int64)
+    rows = {k: v[keep] for k, v in rows.items()}
+    bounds = np.searchsorted(who, np.arange(n + 1))
+    return [{k: v[bounds[i]:bounds[i + 1]] for k, v in rows.items()} for i in range(n)]
 
 
 class _Urgent(simpy.events.Event):

@@ -29,7 +29,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -218,8 +218,8 @@ def _settle(detector: OverloadDetector, loads: HostLoads, verdict: np.ndarray,
             value: np.ndarray, boundary: np.ndarray | float) -> np.ndarray:
     """``verdict``, with the rows whose ``value`` is within :data:`BOUNDARY_RTOL` of
     ``boundary`` decided again by ``detector.overloaded`` on that row alone."""
-    near = np.flatnonzero(np.abs(value - boundary) <= BOUNDARY_RTOL * np.maximum(
-        1.0, np.abs(boundary)))
+    near = (np.abs(value - boundary) <= BOUNDARY_RTOL * np.maximum(
+        1.0, np.abs(boundary))).nonzero()[0]
     for k in near.tolist():
         verdict[k] = detector.overloaded(loads.load(k))
     return verdict
@@ -250,14 +250,25 @@ class StaticThreshold:
 def iqr(data: np.ndarray) -> float:
     """Interquartile range as CloudSim takes it: with ``s`` sorted and 1-based ranks
     rounded half up, s[round(3(n + 1) / 4)] − s[round((n + 1) / 4)]."""
-    s = np.sort(data)
-    n = s.size
-    return float(s[math.floor(0.75 * (n + 1) + 0.5) - 1] - s[math.floor(0.25 * (n + 1) + 0.5) - 1])
+    s = sorted(np.asarray(data, float).tolist())  # a history is short: lists beat arrays
+    n = len(s)
+    return s[math.floor(0.75 * (n + 1) + 0.5) - 1] - s[math.floor(0.25 * (n + 1) + 0.5) - 1]
+
+
+def _sorted_median(s: list[float]) -> float:
+    """``np.median`` of the sorted values ``s``: the middle one, or the mean of the middle two."""
+    half = len(s) // 2
+    return s[half] if len(s) % 2 else (s[half - 1] + s[half]) / 2.0
 
 
 def mad(data: np.ndarray) -> float:
-    """Median absolute deviation from the median."""
-    return float(np.median(np.abs(data - np.median(data))))
+    """Median absolute deviation from the median (``np.median`` arithmetic)."""
+    data = np.asarray(data, float)
+    values = data.tolist()
+    if not values:
+        return math.nan
+    centre = _sorted_median(sorted(values))
+    return _sorted_median(sorted(np.abs(data - centre).tolist()))
 
 
 def _row_medians(data: np.ndarray) -> np.ndarray:
@@ -299,12 +310,16 @@ class _AdaptiveThreshold(ABC):
         verdict = np.zeros(len(loads), bool)
         if short.any():
             verdict[short] = overloaded_hosts(self.fallback, loads.rows(short))
+        long = ~short
         limit = np.full(len(loads), np.nan)
-        for n in np.unique(loads.samples[~short]).tolist():
-            rows = np.flatnonzero(loads.samples == n)
+        lengths = loads.samples[long]
+        if lengths.size and (lengths == lengths[0]).all():  # the usual case: one length
+            groups = [(int(lengths[0]), long.nonzero()[0])]
+        else:
+            groups = [(n, (loads.samples == n).nonzero()[0]) for n in np.unique(lengths).tolist()]
+        for n, rows in groups:
             limit[rows] = 1.0 - self.safety * self.spread_all(
                 loads.history[rows, HISTORY_LENGTH - n:])
-        long = ~short
         verdict[long] = loads.utilization[long] > limit[long]
         return _settle(self, loads, verdict, np.where(long, loads.utilization, np.inf), limit)
 
@@ -400,6 +415,15 @@ class VmSelection(Protocol):
     in host order); None when there is none."""
 
     def select(self, vms: Sequence[VmView], rng: np.random.Generator) -> VmView | None: ...
+
+
+@runtime_checkable
+class KeyedSelection(VmSelection, Protocol):
+    """A selection that always takes the VM with the least ``key`` (the first in host
+    order at a tie), so its picks one after the other are the VMs in key order."""
+
+    @staticmethod
+    def key(vm: VmView) -> float: ...
 
 
 def _first_min(vms: Sequence[VmView], key: Callable[[VmView], float]) -> VmView | None:
@@ -698,19 +722,20 @@ class _Round:
             fits &= self.core_mips >= vm.demand_mips / vm.vcpus
         if vm.bandwidth_mb_s > 0:
             fits &= self.bandwidth - self.bandwidth_used >= vm.bandwidth_mb_s
-        if isinstance(self.detector, StaticThreshold):  # its test on every host at once
+        static = isinstance(self.detector, StaticThreshold)
+        if static:  # its test on every host at once
             fits &= ((self.demand + vm.demand_mips) / self.mips <= self.detector.threshold) \
                 | self.idle
-            if not fits.any():
-                return None
-            rise = self.rise(vm.demand_mips)
-            rise[~fits] = np.inf
-            return int(rise.argmin())  # the first of the least rises
-        candidates = np.flatnonzero(fits)
-        if candidates.size == 0:
+        if not fits.any():
             return None
-        order = candidates[np.argsort(self.rise(vm.demand_mips)[candidates], kind="stable")]
-        for chunk in (order[:_FIRST_TRIED], order[_FIRST_TRIED:]):  # most VMs take the first
+        rise = self.rise(vm.demand_mips)
+        rise[~fits] = np.inf
+        cheapest = int(rise.argmin())  # the first of the least rises: most VMs take it
+        if static or self.idle[cheapest] or not self.overloaded(cheapest, vm):
+            return cheapest
+        candidates = fits.nonzero()[0]
+        order = candidates[np.argsort(rise[candidates], kind="stable")][1:]
+        for chunk in (order[:_FIRST_TRIED], order[_FIRST_TRIED:]):
             ok = self.idle[chunk]
             tested = chunk[~ok]
             if tested.size:
@@ -740,13 +765,12 @@ _FIRST_TRIED = 8
 
 
 def _hosts_of(members: list[int]) -> slice | np.ndarray:
-    """Host indices ``members`` (ascending) as a slice when evenly spaced (hosts of
-    alternating types), else as an array."""
+    """Host indices ``members`` (ascending, distinct, not empty) as a slice when evenly
+    spaced (hosts of alternating types), else as an array."""
     steps = set(np.diff(members).tolist())
-    if len(steps) <= 1 and members and steps != {0}:
-        step = steps.pop() if steps else 1
-        return slice(members[0], members[-1] + 1, step)
-    return np.array(members, np.int64)
+    if len(steps) > 1:
+        return np.array(members, np.int64)
+    return slice(members[0], members[-1] + 1, steps.pop() if steps else 1)
 
 
 def _evaluator(curve: PowerCurve) -> Callable[[np.ndarray], np.ndarray]:
@@ -850,9 +874,8 @@ class Consolidation:
         """The selection's picks from ``movable``, one after the other, each among those
         not picked before. A selection by a fixed ``key`` of each VM (MMT, MU) picks
         them in key order (stable: the first in host order at a tie), one sort."""
-        key = getattr(self.selection, "key", None)
-        if key is not None:
-            yield from sorted(movable, key=key)
+        if isinstance(self.selection, KeyedSelection):
+            yield from sorted(movable, key=self.selection.key)
             return
         while (vm := self.selection.select(list(movable), rng)) is not None:
             movable.remove(vm)

@@ -625,7 +625,8 @@ class _Round:
                             for idx, evaluate in self._power]
         everyone = [v for vms in self.vms for v in vms]
         owner = np.repeat(np.arange(n), [len(vms) for vms in self.vms])
-        self._row = {id(v): k for k, v in enumerate(everyone)}
+        self._row = {id(v): k for k, v in enumerate(everyone)}  # ids of VMs self.hosts holds
+        self._others: list[VmView] = []
         if columns is None:
             columns = VmColumns.of(everyone)
         elif columns.demand_mips.size != len(everyone):
@@ -653,6 +654,7 @@ class _Round:
         if k is None:
             k = self._row[id(vm)] = len(self._rows)
             self._rows = np.vstack([self._rows, _history_mips(vm)])
+            self._others.append(vm)  # alive for the round, so that no other VM takes its id
         return self._rows[k]
 
     def overloaded(self, i: int, extra: VmView | None = None) -> bool:

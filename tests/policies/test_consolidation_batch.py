@@ -5,9 +5,12 @@ their columns built at once (docs/model.md §12)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fleet_sim.model.views import HostCapacity
 from fleet_sim.numerics.power import LinearPower
@@ -27,7 +30,10 @@ from fleet_sim.policies.consolidation import (
     VmView,
     _Round,
     determination,
+    host_load,
     host_loads,
+    iqr,
+    mad,
     overloaded_hosts,
     vm_views,
 )
@@ -176,3 +182,67 @@ def test_a_rounds_running_sums_stay_those_of_its_vms(seed: int):
     expected = [caps[i % 2].power.power_w((300.0 * i + d) / caps[i % 2].mips)
                 - caps[i % 2].power.power_w(300.0 * i / caps[i % 2].mips) for i in range(6)]
     assert state.rise(d).tolist() == pytest.approx(expected, rel=1e-12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 100), min_size=4, max_size=HISTORY_LENGTH),
+       st.sampled_from([500.0, 870.0, 2500.0]))
+def test_iqr_and_mad_of_one_history_are_numpys(percent: list[int], mips: float):
+    h = np.array(percent) * mips / 100.0 / 3720.0  # whole percentages of a VM on a host
+    assert mad(h) == float(np.median(np.abs(h - np.median(h))))
+    s, n = np.sort(h), h.size
+    assert iqr(h) == float(s[math.floor(0.75 * (n + 1) + 0.5) - 1]
+                           - s[math.floor(0.25 * (n + 1) + 0.5) - 1])
+
+
+def pabfd_by_definition(state: _Round, hosts: list[HostView], vm: VmView,
+                        excluded: np.ndarray, detector: OverloadDetector) -> int | None:
+    """The first host, by power rise then host order, where ``vm`` fits and that is idle
+    or not overloaded with it (the detector on :func:`host_load` of its VMs and ``vm``)."""
+    for i in np.argsort(state.rise(vm.demand_mips), kind="stable").tolist():
+        cap, on = hosts[i].capacity, hosts[i].vms
+        fits = (not excluded[i]
+                and cap.ram_mib - sum(v.held_ram_mib for v in on) >= vm.held_ram_mib
+                and cap.mips - sum(v.demand_mips for v in on) >= vm.demand_mips
+                and cap.core_mips >= vm.demand_mips / vm.vcpus)
+        if fits and (hosts[i].used_mips == 0
+                     or not detector.overloaded(host_load(cap, [*on, vm]))):
+            return i
+    return None
+
+
+@pytest.mark.parametrize("detector", [*DETECTORS[1:3], LocalRegression(2.0), DETECTORS[4]],
+                         ids=lambda d: type(d).__name__)
+def test_pabfd_takes_the_first_cheapest_host_the_detector_accepts(detector):
+    rng = np.random.default_rng(0)
+    caps = [HostCapacity(2, 1860.0, 4096.0, 125.0, LinearPower(86.0, 117.0)),
+            HostCapacity(2, 2660.0, 4096.0, 125.0, LinearPower(93.7, 135.0))]
+
+    def a_vm(name: str) -> VmView:
+        mips = float(rng.choice([500.0, 1000.0, 2000.0, 2500.0]))
+        history = tuple(rng.integers(0, 100, int(rng.integers(5, HISTORY_LENGTH + 1))) / 100.0)
+        return VmView(name, mips, history[-1] * mips, float(rng.choice([613.0, 870.0])),
+                      history)
+
+    cheapest_refused = 0
+    for fleet in range(4):
+        hosts = []
+        for i in range(24):
+            on = tuple(a_vm(f"h{i}v{k}") for k in range(int(rng.integers(0, 5))))
+            hosts.append(HostView(f"h{i}", caps[i % 2], on, sum(v.demand_mips for v in on)))
+        state = _Round(hosts, detector)
+        for trial in range(50):  # each VM a new object: a round must not confuse their ids
+            vm, excluded = a_vm(f"new{trial}"), rng.random(len(hosts)) < 0.2
+            expected = pabfd_by_definition(state, hosts, vm, excluded, detector)
+            assert state.best_host(vm, excluded) == expected, (fleet, trial)
+            fitting = pabfd_by_definition(state, hosts, vm, excluded, _Never())
+            cheapest_refused += expected != fitting
+    assert cheapest_refused > 0  # the detector turned the cheapest host down
+
+
+@dataclasses.dataclass(frozen=True)
+class _Never:
+    """A detector that never fires."""
+
+    def overloaded(self, load) -> bool:
+        return False

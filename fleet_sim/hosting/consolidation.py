@@ -201,17 +201,31 @@ class _Series:
 
     def split(self, n: int) -> list[dict[str, np.ndarray]]:
         """Per entity (0 … n − 1): its change points, columns ``t`` and ``columns``."""
-        parts = list(self.chunks)
-        if self.rows:
-            parts.append(tuple(np.array(self.rows).reshape(-1, 3 + len(self.columns)).T))
-        cols = [np.concatenate(c) for c in zip(*parts, strict=True)]
-        index = cols[2].astype(np.int64)
-        order = np.lexsort((cols[0], index))
-        cols, index = [c[order] for c in cols], index[order]
-        bounds = np.searchsorted(index, np.arange(n + 1))
-        names = ("seq", "t", "index", *self.columns)
-        return [{name: c[bounds[i]:bounds[i + 1]] for name, c in zip(names, cols, strict=True)
-                 if name not in ("seq", "index")} for i in range(n)]
+        seq, t, index, *values = _stack(self.chunks, self.rows, 3 + len(self.columns))
+        index = index.astype(np.int64)
+        order = np.lexsort((seq, index))
+        return _per_entity(index[order], {name: c[order] for name, c in
+                                          zip(("t", *self.columns), (t, *values), strict=True)},
+                           n)
+
+
+def _stack(chunks: list[tuple[np.ndarray, ...]], rows: list[float],
+           width: int) -> list[np.ndarray]:
+    """The ``width`` columns of ``chunks`` (tuples of arrays) followed by ``rows`` (flat,
+    ``width`` values a row), each as one array."""
+    parts = list(chunks)
+    if rows:
+        parts.append(tuple(np.array(rows).reshape(-1, width).T))
+    if not parts:
+        return [np.zeros(0) for _ in range(width)]
+    return [np.concatenate(c) for c in zip(*parts, strict=True)]
+
+
+def _per_entity(index: np.ndarray, columns: dict[str, np.ndarray],
+                n: int) -> list[dict[str, np.ndarray]]:
+    """``columns`` (rows sorted by entity ``index``, int) split per entity 0 … n − 1."""
+    bounds = np.searchsorted(index, np.arange(n + 1))
+    return [{k: v[bounds[i]:bounds[i + 1]] for k, v in columns.items()} for i in range(n)]
 
 
 class _GuestSeries:
@@ -251,21 +265,11 @@ class _GuestSeries:
             self.scales.append((np.full(hosts.size, float(self.step)), np.full(hosts.size, t),
                                 hosts.astype(float), np.asarray(factor, float)))
 
-    @staticmethod
-    def _columns(chunks: list[tuple[np.ndarray, ...]], rows: list[float],
-                 width: int) -> list[np.ndarray]:
-        parts = list(chunks)
-        if rows:
-            parts.append(tuple(np.array(rows).reshape(-1, width).T))
-        if not parts:
-            return [np.zeros(0) for _ in range(width)]
-        return [np.concatenate(c) for c in zip(*parts, strict=True)]
-
     def _host_scales(self, span: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The scale changes by host and step as ``(key, t, factor)``, ``key`` = host ×
         ``span`` + step (exact: integers below 2**53), after a sentinel below every
         host (so that no search falls off the front)."""
-        s_step, s_t, s_host, s_factor = self._columns(self.scales, self.scale_rows, 4)
+        s_step, s_t, s_host, s_factor = _stack(self.scales, self.scale_rows, 4)
         key = s_host * span + s_step
         order = np.argsort(key, kind="stable")
         return tuple(np.concatenate([[first], c[order]]) for first, c in
@@ -277,7 +281,7 @@ class _GuestSeries:
         one of them changed (the last of a step)."""
         span = float(self.step + 1)
         key, s_t, s_factor = self._host_scales(span)
-        own = self._columns(self.own, self.own_rows, self.OWN_WIDTH)
+        own = _stack(self.own, self.own_rows, self.OWN_WIDTH)
         order = np.lexsort((own[0], own[2]))  # by guest, then step
         step, t, guest, demand, ask, migrating, host = (c[order] for c in own)
         last = np.ones(step.size, bool)  # a guest's last own row holds to the end
@@ -316,10 +320,7 @@ def _changes(who: np.ndarray, rows: dict[str, np.ndarray],
         for name, v in rows.items():
             if name != "t":
                 keep[1:] |= v[1:] != v[:-1]
-    who = who[keep].astype(np.int64)
-    rows = {k: v[keep] for k, v in rows.items()}
-    bounds = np.searchsorted(who, np.arange(n + 1))
-    return [{k: v[bounds[i]:bounds[i + 1]] for k, v in rows.items()} for i in range(n)]
+    return _per_entity(who[keep].astype(np.int64), {k: v[keep] for k, v in rows.items()}, n)
 
 
 class _Urgent(simpy.events.Event):

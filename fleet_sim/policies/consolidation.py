@@ -763,7 +763,8 @@ class _Round:
 
 
 _FIRST_TRIED = 8
-"""PABFD tests the detector on this many of the cheapest hosts first, then on the rest."""
+"""When the cheapest host refuses a VM, PABFD tests the detector on this many of the next
+cheapest hosts at once, then on the rest."""
 
 
 def _hosts_of(members: list[int]) -> slice | np.ndarray:
